@@ -1,0 +1,41 @@
+# Entry points. `make run` and `make test` are the whole set-up on a fresh
+# Debian machine: both install what is missing first (see `deps`).
+SHELL := /bin/bash
+CARGO ?= cargo
+export LIBCLANG_PATH ?= /usr/lib/llvm-19/lib
+
+.PHONY: all deps build lib header run test test-rust test-collector lint fmt clean bench
+
+all: build
+
+# System packages the build and the tests need; idempotent and quick when present.
+deps:
+	@scripts/deps.sh
+
+build: deps lib
+
+# The static library (and its committed header) that every host links.
+lib:
+	$(CARGO) build --release -p otel-ebpf-ffi
+
+# Regenerate the committed C header (a test fails when it drifts).
+header:
+	OTEL_EBPF_UPDATE_HEADER=1 $(CARGO) test -p otel-ebpf-ffi --test header
+
+lint: deps
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+test-rust: deps
+	$(CARGO) test --workspace --no-fail-fast -- --test-threads=1
+
+test: deps lint test-rust test-collector
+
+clean:
+	$(CARGO) clean
+	rm -rf dist
+
+-include mk/*.mk

@@ -1,0 +1,22 @@
+//! Batching: telemetry leaves in batches bounded by size and by delay.
+
+mod batcher;
+
+pub use batcher::SpanBatcher;
+
+/// Which OTLP request a batch holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    Traces,
+    Metrics,
+    Logs,
+}
+
+/// Encoded OTLP request bytes of one signal, ready for the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    pub signal: Signal,
+    pub data: Vec<u8>,
+    /// Items (spans, points, records) inside, for accounting.
+    pub items: usize,
+}

@@ -1,0 +1,156 @@
+//! The receiver's configuration, as JSON handed over the C ABI. Unknown keys
+//! are rejected so a typo never silently falls back to a default.
+
+use serde::Deserialize;
+
+/// Largest payload prefix one event can carry (`OE_MAX_CAPTURE` in events.h).
+pub const MAX_CAPTURE_SIZE: u32 = ebpf_probes::abi::OE_MAX_CAPTURE;
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Kernel → user ring buffer size in bytes: a power of two, at least one page.
+    pub ring_buffer_size: u32,
+    /// Payload bytes captured per read/write syscall (1..=4096). Larger sees
+    /// bigger request heads; smaller costs less per event.
+    pub capture_size: u32,
+    /// Connections tracked at once in the kernel table (LRU beyond that).
+    pub max_connections: u32,
+    pub batch: BatchConfig,
+    /// Batches waiting for the host to poll; beyond that a batch is dropped and counted.
+    pub queue_size: usize,
+    /// Processes never traced, besides the one hosting the library.
+    pub exclude_pids: Vec<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BatchConfig {
+    /// A batch is sent when it holds this many spans...
+    pub max_spans: usize,
+    /// ...or when its oldest span has waited this long.
+    pub timeout_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            ring_buffer_size: 8 << 20,
+            capture_size: 1024,
+            max_connections: 65536,
+            batch: BatchConfig::default(),
+            queue_size: 64,
+            exclude_pids: Vec::new(),
+        }
+    }
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        Self {
+            max_spans: 1024,
+            timeout_ms: 1000,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("invalid config JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("invalid config: {field} = {value}: {reason}")]
+    Value {
+        field: &'static str,
+        value: String,
+        reason: &'static str,
+    },
+}
+
+impl Config {
+    /// Parses and validates a JSON config; `{}` (or empty input) gives the defaults.
+    pub fn from_json(json: &str) -> Result<Self, ConfigError> {
+        let config: Config = if json.trim().is_empty() {
+            Config::default()
+        } else {
+            serde_json::from_str(json)?
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |field, value: &dyn ToString, reason| {
+            Err(ConfigError::Value {
+                field,
+                value: value.to_string(),
+                reason,
+            })
+        };
+        if !self.ring_buffer_size.is_power_of_two() || self.ring_buffer_size < 4096 {
+            return bad("ring_buffer_size", &self.ring_buffer_size, "must be a power of two >= 4096");
+        }
+        if self.capture_size == 0 || self.capture_size > MAX_CAPTURE_SIZE {
+            return bad("capture_size", &self.capture_size, "must be between 1 and 4096");
+        }
+        if self.max_connections < 64 {
+            return bad("max_connections", &self.max_connections, "must be at least 64");
+        }
+        if self.batch.max_spans == 0 {
+            return bad("batch.max_spans", &self.batch.max_spans, "must be at least 1");
+        }
+        if self.batch.timeout_ms == 0 {
+            return bad("batch.timeout_ms", &self.batch.timeout_ms, "must be at least 1");
+        }
+        if self.queue_size == 0 {
+            return bad("queue_size", &self.queue_size, "must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_and_braces_give_defaults() {
+        assert_eq!(Config::from_json("").unwrap(), Config::default());
+        assert_eq!(Config::from_json("{}").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn partial_config_keeps_other_defaults() {
+        let c = Config::from_json(r#"{"capture_size": 256, "batch": {"timeout_ms": 200}}"#).unwrap();
+        assert_eq!(c.capture_size, 256);
+        assert_eq!(c.batch.timeout_ms, 200);
+        assert_eq!(c.batch.max_spans, 1024);
+        assert_eq!(c.ring_buffer_size, 8 << 20);
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = Config::from_json(r#"{"captur_size": 1}"#).unwrap_err().to_string();
+        assert!(err.contains("captur_size"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        for (json, field) in [
+            (r#"{"ring_buffer_size": 5000}"#, "ring_buffer_size"),
+            (r#"{"capture_size": 0}"#, "capture_size"),
+            (r#"{"capture_size": 4097}"#, "capture_size"),
+            (r#"{"batch": {"max_spans": 0}}"#, "batch.max_spans"),
+            (r#"{"batch": {"timeout_ms": 0}}"#, "batch.timeout_ms"),
+            (r#"{"queue_size": 0}"#, "queue_size"),
+        ] {
+            let err = Config::from_json(json).unwrap_err().to_string();
+            assert!(err.contains(field), "{json}: {err}");
+        }
+    }
+
+    #[test]
+    fn malformed_json_is_an_error() {
+        assert!(Config::from_json("{").is_err());
+        assert!(Config::from_json("[]").is_err());
+    }
+}

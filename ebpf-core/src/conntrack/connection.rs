@@ -1,0 +1,34 @@
+//! One tracked TCP connection.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use crate::process::ProcessIdentity;
+use crate::protocol::http1::Http1Parser;
+
+/// Both ends of a connection, from the traced process's point of view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Endpoints {
+    pub local: (IpAddr, u16),
+    pub peer: (IpAddr, u16),
+}
+
+/// What the byte stream turned out to be.
+#[derive(Debug)]
+pub enum StreamState {
+    /// No payload seen yet.
+    Unclassified,
+    Http1(Box<Http1Parser>),
+    /// Not a protocol we parse (or parsing failed): further bytes are ignored.
+    Ignored,
+}
+
+#[derive(Debug)]
+pub struct Connection {
+    pub conn_id: u64,
+    pub process: Arc<ProcessIdentity>,
+    /// None when the kernel's open event was lost (counted as a kernel drop).
+    pub endpoints: Option<Endpoints>,
+    pub stream: StreamState,
+    pub last_seen_ns: u64,
+}

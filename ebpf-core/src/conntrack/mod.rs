@@ -1,0 +1,8 @@
+//! Connection state: which process owns each tracked socket, where it goes,
+//! and the protocol parser following its byte stream.
+
+mod connection;
+mod table;
+
+pub use connection::{Connection, Endpoints, StreamState};
+pub use table::{ConnTracker, Exchange};

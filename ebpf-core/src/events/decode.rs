@@ -1,0 +1,210 @@
+//! Decodes one ring-buffer record. The layouts come from `events.h` through
+//! bindgen (`ebpf_probes::abi`), so they cannot drift from the kernel side;
+//! anything unexpected is an error value, never a panic.
+
+use std::net::{IpAddr, Ipv6Addr};
+
+use ebpf_probes::abi::{self, oe_conn_open, oe_data_meta, oe_event_header};
+use zerocopy::FromBytes;
+
+use crate::protocol::Direction;
+
+/// Fields every event carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    pub ts_ns: u64,
+    pub tgid: u32,
+    pub tid: u32,
+    pub fd: i32,
+    pub conn_id: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnOpen {
+    pub local: (IpAddr, u16),
+    pub peer: (IpAddr, u16),
+    /// `OE_ROLE_*`: how the kernel saw the socket appear.
+    pub role: u16,
+    /// Task name at the time (15 bytes at most).
+    pub comm: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DataEvent<'a> {
+    pub direction: Direction,
+    pub total_len: u32,
+    pub payload: &'a [u8],
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event<'a> {
+    ConnOpen(Header, ConnOpen),
+    Data(Header, DataEvent<'a>),
+    ConnClose(Header),
+    ProcessExit(Header),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("record of {len} bytes is shorter than the {need}-byte {what}")]
+    Truncated { what: &'static str, len: usize, need: usize },
+    #[error("unknown event kind {0}")]
+    UnknownKind(u32),
+    #[error("unknown data direction {0}")]
+    UnknownDirection(u16),
+    #[error("data event claims {captured} captured bytes but carries {available}")]
+    BadCapturedLen { captured: u32, available: usize },
+}
+
+fn read<T: FromBytes>(bytes: &[u8], what: &'static str) -> Result<T, DecodeError> {
+    T::read_from_prefix(bytes).map(|(v, _)| v).map_err(|_| DecodeError::Truncated {
+        what,
+        len: bytes.len(),
+        need: size_of::<T>(),
+    })
+}
+
+fn header(h: &oe_event_header) -> Header {
+    Header {
+        ts_ns: h.ts_ns,
+        tgid: h.tgid,
+        tid: h.tid,
+        fd: h.fd,
+        conn_id: h.conn_id,
+    }
+}
+
+/// IPv4 travels as IPv4-mapped IPv6; give it back as IPv4.
+fn addr(bytes: [u8; 16]) -> IpAddr {
+    let v6 = Ipv6Addr::from(bytes);
+    match v6.to_ipv4_mapped() {
+        Some(v4) => IpAddr::V4(v4),
+        None => IpAddr::V6(v6),
+    }
+}
+
+fn comm(raw: &[std::os::raw::c_char; 16]) -> String {
+    let bytes: Vec<u8> = raw.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+pub fn decode(bytes: &[u8]) -> Result<Event<'_>, DecodeError> {
+    let h: oe_event_header = read(bytes, "event header")?;
+    let hdr = header(&h);
+    match h.kind {
+        abi::OE_EV_CONN_OPEN => {
+            let e: oe_conn_open = read(bytes, "connection event")?;
+            Ok(Event::ConnOpen(
+                hdr,
+                ConnOpen {
+                    local: (addr(e.local_addr), e.local_port),
+                    peer: (addr(e.peer_addr), e.peer_port),
+                    role: e.role,
+                    comm: comm(&e.comm),
+                },
+            ))
+        }
+        abi::OE_EV_DATA => {
+            let m: oe_data_meta = read(bytes, "data event")?;
+            let direction = match u32::from(m.direction) {
+                abi::OE_DIR_INGRESS => Direction::Ingress,
+                abi::OE_DIR_EGRESS => Direction::Egress,
+                _ => return Err(DecodeError::UnknownDirection(m.direction)),
+            };
+            let rest = &bytes[size_of::<oe_data_meta>()..];
+            let payload = rest.get(..m.captured_len as usize).ok_or(DecodeError::BadCapturedLen {
+                captured: m.captured_len,
+                available: rest.len(),
+            })?;
+            Ok(Event::Data(
+                hdr,
+                DataEvent {
+                    direction,
+                    total_len: m.total_len.max(m.captured_len),
+                    payload,
+                },
+            ))
+        }
+        abi::OE_EV_CONN_CLOSE => Ok(Event::ConnClose(hdr)),
+        abi::OE_EV_PROC_EXIT => Ok(Event::ProcessExit(hdr)),
+        other => Err(DecodeError::UnknownKind(other)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header_bytes(kind: u32, tgid: u32, fd: i32) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend_from_slice(&123_456_789u64.to_ne_bytes());
+        b.extend_from_slice(&tgid.to_ne_bytes());
+        b.extend_from_slice(&(tgid + 1).to_ne_bytes());
+        b.extend_from_slice(&kind.to_ne_bytes());
+        b.extend_from_slice(&fd.to_ne_bytes());
+        b.extend_from_slice(&77u64.to_ne_bytes());
+        b
+    }
+
+    #[test]
+    fn layouts_match_the_header() {
+        assert_eq!(size_of::<oe_event_header>(), 32);
+        assert_eq!(size_of::<oe_data_meta>(), 48);
+        assert_eq!(size_of::<oe_conn_open>(), 88);
+    }
+
+    #[test]
+    fn decodes_data_event() {
+        let mut b = header_bytes(abi::OE_EV_DATA, 42, 7);
+        b.extend_from_slice(&100u32.to_ne_bytes()); // total_len
+        b.extend_from_slice(&5u32.to_ne_bytes()); // captured_len
+        b.extend_from_slice(&(abi::OE_DIR_INGRESS as u16).to_ne_bytes());
+        b.extend_from_slice(&(abi::OE_SYS_READ as u16).to_ne_bytes());
+        b.extend_from_slice(&0u32.to_ne_bytes());
+        b.extend_from_slice(b"GET /xyz");
+        let Event::Data(h, d) = decode(&b).unwrap() else { panic!("not data") };
+        assert_eq!((h.tgid, h.tid, h.fd, h.conn_id, h.ts_ns), (42, 43, 7, 77, 123_456_789));
+        assert_eq!(d.direction, Direction::Ingress);
+        assert_eq!(d.total_len, 100);
+        assert_eq!(d.payload, b"GET /");
+    }
+
+    #[test]
+    fn decodes_ipv4_conn_open() {
+        let mut b = header_bytes(abi::OE_EV_CONN_OPEN, 1, 3);
+        let mut local = [0u8; 16];
+        local[10] = 0xff;
+        local[11] = 0xff;
+        local[12..].copy_from_slice(&[127, 0, 0, 1]);
+        b.extend_from_slice(&local);
+        b.extend_from_slice(&Ipv6Addr::LOCALHOST.octets());
+        b.extend_from_slice(&8080u16.to_ne_bytes());
+        b.extend_from_slice(&5555u16.to_ne_bytes());
+        b.extend_from_slice(&2u16.to_ne_bytes());
+        b.extend_from_slice(&(abi::OE_ROLE_SERVER as u16).to_ne_bytes());
+        b.extend_from_slice(b"nginx\0\0\0\0\0\0\0\0\0\0\0");
+        let Event::ConnOpen(_, c) = decode(&b).unwrap() else { panic!("not open") };
+        assert_eq!(c.local, ("127.0.0.1".parse().unwrap(), 8080));
+        assert_eq!(c.peer, ("::1".parse().unwrap(), 5555));
+        assert_eq!(c.comm, "nginx");
+    }
+
+    #[test]
+    fn bad_records_are_errors() {
+        assert!(matches!(decode(&[0u8; 10]), Err(DecodeError::Truncated { .. })));
+        assert_eq!(decode(&header_bytes(99, 1, 1)), Err(DecodeError::UnknownKind(99)));
+        let mut b = header_bytes(abi::OE_EV_DATA, 1, 1);
+        b.extend_from_slice(&10u32.to_ne_bytes());
+        b.extend_from_slice(&10u32.to_ne_bytes());
+        b.extend_from_slice(&1u16.to_ne_bytes());
+        b.extend_from_slice(&1u16.to_ne_bytes());
+        b.extend_from_slice(&0u32.to_ne_bytes());
+        b.extend_from_slice(b"abc");
+        assert!(matches!(decode(&b), Err(DecodeError::BadCapturedLen { captured: 10, available: 3 })));
+        let mut b = header_bytes(abi::OE_EV_DATA, 1, 1);
+        b.extend_from_slice(&[0u8; 8]);
+        b.extend_from_slice(&9u16.to_ne_bytes());
+        b.extend_from_slice(&[0u8; 6]);
+        assert_eq!(decode(&b), Err(DecodeError::UnknownDirection(9)));
+    }
+}

@@ -1,0 +1,5 @@
+//! Ring-buffer records, decoded from bytes into typed events.
+
+mod decode;
+
+pub use decode::{decode, ConnOpen, DataEvent, DecodeError, Event, Header};

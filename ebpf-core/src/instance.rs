@@ -1,0 +1,158 @@
+//! The public face of the library: one receiver instance with a
+//! create → start → poll* → stop lifecycle, safe to share between threads.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+use parking_lot::Mutex;
+
+use crate::batch::Batch;
+use crate::config::{Config, ConfigError};
+use crate::pipeline::{spawn_worker, Processor, WorkerHandle};
+use crate::probes::{preflight, PreflightError, ProbeError, ProbeSettings, Probes};
+use crate::stats::{Stats, StatsSnapshot};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot start: {0}")]
+    Preflight(#[from] PreflightError),
+    #[error("cannot start: {0}")]
+    Probe(#[from] ProbeError),
+    #[error("cannot start the worker thread: {0}")]
+    Thread(#[source] std::io::Error),
+    #[error("{0}")]
+    State(&'static str),
+}
+
+impl Error {
+    /// True when the call was wrong for the instance's state (not a failure of the host).
+    pub fn is_state(&self) -> bool {
+        matches!(self, Error::State(_))
+    }
+}
+
+/// What `poll` found.
+#[derive(Debug)]
+pub enum Poll {
+    Batch(Batch),
+    Timeout,
+    /// Stopped and drained: no batch will ever come.
+    Stopped,
+    NotStarted,
+}
+
+enum State {
+    Created,
+    Running { rx: Receiver<Batch>, worker: WorkerHandle },
+    /// `rx` still holds the batches cut while stopping.
+    Stopped { rx: Option<Receiver<Batch>> },
+    /// Transient, while start or stop runs.
+    Busy,
+}
+
+pub struct Instance {
+    config: Config,
+    state: Mutex<State>,
+    stats: Arc<Stats>,
+}
+
+impl Instance {
+    pub fn new(config: Config) -> Result<Self, Error> {
+        config.validate()?;
+        Ok(Self {
+            config,
+            state: Mutex::new(State::Created),
+            stats: Arc::new(Stats::default()),
+        })
+    }
+
+    pub fn from_json(json: &str) -> Result<Self, Error> {
+        Self::new(Config::from_json(json)?)
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Checks privileges and kernel, loads and attaches the probes, starts the worker.
+    pub fn start(&self) -> Result<(), Error> {
+        {
+            let mut state = self.state.lock();
+            match *state {
+                State::Created => *state = State::Busy,
+                State::Running { .. } | State::Busy => return Err(Error::State("already started")),
+                State::Stopped { .. } => return Err(Error::State("stopped instances cannot be restarted; create a new one")),
+            }
+        }
+        let started = self.start_inner();
+        let mut state = self.state.lock();
+        match started {
+            Ok((rx, worker)) => {
+                *state = State::Running { rx, worker };
+                Ok(())
+            }
+            Err(e) => {
+                *state = State::Created;
+                Err(e)
+            }
+        }
+    }
+
+    fn start_inner(&self) -> Result<(Receiver<Batch>, WorkerHandle), Error> {
+        preflight()?;
+        let probes = Probes::load(&ProbeSettings {
+            self_tgid: std::process::id(),
+            capture_bytes: self.config.capture_size,
+            ring_buffer_size: self.config.ring_buffer_size,
+            max_connections: self.config.max_connections,
+        })?;
+        let (tx, rx) = crossbeam_channel::bounded(self.config.queue_size);
+        let processor = Processor::new(&self.config, self.stats.clone());
+        let worker = spawn_worker(probes, processor, tx, self.stats.clone()).map_err(Error::Thread)?;
+        Ok((rx, worker))
+    }
+
+    /// Waits up to `timeout` for the next batch. Several threads may poll.
+    pub fn poll(&self, timeout: Duration) -> Poll {
+        let rx = match &*self.state.lock() {
+            State::Created => return Poll::NotStarted,
+            State::Running { rx, .. } | State::Stopped { rx: Some(rx) } => rx.clone(),
+            State::Stopped { rx: None } => return Poll::Stopped,
+            // Starting or stopping: report nothing yet.
+            State::Busy => return Poll::Timeout,
+        };
+        match rx.recv_timeout(timeout) {
+            Ok(batch) => Poll::Batch(batch),
+            Err(RecvTimeoutError::Timeout) => Poll::Timeout,
+            Err(RecvTimeoutError::Disconnected) => Poll::Stopped,
+        }
+    }
+
+    /// Detaches the probes and flushes pending telemetry; pollers then drain
+    /// the last batches and see `Stopped`. Idempotent; fine before start.
+    pub fn stop(&self) {
+        let previous = std::mem::replace(&mut *self.state.lock(), State::Busy);
+        let next = match previous {
+            State::Running { rx, worker } => {
+                worker.stop();
+                State::Stopped { rx: Some(rx) }
+            }
+            State::Created => State::Stopped { rx: None },
+            other @ (State::Stopped { .. } | State::Busy) => other,
+        };
+        *self.state.lock() = next;
+    }
+
+    pub fn stats(&self) -> StatsSnapshot {
+        self.stats.snapshot()
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

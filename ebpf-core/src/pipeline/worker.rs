@@ -1,0 +1,96 @@
+//! The one thread between the kernel and the host: waits on the ring buffer,
+//! feeds the processor, hands batches to the bounded queue the host polls.
+
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Sender, TrySendError};
+
+use crate::batch::Batch;
+use crate::clock::monotonic_now_ns;
+use crate::probes::Probes;
+use crate::stats::Stats;
+
+use super::processor::Processor;
+
+/// Longest sleep between checks of the stop flag and the batch deadline.
+const MAX_WAIT: Duration = Duration::from_millis(100);
+/// Records handled between deadline checks under load.
+const DRAIN_BUDGET: usize = 4096;
+
+pub struct WorkerHandle {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<()>,
+}
+
+impl WorkerHandle {
+    /// Asks the worker to detach the probes, drain and flush; waits for it.
+    pub fn stop(self) {
+        self.stop.store(true, Relaxed);
+        let _ = self.thread.join();
+    }
+}
+
+pub fn spawn_worker(
+    mut probes: Probes,
+    mut processor: Processor,
+    tx: Sender<Batch>,
+    stats: Arc<Stats>,
+) -> std::io::Result<WorkerHandle> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop_flag = stop.clone();
+    let thread = std::thread::Builder::new().name("otel-ebpf-worker".into()).spawn(move || {
+        let mut emit = |batch: Batch| send(&tx, batch, &stats);
+        while !stop_flag.load(Relaxed) {
+            let now = Instant::now();
+            let wait = processor.time_left(now).map_or(MAX_WAIT, |d| d.min(MAX_WAIT));
+            wait_readable(probes.events.as_raw_fd(), wait);
+            drain(&mut probes, &mut processor, &mut emit, DRAIN_BUDGET);
+            processor.tick(Instant::now(), monotonic_now_ns(), &mut emit);
+            for (tgid, fd) in processor.forget.drain(..) {
+                probes.conns.remove(tgid, fd);
+            }
+            stats.events_lost.store(probes.counters.snapshot().total_lost(), Relaxed);
+        }
+        // Detach first so nothing new arrives, then hand over what is queued.
+        probes.detach();
+        drain(&mut probes, &mut processor, &mut emit, usize::MAX);
+        processor.flush(&mut emit);
+        stats.events_lost.store(probes.counters.snapshot().total_lost(), Relaxed);
+    })?;
+    Ok(WorkerHandle { stop, thread })
+}
+
+fn drain(probes: &mut Probes, processor: &mut Processor, emit: &mut impl FnMut(Batch), budget: usize) {
+    let now = Instant::now();
+    for _ in 0..budget {
+        let Some(item) = probes.events.next() else { break };
+        processor.handle(&item, now, emit);
+    }
+}
+
+fn send(tx: &Sender<Batch>, batch: Batch, stats: &Stats) {
+    let items = batch.items as u64;
+    match tx.try_send(batch) {
+        Ok(()) => {
+            stats.spans_exported.fetch_add(items, Relaxed);
+        }
+        Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+            stats.batches_dropped.fetch_add(1, Relaxed);
+            stats.spans_dropped.fetch_add(items, Relaxed);
+        }
+    }
+}
+
+fn wait_readable(fd: i32, timeout: Duration) {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, owned by this frame, for the duration of the call.
+    unsafe { libc::poll(&mut pfd, 1, timeout.as_millis() as libc::c_int) };
+}

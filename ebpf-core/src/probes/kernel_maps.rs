@@ -1,0 +1,67 @@
+//! Typed views of the maps userspace reads or writes.
+
+use aya::maps::{HashMap, MapData, PerCpuArray};
+use ebpf_probes::abi::{self, oe_conn_info, oe_fd_key};
+
+/// `struct oe_fd_key` as an aya map key.
+#[derive(Clone, Copy)]
+#[repr(transparent)]
+pub struct FdKey(pub oe_fd_key);
+
+/// `struct oe_conn_info` as an aya map value.
+#[derive(Clone, Copy)]
+#[repr(transparent)]
+pub struct ConnInfo(pub oe_conn_info);
+
+// SAFETY: both wrap bindgen-generated #[repr(C)] structs of plain integers,
+// valid for any bit pattern, with explicit padding fields (see events.h).
+unsafe impl aya::Pod for FdKey {}
+// SAFETY: as above.
+unsafe impl aya::Pod for ConnInfo {}
+
+/// The kernel connection table, for removing entries of processes that exited
+/// (their fds close without a close() syscall).
+pub struct ConnTable(HashMap<MapData, FdKey, ConnInfo>);
+
+impl ConnTable {
+    pub(crate) fn new(map: HashMap<MapData, FdKey, ConnInfo>) -> Self {
+        Self(map)
+    }
+
+    /// Forgets (tgid, fd); a key already gone (LRU eviction, close) is fine.
+    pub fn remove(&mut self, tgid: u32, fd: i32) {
+        let _ = self.0.remove(&FdKey(oe_fd_key { tgid, fd }));
+    }
+}
+
+/// Per-CPU drop counters, summed.
+pub struct KernelCounters(PerCpuArray<MapData, u64>);
+
+/// Sums of the kernel's counters (indexes OE_CNT_* in events.h).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CounterSnapshot {
+    pub ringbuf_full: u64,
+    pub conn_table_full: u64,
+    pub io_table_full: u64,
+}
+
+impl CounterSnapshot {
+    pub fn total_lost(&self) -> u64 {
+        self.ringbuf_full + self.conn_table_full + self.io_table_full
+    }
+}
+
+impl KernelCounters {
+    pub(crate) fn new(map: PerCpuArray<MapData, u64>) -> Self {
+        Self(map)
+    }
+
+    pub fn snapshot(&self) -> CounterSnapshot {
+        let sum = |idx: u32| self.0.get(&idx, 0).map(|v| v.iter().sum()).unwrap_or(0);
+        CounterSnapshot {
+            ringbuf_full: sum(abi::OE_CNT_RINGBUF_FULL),
+            conn_table_full: sum(abi::OE_CNT_CONN_TABLE_FULL),
+            io_table_full: sum(abi::OE_CNT_IO_TABLE_FULL),
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! The kernel side, seen from userspace: start-up checks, then loading and
+//! attaching the probes object embedded by `ebpf-probes`.
+
+mod attach;
+mod kernel_maps;
+mod preflight;
+
+pub use attach::{Probes, ProbeError, ProbeSettings};
+pub use kernel_maps::{ConnTable, KernelCounters};
+pub use preflight::{preflight, PreflightError};

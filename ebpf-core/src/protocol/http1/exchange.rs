@@ -1,0 +1,67 @@
+use std::fmt;
+
+use crate::protocol::Role;
+
+/// One request and its final response (or the lack of one), reduced to what
+/// a span needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpExchange {
+    /// Server if the request travelled Ingress, Client if Egress.
+    pub role: Role,
+    /// As sent, e.g. "GET".
+    pub method: String,
+    /// Request-target as sent, cut to `MAX_TARGET_BYTES`.
+    pub target: String,
+    /// Of the request line.
+    pub version: HttpVersion,
+    /// Host header value, cut to `MAX_HOST_BYTES`.
+    pub host: Option<String>,
+    /// Final status; `None` when the connection ended before a final response head.
+    pub status: Option<u16>,
+    /// Timestamp of the chunk carrying the request's first byte.
+    pub request_start_ns: u64,
+    /// Timestamp of the chunk carrying the request's last byte (the last one
+    /// seen if the connection closed mid-request).
+    pub request_end_ns: u64,
+    /// Timestamp of the chunk carrying the final response's first byte
+    /// (interim 1xx responses do not count).
+    pub response_start_ns: Option<u64>,
+    /// Timestamp of the chunk carrying the response's last byte, or the close
+    /// timestamp when the response was cut short or never came.
+    pub response_end_ns: u64,
+    /// Payload bytes: Content-Length, or the sum of chunk sizes when chunked.
+    pub request_body_size: u64,
+    /// Payload bytes, counted the same way as `request_body_size`.
+    pub response_body_size: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HttpVersion {
+    Http10,
+    Http11,
+}
+
+impl HttpVersion {
+    /// The value OpenTelemetry wants in `network.protocol.version`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            HttpVersion::Http10 => "1.0",
+            HttpVersion::Http11 => "1.1",
+        }
+    }
+
+    /// httparse only accepts HTTP/1.0 and HTTP/1.1, reporting the minor digit.
+    pub(super) fn from_minor(minor: u8) -> Self {
+        if minor == 0 {
+            HttpVersion::Http10
+        } else {
+            HttpVersion::Http11
+        }
+    }
+}
+
+impl fmt::Display for HttpVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

@@ -1,0 +1,414 @@
+//! Request and response heads: httparse does the parsing; here we buffer a
+//! head that arrives split and boil the parsed head down to what framing and
+//! spans need, dropping every other header value.
+
+use std::mem::MaybeUninit;
+
+use httparse::{Header, ParserConfig, Status};
+
+use super::body::Body;
+use super::error::{MessageKind, ParseError};
+use super::exchange::HttpVersion;
+use super::{MAX_HEAD_BYTES, MAX_HOST_BYTES, MAX_TARGET_BYTES};
+
+/// More headers than this is far outside real traffic.
+const MAX_HEADERS: usize = 96;
+/// Methods are short tokens; keep the string bounded all the same.
+const MAX_METHOD_BYTES: usize = 32;
+/// A buffer grown past this by one large split head is given back afterwards
+/// so that idle connections stay small.
+const KEEP_BUFFER_CAPACITY: usize = 2048;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum MethodKind {
+    Head,
+    Connect,
+    Other,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TransferCoding {
+    Absent,
+    Chunked,
+    /// Present but not ending in chunked.
+    Other,
+}
+
+/// Header facts that decide where a body ends.
+#[derive(Debug, Clone, Copy)]
+struct Framing {
+    content_length: Option<u64>,
+    transfer: TransferCoding,
+}
+
+#[derive(Debug)]
+pub(super) struct RequestHead {
+    pub method: String,
+    pub method_kind: MethodKind,
+    pub target: String,
+    pub version: HttpVersion,
+    pub host: Option<String>,
+    framing: Framing,
+}
+
+#[derive(Debug)]
+pub(super) struct ResponseHead {
+    pub status: u16,
+    framing: Framing,
+}
+
+/// What follows a final response head.
+#[derive(Debug)]
+pub(super) enum ResponseBody {
+    None,
+    Some(Body),
+    /// The connection stops carrying HTTP (101 Switching Protocols, or a
+    /// tunnel opened by CONNECT).
+    Switched,
+}
+
+impl RequestHead {
+    /// Requests never run until close: without a length they have no body.
+    pub(super) fn body(&self) -> Result<Option<Body>, ParseError> {
+        match (self.framing.transfer, self.framing.content_length) {
+            (TransferCoding::Chunked, _) => Ok(Some(Body::chunked(MessageKind::Request))),
+            (TransferCoding::Other, _) => Err(ParseError::UnsupportedTransferEncoding),
+            (TransferCoding::Absent, Some(n)) if n > 0 => Ok(Some(Body::Length { remaining: n })),
+            (TransferCoding::Absent, _) => Ok(None),
+        }
+    }
+}
+
+impl ResponseHead {
+    pub(super) fn is_interim(&self) -> bool {
+        (100..200).contains(&self.status) && self.status != 101
+    }
+
+    /// RFC 9112 section 6.3, in its order of precedence.
+    pub(super) fn body(&self, request: MethodKind) -> ResponseBody {
+        let status = self.status;
+        if status == 101 || (request == MethodKind::Connect && (200..300).contains(&status)) {
+            return ResponseBody::Switched;
+        }
+        if request == MethodKind::Head || status < 200 || status == 204 || status == 304 {
+            return ResponseBody::None;
+        }
+        match (self.framing.transfer, self.framing.content_length) {
+            (TransferCoding::Chunked, _) => {
+                ResponseBody::Some(Body::chunked(MessageKind::Response))
+            }
+            (TransferCoding::Other, _) | (TransferCoding::Absent, None) => {
+                ResponseBody::Some(Body::UntilClose)
+            }
+            (TransferCoding::Absent, Some(0)) => ResponseBody::None,
+            (TransferCoding::Absent, Some(n)) => ResponseBody::Some(Body::Length { remaining: n }),
+        }
+    }
+}
+
+/// Result of a complete head parse: bytes used from the front and the head.
+type Parsed<T> = Option<(usize, T)>;
+
+pub(super) fn parse_request(buf: &[u8]) -> Result<Parsed<RequestHead>, ParseError> {
+    let message = MessageKind::Request;
+    let mut headers = [const { MaybeUninit::<Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    let len = match ParserConfig::default().parse_request_with_uninit_headers(
+        &mut req,
+        buf,
+        &mut headers,
+    ) {
+        Ok(Status::Complete(len)) => len,
+        Ok(Status::Partial) => return Ok(None),
+        Err(reason) => return Err(ParseError::MalformedHead { message, reason }),
+    };
+    let mut framing = Framing::new();
+    let mut host = None;
+    for h in req.headers.iter() {
+        if h.name.eq_ignore_ascii_case("host") {
+            if host.is_none() {
+                host =
+                    Some(String::from_utf8_lossy(cap_bytes(h.value, MAX_HOST_BYTES)).into_owned());
+            }
+        } else {
+            framing.observe(h, message)?;
+        }
+    }
+    // httparse fills these in before it can return Complete.
+    let method = req.method.unwrap_or_default();
+    let method_kind = match method {
+        "HEAD" => MethodKind::Head,
+        "CONNECT" => MethodKind::Connect,
+        _ => MethodKind::Other,
+    };
+    let head = RequestHead {
+        method: cap_str(method, MAX_METHOD_BYTES).to_owned(),
+        method_kind,
+        target: cap_str(req.path.unwrap_or_default(), MAX_TARGET_BYTES).to_owned(),
+        version: HttpVersion::from_minor(req.version.unwrap_or(1)),
+        host,
+        framing,
+    };
+    Ok(Some((len, head)))
+}
+
+pub(super) fn parse_response(buf: &[u8]) -> Result<Parsed<ResponseHead>, ParseError> {
+    let message = MessageKind::Response;
+    let mut headers = [const { MaybeUninit::<Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut []);
+    // Clients accept these sloppy forms from real servers, so we must too.
+    let mut config = ParserConfig::default();
+    config
+        .allow_spaces_after_header_name_in_responses(true)
+        .allow_obsolete_multiline_headers_in_responses(true)
+        .allow_multiple_spaces_in_response_status_delimiters(true);
+    let len = match config.parse_response_with_uninit_headers(&mut resp, buf, &mut headers) {
+        Ok(Status::Complete(len)) => len,
+        Ok(Status::Partial) => return Ok(None),
+        Err(reason) => return Err(ParseError::MalformedHead { message, reason }),
+    };
+    let mut framing = Framing::new();
+    for h in resp.headers.iter() {
+        framing.observe(h, message)?;
+    }
+    let head = ResponseHead {
+        status: resp.code.unwrap_or_default(),
+        framing,
+    };
+    Ok(Some((len, head)))
+}
+
+impl Framing {
+    fn new() -> Self {
+        Framing {
+            content_length: None,
+            transfer: TransferCoding::Absent,
+        }
+    }
+
+    fn observe(&mut self, h: &Header<'_>, message: MessageKind) -> Result<(), ParseError> {
+        if h.name.eq_ignore_ascii_case("content-length") {
+            let n = parse_content_length(h.value)
+                .ok_or(ParseError::InvalidContentLength { message })?;
+            match self.content_length {
+                Some(prev) if prev != n => {
+                    return Err(ParseError::InvalidContentLength { message })
+                }
+                _ => self.content_length = Some(n),
+            }
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            // The last coding of the last Transfer-Encoding line is the one
+            // that frames the message.
+            let last = h
+                .value
+                .split(|&b| b == b',')
+                .map(trim)
+                .rfind(|coding| !coding.is_empty());
+            match last {
+                Some(coding) if coding.eq_ignore_ascii_case(b"chunked") => {
+                    self.transfer = TransferCoding::Chunked;
+                }
+                Some(_) => self.transfer = TransferCoding::Other,
+                None => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Accepts "N" and the list form "N, N" some proxies produce; anything else
+/// (signs, spaces inside, differing values) is unusable for framing.
+fn parse_content_length(value: &[u8]) -> Option<u64> {
+    let mut result = None;
+    for part in value.split(|&b| b == b',').map(trim) {
+        if part.is_empty() || part.len() > 19 || !part.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        let n = part
+            .iter()
+            .fold(0u64, |acc, &d| acc * 10 + u64::from(d - b'0'));
+        match result {
+            Some(prev) if prev != n => return None,
+            _ => result = Some(n),
+        }
+    }
+    result
+}
+
+fn trim(bytes: &[u8]) -> &[u8] {
+    let start = bytes
+        .iter()
+        .position(|b| !matches!(b, b' ' | b'\t'))
+        .unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|b| !matches!(b, b' ' | b'\t'))
+        .map_or(start, |i| i + 1);
+    &bytes[start..end.max(start)]
+}
+
+fn cap_bytes(bytes: &[u8], max: usize) -> &[u8] {
+    &bytes[..bytes.len().min(max)]
+}
+
+fn cap_str(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// Outcome of offering bytes to a `HeadBuffer`.
+#[derive(Debug)]
+pub(super) enum HeadStep<T> {
+    /// All the offered bytes were taken; the head is not finished yet.
+    NeedMore,
+    Done {
+        head: T,
+        /// Bytes of the offered data that belonged to the head.
+        consumed: usize,
+        /// Timestamp of the chunk that carried the head's first byte.
+        start_ns: u64,
+    },
+}
+
+/// Holds the beginning of a head that did not end in its chunk. Heads that
+/// fit in one chunk (nearly all) are parsed in place and never copied.
+#[derive(Debug, Default)]
+pub(super) struct HeadBuffer {
+    buf: Vec<u8>,
+    start_ns: u64,
+}
+
+impl HeadBuffer {
+    pub(super) fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    #[cfg(test)]
+    pub(super) fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
+    pub(super) fn release(&mut self) {
+        self.buf = Vec::new();
+    }
+
+    pub(super) fn step<T>(
+        &mut self,
+        data: &[u8],
+        ts_ns: u64,
+        message: MessageKind,
+        parse: fn(&[u8]) -> Result<Parsed<T>, ParseError>,
+    ) -> Result<HeadStep<T>, ParseError> {
+        let too_large = ParseError::HeadTooLarge {
+            message,
+            limit: MAX_HEAD_BYTES,
+        };
+        if self.buf.is_empty() {
+            // Stray CRLFs between messages (RFC 9112 section 2.2) would
+            // otherwise start a buffered head and claim its timestamp.
+            let skip = data
+                .iter()
+                .position(|b| !matches!(b, b'\r' | b'\n'))
+                .unwrap_or(data.len());
+            let rest = &data[skip..];
+            if rest.is_empty() {
+                return Ok(HeadStep::NeedMore);
+            }
+            return match parse(rest)? {
+                Some((len, head)) => Ok(HeadStep::Done {
+                    head,
+                    consumed: skip + len,
+                    start_ns: ts_ns,
+                }),
+                None if rest.len() >= MAX_HEAD_BYTES => Err(too_large),
+                None => {
+                    self.buf.extend_from_slice(rest);
+                    self.start_ns = ts_ns;
+                    Ok(HeadStep::NeedMore)
+                }
+            };
+        }
+        let old_len = self.buf.len();
+        let take = data.len().min(MAX_HEAD_BYTES.saturating_sub(old_len));
+        self.buf.extend_from_slice(&data[..take]);
+        match parse(&self.buf)? {
+            Some((len, head)) => {
+                let start_ns = self.start_ns;
+                self.buf.clear();
+                if self.buf.capacity() > KEEP_BUFFER_CAPACITY {
+                    self.release();
+                }
+                Ok(HeadStep::Done {
+                    head,
+                    // The old bytes alone did not make a head, so it ends in the new ones.
+                    consumed: len.saturating_sub(old_len).min(data.len()),
+                    start_ns,
+                })
+            }
+            None if self.buf.len() >= MAX_HEAD_BYTES => Err(too_large),
+            None => Ok(HeadStep::NeedMore),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_length_forms() {
+        assert_eq!(parse_content_length(b"42"), Some(42));
+        assert_eq!(parse_content_length(b" 7 "), Some(7));
+        assert_eq!(parse_content_length(b"5, 5"), Some(5));
+        assert_eq!(parse_content_length(b"5, 6"), None);
+        assert_eq!(parse_content_length(b"+5"), None);
+        assert_eq!(parse_content_length(b""), None);
+        assert_eq!(parse_content_length(b"1 2"), None);
+        assert_eq!(parse_content_length(b"99999999999999999999"), None);
+        assert_eq!(
+            parse_content_length(b"9999999999999999999"),
+            Some(9_999_999_999_999_999_999)
+        );
+    }
+
+    #[test]
+    fn cap_str_respects_char_boundaries() {
+        assert_eq!(cap_str("abc", 2), "ab");
+        assert_eq!(cap_str("aé", 2), "a");
+        assert_eq!(cap_str("aé", 3), "aé");
+    }
+
+    #[test]
+    fn transfer_encoding_last_coding_decides() {
+        let (_, head) = parse_response(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nContent-Length: 3\r\n\r\n",
+        )
+        .unwrap()
+        .unwrap();
+        assert!(matches!(
+            head.body(MethodKind::Other),
+            ResponseBody::Some(Body::Chunked(_))
+        ));
+        let (_, head) =
+            parse_response(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n")
+                .unwrap()
+                .unwrap();
+        assert!(matches!(
+            head.body(MethodKind::Other),
+            ResponseBody::Some(Body::UntilClose)
+        ));
+        let (_, head) = parse_request(b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            head.body().unwrap_err(),
+            ParseError::UnsupportedTransferEncoding
+        );
+    }
+}

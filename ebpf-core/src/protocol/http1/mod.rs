@@ -1,0 +1,41 @@
+//! HTTP/1.0 and HTTP/1.1 over one connection, as the syscall probes see it.
+//!
+//! The probes hand us each read()/write() as it happened, so messages arrive
+//! split at arbitrary bytes, several to a syscall (pipelining), or with their
+//! tails never captured. `Http1Parser` follows the framing of both directions
+//! (heads via `httparse`, bodies by Content-Length, chunked coding or close)
+//! and pairs requests with responses FIFO. Whenever the stream cannot be
+//! followed with certainty it fails for good instead of guessing, because a
+//! misframed stream would otherwise produce wrong spans for the rest of the
+//! connection's life.
+//!
+//! Only what spans need is kept: method, target, Host and sizes. Other header
+//! values and bodies are never stored.
+
+mod body;
+mod error;
+mod exchange;
+mod head;
+mod parser;
+mod sniff;
+
+#[cfg(test)]
+mod tests;
+
+pub use error::{MessageKind, ParseError};
+pub use exchange::{HttpExchange, HttpVersion};
+pub use parser::Http1Parser;
+
+/// Most bytes held while waiting for a head to end. Real heads are a few
+/// hundred bytes; a peer past this is not one we can afford to follow.
+pub const MAX_HEAD_BYTES: usize = 16 * 1024;
+
+/// Longest request-target kept; longer ones are cut (at a char boundary).
+pub const MAX_TARGET_BYTES: usize = 2048;
+
+/// Longest Host value kept (a DNS name is at most 253 bytes, plus a port).
+pub const MAX_HOST_BYTES: usize = 256;
+
+/// Most requests waiting for their responses at once; beyond this the peer
+/// is not behaving like an HTTP/1 client and memory would grow without end.
+pub const MAX_PIPELINED: usize = 64;

@@ -1,0 +1,45 @@
+//! Self-telemetry counters shared between the worker thread and callers.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub events_read: AtomicU64,
+    /// Events the kernel could not hand over (ring buffer or tables full).
+    pub events_lost: AtomicU64,
+    /// Records userspace could not decode (a bug or a version mismatch).
+    pub decode_errors: AtomicU64,
+    pub spans_exported: AtomicU64,
+    pub batches_dropped: AtomicU64,
+    /// Spans inside dropped batches.
+    pub spans_dropped: AtomicU64,
+    pub parse_errors: AtomicU64,
+    pub connections: AtomicU64,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct StatsSnapshot {
+    pub events_read: u64,
+    pub events_lost: u64,
+    pub decode_errors: u64,
+    pub spans_exported: u64,
+    pub batches_dropped: u64,
+    pub spans_dropped: u64,
+    pub parse_errors: u64,
+    pub connections: u64,
+}
+
+impl Stats {
+    pub fn snapshot(&self) -> StatsSnapshot {
+        StatsSnapshot {
+            events_read: self.events_read.load(Relaxed),
+            events_lost: self.events_lost.load(Relaxed),
+            decode_errors: self.decode_errors.load(Relaxed),
+            spans_exported: self.spans_exported.load(Relaxed),
+            batches_dropped: self.batches_dropped.load(Relaxed),
+            spans_dropped: self.spans_dropped.load(Relaxed),
+            parse_errors: self.parse_errors.load(Relaxed),
+            connections: self.connections.load(Relaxed),
+        }
+    }
+}

@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: GPL-2.0 OR Apache-2.0 */
+/* Connection lifecycle: accept, connect, close. */
+#include "sock.h"
+
+/* connect() in flight, by thread: the fd, until sys_exit tells how it went. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, __s32);
+} connecting SEC(".maps");
+
+static __always_inline int on_accept_exit(struct sys_exit_ctx *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (is_self(pid_tgid >> 32) || ctx->ret < 0)
+		return 0;
+	/* The new socket is already connected: addresses come from it, not from
+	 * the (optional, possibly NULL) sockaddr the caller passed. */
+	struct sock *sk = fd_to_sock((__s32)ctx->ret);
+	if (is_tcp(sk))
+		track_conn(pid_tgid, (__s32)ctx->ret, sk, OE_ROLE_SERVER);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept")
+int oe_exit_accept(struct sys_exit_ctx *ctx)
+{
+	return on_accept_exit(ctx);
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept4")
+int oe_exit_accept4(struct sys_exit_ctx *ctx)
+{
+	return on_accept_exit(ctx);
+}
+
+SEC("tracepoint/syscalls/sys_enter_connect")
+int oe_enter_connect(struct sys_enter_ctx *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (is_self(pid_tgid >> 32))
+		return 0;
+	__s32 fd = (__s32)ctx->args[0];
+	bpf_map_update_elem(&connecting, &pid_tgid, &fd, BPF_ANY);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_connect")
+int oe_exit_connect(struct sys_exit_ctx *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__s32 *fdp = bpf_map_lookup_elem(&connecting, &pid_tgid);
+	if (!fdp)
+		return 0;
+	__s32 fd = *fdp;
+	bpf_map_delete_elem(&connecting, &pid_tgid);
+	/* Non-blocking connects return -EINPROGRESS with both ends already bound. */
+	if (ctx->ret != 0 && ctx->ret != -EINPROGRESS)
+		return 0;
+	struct sock *sk = fd_to_sock(fd);
+	if (is_tcp(sk))
+		track_conn(pid_tgid, fd, sk, OE_ROLE_CLIENT);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_close")
+int oe_enter_close(struct sys_enter_ctx *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct oe_fd_key key = { .tgid = pid_tgid >> 32, .fd = (__s32)ctx->args[0] };
+	if (is_self(key.tgid))
+		return 0;
+	struct oe_conn_info *info = bpf_map_lookup_elem(&conns, &key);
+	if (!info) {
+		bpf_map_delete_elem(&not_sock, &key);
+		return 0;
+	}
+	__u64 conn_id = info->conn_id;
+	bpf_map_delete_elem(&conns, &key);
+
+	struct oe_conn_close *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+	if (!ev) {
+		count(OE_CNT_RINGBUF_FULL);
+		return 0;
+	}
+	fill_header(&ev->hdr, pid_tgid, OE_EV_CONN_CLOSE, key.fd, conn_id);
+	bpf_ringbuf_submit(ev, 0);
+	return 0;
+}

@@ -1,0 +1,209 @@
+/* SPDX-License-Identifier: GPL-2.0 OR Apache-2.0 */
+/* Payload capture: what traced processes read from and write to TCP sockets.
+ * sys_enter remembers the buffer of a call on a tracked socket; sys_exit
+ * copies the prefix of what actually moved into the ring buffer. */
+#include "sock.h"
+
+#define MAX_IOV 8
+
+struct io_args {
+	__u64 buf;     /* user buffer, or user iovec array when iovcnt > 0 */
+	__u64 conn_id;
+	__s32 fd;
+	__u32 iovcnt;
+	__u16 sys;     /* OE_SYS_* */
+	__u16 dir;     /* OE_DIR_* */
+	__u32 _pad;
+};
+
+/* A syscall in flight on a tracked socket, by thread. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct io_args);
+} in_flight SEC(".maps");
+
+/* Event under construction: too big for the stack. The spill area lets each
+ * iovec copy start anywhere below OE_MAX_CAPTURE with a length up to it. */
+struct scratch {
+	struct oe_data ev;
+	__u8 spill[OE_MAX_CAPTURE];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct scratch);
+} scratch_buf SEC(".maps");
+
+/* struct user_msghdr, as the x86-64 syscall ABI lays it out. */
+struct user_msghdr_abi {
+	__u64 name;
+	__s32 namelen;
+	__s32 _pad;
+	__u64 iov;
+	__u64 iovlen;
+};
+
+struct iovec_abi {
+	__u64 base;
+	__u64 len;
+};
+
+static __always_inline int remember(__s32 fd, __u64 buf, __u32 iovcnt, __u16 sys, __u16 dir)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (is_self(pid_tgid >> 32))
+		return 0;
+	struct oe_conn_info *conn = lookup_conn(pid_tgid, fd);
+	if (!conn)
+		return 0;
+	struct io_args a = {
+		.buf = buf, .conn_id = conn->conn_id, .fd = fd, .iovcnt = iovcnt, .sys = sys, .dir = dir,
+	};
+	if (bpf_map_update_elem(&in_flight, &pid_tgid, &a, BPF_ANY))
+		count(OE_CNT_IO_TABLE_FULL);
+	return 0;
+}
+
+static __always_inline int remember_msg(__s32 fd, __u64 msg, __u16 sys, __u16 dir)
+{
+	struct user_msghdr_abi m;
+	if (bpf_probe_read_user(&m, sizeof(m), (void *)msg))
+		return 0;
+	if (m.iovlen == 0)
+		return 0;
+	return remember(fd, m.iov, m.iovlen > MAX_IOV ? MAX_IOV : (__u32)m.iovlen, sys, dir);
+}
+
+SEC("tracepoint/syscalls/sys_enter_read")
+int oe_enter_read(struct sys_enter_ctx *ctx)
+{
+	return remember(ctx->args[0], ctx->args[1], 0, OE_SYS_READ, OE_DIR_INGRESS);
+}
+
+SEC("tracepoint/syscalls/sys_enter_readv")
+int oe_enter_readv(struct sys_enter_ctx *ctx)
+{
+	return remember(ctx->args[0], ctx->args[1], ctx->args[2] > MAX_IOV ? MAX_IOV : ctx->args[2],
+			OE_SYS_READV, OE_DIR_INGRESS);
+}
+
+SEC("tracepoint/syscalls/sys_enter_recvfrom")
+int oe_enter_recvfrom(struct sys_enter_ctx *ctx)
+{
+	if (ctx->args[3] & MSG_PEEK) /* the same bytes will be read again */
+		return 0;
+	return remember(ctx->args[0], ctx->args[1], 0, OE_SYS_RECVFROM, OE_DIR_INGRESS);
+}
+
+SEC("tracepoint/syscalls/sys_enter_recvmsg")
+int oe_enter_recvmsg(struct sys_enter_ctx *ctx)
+{
+	if (ctx->args[2] & MSG_PEEK)
+		return 0;
+	return remember_msg(ctx->args[0], ctx->args[1], OE_SYS_RECVMSG, OE_DIR_INGRESS);
+}
+
+SEC("tracepoint/syscalls/sys_enter_write")
+int oe_enter_write(struct sys_enter_ctx *ctx)
+{
+	return remember(ctx->args[0], ctx->args[1], 0, OE_SYS_WRITE, OE_DIR_EGRESS);
+}
+
+SEC("tracepoint/syscalls/sys_enter_writev")
+int oe_enter_writev(struct sys_enter_ctx *ctx)
+{
+	return remember(ctx->args[0], ctx->args[1], ctx->args[2] > MAX_IOV ? MAX_IOV : ctx->args[2],
+			OE_SYS_WRITEV, OE_DIR_EGRESS);
+}
+
+SEC("tracepoint/syscalls/sys_enter_sendto")
+int oe_enter_sendto(struct sys_enter_ctx *ctx)
+{
+	return remember(ctx->args[0], ctx->args[1], 0, OE_SYS_SENDTO, OE_DIR_EGRESS);
+}
+
+SEC("tracepoint/syscalls/sys_enter_sendmsg")
+int oe_enter_sendmsg(struct sys_enter_ctx *ctx)
+{
+	return remember_msg(ctx->args[0], ctx->args[1], OE_SYS_SENDMSG, OE_DIR_EGRESS);
+}
+
+/* sendfile moves file bytes to the socket: counted, never copied. */
+SEC("tracepoint/syscalls/sys_enter_sendfile64")
+int oe_enter_sendfile64(struct sys_enter_ctx *ctx)
+{
+	return remember(ctx->args[0], 0, 0, OE_SYS_SENDFILE, OE_DIR_EGRESS);
+}
+
+static __always_inline __u32 copy_iov(__u8 *dst, const struct io_args *a, __u32 cap)
+{
+	__u32 off = 0;
+	for (int i = 0; i < MAX_IOV; i++) {
+		if (i >= a->iovcnt || off >= cap)
+			break;
+		struct iovec_abi iov;
+		if (bpf_probe_read_user(&iov, sizeof(iov), (void *)(a->buf + i * sizeof(iov))))
+			break;
+		__u32 n = cap - off;
+		if (iov.len < n)
+			n = iov.len;
+		if (n > OE_MAX_CAPTURE)
+			n = OE_MAX_CAPTURE;
+		off &= OE_MAX_CAPTURE - 1;
+		if (bpf_probe_read_user(dst + off, n, (void *)iov.base))
+			break;
+		off += n;
+	}
+	return off;
+}
+
+/* One exit program serves every data syscall: their sys_exit records match. */
+SEC("tracepoint/syscalls/sys_exit_read")
+int oe_exit_data(struct sys_exit_ctx *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct io_args *ap = bpf_map_lookup_elem(&in_flight, &pid_tgid);
+	if (!ap)
+		return 0;
+	struct io_args a = *ap;
+	bpf_map_delete_elem(&in_flight, &pid_tgid);
+	__s64 ret = ctx->ret;
+	if (ret <= 0)
+		return 0;
+
+	__u32 zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&scratch_buf, &zero);
+	if (!s)
+		return 0;
+	struct oe_data *ev = &s->ev;
+	fill_header(&ev->meta.hdr, pid_tgid, OE_EV_DATA, a.fd, a.conn_id);
+	ev->meta.total_len = ret > 0xffffffffLL ? 0xffffffff : (__u32)ret;
+	ev->meta.direction = a.dir;
+	ev->meta.syscall = a.sys;
+	ev->meta._pad = 0;
+
+	__u32 cap = capture_bytes;
+	if (cap > OE_MAX_CAPTURE)
+		cap = OE_MAX_CAPTURE;
+	if ((__u64)ret < cap)
+		cap = (__u32)ret;
+	__u32 copied = 0;
+	if (a.sys == OE_SYS_SENDFILE) {
+		copied = 0;
+	} else if (a.iovcnt == 0) {
+		if (bpf_probe_read_user(ev->payload, cap, (void *)a.buf) == 0)
+			copied = cap;
+	} else {
+		copied = copy_iov(ev->payload, &a, cap);
+	}
+	if (copied > OE_MAX_CAPTURE)
+		copied = OE_MAX_CAPTURE;
+	ev->meta.captured_len = copied;
+	if (bpf_ringbuf_output(&events, ev, offsetof(struct oe_data, payload) + copied, 0))
+		count(OE_CNT_RINGBUF_FULL);
+	return 0;
+}

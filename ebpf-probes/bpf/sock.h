@@ -1,0 +1,104 @@
+/* SPDX-License-Identifier: GPL-2.0 OR Apache-2.0 */
+/* From a file descriptor to a tracked TCP connection. */
+#ifndef OE_SOCK_H
+#define OE_SOCK_H
+
+#include "common.h"
+
+/* The struct sock behind fd in the current task, or NULL when fd is not a socket. */
+static __always_inline struct sock *fd_to_sock(__s32 fd)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	if (!fdt || fd < 0 || (__u32)fd >= BPF_CORE_READ(fdt, max_fds))
+		return NULL;
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file *file = NULL;
+	bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]);
+	if (!file)
+		return NULL;
+	umode_t mode = BPF_CORE_READ(file, f_inode, i_mode);
+	if ((mode & S_IFMT) != S_IFSOCK)
+		return NULL;
+	struct socket *sock = BPF_CORE_READ(file, private_data);
+	return BPF_CORE_READ(sock, sk);
+}
+
+static __always_inline bool is_tcp(struct sock *sk)
+{
+	if (!sk)
+		return false;
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (family != AF_INET && family != AF_INET6)
+		return false;
+	return BPF_CORE_READ(sk, sk_type) == SOCK_STREAM &&
+	       BPF_CORE_READ(sk, sk_protocol) == IPPROTO_TCP_NUM;
+}
+
+static __always_inline void map_v4(__u8 dst[16], __be32 addr)
+{
+	__builtin_memset(dst, 0, 10);
+	dst[10] = 0xff;
+	dst[11] = 0xff;
+	__builtin_memcpy(&dst[12], &addr, 4);
+}
+
+/* Starts tracking fd as a TCP connection and tells userspace where it goes. */
+static __always_inline struct oe_conn_info *track_conn(__u64 pid_tgid, __s32 fd, struct sock *sk,
+						       __u16 role)
+{
+	struct oe_fd_key key = { .tgid = pid_tgid >> 32, .fd = fd };
+	struct oe_conn_info info = {
+		/* creation time and CPU: unique without a shared counter */
+		.conn_id = (bpf_ktime_get_ns() << 6) | (bpf_get_smp_processor_id() & 63),
+		.role = role,
+	};
+	bpf_map_delete_elem(&not_sock, &key);
+	if (bpf_map_update_elem(&conns, &key, &info, BPF_ANY)) {
+		count(OE_CNT_CONN_TABLE_FULL);
+		return NULL;
+	}
+
+	struct oe_conn_open *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+	if (!ev) {
+		count(OE_CNT_RINGBUF_FULL);
+	} else {
+		fill_header(&ev->hdr, pid_tgid, OE_EV_CONN_OPEN, fd, info.conn_id);
+		__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+		if (family == AF_INET) {
+			map_v4(ev->local_addr, BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr));
+			map_v4(ev->peer_addr, BPF_CORE_READ(sk, __sk_common.skc_daddr));
+		} else {
+			BPF_CORE_READ_INTO(&ev->local_addr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
+			BPF_CORE_READ_INTO(&ev->peer_addr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+		}
+		ev->local_port = BPF_CORE_READ(sk, __sk_common.skc_num);
+		ev->peer_port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+		ev->family = family;
+		ev->role = role;
+		bpf_get_current_comm(ev->comm, sizeof(ev->comm));
+		bpf_ringbuf_submit(ev, 0);
+	}
+	return bpf_map_lookup_elem(&conns, &key);
+}
+
+/* The tracked connection for fd, discovering sockets opened before we attached
+ * (or obtained by dup/SCM_RIGHTS) on first use. NULL for anything else. */
+static __always_inline struct oe_conn_info *lookup_conn(__u64 pid_tgid, __s32 fd)
+{
+	struct oe_fd_key key = { .tgid = pid_tgid >> 32, .fd = fd };
+	struct oe_conn_info *info = bpf_map_lookup_elem(&conns, &key);
+	if (info)
+		return info;
+	if (bpf_map_lookup_elem(&not_sock, &key))
+		return NULL;
+	struct sock *sk = fd_to_sock(fd);
+	if (!is_tcp(sk)) {
+		__u8 one = 1;
+		bpf_map_update_elem(&not_sock, &key, &one, BPF_ANY);
+		return NULL;
+	}
+	return track_conn(pid_tgid, fd, sk, OE_ROLE_UNKNOWN);
+}
+
+#endif

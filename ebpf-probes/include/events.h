@@ -1,0 +1,116 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The kernel <-> user contract: every struct that crosses the ring buffer or
+ * lives in a map that userspace reads or writes. Fixed-width fields only, explicit
+ * padding, no kernel types, so the Rust side can be generated from this file
+ * (ebpf-probes/build.rs runs bindgen over it) and never drifts.
+ */
+#ifndef OTEL_EBPF_EVENTS_H
+#define OTEL_EBPF_EVENTS_H
+
+#ifndef __VMLINUX_H__
+#include <stdint.h>
+typedef uint8_t __u8;
+typedef uint16_t __u16;
+typedef uint32_t __u32;
+typedef uint64_t __u64;
+typedef int32_t __s32;
+typedef int64_t __s64;
+#endif
+
+/* Largest payload prefix one event can carry; the configured capture size is
+ * clamped to this. Must be a power of two (the probes mask offsets with it). */
+#define OE_MAX_CAPTURE 4096
+
+/* event kinds (oe_event_header.kind) */
+#define OE_EV_CONN_OPEN 1
+#define OE_EV_DATA 2
+#define OE_EV_CONN_CLOSE 3
+#define OE_EV_PROC_EXIT 4
+
+/* who opened the connection (oe_conn_open.role) */
+#define OE_ROLE_UNKNOWN 0 /* found already open: accepted or connected before we attached */
+#define OE_ROLE_SERVER 1  /* returned by accept/accept4 */
+#define OE_ROLE_CLIENT 2  /* passed to connect */
+
+/* data direction (oe_data.direction) */
+#define OE_DIR_INGRESS 1 /* read/recv by the traced process */
+#define OE_DIR_EGRESS 2  /* write/send by the traced process */
+
+/* which syscall produced a data event (oe_data.syscall), for diagnostics */
+#define OE_SYS_READ 1
+#define OE_SYS_READV 2
+#define OE_SYS_RECVFROM 3
+#define OE_SYS_RECVMSG 4
+#define OE_SYS_WRITE 5
+#define OE_SYS_WRITEV 6
+#define OE_SYS_SENDTO 7
+#define OE_SYS_SENDMSG 8
+#define OE_SYS_SENDFILE 9
+
+/* indexes into the per-CPU `counters` array map */
+#define OE_CNT_RINGBUF_FULL 0   /* an event could not be reserved: lost */
+#define OE_CNT_CONN_TABLE_FULL 1 /* a connection could not be tracked */
+#define OE_CNT_IO_TABLE_FULL 2  /* an in-flight syscall could not be remembered */
+#define OE_CNT_MAX 8
+
+/* Common prefix of every ring-buffer record. */
+struct oe_event_header {
+	__u64 ts_ns;  /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) */
+	__u32 tgid;   /* process id */
+	__u32 tid;    /* thread id */
+	__u32 kind;   /* OE_EV_* */
+	__s32 fd;
+	__u64 conn_id; /* unique per tracked connection (its creation time + cpu) */
+};
+
+/* IPv4 addresses are stored as IPv4-mapped IPv6 (::ffff:a.b.c.d). */
+struct oe_conn_open {
+	struct oe_event_header hdr;
+	__u8 local_addr[16];
+	__u8 peer_addr[16];
+	__u16 local_port; /* host byte order */
+	__u16 peer_port;  /* host byte order */
+	__u16 family;     /* AF_INET or AF_INET6 as the socket was created */
+	__u16 role;       /* OE_ROLE_* */
+	char comm[16];    /* task name: identity when the process is gone before /proc is read */
+};
+
+/* Fixed part of a data event; `captured_len` payload bytes follow it. */
+struct oe_data_meta {
+	struct oe_event_header hdr;
+	__u32 total_len;    /* bytes the syscall moved */
+	__u32 captured_len; /* bytes that follow in payload[] */
+	__u16 direction;    /* OE_DIR_* */
+	__u16 syscall;      /* OE_SYS_* */
+	__u32 _pad;
+};
+
+/* A data event as the probes build it; only meta + captured_len bytes are sent. */
+struct oe_data {
+	struct oe_data_meta meta;
+	__u8 payload[OE_MAX_CAPTURE];
+};
+
+struct oe_conn_close {
+	struct oe_event_header hdr;
+};
+
+struct oe_proc_exit {
+	struct oe_event_header hdr;
+};
+
+/* Map key for the connection table and the not-a-socket cache. */
+struct oe_fd_key {
+	__u32 tgid;
+	__s32 fd;
+};
+
+/* Value of the connection table. */
+struct oe_conn_info {
+	__u64 conn_id;
+	__u16 role;
+	__u16 _pad[3];
+};
+
+#endif /* OTEL_EBPF_EVENTS_H */

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs what a fresh Debian 12 machine lacks for building and testing.
+# Quiet and fast when everything is already there.
+set -euo pipefail
+
+need=()
+have() { command -v "$1" >/dev/null 2>&1; }
+pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
+
+have clang-19 || need+=(clang-19)
+have llvm-strip-19 || need+=(llvm-19)
+pkg libclang-19-dev || need+=(libclang-19-dev)
+[ -f /usr/include/bpf/bpf_helpers.h ] || need+=(libbpf-dev)
+have bpftool || need+=(bpftool)
+have nginx || need+=(nginx)
+have curl || need+=(curl)
+have wrk || need+=(wrk)
+have strace || need+=(strace)
+have ip || need+=(iproute2)
+
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "deps: missing packages: ${need[*]}; run as root or install them with apt-get" >&2
+    exit 1
+  fi
+  echo "deps: installing ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  # Debian starts nginx on install; the tests run their own instances.
+  (systemctl disable --now nginx || service nginx stop || nginx -s stop) >/dev/null 2>&1 || true
+fi
+
+# tracefs is where tracepoints are attached; mount it when the host has not.
+if [ ! -d /sys/kernel/tracing/events ] && [ "$(id -u)" -eq 0 ]; then
+  mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null || true
+fi
