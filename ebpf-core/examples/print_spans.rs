@@ -1,5 +1,5 @@
 //! Prints every span the receiver sees for N seconds: a quick look without a collector.
-//! `cargo run --release -p ebpf-core --example print_spans -- 10`
+//! `cargo run --release -p ebpf-core --example print_spans -- 10 ['{"record_events": "/tmp/ev.bin"}']`
 
 use std::time::{Duration, Instant};
 
@@ -9,7 +9,8 @@ use prost::Message;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let secs: u64 = std::env::args().nth(1).map(|s| s.parse()).transpose()?.unwrap_or(10);
-    let inst = Instance::from_json(r#"{"batch": {"timeout_ms": 200}}"#)?;
+    let config = std::env::args().nth(2).unwrap_or_else(|| r#"{"batch": {"timeout_ms": 200}}"#.into());
+    let inst = Instance::from_json(&config)?;
     inst.start()?;
     let deadline = Instant::now() + Duration::from_secs(secs);
     while Instant::now() < deadline {

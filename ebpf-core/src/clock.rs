@@ -26,6 +26,11 @@ impl WallClock {
         Self { offset_ns: real - mono }
     }
 
+    /// A fixed offset (wall = monotonic + offset), for replays and tests.
+    pub fn from_offset_ns(offset_ns: i128) -> Self {
+        Self { offset_ns }
+    }
+
     pub fn to_unix_ns(&self, monotonic_ns: u64) -> u64 {
         (i128::from(monotonic_ns) + self.offset_ns).max(0) as u64
     }

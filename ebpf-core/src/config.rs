@@ -21,6 +21,10 @@ pub struct Config {
     pub queue_size: usize,
     /// Processes never traced, besides the one hosting the library.
     pub exclude_pids: Vec<u32>,
+    /// Debugging aid, off by default: append every raw kernel event to this
+    /// file (length-prefixed, see `events::recording`). It holds payload
+    /// prefixes, so it is as sensitive as a packet capture.
+    pub record_events: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -41,6 +45,7 @@ impl Default for Config {
             batch: BatchConfig::default(),
             queue_size: 64,
             exclude_pids: Vec::new(),
+            record_events: None,
         }
     }
 }
@@ -58,6 +63,8 @@ impl Default for BatchConfig {
 pub enum ConfigError {
     #[error("invalid config JSON: {0}")]
     Json(#[from] serde_json::Error),
+    #[error("invalid config: the top level must be a JSON object")]
+    NotAnObject,
     #[error("invalid config: {field} = {value}: {reason}")]
     Value {
         field: &'static str,
@@ -72,7 +79,11 @@ impl Config {
         let config: Config = if json.trim().is_empty() {
             Config::default()
         } else {
-            serde_json::from_str(json)?
+            let value: serde_json::Value = serde_json::from_str(json)?;
+            if !value.is_object() {
+                return Err(ConfigError::NotAnObject);
+            }
+            serde_json::from_value(value)?
         };
         config.validate()?;
         Ok(config)

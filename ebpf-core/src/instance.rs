@@ -1,6 +1,8 @@
 //! The public face of the library: one receiver instance with a
 //! create → start → poll* → stop lifecycle, safe to share between threads.
 
+use std::fs::File;
+use std::io::BufWriter;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,6 +27,8 @@ pub enum Error {
     Thread(#[source] std::io::Error),
     #[error("{0}")]
     State(&'static str),
+    #[error("cannot create the event recording {0}: {1}")]
+    Record(String, #[source] std::io::Error),
 }
 
 impl Error {
@@ -111,7 +115,11 @@ impl Instance {
         })?;
         let (tx, rx) = crossbeam_channel::bounded(self.config.queue_size);
         let processor = Processor::new(&self.config, self.stats.clone());
-        let worker = spawn_worker(probes, processor, tx, self.stats.clone()).map_err(Error::Thread)?;
+        let recorder = match &self.config.record_events {
+            Some(path) => Some(BufWriter::new(File::create(path).map_err(|e| Error::Record(path.clone(), e))?)),
+            None => None,
+        };
+        let worker = spawn_worker(probes, processor, tx, self.stats.clone(), recorder).map_err(Error::Thread)?;
         Ok((rx, worker))
     }
 

@@ -33,6 +33,14 @@ impl ConnTracker {
         Self::default()
     }
 
+    /// For replaying recorded events: identities come from the events only.
+    pub fn offline() -> Self {
+        Self {
+            processes: ProcessTable::offline(),
+            ..Self::default()
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.conns.len()
     }

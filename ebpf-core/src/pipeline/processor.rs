@@ -30,8 +30,18 @@ pub struct Processor {
 
 impl Processor {
     pub fn new(config: &Config, stats: Arc<Stats>) -> Self {
+        Self::with_tracker(config, stats, ConnTracker::new())
+    }
+
+    /// A processor for recorded events: process identities come from the
+    /// events, never from this host's /proc.
+    pub fn replay(config: &Config, stats: Arc<Stats>) -> Self {
+        Self::with_tracker(config, stats, ConnTracker::offline())
+    }
+
+    fn with_tracker(config: &Config, stats: Arc<Stats>, conns: ConnTracker) -> Self {
         Self {
-            conns: ConnTracker::new(),
+            conns,
             batcher: SpanBatcher::new(
                 config.batch.max_spans,
                 Duration::from_millis(config.batch.timeout_ms),

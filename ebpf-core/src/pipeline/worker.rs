@@ -1,6 +1,8 @@
 //! The one thread between the kernel and the host: waits on the ring buffer,
 //! feeds the processor, hands batches to the bounded queue the host polls.
 
+use std::fs::File;
+use std::io::{BufWriter, Write};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
@@ -11,6 +13,7 @@ use crossbeam_channel::{Sender, TrySendError};
 
 use crate::batch::Batch;
 use crate::clock::monotonic_now_ns;
+use crate::events::recording::write_record;
 use crate::probes::Probes;
 use crate::stats::Stats;
 
@@ -39,6 +42,7 @@ pub fn spawn_worker(
     mut processor: Processor,
     tx: Sender<Batch>,
     stats: Arc<Stats>,
+    mut recorder: Option<BufWriter<File>>,
 ) -> std::io::Result<WorkerHandle> {
     let stop = Arc::new(AtomicBool::new(false));
     let stop_flag = stop.clone();
@@ -48,7 +52,7 @@ pub fn spawn_worker(
             let now = Instant::now();
             let wait = processor.time_left(now).map_or(MAX_WAIT, |d| d.min(MAX_WAIT));
             wait_readable(probes.events.as_raw_fd(), wait);
-            drain(&mut probes, &mut processor, &mut emit, DRAIN_BUDGET);
+            drain(&mut probes, &mut processor, &mut emit, &mut recorder, DRAIN_BUDGET);
             processor.tick(Instant::now(), monotonic_now_ns(), &mut emit);
             for (tgid, fd) in processor.forget.drain(..) {
                 probes.conns.remove(tgid, fd);
@@ -57,17 +61,32 @@ pub fn spawn_worker(
         }
         // Detach first so nothing new arrives, then hand over what is queued.
         probes.detach();
-        drain(&mut probes, &mut processor, &mut emit, usize::MAX);
+        drain(&mut probes, &mut processor, &mut emit, &mut recorder, usize::MAX);
+        if let Some(r) = recorder.as_mut() {
+            let _ = r.flush();
+        }
         processor.flush(&mut emit);
         stats.events_lost.store(probes.counters.snapshot().total_lost(), Relaxed);
     })?;
     Ok(WorkerHandle { stop, thread })
 }
 
-fn drain(probes: &mut Probes, processor: &mut Processor, emit: &mut impl FnMut(Batch), budget: usize) {
+fn drain(
+    probes: &mut Probes,
+    processor: &mut Processor,
+    emit: &mut impl FnMut(Batch),
+    recorder: &mut Option<BufWriter<File>>,
+    budget: usize,
+) {
     let now = Instant::now();
     for _ in 0..budget {
         let Some(item) = probes.events.next() else { break };
+        if let Some(r) = recorder.as_mut() {
+            if let Err(e) = write_record(r, &item) {
+                log::warn!("recording events stopped: {e}");
+                *recorder = None;
+            }
+        }
         processor.handle(&item, now, emit);
     }
 }

@@ -39,6 +39,19 @@ impl ProcessIdentity {
     }
 }
 
+impl ProcessIdentity {
+    /// Identity from the kernel's task name alone.
+    pub fn from_comm(pid: u32, comm: &str) -> Self {
+        let name = if comm.is_empty() { "unknown" } else { comm };
+        Self {
+            pid,
+            service_name: name.to_string(),
+            executable_name: name.to_string(),
+            executable_path: None,
+        }
+    }
+}
+
 /// The service name a process declares through the OpenTelemetry SDK variables.
 fn service_name_from_environ(environ: &[u8]) -> Option<String> {
     let mut from_attributes = None;
@@ -64,13 +77,29 @@ fn service_name_from_environ(environ: &[u8]) -> Option<String> {
 #[derive(Debug, Default)]
 pub struct ProcessTable {
     by_pid: HashMap<u32, Arc<ProcessIdentity>>,
+    /// Replaying recorded events: the pids are not this host's, never read /proc.
+    offline: bool,
 }
 
 impl ProcessTable {
+    pub fn offline() -> Self {
+        Self {
+            offline: true,
+            ..Self::default()
+        }
+    }
+
     pub fn get_or_read(&mut self, pid: u32, comm: &str) -> Arc<ProcessIdentity> {
+        let offline = self.offline;
         self.by_pid
             .entry(pid)
-            .or_insert_with(|| Arc::new(ProcessIdentity::read(pid, comm)))
+            .or_insert_with(|| {
+                Arc::new(if offline {
+                    ProcessIdentity::from_comm(pid, comm)
+                } else {
+                    ProcessIdentity::read(pid, comm)
+                })
+            })
             .clone()
     }
 
