@@ -68,9 +68,7 @@ struct ZerocopyDerives;
 impl bindgen::callbacks::ParseCallbacks for ZerocopyDerives {
     fn add_derives(&self, info: &bindgen::callbacks::DeriveInfo<'_>) -> Vec<String> {
         if info.name.starts_with("oe_") {
-            ["zerocopy::FromBytes", "zerocopy::Immutable", "zerocopy::KnownLayout"]
-                .map(String::from)
-                .to_vec()
+            ["zerocopy::FromBytes", "zerocopy::Immutable", "zerocopy::KnownLayout"].map(String::from).to_vec()
         } else {
             vec![]
         }

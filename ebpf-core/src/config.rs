@@ -52,10 +52,7 @@ impl Default for Config {
 
 impl Default for BatchConfig {
     fn default() -> Self {
-        Self {
-            max_spans: 1024,
-            timeout_ms: 1000,
-        }
+        Self { max_spans: 1024, timeout_ms: 1000 }
     }
 }
 
@@ -66,11 +63,7 @@ pub enum ConfigError {
     #[error("invalid config: the top level must be a JSON object")]
     NotAnObject,
     #[error("invalid config: {field} = {value}: {reason}")]
-    Value {
-        field: &'static str,
-        value: String,
-        reason: &'static str,
-    },
+    Value { field: &'static str, value: String, reason: &'static str },
 }
 
 impl Config {
@@ -90,13 +83,8 @@ impl Config {
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let bad = |field, value: &dyn ToString, reason| {
-            Err(ConfigError::Value {
-                field,
-                value: value.to_string(),
-                reason,
-            })
-        };
+        let bad =
+            |field, value: &dyn ToString, reason| Err(ConfigError::Value { field, value: value.to_string(), reason });
         if !self.ring_buffer_size.is_power_of_two() || self.ring_buffer_size < 4096 {
             return bad("ring_buffer_size", &self.ring_buffer_size, "must be a power of two >= 4096");
         }

@@ -50,9 +50,14 @@ pub enum Poll {
 
 enum State {
     Created,
-    Running { rx: Receiver<Batch>, worker: WorkerHandle },
+    Running {
+        rx: Receiver<Batch>,
+        worker: WorkerHandle,
+    },
     /// `rx` still holds the batches cut while stopping.
-    Stopped { rx: Option<Receiver<Batch>> },
+    Stopped {
+        rx: Option<Receiver<Batch>>,
+    },
     /// Transient, while start or stop runs.
     Busy,
 }
@@ -66,11 +71,7 @@ pub struct Instance {
 impl Instance {
     pub fn new(config: Config) -> Result<Self, Error> {
         config.validate()?;
-        Ok(Self {
-            config,
-            state: Mutex::new(State::Created),
-            stats: Arc::new(Stats::default()),
-        })
+        Ok(Self { config, state: Mutex::new(State::Created), stats: Arc::new(Stats::default()) })
     }
 
     pub fn from_json(json: &str) -> Result<Self, Error> {
@@ -88,7 +89,9 @@ impl Instance {
             match *state {
                 State::Created => *state = State::Busy,
                 State::Running { .. } | State::Busy => return Err(Error::State("already started")),
-                State::Stopped { .. } => return Err(Error::State("stopped instances cannot be restarted; create a new one")),
+                State::Stopped { .. } => {
+                    return Err(Error::State("stopped instances cannot be restarted; create a new one"))
+                }
             }
         }
         let started = self.start_inner();

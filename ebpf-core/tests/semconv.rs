@@ -13,7 +13,7 @@ use ebpf_core::process::ProcessIdentity;
 use ebpf_core::protocol::http1::{HttpExchange, HttpVersion};
 use ebpf_core::protocol::Role;
 use ebpf_core::spans::{http_span, IdGenerator};
-use yaml_rust2::{Yaml, YamlLoader};
+use serde_yaml_ng::Value as Yaml;
 
 /// Product-specific names: few, namespaced, documented in README. None yet.
 const PROJECT_NAMES: &[&str] = &[];
@@ -48,15 +48,16 @@ fn registry() -> HashMap<String, bool> {
     let mut attrs = HashMap::new();
     for f in files {
         let text = std::fs::read_to_string(&f).unwrap();
-        let docs = YamlLoader::load_from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
-        for doc in docs {
+        let doc: Yaml = serde_yaml_ng::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        {
             // Two layouts coexist: `groups[].attributes[].id` and, in
             // `file_format: definition/2` files, top-level `attributes[].key`.
-            let grouped = doc["groups"].as_vec().into_iter().flatten().map(|g| &g["attributes"]);
-            for list in grouped.chain(std::iter::once(&doc["attributes"])) {
-                for a in list.as_vec().into_iter().flatten() {
-                    if let Some(id) = a["id"].as_str().or_else(|| a["key"].as_str()) {
-                        let deprecated = !matches!(a["deprecated"], Yaml::BadValue);
+            let grouped =
+                doc.get("groups").and_then(Yaml::as_sequence).into_iter().flatten().filter_map(|g| g.get("attributes"));
+            for list in grouped.chain(doc.get("attributes")) {
+                for a in list.as_sequence().into_iter().flatten() {
+                    if let Some(id) = a.get("id").or_else(|| a.get("key")).and_then(Yaml::as_str) {
+                        let deprecated = a.get("deprecated").is_some();
                         let e = attrs.entry(id.to_string()).or_insert(deprecated);
                         *e = *e && deprecated;
                     }

@@ -64,9 +64,9 @@ fn instance(handle: *const otel_ebpf_instance) -> Result<Arc<Instance>, (otel_eb
     if handle.is_null() {
         return Err((OTEL_EBPF_ERR_NULL, "instance handle is NULL".into()));
     }
-    INSTANCES
-        .with(handle as u64, Arc::clone)
-        .ok_or_else(|| (OTEL_EBPF_ERR_INVALID_HANDLE, format!("instance handle {handle:p} is not live (already freed?)")))
+    INSTANCES.with(handle as u64, Arc::clone).ok_or_else(|| {
+        (OTEL_EBPF_ERR_INVALID_HANDLE, format!("instance handle {handle:p} is not live (already freed?)"))
+    })
 }
 
 /// Creates a stopped instance from a JSON configuration (`{}` gives the
@@ -178,9 +178,9 @@ pub unsafe extern "C" fn otel_ebpf_batch_data(
         if batch.is_null() || data_out.is_null() || len_out.is_null() {
             return Err((OTEL_EBPF_ERR_NULL, "batch, data_out and len_out must not be NULL".into()));
         }
-        let (ptr, len) = BATCHES
-            .with(batch as u64, |b| (b.data.as_ptr(), b.data.len()))
-            .ok_or_else(|| (OTEL_EBPF_ERR_INVALID_HANDLE, format!("batch handle {batch:p} is not live (already freed?)")))?;
+        let (ptr, len) = BATCHES.with(batch as u64, |b| (b.data.as_ptr(), b.data.len())).ok_or_else(|| {
+            (OTEL_EBPF_ERR_INVALID_HANDLE, format!("batch handle {batch:p} is not live (already freed?)"))
+        })?;
         // SAFETY: both checked non-NULL above; the caller guarantees they are writable.
         unsafe {
             *data_out = ptr;

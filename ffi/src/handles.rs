@@ -18,9 +18,7 @@ pub(crate) struct Registry<T> {
 
 impl<T> Registry<T> {
     const fn new() -> Self {
-        Self {
-            live: Lazy::new(|| Mutex::new(HashMap::new())),
-        }
+        Self { live: Lazy::new(|| Mutex::new(HashMap::new())) }
     }
 
     pub(crate) fn insert(&self, value: T) -> u64 {

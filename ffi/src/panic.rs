@@ -6,9 +6,7 @@ use crate::error::{clear_last_error, otel_ebpf_result, set_last_error};
 
 /// Runs `f`, turning an `Err(message)` into its code with the message stored
 /// for `otel_ebpf_last_error`, and a panic into `OTEL_EBPF_ERR_PANIC`.
-pub(crate) fn guard(
-    f: impl FnOnce() -> Result<otel_ebpf_result, (otel_ebpf_result, String)>,
-) -> otel_ebpf_result {
+pub(crate) fn guard(f: impl FnOnce() -> Result<otel_ebpf_result, (otel_ebpf_result, String)>) -> otel_ebpf_result {
     clear_last_error();
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(code)) => code,

@@ -24,23 +24,12 @@ pub struct SpanBatcher {
 
 impl SpanBatcher {
     pub fn new(max_spans: usize, timeout: Duration, host: HostInfo) -> Self {
-        Self {
-            max_spans,
-            timeout,
-            host,
-            groups: HashMap::new(),
-            count: 0,
-            oldest: None,
-        }
+        Self { max_spans, timeout, host, groups: HashMap::new(), count: 0, oldest: None }
     }
 
     /// Adds a span; returns a batch when this one filled it.
     pub fn push(&mut self, process: &Arc<ProcessIdentity>, span: Span, now: Instant) -> Option<Batch> {
-        self.groups
-            .entry(process.pid)
-            .or_insert_with(|| (process.clone(), Vec::new()))
-            .1
-            .push(span);
+        self.groups.entry(process.pid).or_insert_with(|| (process.clone(), Vec::new())).1.push(span);
         self.count += 1;
         self.oldest.get_or_insert(now);
         (self.count >= self.max_spans).then(|| self.flush()).flatten()
@@ -68,11 +57,7 @@ impl SpanBatcher {
         self.oldest = None;
         let groups = std::mem::take(&mut self.groups);
         let data = encode_traces(groups.into_values(), &self.host);
-        Some(Batch {
-            signal: Signal::Traces,
-            data,
-            items,
-        })
+        Some(Batch { signal: Signal::Traces, data, items })
     }
 }
 

@@ -35,10 +35,7 @@ impl ConnTracker {
 
     /// For replaying recorded events: identities come from the events only.
     pub fn offline() -> Self {
-        Self {
-            processes: ProcessTable::offline(),
-            ..Self::default()
-        }
+        Self { processes: ProcessTable::offline(), ..Self::default() }
     }
 
     pub fn len(&self) -> usize {
@@ -58,10 +55,7 @@ impl ConnTracker {
             Connection {
                 conn_id: hdr.conn_id,
                 process,
-                endpoints: Some(Endpoints {
-                    local: open.local,
-                    peer: open.peer,
-                }),
+                endpoints: Some(Endpoints { local: open.local, peer: open.peer }),
                 stream: StreamState::Unclassified,
                 last_seen_ns: hdr.ts_ns,
             },
@@ -87,7 +81,7 @@ impl ConnTracker {
                 return;
             }
             conn.stream = if Http1Parser::looks_like_http(data.payload) {
-                StreamState::Http1(Box::new(Http1Parser::new()))
+                StreamState::Http1(Box::default())
             } else {
                 StreamState::Ignored
             };
@@ -108,11 +102,7 @@ impl ConnTracker {
             conn.stream = StreamState::Ignored;
         }
         let (process, endpoints) = (conn.process.clone(), conn.endpoints);
-        out.extend(self.scratch.drain(..).map(|http| Exchange {
-            http,
-            process: process.clone(),
-            endpoints,
-        }));
+        out.extend(self.scratch.drain(..).map(|http| Exchange { http, process: process.clone(), endpoints }));
     }
 
     /// The connection at (tgid, fd) closed at `hdr.ts_ns`.

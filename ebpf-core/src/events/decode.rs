@@ -65,13 +65,7 @@ fn read<T: FromBytes>(bytes: &[u8], what: &'static str) -> Result<T, DecodeError
 }
 
 fn header(h: &oe_event_header) -> Header {
-    Header {
-        ts_ns: h.ts_ns,
-        tgid: h.tgid,
-        tid: h.tid,
-        fd: h.fd,
-        conn_id: h.conn_id,
-    }
+    Header { ts_ns: h.ts_ns, tgid: h.tgid, tid: h.tid, fd: h.fd, conn_id: h.conn_id }
 }
 
 /// IPv4 travels as IPv4-mapped IPv6; give it back as IPv4.
@@ -112,18 +106,10 @@ pub fn decode(bytes: &[u8]) -> Result<Event<'_>, DecodeError> {
                 _ => return Err(DecodeError::UnknownDirection(m.direction)),
             };
             let rest = &bytes[size_of::<oe_data_meta>()..];
-            let payload = rest.get(..m.captured_len as usize).ok_or(DecodeError::BadCapturedLen {
-                captured: m.captured_len,
-                available: rest.len(),
-            })?;
-            Ok(Event::Data(
-                hdr,
-                DataEvent {
-                    direction,
-                    total_len: m.total_len.max(m.captured_len),
-                    payload,
-                },
-            ))
+            let payload = rest
+                .get(..m.captured_len as usize)
+                .ok_or(DecodeError::BadCapturedLen { captured: m.captured_len, available: rest.len() })?;
+            Ok(Event::Data(hdr, DataEvent { direction, total_len: m.total_len.max(m.captured_len), payload }))
         }
         abi::OE_EV_CONN_CLOSE => Ok(Event::ConnClose(hdr)),
         abi::OE_EV_PROC_EXIT => Ok(Event::ProcessExit(hdr)),

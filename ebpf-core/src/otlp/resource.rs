@@ -13,9 +13,8 @@ pub struct HostInfo {
 
 impl HostInfo {
     pub fn read() -> Self {
-        let host_name = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|s| s.trim().to_string())
-            .unwrap_or_default();
+        let host_name =
+            std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_default();
         Self { host_name }
     }
 }
@@ -35,8 +34,5 @@ pub fn process_resource(p: &ProcessIdentity, host: &HostInfo) -> Resource {
     attributes.push(str_attr("telemetry.sdk.name", crate::SDK_NAME));
     attributes.push(str_attr("telemetry.sdk.language", "rust"));
     attributes.push(str_attr("telemetry.sdk.version", crate::VERSION));
-    Resource {
-        attributes,
-        ..Default::default()
-    }
+    Resource { attributes, ..Default::default() }
 }

@@ -47,12 +47,7 @@ mod tests {
             executable_name: "demo-server".into(),
             executable_path: Some("/usr/bin/demo-server".into()),
         };
-        let span = Span {
-            name: "GET".into(),
-            trace_id: vec![1; 16],
-            span_id: vec![2; 8],
-            ..Default::default()
-        };
+        let span = Span { name: "GET".into(), trace_id: vec![1; 16], span_id: vec![2; 8], ..Default::default() };
         let host = HostInfo { host_name: "node-1".into() };
         let bytes = encode_traces([(&p, vec![span.clone(), span])], &host);
         let req = ExportTraceServiceRequest::decode(bytes.as_slice()).unwrap();

@@ -80,7 +80,9 @@ fn drain(
 ) {
     let now = Instant::now();
     for _ in 0..budget {
-        let Some(item) = probes.events.next() else { break };
+        let Some(item) = probes.events.next() else {
+            break;
+        };
         if let Some(r) = recorder.as_mut() {
             if let Err(e) = write_record(r, &item) {
                 log::warn!("recording events stopped: {e}");
@@ -105,11 +107,7 @@ fn send(tx: &Sender<Batch>, batch: Batch, stats: &Stats) {
 }
 
 fn wait_readable(fd: i32, timeout: Duration) {
-    let mut pfd = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    };
+    let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
     // SAFETY: one valid pollfd, owned by this frame, for the duration of the call.
     unsafe { libc::poll(&mut pfd, 1, timeout.as_millis() as libc::c_int) };
 }

@@ -53,7 +53,7 @@ pub struct ProbeSettings {
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
     #[error("loading the eBPF object failed: {0}")]
-    Load(#[source] aya::EbpfError),
+    Load(#[source] Box<aya::EbpfError>),
     #[error("eBPF program {program} is missing from the object")]
     MissingProgram { program: &'static str },
     #[error("eBPF map {map} is missing from the object")]
@@ -62,7 +62,7 @@ pub enum ProbeError {
     Verify {
         program: &'static str,
         #[source]
-        source: aya::programs::ProgramError,
+        source: Box<aya::programs::ProgramError>,
     },
     #[error("attaching {program} to tracepoint {category}:{tracepoint} failed: {source}")]
     Attach {
@@ -70,13 +70,13 @@ pub enum ProbeError {
         category: &'static str,
         tracepoint: &'static str,
         #[source]
-        source: aya::programs::ProgramError,
+        source: Box<aya::programs::ProgramError>,
     },
     #[error("opening eBPF map {map} failed: {source}")]
     Map {
         map: &'static str,
         #[source]
-        source: aya::maps::MapError,
+        source: Box<aya::maps::MapError>,
     },
 }
 
@@ -98,21 +98,21 @@ impl Probes {
             .map_max_entries("conns", settings.max_connections)
             .map_max_entries("not_sock", settings.max_connections)
             .load(ebpf_probes::object())
-            .map_err(ProbeError::Load)?;
+            .map_err(|e| ProbeError::Load(Box::new(e)))?;
 
         for (program, category, tracepoints) in ATTACHMENTS {
             let prog: &mut TracePoint = ebpf
                 .program_mut(program)
                 .ok_or(ProbeError::MissingProgram { program })?
                 .try_into()
-                .map_err(|source| ProbeError::Verify { program, source })?;
-            prog.load().map_err(|source| ProbeError::Verify { program, source })?;
+                .map_err(|e| ProbeError::Verify { program, source: Box::new(e) })?;
+            prog.load().map_err(|e| ProbeError::Verify { program, source: Box::new(e) })?;
             for tracepoint in *tracepoints {
-                prog.attach(category, tracepoint).map_err(|source| ProbeError::Attach {
+                prog.attach(category, tracepoint).map_err(|e| ProbeError::Attach {
                     program,
                     category,
                     tracepoint,
-                    source,
+                    source: Box::new(e),
                 })?;
             }
         }
@@ -120,12 +120,7 @@ impl Probes {
         let events = take_map(&mut ebpf, "events", RingBuf::try_from)?;
         let counters = KernelCounters::new(take_map(&mut ebpf, "counters", TryFrom::try_from)?);
         let conns = ConnTable::new(take_map(&mut ebpf, "conns", TryFrom::try_from)?);
-        Ok(Self {
-            ebpf: Some(ebpf),
-            events,
-            counters,
-            conns,
-        })
+        Ok(Self { ebpf: Some(ebpf), events, counters, conns })
     }
 }
 
@@ -143,5 +138,5 @@ fn take_map<T>(
     convert: impl FnOnce(aya::maps::Map) -> Result<T, aya::maps::MapError>,
 ) -> Result<T, ProbeError> {
     let m = ebpf.take_map(map).ok_or(ProbeError::MissingMap { map })?;
-    convert(m).map_err(|source| ProbeError::Map { map, source })
+    convert(m).map_err(|e| ProbeError::Map { map, source: Box::new(e) })
 }

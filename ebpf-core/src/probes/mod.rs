@@ -5,6 +5,6 @@ mod attach;
 mod kernel_maps;
 mod preflight;
 
-pub use attach::{Probes, ProbeError, ProbeSettings};
+pub use attach::{ProbeError, ProbeSettings, Probes};
 pub use kernel_maps::{ConnTable, KernelCounters};
 pub use preflight::{preflight, PreflightError};

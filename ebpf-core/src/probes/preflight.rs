@@ -41,9 +41,7 @@ fn effective_caps() -> u64 {
     fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("CapEff:"))
-                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            s.lines().find_map(|l| l.strip_prefix("CapEff:")).and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
         })
         .unwrap_or(0)
 }
@@ -68,10 +66,7 @@ fn check_privileges() -> Result<(), PreflightError> {
     if missing.is_empty() {
         Ok(())
     } else {
-        Err(PreflightError::Privileges {
-            missing: missing.join(", "),
-            have,
-        })
+        Err(PreflightError::Privileges { missing: missing.join(", "), have })
     }
 }
 
@@ -105,10 +100,7 @@ fn ensure_tracefs() -> Result<(), PreflightError> {
 
 /// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK; lift it (best effort).
 fn raise_memlock_limit() {
-    let unlimited = libc::rlimit {
-        rlim_cur: libc::RLIM_INFINITY,
-        rlim_max: libc::RLIM_INFINITY,
-    };
+    let unlimited = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
     // SAFETY: setrlimit reads a valid, fully initialised rlimit struct.
     let _ = unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) };
 }

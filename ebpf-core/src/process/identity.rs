@@ -30,12 +30,7 @@ impl ProcessIdentity {
             .unwrap_or_else(|| "unknown".to_string());
         let environ = fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
         let service_name = service_name_from_environ(&environ).unwrap_or_else(|| executable_name.clone());
-        Self {
-            pid,
-            service_name,
-            executable_name,
-            executable_path: exe_path,
-        }
+        Self { pid, service_name, executable_name, executable_path: exe_path }
     }
 }
 
@@ -43,12 +38,7 @@ impl ProcessIdentity {
     /// Identity from the kernel's task name alone.
     pub fn from_comm(pid: u32, comm: &str) -> Self {
         let name = if comm.is_empty() { "unknown" } else { comm };
-        Self {
-            pid,
-            service_name: name.to_string(),
-            executable_name: name.to_string(),
-            executable_path: None,
-        }
+        Self { pid, service_name: name.to_string(), executable_name: name.to_string(), executable_path: None }
     }
 }
 
@@ -83,10 +73,7 @@ pub struct ProcessTable {
 
 impl ProcessTable {
     pub fn offline() -> Self {
-        Self {
-            offline: true,
-            ..Self::default()
-        }
+        Self { offline: true, ..Self::default() }
     }
 
     pub fn get_or_read(&mut self, pid: u32, comm: &str) -> Arc<ProcessIdentity> {
@@ -94,11 +81,7 @@ impl ProcessTable {
         self.by_pid
             .entry(pid)
             .or_insert_with(|| {
-                Arc::new(if offline {
-                    ProcessIdentity::from_comm(pid, comm)
-                } else {
-                    ProcessIdentity::read(pid, comm)
-                })
+                Arc::new(if offline { ProcessIdentity::from_comm(pid, comm) } else { ProcessIdentity::read(pid, comm) })
             })
             .clone()
     }

@@ -5,9 +5,7 @@ use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, KeyValu
 pub fn str_attr(key: &str, value: impl Into<String>) -> KeyValue {
     KeyValue {
         key: key.to_string(),
-        value: Some(AnyValue {
-            value: Some(Value::StringValue(value.into())),
-        }),
+        value: Some(AnyValue { value: Some(Value::StringValue(value.into())) }),
         ..Default::default()
     }
 }
@@ -15,9 +13,7 @@ pub fn str_attr(key: &str, value: impl Into<String>) -> KeyValue {
 pub fn int_attr(key: &str, value: i64) -> KeyValue {
     KeyValue {
         key: key.to_string(),
-        value: Some(AnyValue {
-            value: Some(Value::IntValue(value)),
-        }),
+        value: Some(AnyValue { value: Some(Value::IntValue(value)) }),
         ..Default::default()
     }
 }

@@ -77,9 +77,8 @@ pub fn http_span(ex: &Exchange, clock: &WallClock, ids: &mut IdGenerator) -> Spa
             SpanKind::Server
         }
         Role::Client => {
-            let server_address = host
-                .map(|(name, _)| name.to_string())
-                .or_else(|| ex.endpoints.map(|ep| ep.peer.0.to_string()));
+            let server_address =
+                host.map(|(name, _)| name.to_string()).or_else(|| ex.endpoints.map(|ep| ep.peer.0.to_string()));
             let server_port = ex.endpoints.map(|ep| ep.peer.1).or_else(|| host.and_then(|(_, p)| p));
             if let Some(addr) = &server_address {
                 let authority = match server_port {
@@ -111,10 +110,7 @@ pub fn http_span(ex: &Exchange, clock: &WallClock, ids: &mut IdGenerator) -> Spa
     let status = match &error_type {
         Some(e) => {
             attrs.push(str_attr("error.type", e.clone()));
-            Status {
-                code: StatusCode::Error as i32,
-                message: String::new(),
-            }
+            Status { code: StatusCode::Error as i32, message: String::new() }
         }
         None => Status::default(),
     };

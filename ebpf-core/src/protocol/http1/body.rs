@@ -62,22 +62,10 @@ impl Body {
             Body::Length { remaining } => {
                 let take = n.min(*remaining);
                 *remaining -= take;
-                Progress {
-                    consumed: take,
-                    payload: take,
-                    done: *remaining == 0,
-                }
+                Progress { consumed: take, payload: take, done: *remaining == 0 }
             }
-            Body::UntilClose => Progress {
-                consumed: n,
-                payload: n,
-                done: false,
-            },
-            Body::Chunked(_) => Progress {
-                consumed: 0,
-                payload: 0,
-                done: false,
-            },
+            Body::UntilClose => Progress { consumed: n, payload: n, done: false },
+            Body::Chunked(_) => Progress { consumed: 0, payload: 0, done: false },
         }
     }
 }
@@ -118,20 +106,11 @@ pub(super) struct ChunkedDecoder {
 
 impl ChunkedDecoder {
     fn new(message: MessageKind) -> Self {
-        ChunkedDecoder {
-            state: ChunkState::Size {
-                value: 0,
-                digits: 0,
-            },
-            message,
-        }
+        ChunkedDecoder { state: ChunkState::Size { value: 0, digits: 0 }, message }
     }
 
     fn invalid(&self, reason: &'static str) -> ParseError {
-        ParseError::InvalidChunk {
-            message: self.message,
-            reason,
-        }
+        ParseError::InvalidChunk { message: self.message, reason }
     }
 
     fn feed(&mut self, data: &[u8]) -> Result<Progress, ParseError> {
@@ -147,9 +126,7 @@ impl ChunkedDecoder {
                     self.state = if remaining == take {
                         ChunkState::DataCr
                     } else {
-                        ChunkState::Data {
-                            remaining: remaining - take,
-                        }
+                        ChunkState::Data { remaining: remaining - take }
                     };
                 }
                 _ => {
@@ -158,11 +135,7 @@ impl ChunkedDecoder {
                 }
             }
         }
-        Ok(Progress {
-            consumed: i as u64,
-            payload,
-            done: self.state == ChunkState::Done,
-        })
+        Ok(Progress { consumed: i as u64, payload, done: self.state == ChunkState::Done })
     }
 
     fn skip(&mut self, n: u64) -> Result<Progress, ParseError> {
@@ -178,9 +151,7 @@ impl ChunkedDecoder {
                     self.state = if remaining == take {
                         ChunkState::DataCr
                     } else {
-                        ChunkState::Data {
-                            remaining: remaining - take,
-                        }
+                        ChunkState::Data { remaining: remaining - take }
                     };
                 }
                 // Senders put a chunk's data and its closing CRLF in one write,
@@ -193,24 +164,12 @@ impl ChunkedDecoder {
                 }
                 ChunkState::DataLf => {
                     left -= 1;
-                    self.state = ChunkState::Size {
-                        value: 0,
-                        digits: 0,
-                    };
+                    self.state = ChunkState::Size { value: 0, digits: 0 };
                 }
-                _ => {
-                    return Err(ParseError::Truncated {
-                        message: self.message,
-                        within: "chunk framing",
-                    })
-                }
+                _ => return Err(ParseError::Truncated { message: self.message, within: "chunk framing" }),
             }
         }
-        Ok(Progress {
-            consumed: n - left,
-            payload,
-            done: self.state == ChunkState::Done,
-        })
+        Ok(Progress { consumed: n - left, payload, done: self.state == ChunkState::Done })
     }
 
     fn framing_byte(&mut self, b: u8) -> Result<(), ParseError> {
@@ -225,10 +184,7 @@ impl ChunkedDecoder {
                         b'a'..=b'f' => b - b'a' + 10,
                         _ => b - b'A' + 10,
                     };
-                    ChunkState::Size {
-                        value: (value << 4) | u64::from(digit),
-                        digits: digits + 1,
-                    }
+                    ChunkState::Size { value: (value << 4) | u64::from(digit), digits: digits + 1 }
                 }
                 _ if digits == 0 => return Err(self.invalid("missing chunk size")),
                 b';' | b' ' | b'\t' => ChunkState::Extension { value, len: 0 },
@@ -238,13 +194,8 @@ impl ChunkedDecoder {
             },
             ChunkState::Extension { value, len } => match b {
                 b'\n' => Self::after_size_line(value),
-                _ if len >= MAX_CHUNK_EXT_BYTES => {
-                    return Err(self.invalid("chunk extension too long"))
-                }
-                _ => ChunkState::Extension {
-                    value,
-                    len: len + 1,
-                },
+                _ if len >= MAX_CHUNK_EXT_BYTES => return Err(self.invalid("chunk extension too long")),
+                _ => ChunkState::Extension { value, len: len + 1 },
             },
             ChunkState::SizeLf { value } => match b {
                 b'\n' => Self::after_size_line(value),
@@ -252,30 +203,19 @@ impl ChunkedDecoder {
             },
             ChunkState::DataCr => match b {
                 b'\r' => ChunkState::DataLf,
-                b'\n' => ChunkState::Size {
-                    value: 0,
-                    digits: 0,
-                },
+                b'\n' => ChunkState::Size { value: 0, digits: 0 },
                 _ => return Err(self.invalid("chunk data not followed by CRLF")),
             },
             ChunkState::DataLf => match b {
-                b'\n' => ChunkState::Size {
-                    value: 0,
-                    digits: 0,
-                },
+                b'\n' => ChunkState::Size { value: 0, digits: 0 },
                 _ => return Err(self.invalid("chunk data not followed by CRLF")),
             },
             ChunkState::Trailer { line_len, total } => match b {
                 b'\n' if line_len == 0 => ChunkState::Done,
                 b'\n' => ChunkState::Trailer { line_len: 0, total },
                 b'\r' => ChunkState::Trailer { line_len, total },
-                _ if total >= MAX_TRAILER_BYTES => {
-                    return Err(self.invalid("trailer section too large"))
-                }
-                _ => ChunkState::Trailer {
-                    line_len: line_len + 1,
-                    total: total + 1,
-                },
+                _ if total >= MAX_TRAILER_BYTES => return Err(self.invalid("trailer section too large")),
+                _ => ChunkState::Trailer { line_len: line_len + 1, total: total + 1 },
             },
             // `feed` handles these without coming here.
             state @ (ChunkState::Data { .. } | ChunkState::Done) => state,
@@ -285,10 +225,7 @@ impl ChunkedDecoder {
 
     fn after_size_line(value: u64) -> ChunkState {
         if value == 0 {
-            ChunkState::Trailer {
-                line_len: 0,
-                total: 0,
-            }
+            ChunkState::Trailer { line_len: 0, total: 0 }
         } else {
             ChunkState::Data { remaining: value }
         }
@@ -317,11 +254,7 @@ mod tests {
     fn chunked_with_extensions_and_trailers_at_every_split() {
         let wire = b"5;a=b\r\nhello\r\n1A ; q=\"x;y\"\r\nabcdefghijklmnopqrstuvwxyz\r\n0\r\nX-T: 1\r\nY: 2\r\n\r\nNEXT";
         for step in 1..wire.len() {
-            assert_eq!(
-                decode_split(wire, step).unwrap(),
-                ((wire.len() - 4) as u64, 31, true),
-                "step {step}"
-            );
+            assert_eq!(decode_split(wire, step).unwrap(), ((wire.len() - 4) as u64, 31, true), "step {step}");
         }
     }
 
@@ -332,18 +265,8 @@ mod tests {
 
     #[test]
     fn bad_size_lines_fail() {
-        for wire in [
-            &b"\r\n"[..],
-            b"zz\r\n",
-            b"-1\r\n",
-            b"1234567890abcdef0\r\n",
-            b"3\rX",
-            b"3\r\nabcX",
-        ] {
-            assert!(
-                matches!(decode_split(wire, 1), Err(ParseError::InvalidChunk { .. })),
-                "{wire:?}"
-            );
+        for wire in [&b"\r\n"[..], b"zz\r\n", b"-1\r\n", b"1234567890abcdef0\r\n", b"3\rX", b"3\r\nabcX"] {
+            assert!(matches!(decode_split(wire, 1), Err(ParseError::InvalidChunk { .. })), "{wire:?}");
         }
     }
 

@@ -21,10 +21,7 @@ impl fmt::Display for MessageKind {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
     #[error("malformed HTTP/1 {message} head: {reason}")]
-    MalformedHead {
-        message: MessageKind,
-        reason: httparse::Error,
-    },
+    MalformedHead { message: MessageKind, reason: httparse::Error },
 
     #[error("{message} head not finished within {limit} bytes")]
     HeadTooLarge { message: MessageKind, limit: usize },
@@ -36,18 +33,10 @@ pub enum ParseError {
     UnsupportedTransferEncoding,
 
     #[error("malformed chunked {message} body: {reason}")]
-    InvalidChunk {
-        message: MessageKind,
-        reason: &'static str,
-    },
+    InvalidChunk { message: MessageKind, reason: &'static str },
 
-    #[error(
-        "capture truncated inside {message} {within}; the bytes needed to go on were not captured"
-    )]
-    Truncated {
-        message: MessageKind,
-        within: &'static str,
-    },
+    #[error("capture truncated inside {message} {within}; the bytes needed to go on were not captured")]
+    Truncated { message: MessageKind, within: &'static str },
 
     #[error("more than {limit} requests waiting for responses")]
     TooManyPipelined { limit: usize },

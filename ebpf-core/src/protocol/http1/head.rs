@@ -94,12 +94,8 @@ impl ResponseHead {
             return ResponseBody::None;
         }
         match (self.framing.transfer, self.framing.content_length) {
-            (TransferCoding::Chunked, _) => {
-                ResponseBody::Some(Body::chunked(MessageKind::Response))
-            }
-            (TransferCoding::Other, _) | (TransferCoding::Absent, None) => {
-                ResponseBody::Some(Body::UntilClose)
-            }
+            (TransferCoding::Chunked, _) => ResponseBody::Some(Body::chunked(MessageKind::Response)),
+            (TransferCoding::Other, _) | (TransferCoding::Absent, None) => ResponseBody::Some(Body::UntilClose),
             (TransferCoding::Absent, Some(0)) => ResponseBody::None,
             (TransferCoding::Absent, Some(n)) => ResponseBody::Some(Body::Length { remaining: n }),
         }
@@ -113,11 +109,7 @@ pub(super) fn parse_request(buf: &[u8]) -> Result<Parsed<RequestHead>, ParseErro
     let message = MessageKind::Request;
     let mut headers = [const { MaybeUninit::<Header<'_>>::uninit() }; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut []);
-    let len = match ParserConfig::default().parse_request_with_uninit_headers(
-        &mut req,
-        buf,
-        &mut headers,
-    ) {
+    let len = match ParserConfig::default().parse_request_with_uninit_headers(&mut req, buf, &mut headers) {
         Ok(Status::Complete(len)) => len,
         Ok(Status::Partial) => return Ok(None),
         Err(reason) => return Err(ParseError::MalformedHead { message, reason }),
@@ -127,8 +119,7 @@ pub(super) fn parse_request(buf: &[u8]) -> Result<Parsed<RequestHead>, ParseErro
     for h in req.headers.iter() {
         if h.name.eq_ignore_ascii_case("host") {
             if host.is_none() {
-                host =
-                    Some(String::from_utf8_lossy(cap_bytes(h.value, MAX_HOST_BYTES)).into_owned());
+                host = Some(String::from_utf8_lossy(cap_bytes(h.value, MAX_HOST_BYTES)).into_owned());
             }
         } else {
             framing.observe(h, message)?;
@@ -171,39 +162,26 @@ pub(super) fn parse_response(buf: &[u8]) -> Result<Parsed<ResponseHead>, ParseEr
     for h in resp.headers.iter() {
         framing.observe(h, message)?;
     }
-    let head = ResponseHead {
-        status: resp.code.unwrap_or_default(),
-        framing,
-    };
+    let head = ResponseHead { status: resp.code.unwrap_or_default(), framing };
     Ok(Some((len, head)))
 }
 
 impl Framing {
     fn new() -> Self {
-        Framing {
-            content_length: None,
-            transfer: TransferCoding::Absent,
-        }
+        Framing { content_length: None, transfer: TransferCoding::Absent }
     }
 
     fn observe(&mut self, h: &Header<'_>, message: MessageKind) -> Result<(), ParseError> {
         if h.name.eq_ignore_ascii_case("content-length") {
-            let n = parse_content_length(h.value)
-                .ok_or(ParseError::InvalidContentLength { message })?;
+            let n = parse_content_length(h.value).ok_or(ParseError::InvalidContentLength { message })?;
             match self.content_length {
-                Some(prev) if prev != n => {
-                    return Err(ParseError::InvalidContentLength { message })
-                }
+                Some(prev) if prev != n => return Err(ParseError::InvalidContentLength { message }),
                 _ => self.content_length = Some(n),
             }
         } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
             // The last coding of the last Transfer-Encoding line is the one
             // that frames the message.
-            let last = h
-                .value
-                .split(|&b| b == b',')
-                .map(trim)
-                .rfind(|coding| !coding.is_empty());
+            let last = h.value.split(|&b| b == b',').map(trim).rfind(|coding| !coding.is_empty());
             match last {
                 Some(coding) if coding.eq_ignore_ascii_case(b"chunked") => {
                     self.transfer = TransferCoding::Chunked;
@@ -224,9 +202,7 @@ fn parse_content_length(value: &[u8]) -> Option<u64> {
         if part.is_empty() || part.len() > 19 || !part.iter().all(u8::is_ascii_digit) {
             return None;
         }
-        let n = part
-            .iter()
-            .fold(0u64, |acc, &d| acc * 10 + u64::from(d - b'0'));
+        let n = part.iter().fold(0u64, |acc, &d| acc * 10 + u64::from(d - b'0'));
         match result {
             Some(prev) if prev != n => return None,
             _ => result = Some(n),
@@ -236,14 +212,8 @@ fn parse_content_length(value: &[u8]) -> Option<u64> {
 }
 
 fn trim(bytes: &[u8]) -> &[u8] {
-    let start = bytes
-        .iter()
-        .position(|b| !matches!(b, b' ' | b'\t'))
-        .unwrap_or(bytes.len());
-    let end = bytes
-        .iter()
-        .rposition(|b| !matches!(b, b' ' | b'\t'))
-        .map_or(start, |i| i + 1);
+    let start = bytes.iter().position(|b| !matches!(b, b' ' | b'\t')).unwrap_or(bytes.len());
+    let end = bytes.iter().rposition(|b| !matches!(b, b' ' | b'\t')).map_or(start, |i| i + 1);
     &bytes[start..end.max(start)]
 }
 
@@ -305,27 +275,17 @@ impl HeadBuffer {
         message: MessageKind,
         parse: fn(&[u8]) -> Result<Parsed<T>, ParseError>,
     ) -> Result<HeadStep<T>, ParseError> {
-        let too_large = ParseError::HeadTooLarge {
-            message,
-            limit: MAX_HEAD_BYTES,
-        };
+        let too_large = ParseError::HeadTooLarge { message, limit: MAX_HEAD_BYTES };
         if self.buf.is_empty() {
             // Stray CRLFs between messages (RFC 9112 section 2.2) would
             // otherwise start a buffered head and claim its timestamp.
-            let skip = data
-                .iter()
-                .position(|b| !matches!(b, b'\r' | b'\n'))
-                .unwrap_or(data.len());
+            let skip = data.iter().position(|b| !matches!(b, b'\r' | b'\n')).unwrap_or(data.len());
             let rest = &data[skip..];
             if rest.is_empty() {
                 return Ok(HeadStep::NeedMore);
             }
             return match parse(rest)? {
-                Some((len, head)) => Ok(HeadStep::Done {
-                    head,
-                    consumed: skip + len,
-                    start_ns: ts_ns,
-                }),
+                Some((len, head)) => Ok(HeadStep::Done { head, consumed: skip + len, start_ns: ts_ns }),
                 None if rest.len() >= MAX_HEAD_BYTES => Err(too_large),
                 None => {
                     self.buf.extend_from_slice(rest);
@@ -371,10 +331,7 @@ mod tests {
         assert_eq!(parse_content_length(b""), None);
         assert_eq!(parse_content_length(b"1 2"), None);
         assert_eq!(parse_content_length(b"99999999999999999999"), None);
-        assert_eq!(
-            parse_content_length(b"9999999999999999999"),
-            Some(9_999_999_999_999_999_999)
-        );
+        assert_eq!(parse_content_length(b"9999999999999999999"), Some(9_999_999_999_999_999_999));
     }
 
     #[test]
@@ -386,29 +343,15 @@ mod tests {
 
     #[test]
     fn transfer_encoding_last_coding_decides() {
-        let (_, head) = parse_response(
-            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nContent-Length: 3\r\n\r\n",
-        )
-        .unwrap()
-        .unwrap();
-        assert!(matches!(
-            head.body(MethodKind::Other),
-            ResponseBody::Some(Body::Chunked(_))
-        ));
         let (_, head) =
-            parse_response(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n")
+            parse_response(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nContent-Length: 3\r\n\r\n")
                 .unwrap()
                 .unwrap();
-        assert!(matches!(
-            head.body(MethodKind::Other),
-            ResponseBody::Some(Body::UntilClose)
-        ));
-        let (_, head) = parse_request(b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n")
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            head.body().unwrap_err(),
-            ParseError::UnsupportedTransferEncoding
-        );
+        assert!(matches!(head.body(MethodKind::Other), ResponseBody::Some(Body::Chunked(_))));
+        let (_, head) =
+            parse_response(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n").unwrap().unwrap();
+        assert!(matches!(head.body(MethodKind::Other), ResponseBody::Some(Body::UntilClose)));
+        let (_, head) = parse_request(b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n").unwrap().unwrap();
+        assert_eq!(head.body().unwrap_err(), ParseError::UnsupportedTransferEncoding);
     }
 }

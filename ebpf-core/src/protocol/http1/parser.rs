@@ -6,9 +6,7 @@ use std::collections::VecDeque;
 use super::body::Body;
 use super::error::{MessageKind, ParseError};
 use super::exchange::{HttpExchange, HttpVersion};
-use super::head::{
-    self, HeadBuffer, HeadStep, MethodKind, RequestHead, ResponseBody, ResponseHead,
-};
+use super::head::{self, HeadBuffer, HeadStep, MethodKind, RequestHead, ResponseBody, ResponseHead};
 use super::{sniff, MAX_PIPELINED};
 use crate::protocol::{Chunk, Direction, Role};
 
@@ -85,11 +83,7 @@ impl Http1Parser {
     /// Feed one chunk; push every exchange it completes onto `out`.
     /// On garbage, return Err and enter a failed state: later feeds return
     /// Ok(()) and do nothing.
-    pub fn feed(
-        &mut self,
-        chunk: &Chunk<'_>,
-        out: &mut Vec<HttpExchange>,
-    ) -> Result<(), ParseError> {
+    pub fn feed(&mut self, chunk: &Chunk<'_>, out: &mut Vec<HttpExchange>) -> Result<(), ParseError> {
         if self.state != State::Open {
             return Ok(());
         }
@@ -113,11 +107,7 @@ impl Http1Parser {
             if !self.orphan_response {
                 // A close-delimited body really ended with its last chunk; any
                 // other body still in progress was cut short by the close.
-                let end = if body.is_until_close() {
-                    self.responses.last_ts
-                } else {
-                    ts_ns
-                };
+                let end = if body.is_until_close() { self.responses.last_ts } else { ts_ns };
                 if let Some(i) = self.responding() {
                     self.pending[i].response_end_ns = Some(end);
                 }
@@ -189,11 +179,7 @@ impl Http1Parser {
             Role::Server => Direction::Ingress,
             Role::Client => Direction::Egress,
         };
-        let kind = if chunk.direction == request_direction {
-            MessageKind::Request
-        } else {
-            MessageKind::Response
-        };
+        let kind = if chunk.direction == request_direction { MessageKind::Request } else { MessageKind::Response };
         self.feed_stream(kind, chunk.ts_ns, data, uncaptured)
     }
 
@@ -220,55 +206,33 @@ impl Http1Parser {
                 usize::try_from(progress.consumed).unwrap_or(data.len())
             } else {
                 match kind {
-                    MessageKind::Request => {
-                        match stream.head.step(data, ts, kind, head::parse_request)? {
-                            HeadStep::NeedMore => data.len(),
-                            HeadStep::Done {
-                                head,
-                                consumed,
-                                start_ns,
-                            } => {
-                                self.start_request(head, start_ns, ts)?;
-                                consumed
-                            }
+                    MessageKind::Request => match stream.head.step(data, ts, kind, head::parse_request)? {
+                        HeadStep::NeedMore => data.len(),
+                        HeadStep::Done { head, consumed, start_ns } => {
+                            self.start_request(head, start_ns, ts)?;
+                            consumed
                         }
-                    }
-                    MessageKind::Response => {
-                        match stream.head.step(data, ts, kind, head::parse_response)? {
-                            HeadStep::NeedMore => data.len(),
-                            HeadStep::Done {
-                                head,
-                                consumed,
-                                start_ns,
-                            } => {
-                                self.start_response(head, start_ns, ts);
-                                consumed
-                            }
+                    },
+                    MessageKind::Response => match stream.head.step(data, ts, kind, head::parse_response)? {
+                        HeadStep::NeedMore => data.len(),
+                        HeadStep::Done { head, consumed, start_ns } => {
+                            self.start_response(head, start_ns, ts);
+                            consumed
                         }
-                    }
+                    },
                 }
             };
             data = data.get(consumed..).unwrap_or_default();
         }
         while uncaptured > 0 && self.state == State::Open {
             let stream = self.stream(kind);
-            let within = if stream.head.is_empty() {
-                "head"
-            } else {
-                "partial head"
-            };
+            let within = if stream.head.is_empty() { "head" } else { "partial head" };
             let Some(body) = stream.body.as_mut() else {
-                return Err(ParseError::Truncated {
-                    message: kind,
-                    within,
-                });
+                return Err(ParseError::Truncated { message: kind, within });
             };
             let progress = body.skip(uncaptured)?;
             if progress.consumed == 0 && !progress.done {
-                return Err(ParseError::Truncated {
-                    message: kind,
-                    within: "body",
-                });
+                return Err(ParseError::Truncated { message: kind, within: "body" });
             }
             uncaptured -= progress.consumed.min(uncaptured);
             self.body_progress(kind, progress.payload, progress.done, ts);
@@ -276,16 +240,9 @@ impl Http1Parser {
         Ok(())
     }
 
-    fn start_request(
-        &mut self,
-        head: RequestHead,
-        start_ns: u64,
-        ts: u64,
-    ) -> Result<(), ParseError> {
+    fn start_request(&mut self, head: RequestHead, start_ns: u64, ts: u64) -> Result<(), ParseError> {
         if self.pending.len() >= MAX_PIPELINED {
-            return Err(ParseError::TooManyPipelined {
-                limit: MAX_PIPELINED,
-            });
+            return Err(ParseError::TooManyPipelined { limit: MAX_PIPELINED });
         }
         let body = head.body()?;
         self.pending.push_back(Pending {
@@ -369,18 +326,12 @@ impl Http1Parser {
 
     /// The request whose final response is being read.
     fn responding(&self) -> Option<usize> {
-        self.pending
-            .iter()
-            .position(|p| p.status.is_some() && p.response_end_ns.is_none())
+        self.pending.iter().position(|p| p.status.is_some() && p.response_end_ns.is_none())
     }
 
     fn drain(&mut self, out: &mut Vec<HttpExchange>) {
         let Some(role) = self.role else { return };
-        while self
-            .pending
-            .front()
-            .is_some_and(|p| p.request_end_ns.is_some() && p.response_end_ns.is_some())
-        {
+        while self.pending.front().is_some_and(|p| p.request_end_ns.is_some() && p.response_end_ns.is_some()) {
             if let Some(p) = self.pending.pop_front() {
                 out.push(p.into_exchange(role));
             }

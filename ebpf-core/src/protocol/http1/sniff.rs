@@ -18,11 +18,8 @@ pub(super) fn looks_like_http(data: &[u8]) -> bool {
     if !data.first().is_some_and(u8::is_ascii_uppercase) {
         return false;
     }
-    let method_len = data
-        .iter()
-        .take(MAX_METHOD_LEN + 1)
-        .take_while(|&&b| b.is_ascii_uppercase() || b == b'-' || b == b'_')
-        .count();
+    let method_len =
+        data.iter().take(MAX_METHOD_LEN + 1).take_while(|&&b| b.is_ascii_uppercase() || b == b'-' || b == b'_').count();
     method_len <= MAX_METHOD_LEN
         && data.get(method_len) == Some(&b' ')
         && data.get(method_len + 1).is_some_and(u8::is_ascii_graphic)
@@ -68,11 +65,7 @@ mod tests {
             b"\x00\x00\x00\x08\x04\xd2\x16\x2f",
             b"ABCDEFGHIJKLMNOPQRSTUVWXYZ /",
         ] {
-            assert!(
-                !looks_like_http(data),
-                "{:?}",
-                String::from_utf8_lossy(data)
-            );
+            assert!(!looks_like_http(data), "{:?}", String::from_utf8_lossy(data));
         }
     }
 }

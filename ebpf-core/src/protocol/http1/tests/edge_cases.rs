@@ -3,8 +3,7 @@
 
 use super::{run, Run};
 use crate::protocol::http1::{
-    Http1Parser, HttpVersion, MessageKind, ParseError, MAX_HEAD_BYTES, MAX_PIPELINED,
-    MAX_TARGET_BYTES,
+    Http1Parser, HttpVersion, MessageKind, ParseError, MAX_HEAD_BYTES, MAX_PIPELINED, MAX_TARGET_BYTES,
 };
 use crate::protocol::{Chunk, Direction, Role};
 
@@ -41,22 +40,12 @@ fn garbage_fails_and_later_feeds_are_ignored() {
         total_len: data.len() as u64,
     };
     let err = parser.feed(&chunk(tls_hello, 1), &mut out).unwrap_err();
-    assert!(matches!(
-        err,
-        ParseError::MalformedHead {
-            message: MessageKind::Request,
-            ..
-        }
-    ));
+    assert!(matches!(err, ParseError::MalformedHead { message: MessageKind::Request, .. }));
     assert!(parser.is_failed());
     assert!(!err.to_string().is_empty());
 
-    parser
-        .feed(&chunk(b"GET / HTTP/1.1\r\n\r\n", 2), &mut out)
-        .unwrap();
-    parser
-        .feed(&chunk(b"HTTP/1.1 200 OK\r\n\r\n", 3), &mut out)
-        .unwrap();
+    parser.feed(&chunk(b"GET / HTTP/1.1\r\n\r\n", 2), &mut out).unwrap();
+    parser.feed(&chunk(b"HTTP/1.1 200 OK\r\n\r\n", 3), &mut out).unwrap();
     parser.close(4, &mut out);
     assert!(out.is_empty());
     assert!(parser.is_failed());
@@ -66,23 +55,14 @@ fn garbage_fails_and_later_feeds_are_ignored() {
 fn garbage_after_good_exchanges_keeps_what_completed() {
     let run = run(
         [
-            read(
-                1,
-                b"GET /ok HTTP/1.1\r\nHost: a\r\n\r\nGET /next HTTP/1.1\r\n\r\n",
-            ),
-            write(
-                2,
-                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhiHTTP/1.1 2x0 Nope\r\n\r\n",
-            ),
+            read(1, b"GET /ok HTTP/1.1\r\nHost: a\r\n\r\nGET /next HTTP/1.1\r\n\r\n"),
+            write(2, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhiHTTP/1.1 2x0 Nope\r\n\r\n"),
         ],
         Some(3),
     );
     assert!(matches!(
         only_error(&run),
-        ParseError::MalformedHead {
-            message: MessageKind::Response,
-            reason: httparse::Error::Status
-        }
+        ParseError::MalformedHead { message: MessageKind::Response, reason: httparse::Error::Status }
     ));
     assert_eq!(run.out.len(), 1);
     assert_eq!(run.out[0].target, "/ok");
@@ -161,20 +141,8 @@ fn responses_without_bodies_despite_their_headers() {
         None,
     );
     assert!(run.errors.is_empty(), "{:?}", run.errors);
-    let got: Vec<_> = run
-        .out
-        .iter()
-        .map(|x| (x.target.as_str(), x.status, x.response_body_size))
-        .collect();
-    assert_eq!(
-        got,
-        [
-            ("/a", Some(200), 0),
-            ("/b", Some(204), 0),
-            ("/c", Some(304), 0),
-            ("/d", Some(200), 0)
-        ]
-    );
+    let got: Vec<_> = run.out.iter().map(|x| (x.target.as_str(), x.status, x.response_body_size)).collect();
+    assert_eq!(got, [("/a", Some(200), 0), ("/b", Some(204), 0), ("/c", Some(304), 0), ("/d", Some(200), 0)]);
 }
 
 #[test]
@@ -182,10 +150,7 @@ fn connection_close_response_completes_without_waiting_for_close() {
     let run = run(
         [
             read(1, b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n"),
-            write(
-                2,
-                b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 3\r\n\r\nabc",
-            ),
+            write(2, b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 3\r\n\r\nabc"),
         ],
         Some(3),
     );
@@ -208,11 +173,7 @@ fn sendfile_body_is_counted_from_total_len() {
         None,
     );
     assert!(run.errors.is_empty(), "{:?}", run.errors);
-    let got: Vec<_> = run
-        .out
-        .iter()
-        .map(|x| (x.status, x.response_body_size, x.response_end_ns))
-        .collect();
+    let got: Vec<_> = run.out.iter().map(|x| (x.status, x.response_body_size, x.response_end_ns)).collect();
     assert_eq!(got, [(Some(200), 3_000_000, 4), (Some(404), 0, 6)]);
 }
 
@@ -227,30 +188,15 @@ fn uncaptured_bytes_past_the_body_fail() {
         ],
         None,
     );
-    assert_eq!(
-        only_error(&run),
-        &ParseError::Truncated {
-            message: MessageKind::Response,
-            within: "head"
-        }
-    );
+    assert_eq!(only_error(&run), &ParseError::Truncated { message: MessageKind::Response, within: "head" });
     // The first response completed before the parser gave up.
     assert_eq!(run.out.len(), 1);
 }
 
 #[test]
 fn uncaptured_bytes_inside_a_head_fail() {
-    let run = run(
-        [(Direction::Ingress, 1, &b"GET /a HTTP/1.1\r\nHo"[..], 2000)],
-        None,
-    );
-    assert_eq!(
-        only_error(&run),
-        &ParseError::Truncated {
-            message: MessageKind::Request,
-            within: "partial head"
-        }
-    );
+    let run = run([(Direction::Ingress, 1, &b"GET /a HTTP/1.1\r\nHo"[..], 2000)], None);
+    assert_eq!(only_error(&run), &ParseError::Truncated { message: MessageKind::Request, within: "partial head" });
 }
 
 #[test]
@@ -278,13 +224,7 @@ fn uncaptured_chunked_payload_is_skipped_but_not_its_framing() {
         ],
         None,
     );
-    assert_eq!(
-        only_error(&cut),
-        &ParseError::Truncated {
-            message: MessageKind::Response,
-            within: "chunk framing"
-        }
-    );
+    assert_eq!(only_error(&cut), &ParseError::Truncated { message: MessageKind::Response, within: "chunk framing" });
 }
 
 #[test]
@@ -297,47 +237,21 @@ fn close_reports_requests_that_got_no_response() {
         ],
         Some(50),
     );
-    let got: Vec<_> = run
-        .out
-        .iter()
-        .map(|x| {
-            (
-                x.target.as_str(),
-                x.status,
-                x.response_start_ns,
-                x.response_end_ns,
-            )
-        })
-        .collect();
-    assert_eq!(
-        got,
-        [
-            ("/1", Some(200), Some(2), 2),
-            ("/2", None, None, 50),
-            ("/3", None, None, 50)
-        ]
-    );
+    let got: Vec<_> =
+        run.out.iter().map(|x| (x.target.as_str(), x.status, x.response_start_ns, x.response_end_ns)).collect();
+    assert_eq!(got, [("/1", Some(200), Some(2), 2), ("/2", None, None, 50), ("/3", None, None, 50)]);
     assert_eq!(run.before_close, 1);
 }
 
 #[test]
 fn close_cuts_a_length_delimited_response_short() {
     let run = run(
-        [
-            read(1, b"GET /f HTTP/1.1\r\n\r\n"),
-            write(
-                2,
-                b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789",
-            ),
-        ],
+        [read(1, b"GET /f HTTP/1.1\r\n\r\n"), write(2, b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789")],
         Some(9),
     );
     assert_eq!(run.before_close, 0);
     let x = &run.out[0];
-    assert_eq!(
-        (x.status, x.response_body_size, x.response_end_ns),
-        (Some(200), 10, 9)
-    );
+    assert_eq!((x.status, x.response_body_size, x.response_end_ns), (Some(200), 10, 9));
 }
 
 #[test]
@@ -346,10 +260,7 @@ fn early_response_to_an_unfinished_upload() {
         [
             read(1, b"POST /up HTTP/1.1\r\nContent-Length: 1000000\r\n\r\n"),
             read(2, &[0u8; 500]),
-            write(
-                3,
-                b"HTTP/1.1 413 Content Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
-            ),
+            write(3, b"HTTP/1.1 413 Content Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"),
         ],
         Some(4),
     );
@@ -365,7 +276,10 @@ fn upgrade_stops_parsing() {
     let run = run(
         [
             read(1, b"GET /ws HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"),
-            write(2, b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n\x81\x05hello"),
+            write(
+                2,
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n\x81\x05hello",
+            ),
             read(3, b"\x81\x85\x00\x00\x00\x00hello"),
         ],
         None,
@@ -381,10 +295,7 @@ fn upgrade_stops_parsing() {
 fn connect_tunnel_stops_parsing() {
     let run = run(
         [
-            write(
-                1,
-                b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
-            ),
+            write(1, b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n"),
             read(2, b"HTTP/1.1 200 Connection Established\r\n\r\n"),
             write(3, b"\x16\x03\x01\x02\x00\x01"),
         ],
@@ -404,21 +315,13 @@ fn bad_content_lengths_fail() {
         b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
     ] {
         let run = run([read(1, b"GET / HTTP/1.1\r\n\r\n"), write(2, head)], None);
-        assert_eq!(
-            only_error(&run),
-            &ParseError::InvalidContentLength {
-                message: MessageKind::Response
-            }
-        );
+        assert_eq!(only_error(&run), &ParseError::InvalidContentLength { message: MessageKind::Response });
     }
     let run = run(
         [read(1, b"POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n12345GET / HTTP/1.1\r\n\r\n")],
         None,
     );
-    assert!(
-        run.errors.is_empty(),
-        "repeated equal lengths are one length"
-    );
+    assert!(run.errors.is_empty(), "repeated equal lengths are one length");
 }
 
 #[test]
@@ -426,12 +329,7 @@ fn too_many_unanswered_requests_fail() {
     let one = b"GET / HTTP/1.1\r\n\r\n";
     let many = one.repeat(MAX_PIPELINED + 1);
     let run = run([read(1, &many)], None);
-    assert_eq!(
-        only_error(&run),
-        &ParseError::TooManyPipelined {
-            limit: MAX_PIPELINED
-        }
-    );
+    assert_eq!(only_error(&run), &ParseError::TooManyPipelined { limit: MAX_PIPELINED });
 }
 
 #[test]
@@ -439,13 +337,7 @@ fn oversized_head_in_one_chunk_fails_without_copying() {
     let mut big = b"GET / HTTP/1.1\r\nX-Filler: ".to_vec();
     big.resize(1 << 20, b'a');
     let run = run([read(1, &big)], None);
-    assert_eq!(
-        only_error(&run),
-        &ParseError::HeadTooLarge {
-            message: MessageKind::Request,
-            limit: MAX_HEAD_BYTES
-        }
-    );
+    assert_eq!(only_error(&run), &ParseError::HeadTooLarge { message: MessageKind::Request, limit: MAX_HEAD_BYTES });
 }
 
 #[test]
@@ -459,12 +351,7 @@ fn oversized_head_across_chunks_fails_at_the_limit() {
     let mut failed_at = None;
     for piece in pieces {
         fed += piece.len();
-        let chunk = Chunk {
-            ts_ns: 1,
-            direction: Direction::Ingress,
-            data: piece,
-            total_len: piece.len() as u64,
-        };
+        let chunk = Chunk { ts_ns: 1, direction: Direction::Ingress, data: piece, total_len: piece.len() as u64 };
         if parser.feed(&chunk, &mut out).is_err() {
             failed_at = Some(fed);
             break;
@@ -484,20 +371,11 @@ fn long_target_and_host_are_capped() {
     head.extend_from_slice(b" HTTP/1.1\r\nHost: ");
     head.extend(std::iter::repeat_n(b'h', 1000));
     head.extend_from_slice(b"\r\nCookie: secret=1\r\n\r\n");
-    let run = run(
-        [
-            read(1, &head),
-            write(2, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"),
-        ],
-        None,
-    );
+    let run = run([read(1, &head), write(2, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")], None);
     let x = &run.out[0];
     assert_eq!(x.target.len(), MAX_TARGET_BYTES);
     assert!(x.target.starts_with("/ppp"));
-    assert_eq!(
-        x.host.as_ref().map(String::len),
-        Some(crate::protocol::http1::MAX_HOST_BYTES)
-    );
+    assert_eq!(x.host.as_ref().map(String::len), Some(crate::protocol::http1::MAX_HOST_BYTES));
 }
 
 #[test]
@@ -506,10 +384,7 @@ fn joining_mid_connection_at_a_response() {
     // server, and that response answers a request we never saw.
     let run = run(
         [
-            write(
-                1,
-                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
-            ),
+            write(1, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"),
             read(2, b"GET /seen HTTP/1.1\r\n\r\n"),
             write(3, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
         ],
@@ -517,11 +392,7 @@ fn joining_mid_connection_at_a_response() {
     );
     assert!(run.errors.is_empty(), "{:?}", run.errors);
     assert_eq!(run.parser.role(), Some(Role::Server));
-    let got: Vec<_> = run
-        .out
-        .iter()
-        .map(|x| (x.target.as_str(), x.response_body_size))
-        .collect();
+    let got: Vec<_> = run.out.iter().map(|x| (x.target.as_str(), x.response_body_size)).collect();
     assert_eq!(got, [("/seen", 2)]);
 }
 
@@ -541,10 +412,7 @@ fn stray_line_breaks_between_messages_are_ignored() {
     );
     assert!(run.errors.is_empty(), "{:?}", run.errors);
     let x = &run.out[1];
-    assert_eq!(
-        (x.target.as_str(), x.request_start_ns, x.request_end_ns),
-        ("/b", 4, 5)
-    );
+    assert_eq!((x.target.as_str(), x.request_start_ns, x.request_end_ns), ("/b", 4, 5));
 }
 
 #[test]
@@ -581,12 +449,7 @@ fn feeds_after_close_are_ignored() {
     let mut parser = Http1Parser::new();
     let mut out = Vec::new();
     parser.close(1, &mut out);
-    let chunk = Chunk {
-        ts_ns: 2,
-        direction: Direction::Ingress,
-        data: b"GET / HTTP/1.1\r\n\r\n",
-        total_len: 18,
-    };
+    let chunk = Chunk { ts_ns: 2, direction: Direction::Ingress, data: b"GET / HTTP/1.1\r\n\r\n", total_len: 18 };
     parser.feed(&chunk, &mut out).unwrap();
     parser.close(3, &mut out);
     assert!(out.is_empty());
@@ -630,17 +493,9 @@ fn never_panics_on_hostile_input() {
             let len = 1 + (next() % 16) as usize;
             let end = (at + len).min(bytes.len());
             let captured = end - (next() % 3 == 0) as usize * (next() as usize % (end - at + 1));
-            let direction = if next() % 3 == 0 {
-                Direction::Egress
-            } else {
-                Direction::Ingress
-            };
-            let chunk = Chunk {
-                ts_ns: at as u64,
-                direction,
-                data: &bytes[at..captured.max(at)],
-                total_len: (end - at) as u64,
-            };
+            let direction = if next() % 3 == 0 { Direction::Egress } else { Direction::Ingress };
+            let chunk =
+                Chunk { ts_ns: at as u64, direction, data: &bytes[at..captured.max(at)], total_len: (end - at) as u64 };
             let result = parser.feed(&chunk, &mut out);
             if failed {
                 assert!(result.is_ok());

@@ -24,21 +24,9 @@ macro_rules! fixture {
     ($name:literal, needs_close: $close:expr, $expect:expr) => {
         Fixture {
             name: $name,
-            req: include_bytes!(concat!(
-                "../../../../tests/fixtures/http1/",
-                $name,
-                ".req.bin"
-            )),
-            resp: include_bytes!(concat!(
-                "../../../../tests/fixtures/http1/",
-                $name,
-                ".resp.bin"
-            )),
-            segments: include_str!(concat!(
-                "../../../../tests/fixtures/http1/",
-                $name,
-                ".segments"
-            )),
+            req: include_bytes!(concat!("../../../../tests/fixtures/http1/", $name, ".req.bin")),
+            resp: include_bytes!(concat!("../../../../tests/fixtures/http1/", $name, ".resp.bin")),
+            segments: include_str!(concat!("../../../../tests/fixtures/http1/", $name, ".segments")),
             expect: $expect,
             needs_close: $close,
         }
@@ -58,13 +46,7 @@ struct Expect {
     resp_seg: (usize, usize),
 }
 
-const fn get(
-    target: &'static str,
-    status: u16,
-    resp_body: u64,
-    req: usize,
-    resp: (usize, usize),
-) -> Expect {
+const fn get(target: &'static str, status: u16, resp_body: u64, req: usize, resp: (usize, usize)) -> Expect {
     Expect {
         method: "GET",
         target,
@@ -171,24 +153,10 @@ impl Fixture {
                 resp_at += len;
                 &self.resp[resp_at - len..resp_at]
             };
-            out.push(Segment {
-                request,
-                data,
-                total_len: len as u64,
-            });
+            out.push(Segment { request, data, total_len: len as u64 });
         }
-        assert_eq!(
-            req_at,
-            self.req.len(),
-            "{}: request bytes unaccounted",
-            self.name
-        );
-        assert_eq!(
-            resp_at,
-            self.resp.len(),
-            "{}: response bytes unaccounted",
-            self.name
-        );
+        assert_eq!(req_at, self.req.len(), "{}: request bytes unaccounted", self.name);
+        assert_eq!(resp_at, self.resp.len(), "{}: response bytes unaccounted", self.name);
         out
     }
 
@@ -200,11 +168,7 @@ impl Fixture {
     fn replay(&self, role: Role, cuts: &mut dyn FnMut(usize, usize) -> Vec<usize>) -> Run {
         let mut steps = Vec::new();
         for (i, seg) in self.segments().into_iter().enumerate() {
-            let dir = if seg.request {
-                request_dir(role)
-            } else {
-                response_dir(role)
-            };
+            let dir = if seg.request { request_dir(role) } else { response_dir(role) };
             let base = SEG_NS * (i as u64 + 1);
             if seg.data.is_empty() {
                 steps.push((dir, base, seg.data, seg.total_len));
@@ -232,11 +196,7 @@ impl Fixture {
             .into_iter()
             .enumerate()
             .map(|(i, seg)| {
-                let dir = if seg.request {
-                    request_dir(role)
-                } else {
-                    response_dir(role)
-                };
+                let dir = if seg.request { request_dir(role) } else { response_dir(role) };
                 let data = &seg.data[..seg.data.len().min(cap)];
                 (dir, SEG_NS * (i as u64 + 1), data, seg.total_len)
             })
@@ -249,15 +209,8 @@ impl Fixture {
         assert!(run.errors.is_empty(), "{ctx}: {:?}", run.errors);
         assert!(!run.parser.is_failed(), "{ctx}");
         assert_eq!(run.out.len(), self.expect.len(), "{ctx}: {:#?}", run.out);
-        let expected_before_close = if self.needs_close {
-            self.expect.len() - 1
-        } else {
-            self.expect.len()
-        };
-        assert_eq!(
-            run.before_close, expected_before_close,
-            "{ctx}: emitted before close"
-        );
+        let expected_before_close = if self.needs_close { self.expect.len() - 1 } else { self.expect.len() };
+        assert_eq!(run.before_close, expected_before_close, "{ctx}: emitted before close");
         for (x, e) in run.out.iter().zip(&self.expect) {
             let seg = |ts: u64| (ts / SEG_NS) as usize - 1;
             assert_eq!(x.role, role, "{ctx}");
@@ -303,8 +256,7 @@ fn every_single_split_point() {
         for role in ROLES {
             for (s, seg) in segments.iter().enumerate() {
                 for at in 1..seg.data.len() {
-                    let run =
-                        f.replay(role, &mut |i, _| if i == s { vec![at] } else { Vec::new() });
+                    let run = f.replay(role, &mut |i, _| if i == s { vec![at] } else { Vec::new() });
                     f.check(role, &run, &format!("segment {s} split at {at}"));
                 }
             }
@@ -366,11 +318,7 @@ fn every_capture_size_is_exact_or_a_truncation_error() {
                     assert_eq!(run.out, full.out, "{ctx}");
                 } else {
                     assert_eq!(run.errors.len(), 1, "{ctx}");
-                    assert!(
-                        matches!(run.errors[0], ParseError::Truncated { .. }),
-                        "{ctx}: {:?}",
-                        run.errors
-                    );
+                    assert!(matches!(run.errors[0], ParseError::Truncated { .. }), "{ctx}: {:?}", run.errors);
                     assert!(run.parser.is_failed(), "{ctx}");
                     assert_eq!(run.out, full.out[..run.out.len()], "{ctx}");
                 }
@@ -403,10 +351,7 @@ fn default_capture_size_follows_the_fixtures_it_can() {
         let run = f.replay_captured(Role::Server, 1024);
         if f.name == "nginx_chunked_gzip" {
             // The last-chunk framing sits past byte 1024 of a single write.
-            assert!(matches!(
-                run.errors.as_slice(),
-                [ParseError::Truncated { .. }]
-            ));
+            assert!(matches!(run.errors.as_slice(), [ParseError::Truncated { .. }]));
         } else {
             f.check(Role::Server, &run, "capture 1024");
         }
@@ -416,12 +361,7 @@ fn default_capture_size_follows_the_fixtures_it_can() {
 #[test]
 fn sendfile_bodies_are_counted_without_bytes() {
     let f = fixture("strace_nginx_sendfile");
-    let sendfiles: Vec<u64> = f
-        .segments()
-        .iter()
-        .filter(|s| s.data.is_empty())
-        .map(|s| s.total_len)
-        .collect();
+    let sendfiles: Vec<u64> = f.segments().iter().filter(|s| s.data.is_empty()).map(|s| s.total_len).collect();
     assert_eq!(sendfiles, [6, 24]);
     let run = f.replay(Role::Server, &mut |_, _| Vec::new());
     f.check(Role::Server, &run, "sendfile");
@@ -455,11 +395,8 @@ fn keepalive_sequence_coalesced_into_two_syscalls() {
                     )
                 })
                 .collect();
-            let want: Vec<_> = f
-                .expect
-                .iter()
-                .map(|e| (e.target, Some(e.status), e.resp_body, 10, Some(20), 20))
-                .collect();
+            let want: Vec<_> =
+                f.expect.iter().map(|e| (e.target, Some(e.status), e.resp_body, 10, Some(20), 20)).collect();
             assert_eq!(got, want, "{}", f.name);
         }
     }
@@ -468,15 +405,7 @@ fn keepalive_sequence_coalesced_into_two_syscalls() {
 #[test]
 fn first_chunk_of_every_fixture_looks_like_http() {
     for f in fixtures() {
-        assert!(
-            crate::protocol::http1::Http1Parser::looks_like_http(f.req),
-            "{}",
-            f.name
-        );
-        assert!(
-            crate::protocol::http1::Http1Parser::looks_like_http(f.resp),
-            "{}",
-            f.name
-        );
+        assert!(crate::protocol::http1::Http1Parser::looks_like_http(f.req), "{}", f.name);
+        assert!(crate::protocol::http1::Http1Parser::looks_like_http(f.resp), "{}", f.name);
     }
 }

@@ -17,20 +17,12 @@ pub(super) struct Run {
     pub parser: Http1Parser,
 }
 
-pub(super) fn run<'a>(
-    steps: impl IntoIterator<Item = (Direction, u64, &'a [u8], u64)>,
-    close_ts: Option<u64>,
-) -> Run {
+pub(super) fn run<'a>(steps: impl IntoIterator<Item = (Direction, u64, &'a [u8], u64)>, close_ts: Option<u64>) -> Run {
     let mut parser = Http1Parser::new();
     let mut out = Vec::new();
     let mut errors = Vec::new();
     for (direction, ts_ns, data, total_len) in steps {
-        let chunk = Chunk {
-            ts_ns,
-            direction,
-            data,
-            total_len,
-        };
+        let chunk = Chunk { ts_ns, direction, data, total_len };
         if let Err(e) = parser.feed(&chunk, &mut out) {
             errors.push(e);
         }
@@ -39,12 +31,7 @@ pub(super) fn run<'a>(
     if let Some(ts) = close_ts {
         parser.close(ts, &mut out);
     }
-    Run {
-        out,
-        before_close,
-        errors,
-        parser,
-    }
+    Run { out, before_close, errors, parser }
 }
 
 /// The direction a request travels for the traced process in `role`.
