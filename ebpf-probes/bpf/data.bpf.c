@@ -58,7 +58,8 @@ static __always_inline int remember(__s32 fd, __u64 buf, __u32 iovcnt, __u16 sys
 	if (is_self(pid_tgid >> 32))
 		return 0;
 	struct oe_conn_info *conn = lookup_conn(pid_tgid, fd);
-	if (!conn)
+	/* Muted: userspace found the stream is nothing it parses. */
+	if (!conn || (conn->flags & OE_CONN_F_MUTED))
 		return 0;
 	struct io_args a = {
 		.buf = buf, .conn_id = conn->conn_id, .fd = fd, .iovcnt = iovcnt, .sys = sys, .dir = dir,

@@ -106,11 +106,15 @@ struct oe_fd_key {
 	__s32 fd;
 };
 
-/* Value of the connection table. */
+/* oe_conn_info.flags */
+#define OE_CONN_F_MUTED 1 /* userspace needs no more payload: data syscalls are not captured */
+
+/* Value of the connection table. Userspace sets `flags` on live entries. */
 struct oe_conn_info {
 	__u64 conn_id;
 	__u16 role;
-	__u16 _pad[3];
+	__u16 flags;
+	__u32 _pad;
 };
 
 #endif /* OTEL_EBPF_EVENTS_H */

@@ -25,6 +25,9 @@ pub struct ConnTracker {
     processes: ProcessTable,
     /// Connections whose parser failed, since start.
     pub parse_errors: u64,
+    /// (tgid, fd, conn_id) of connections that need no more payload: the
+    /// kernel can stop copying their bytes.
+    pub muted: Vec<(u32, i32, u64)>,
     scratch: Vec<HttpExchange>,
 }
 
@@ -83,6 +86,7 @@ impl ConnTracker {
             conn.stream = if Http1Parser::looks_like_http(data.payload) {
                 StreamState::Http1(Box::default())
             } else {
+                self.muted.push((hdr.tgid, hdr.fd, hdr.conn_id));
                 StreamState::Ignored
             };
         }
@@ -99,7 +103,11 @@ impl ConnTracker {
         let failed = parser.feed(&chunk, &mut self.scratch).is_err();
         if failed {
             self.parse_errors += 1;
+        }
+        // Garbage, or an upgrade to another protocol (WebSocket, CONNECT tunnel).
+        if failed || parser.is_switched() {
             conn.stream = StreamState::Ignored;
+            self.muted.push((hdr.tgid, hdr.fd, hdr.conn_id));
         }
         let (process, endpoints) = (conn.process.clone(), conn.endpoints);
         out.extend(self.scratch.drain(..).map(|http| Exchange { http, process: process.clone(), endpoints }));

@@ -102,6 +102,11 @@ impl Processor {
         }
     }
 
+    /// (tgid, fd, conn_id) whose payload the kernel may stop capturing.
+    pub fn take_muted(&mut self) -> std::vec::Drain<'_, (u32, i32, u64)> {
+        self.conns.muted.drain(..)
+    }
+
     /// How long the worker may sleep before `tick` has a batch to cut.
     pub fn time_left(&self, now: Instant) -> Option<Duration> {
         self.batcher.time_left(now)

@@ -57,6 +57,9 @@ pub fn spawn_worker(
             for (tgid, fd) in processor.forget.drain(..) {
                 probes.conns.remove(tgid, fd);
             }
+            for (tgid, fd, conn_id) in processor.take_muted() {
+                probes.conns.mute(tgid, fd, conn_id);
+            }
             stats.events_lost.store(probes.counters.snapshot().total_lost(), Relaxed);
         }
         // Detach first so nothing new arrives, then hand over what is queued.

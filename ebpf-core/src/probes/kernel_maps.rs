@@ -28,6 +28,18 @@ impl ConnTable {
         Self(map)
     }
 
+    /// Stops payload capture for (tgid, fd) if it is still connection `conn_id`.
+    pub fn mute(&mut self, tgid: u32, fd: i32, conn_id: u64) {
+        let key = FdKey(oe_fd_key { tgid, fd });
+        if let Ok(ConnInfo(mut info)) = self.0.get(&key, 0) {
+            if info.conn_id == conn_id {
+                info.flags |= abi::OE_CONN_F_MUTED as u16;
+                // BPF_EXIST: never resurrect an entry closed meanwhile.
+                let _ = self.0.insert(key, ConnInfo(info), 2);
+            }
+        }
+    }
+
     /// Forgets (tgid, fd); a key already gone (LRU eviction, close) is fine.
     pub fn remove(&mut self, tgid: u32, fd: i32) {
         let _ = self.0.remove(&FdKey(oe_fd_key { tgid, fd }));
