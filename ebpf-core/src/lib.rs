@@ -11,11 +11,13 @@ pub mod config;
 pub mod conntrack;
 pub mod events;
 pub mod instance;
+pub mod metrics;
 pub mod otlp;
 pub mod pipeline;
 pub mod probes;
 pub mod process;
 pub mod protocol;
+pub mod routes;
 pub mod spans;
 pub mod stats;
 

@@ -1,0 +1,1 @@
+//! RED metrics: see the metrics helper brief (work in progress).

@@ -1,0 +1,1 @@
+//! http.route templates: configured patterns, else an ID-segment heuristic (work in progress).
