@@ -3,6 +3,9 @@
 
 use serde::Deserialize;
 
+pub use crate::selection::SelectionConfig;
+use crate::selection::{Selector, SelectorError};
+
 /// Largest payload prefix one event can carry (`OE_MAX_CAPTURE` in events.h).
 pub const MAX_CAPTURE_SIZE: u32 = ebpf_probes::abi::OE_MAX_CAPTURE;
 
@@ -19,8 +22,8 @@ pub struct Config {
     pub batch: BatchConfig,
     /// Batches waiting for the host to poll; beyond that a batch is dropped and counted.
     pub queue_size: usize,
-    /// Processes never traced, besides the one hosting the library.
-    pub exclude_pids: Vec<u32>,
+    /// Which processes and connections are traced (default: all but this process).
+    pub selection: SelectionConfig,
     /// Debugging aid, off by default: append every raw kernel event to this
     /// file (length-prefixed, see `events::recording`). It holds payload
     /// prefixes, so it is as sensitive as a packet capture.
@@ -44,7 +47,7 @@ impl Default for Config {
             max_connections: 65536,
             batch: BatchConfig::default(),
             queue_size: 64,
-            exclude_pids: Vec::new(),
+            selection: SelectionConfig::default(),
             record_events: None,
         }
     }
@@ -60,6 +63,8 @@ impl Default for BatchConfig {
 pub enum ConfigError {
     #[error("invalid config JSON: {0}")]
     Json(#[from] serde_json::Error),
+    #[error(transparent)]
+    Selection(#[from] SelectorError),
     #[error("invalid config: the top level must be a JSON object")]
     NotAnObject,
     #[error("invalid config: {field} = {value}: {reason}")]
@@ -103,6 +108,7 @@ impl Config {
         if self.queue_size == 0 {
             return bad("queue_size", &self.queue_size, "must be at least 1");
         }
+        Selector::new(&self.selection)?;
         Ok(())
     }
 }

@@ -13,7 +13,9 @@ use crate::batch::Batch;
 use crate::config::{Config, ConfigError};
 use crate::pipeline::{spawn_worker, Processor, WorkerHandle};
 use crate::probes::{preflight, PreflightError, ProbeError, ProbeSettings, Probes};
+use crate::selection::{PidMode, PortMode, ProcessFacts, Selector};
 use crate::stats::{Stats, StatsSnapshot};
+use ebpf_probes::abi;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -110,11 +112,33 @@ impl Instance {
 
     fn start_inner(&self) -> Result<(Receiver<Batch>, WorkerHandle), Error> {
         preflight()?;
+        let selector = Selector::new(&self.config.selection).map_err(ConfigError::from)?;
+        let pid_mode = selector.pid_mode();
+        // Processes running now are decided before the probes attach; later
+        // ones on exec (or inherit their parent's decision on fork).
+        let pid_decisions = match pid_mode {
+            PidMode::All => Vec::new(),
+            _ => running_pids()
+                .map(|pid| (pid, selector.decide(&ProcessFacts::read(pid, selector.needs_otel_check()))))
+                .collect(),
+        };
         let probes = Probes::load(&ProbeSettings {
             self_tgid: std::process::id(),
             capture_bytes: self.config.capture_size,
             ring_buffer_size: self.config.ring_buffer_size,
             max_connections: self.config.max_connections,
+            pid_mode: match pid_mode {
+                PidMode::All => abi::OE_PIDS_ALL,
+                PidMode::Exclude => abi::OE_PIDS_EXCLUDE,
+                PidMode::Include => abi::OE_PIDS_INCLUDE,
+            } as u8,
+            port_mode: match selector.port_mode() {
+                PortMode::All => abi::OE_PORTS_ALL,
+                PortMode::Exclude => abi::OE_PORTS_EXCLUDE,
+                PortMode::Include => abi::OE_PORTS_INCLUDE,
+            } as u8,
+            pid_decisions,
+            port_decisions: selector.port_decisions(),
         })?;
         let (tx, rx) = crossbeam_channel::bounded(self.config.queue_size);
         let processor = Processor::new(&self.config, self.stats.clone());
@@ -122,7 +146,9 @@ impl Instance {
             Some(path) => Some(BufWriter::new(File::create(path).map_err(|e| Error::Record(path.clone(), e))?)),
             None => None,
         };
-        let worker = spawn_worker(probes, processor, tx, self.stats.clone(), recorder).map_err(Error::Thread)?;
+        let selector = (pid_mode != PidMode::All).then_some(selector);
+        let worker =
+            spawn_worker(probes, processor, tx, self.stats.clone(), recorder, selector).map_err(Error::Thread)?;
         Ok((rx, worker))
     }
 
@@ -160,6 +186,11 @@ impl Instance {
     pub fn stats(&self) -> StatsSnapshot {
         self.stats.snapshot()
     }
+}
+
+/// Every process id in /proc.
+fn running_pids() -> impl Iterator<Item = u32> {
+    std::fs::read_dir("/proc").into_iter().flatten().filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
 }
 
 impl Drop for Instance {

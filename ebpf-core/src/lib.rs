@@ -18,6 +18,7 @@ pub mod probes;
 pub mod process;
 pub mod protocol;
 pub mod routes;
+pub mod selection;
 pub mod spans;
 pub mod stats;
 

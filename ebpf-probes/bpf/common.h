@@ -21,6 +21,8 @@
 /* Settings the loader writes before load (aya EbpfLoader::set_global). */
 const volatile __u32 self_tgid = 0;      /* the process hosting the library: never traced */
 const volatile __u32 capture_bytes = 1024; /* payload prefix per syscall, <= OE_MAX_CAPTURE */
+const volatile __u8 pid_mode = OE_PIDS_ALL;   /* OE_PIDS_*: process selection */
+const volatile __u8 port_mode = OE_PORTS_ALL; /* OE_PORTS_*: connection selection */
 
 /* Syscall tracepoint records. Our own layouts (stable tracepoint ABI: 8 bytes
  * of common fields, the syscall nr, then 8-byte slots) so no CO-RE relocation
@@ -51,14 +53,32 @@ struct {
 	__type(value, struct oe_conn_info);
 } conns SEC(".maps");
 
-/* Negative cache: fds known not to be TCP sockets (files, pipes, UDP, unix),
- * so the common read/write of a file costs two lookups, not a task walk. */
+/* Negative cache: fds not to trace (files, pipes, UDP, unix sockets, TCP
+ * connections port selection rejected), so the common read/write of a file
+ * costs two lookups, not a task walk. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
 	__type(key, struct oe_fd_key);
 	__type(value, __u8);
 } not_sock SEC(".maps");
+
+/* Process selection decisions (OE_PID_*) by tgid, written by userspace on
+ * start-up and exec, inherited by forks in the kernel. Unused in OE_PIDS_ALL. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, __u8);
+} pid_filter SEC(".maps");
+
+/* Port selection decisions (OE_PID_SKIP/TRACE) by port. Unused in OE_PORTS_ALL. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u16);
+	__type(value, __u8);
+} port_filter SEC(".maps");
 
 /* Drop and overflow counters, per CPU; indexes OE_CNT_*. */
 struct {
@@ -75,9 +95,27 @@ static __always_inline void count(__u32 idx)
 		*c += 1;
 }
 
-static __always_inline bool is_self(__u32 tgid)
+/* Should this process be traced? The common case (trace all) costs no lookup. */
+static __always_inline bool is_traced(__u32 tgid)
 {
-	return tgid == self_tgid;
+	if (tgid == self_tgid)
+		return false;
+	if (pid_mode == OE_PIDS_ALL)
+		return true;
+	__u8 *d = bpf_map_lookup_elem(&pid_filter, &tgid);
+	if (pid_mode == OE_PIDS_EXCLUDE)
+		return !d || *d != OE_PID_SKIP;
+	return d && *d == OE_PID_TRACE;
+}
+
+static __always_inline bool port_selected(__u16 port)
+{
+	if (port_mode == OE_PORTS_ALL)
+		return true;
+	__u8 *d = bpf_map_lookup_elem(&port_filter, &port);
+	if (port_mode == OE_PORTS_EXCLUDE)
+		return !d || *d != OE_PID_SKIP;
+	return d && *d == OE_PID_TRACE;
 }
 
 static __always_inline void fill_header(struct oe_event_header *h, __u64 pid_tgid, __u32 kind,

@@ -13,7 +13,7 @@ struct {
 static __always_inline int on_accept_exit(struct sys_exit_ctx *ctx)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	if (is_self(pid_tgid >> 32) || ctx->ret < 0)
+	if (!is_traced(pid_tgid >> 32) || ctx->ret < 0)
 		return 0;
 	/* The new socket is already connected: addresses come from it, not from
 	 * the (optional, possibly NULL) sockaddr the caller passed. */
@@ -39,7 +39,7 @@ SEC("tracepoint/syscalls/sys_enter_connect")
 int oe_enter_connect(struct sys_enter_ctx *ctx)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	if (is_self(pid_tgid >> 32))
+	if (!is_traced(pid_tgid >> 32))
 		return 0;
 	__s32 fd = (__s32)ctx->args[0];
 	bpf_map_update_elem(&connecting, &pid_tgid, &fd, BPF_ANY);
@@ -69,7 +69,7 @@ int oe_enter_close(struct sys_enter_ctx *ctx)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct oe_fd_key key = { .tgid = pid_tgid >> 32, .fd = (__s32)ctx->args[0] };
-	if (is_self(key.tgid))
+	if (!is_traced(key.tgid))
 		return 0;
 	struct oe_conn_info *info = bpf_map_lookup_elem(&conns, &key);
 	if (!info) {

@@ -55,7 +55,7 @@ struct iovec_abi {
 static __always_inline int remember(__s32 fd, __u64 buf, __u32 iovcnt, __u16 sys, __u16 dir)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	if (is_self(pid_tgid >> 32))
+	if (!is_traced(pid_tgid >> 32))
 		return 0;
 	struct oe_conn_info *conn = lookup_conn(pid_tgid, fd);
 	/* Muted: userspace found the stream is nothing it parses. */

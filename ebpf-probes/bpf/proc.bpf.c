@@ -1,14 +1,61 @@
 /* SPDX-License-Identifier: GPL-2.0 OR Apache-2.0 */
-/* Process lifecycle: userspace releases a process's state when it exits. */
+/* Process lifecycle: selection follows forks; userspace re-reads identity on
+ * exec and releases a process's state on exit. */
 #include "common.h"
+
+/* raw_tracepoint context: the tracepoint's arguments. Our own layout, so no
+ * CO-RE relocation indexes bpf_raw_tracepoint_args' flexible array. */
+struct raw_tp_args {
+	__u64 args[2];
+};
+
+SEC("raw_tracepoint/sched_process_fork")
+int oe_process_fork(struct raw_tp_args *ctx)
+{
+	if (pid_mode == OE_PIDS_ALL)
+		return 0;
+	struct task_struct *parent = (struct task_struct *)ctx->args[0];
+	struct task_struct *child = (struct task_struct *)ctx->args[1];
+	__u32 child_tgid = BPF_CORE_READ(child, tgid);
+	/* Threads share their process's decision already. */
+	if (BPF_CORE_READ(child, pid) != child_tgid)
+		return 0;
+	__u32 parent_tgid = BPF_CORE_READ(parent, tgid);
+	__u8 *d = bpf_map_lookup_elem(&pid_filter, &parent_tgid);
+	if (d) {
+		__u8 v = *d;
+		bpf_map_update_elem(&pid_filter, &child_tgid, &v, BPF_ANY);
+	}
+	return 0;
+}
+
+SEC("tracepoint/sched/sched_process_exec")
+int oe_process_exec(void *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	if ((__u32)(pid_tgid >> 32) == self_tgid)
+		return 0;
+	struct oe_proc_exec *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+	if (!ev) {
+		count(OE_CNT_RINGBUF_FULL);
+		return 0;
+	}
+	fill_header(&ev->hdr, pid_tgid, OE_EV_PROC_EXEC, -1, 0);
+	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
+	bpf_ringbuf_submit(ev, 0);
+	return 0;
+}
 
 SEC("tracepoint/sched/sched_process_exit")
 int oe_process_exit(void *ctx)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tgid = pid_tgid >> 32;
 	/* Only the whole process going away matters, not each thread. */
-	if ((__u32)pid_tgid != (__u32)(pid_tgid >> 32) || is_self(pid_tgid >> 32))
+	if ((__u32)pid_tgid != tgid || tgid == self_tgid)
 		return 0;
+	if (pid_mode != OE_PIDS_ALL)
+		bpf_map_delete_elem(&pid_filter, &tgid);
 	struct oe_proc_exit *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
 	if (!ev) {
 		count(OE_CNT_RINGBUF_FULL);

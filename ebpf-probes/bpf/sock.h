@@ -43,11 +43,34 @@ static __always_inline void map_v4(__u8 dst[16], __be32 addr)
 	__builtin_memcpy(&dst[12], &addr, 4);
 }
 
+/* Does port selection want this connection? The server side's port decides;
+ * for sockets found already open either port may. */
+static __always_inline bool conn_selected(struct sock *sk, __u16 role)
+{
+	if (port_mode == OE_PORTS_ALL)
+		return true;
+	__u16 local = BPF_CORE_READ(sk, __sk_common.skc_num);
+	__u16 peer = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (role == OE_ROLE_SERVER)
+		return port_selected(local);
+	if (role == OE_ROLE_CLIENT)
+		return port_selected(peer);
+	if (port_mode == OE_PORTS_INCLUDE)
+		return port_selected(local) || port_selected(peer);
+	return port_selected(local) && port_selected(peer);
+}
+
 /* Starts tracking fd as a TCP connection and tells userspace where it goes. */
 static __always_inline struct oe_conn_info *track_conn(__u64 pid_tgid, __s32 fd, struct sock *sk,
 						       __u16 role)
 {
 	struct oe_fd_key key = { .tgid = pid_tgid >> 32, .fd = fd };
+	if (!conn_selected(sk, role)) {
+		__u8 one = 1;
+		bpf_map_delete_elem(&conns, &key);
+		bpf_map_update_elem(&not_sock, &key, &one, BPF_ANY);
+		return NULL;
+	}
 	struct oe_conn_info info = {
 		/* creation time and CPU: unique without a shared counter */
 		.conn_id = (bpf_ktime_get_ns() << 6) | (bpf_get_smp_processor_id() & 63),

@@ -27,6 +27,7 @@ typedef int64_t __s64;
 #define OE_EV_DATA 2
 #define OE_EV_CONN_CLOSE 3
 #define OE_EV_PROC_EXIT 4
+#define OE_EV_PROC_EXEC 5
 
 /* who opened the connection (oe_conn_open.role) */
 #define OE_ROLE_UNKNOWN 0 /* found already open: accepted or connected before we attached */
@@ -99,6 +100,25 @@ struct oe_conn_close {
 struct oe_proc_exit {
 	struct oe_event_header hdr;
 };
+
+/* A process replaced its image (exec): its identity and selection change. */
+struct oe_proc_exec {
+	struct oe_event_header hdr;
+	char comm[16];
+};
+
+/* Process selection modes (global `pid_mode`) and `pid_filter` map values. */
+#define OE_PIDS_ALL 0      /* trace every process (but the host's own); no lookup */
+#define OE_PIDS_EXCLUDE 1  /* trace all but pids mapped to OE_PID_SKIP */
+#define OE_PIDS_INCLUDE 2  /* trace only pids mapped to OE_PID_TRACE */
+#define OE_PID_SKIP 0
+#define OE_PID_TRACE 1
+
+/* Port selection (global `port_mode`, `port_filter` values): applied when a
+ * connection is first tracked, to its server-side port. */
+#define OE_PORTS_ALL 0
+#define OE_PORTS_EXCLUDE 1
+#define OE_PORTS_INCLUDE 2
 
 /* Map key for the connection table and the not-a-socket cache. */
 struct oe_fd_key {

@@ -4,7 +4,7 @@
 
 use std::net::{IpAddr, Ipv6Addr};
 
-use ebpf_probes::abi::{self, oe_conn_open, oe_data_meta, oe_event_header};
+use ebpf_probes::abi::{self, oe_conn_open, oe_data_meta, oe_event_header, oe_proc_exec};
 use zerocopy::FromBytes;
 
 use crate::protocol::Direction;
@@ -42,6 +42,8 @@ pub enum Event<'a> {
     Data(Header, DataEvent<'a>),
     ConnClose(Header),
     ProcessExit(Header),
+    /// The process exec()ed a new image; carries its new task name.
+    ProcessExec(Header, String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -113,6 +115,10 @@ pub fn decode(bytes: &[u8]) -> Result<Event<'_>, DecodeError> {
         }
         abi::OE_EV_CONN_CLOSE => Ok(Event::ConnClose(hdr)),
         abi::OE_EV_PROC_EXIT => Ok(Event::ProcessExit(hdr)),
+        abi::OE_EV_PROC_EXEC => {
+            let e: oe_proc_exec = read(bytes, "exec event")?;
+            Ok(Event::ProcessExec(hdr, comm(&e.comm)))
+        }
         other => Err(DecodeError::UnknownKind(other)),
     }
 }

@@ -26,6 +26,8 @@ pub struct Processor {
     exchanges: Vec<Exchange>,
     /// (tgid, fd) the kernel table should forget: sockets of exited processes.
     pub forget: Vec<(u32, i32)>,
+    /// Processes that exec()ed since the worker last looked: to re-select.
+    pub execs: Vec<u32>,
 }
 
 impl Processor {
@@ -52,6 +54,7 @@ impl Processor {
             stats,
             exchanges: Vec::new(),
             forget: Vec::new(),
+            execs: Vec::new(),
         }
     }
 
@@ -74,6 +77,13 @@ impl Processor {
             Event::ProcessExit(h) => {
                 let fds = self.conns.process_exit(&h, out);
                 self.forget.extend(fds.into_iter().map(|fd| (h.tgid, fd)));
+            }
+            // A new image: new identity, new selection decision. Its sockets
+            // are forgotten too; survivors of the exec are found again lazily.
+            Event::ProcessExec(h, _comm) => {
+                let fds = self.conns.process_exit(&h, out);
+                self.forget.extend(fds.into_iter().map(|fd| (h.tgid, fd)));
+                self.execs.push(h.tgid);
             }
         }
         self.drain_exchanges(now, emit);

@@ -15,6 +15,7 @@ use crate::batch::Batch;
 use crate::clock::monotonic_now_ns;
 use crate::events::recording::write_record;
 use crate::probes::Probes;
+use crate::selection::{ProcessFacts, Selector};
 use crate::stats::Stats;
 
 use super::processor::Processor;
@@ -43,6 +44,7 @@ pub fn spawn_worker(
     tx: Sender<Batch>,
     stats: Arc<Stats>,
     mut recorder: Option<BufWriter<File>>,
+    selector: Option<Selector>,
 ) -> std::io::Result<WorkerHandle> {
     let stop = Arc::new(AtomicBool::new(false));
     let stop_flag = stop.clone();
@@ -59,6 +61,14 @@ pub fn spawn_worker(
             }
             for (tgid, fd, conn_id) in processor.take_muted() {
                 probes.conns.mute(tgid, fd, conn_id);
+            }
+            if let Some(selector) = &selector {
+                for pid in processor.execs.drain(..) {
+                    let facts = ProcessFacts::read(pid, selector.needs_otel_check());
+                    probes.pid_filter.set(pid, selector.decide(&facts));
+                }
+            } else {
+                processor.execs.clear();
             }
             stats.events_lost.store(probes.counters.snapshot().total_lost(), Relaxed);
         }

@@ -6,5 +6,5 @@ mod kernel_maps;
 mod preflight;
 
 pub use attach::{ProbeError, ProbeSettings, Probes};
-pub use kernel_maps::{ConnTable, KernelCounters};
+pub use kernel_maps::{ConnTable, KernelCounters, PidFilter};
 pub use preflight::{preflight, PreflightError};

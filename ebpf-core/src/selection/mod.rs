@@ -1,0 +1,12 @@
+//! Which processes and connections are traced. Decisions are made here, in
+//! userspace, where globs and /proc can be read; the kernel applies them with
+//! one map lookup per event (see `pid_filter`/`port_filter` in the probes),
+//! and forked children inherit their parent's decision in the kernel.
+
+mod config;
+mod facts;
+mod selector;
+
+pub use config::{Criteria, SelectionConfig};
+pub use facts::ProcessFacts;
+pub use selector::{PidMode, PortMode, Selector, SelectorError};
