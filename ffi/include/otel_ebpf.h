@@ -148,6 +148,16 @@ extern "C" {
 otel_ebpf_result otel_ebpf_new(const char *config_json, struct otel_ebpf_instance **instance_out);
 
 /*
+ Validates a JSON configuration without creating anything: `OTEL_EBPF_OK`,
+ or `OTEL_EBPF_ERR_CONFIG` with the reason (naming the key) in
+ `otel_ebpf_last_error`. Hosts call it to reject bad config before start.
+
+ # Safety
+ `config_json` must be NULL or a NUL-terminated string.
+ */
+otel_ebpf_result otel_ebpf_config_validate(const char *config_json);
+
+/*
  Checks privileges and kernel features, loads and attaches the probes, and
  starts the pipeline. Returns quickly. Starting twice is an error.
 

@@ -6,7 +6,7 @@ use std::os::raw::c_char;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ebpf_core::{Instance, Poll, Signal};
+use ebpf_core::{Config, Instance, Poll, Signal};
 
 use crate::error::otel_ebpf_result::{self, *};
 use crate::handles::{BATCHES, INSTANCES};
@@ -93,6 +93,27 @@ pub unsafe extern "C" fn otel_ebpf_new(
         let id = INSTANCES.insert(Arc::new(inst));
         // SAFETY: checked non-NULL above; the caller guarantees it is writable.
         unsafe { *instance_out = id as *mut otel_ebpf_instance };
+        Ok(OTEL_EBPF_OK)
+    })
+}
+
+/// Validates a JSON configuration without creating anything: `OTEL_EBPF_OK`,
+/// or `OTEL_EBPF_ERR_CONFIG` with the reason (naming the key) in
+/// `otel_ebpf_last_error`. Hosts call it to reject bad config before start.
+///
+/// # Safety
+/// `config_json` must be NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn otel_ebpf_config_validate(config_json: *const c_char) -> otel_ebpf_result {
+    guard(|| -> Outcome {
+        if config_json.is_null() {
+            return Err((OTEL_EBPF_ERR_NULL, "config_json must not be NULL".into()));
+        }
+        // SAFETY: the caller guarantees a NUL-terminated string.
+        let bytes = unsafe { CStr::from_ptr(config_json) }.to_bytes();
+        let json = std::str::from_utf8(bytes)
+            .map_err(|e| (OTEL_EBPF_ERR_CONFIG, format!("config is not valid UTF-8: {e}")))?;
+        Config::from_json(json).map_err(|e| (OTEL_EBPF_ERR_CONFIG, e.to_string()))?;
         Ok(OTEL_EBPF_OK)
     })
 }
