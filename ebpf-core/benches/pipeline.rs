@@ -1,0 +1,88 @@
+//! Userspace pipeline throughput on recorded kernel events: decode →
+//! connection state → HTTP parse → span assembly → OTLP encode, one core.
+//! `cargo bench -p ebpf-core --bench pipeline` (or `make bench`).
+//!
+//! Input: tests/fixtures/events/python_curl.bin (real traffic, 8 connections,
+//! 6 request/response pairs), replayed many times; each replay opens and closes
+//! its connections again, so state is created and torn down as in production.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Instant;
+
+use ebpf_core::events::recording::read_records;
+use ebpf_core::pipeline::Processor;
+use ebpf_core::stats::Stats;
+use ebpf_core::Config;
+
+/// Counts allocations so the run can report allocations per request.
+struct Counting;
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: forwards every call to the system allocator unchanged; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCS.fetch_add(1, Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+const FIXTURE: &[u8] = include_bytes!("../tests/fixtures/events/python_curl.bin");
+
+fn main() {
+    let records: Vec<&[u8]> = read_records(FIXTURE).collect();
+    let rounds: usize = std::env::var("ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(40_000);
+    let stats = Arc::new(Stats::default());
+    let mut p = Processor::replay(&Config::default(), stats.clone());
+    let (mut batches, mut bytes, mut spans) = (0usize, 0usize, 0usize);
+    let now = Instant::now();
+    // Warm up: caches, first allocations of every table.
+    for r in &records {
+        p.handle(r, now, &mut |_| {});
+    }
+    let allocs_before = ALLOCS.load(Relaxed);
+    let start = Instant::now();
+    for _ in 0..rounds {
+        for r in &records {
+            p.handle(r, now, &mut |b| {
+                batches += 1;
+                bytes += b.data.len();
+                spans += b.items;
+            });
+        }
+        p.take_muted().for_each(drop);
+    }
+    p.flush(&mut |b| {
+        batches += 1;
+        bytes += b.data.len();
+        spans += b.items;
+    });
+    let elapsed = start.elapsed();
+    let allocs = ALLOCS.load(Relaxed) - allocs_before;
+    let events = (rounds * records.len()) as f64;
+    assert_eq!(stats.snapshot().parse_errors, 0);
+    let spans = spans as f64;
+    println!(
+        "pipeline: {events:.0} events, {spans:.0} spans in {:.3}s: {:.2} M events/s, {:.0} ns/event, \
+         {:.1} allocations/span, {batches} batches, {:.1} MiB OTLP",
+        elapsed.as_secs_f64(),
+        events / elapsed.as_secs_f64() / 1e6,
+        elapsed.as_nanos() as f64 / events,
+        allocs as f64 / spans,
+        bytes as f64 / (1 << 20) as f64,
+    );
+}
