@@ -23,6 +23,7 @@ const volatile __u32 self_tgid = 0;      /* the process hosting the library: nev
 const volatile __u32 capture_bytes = 1024; /* payload prefix per syscall, <= OE_MAX_CAPTURE */
 const volatile __u8 pid_mode = OE_PIDS_ALL;   /* OE_PIDS_*: process selection */
 const volatile __u8 port_mode = OE_PORTS_ALL; /* OE_PORTS_*: connection selection */
+const volatile __u64 wakeup_bytes = 1 << 20;  /* wake the reader only past this much queued data */
 
 /* Syscall tracepoint records. Our own layouts (stable tracepoint ABI: 8 bytes
  * of common fields, the syscall nr, then 8-byte slots) so no CO-RE relocation
@@ -80,6 +81,35 @@ struct {
 	__type(value, __u8);
 } port_filter SEC(".maps");
 
+/* Syscalls in flight, by thread: sys_enter remembers, sys_exit consumes.
+ * Plain (preallocated) hashes: faster than LRU; entries of threads that die
+ * mid-call are removed by the exit program. */
+struct io_args {
+	__u64 buf;     /* user buffer, or user iovec array when iovcnt > 0 */
+	__u64 conn_id;
+	__s32 fd;
+	__u32 iovcnt;
+	__u16 sys;     /* OE_SYS_* */
+	__u16 dir;     /* OE_DIR_* */
+	__u32 _pad;
+};
+
+/* A read/write in flight on a tracked socket. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct io_args);
+} in_flight SEC(".maps");
+
+/* connect() in flight, by thread: the fd, until sys_exit tells how it went. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, __s32);
+} connecting SEC(".maps");
+
 /* Drop and overflow counters, per CPU; indexes OE_CNT_*. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -87,6 +117,14 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } counters SEC(".maps");
+
+/* Waking the reader costs more than most events: it polls on a short timer
+ * anyway, so only wake it early when the buffer is filling up. */
+static __always_inline __u64 wakeup_flag(void)
+{
+	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP
+									      : BPF_RB_NO_WAKEUP;
+}
 
 static __always_inline void count(__u32 idx)
 {

@@ -2,13 +2,6 @@
 /* Connection lifecycle: accept, connect, close. */
 #include "sock.h"
 
-/* connect() in flight, by thread: the fd, until sys_exit tells how it went. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
-	__type(value, __s32);
-} connecting SEC(".maps");
 
 static __always_inline int on_accept_exit(struct sys_exit_ctx *ctx)
 {
@@ -85,6 +78,6 @@ int oe_enter_close(struct sys_enter_ctx *ctx)
 		return 0;
 	}
 	fill_header(&ev->hdr, pid_tgid, OE_EV_CONN_CLOSE, key.fd, conn_id);
-	bpf_ringbuf_submit(ev, 0);
+	bpf_ringbuf_submit(ev, wakeup_flag());
 	return 0;
 }

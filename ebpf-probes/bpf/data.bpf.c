@@ -6,23 +6,6 @@
 
 #define MAX_IOV 8
 
-struct io_args {
-	__u64 buf;     /* user buffer, or user iovec array when iovcnt > 0 */
-	__u64 conn_id;
-	__s32 fd;
-	__u32 iovcnt;
-	__u16 sys;     /* OE_SYS_* */
-	__u16 dir;     /* OE_DIR_* */
-	__u32 _pad;
-};
-
-/* A syscall in flight on a tracked socket, by thread. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
-	__type(value, struct io_args);
-} in_flight SEC(".maps");
 
 /* Event under construction: too big for the stack. The spill area lets each
  * iovec copy start anywhere below OE_MAX_CAPTURE with a length up to it. */
@@ -204,7 +187,7 @@ int oe_exit_data(struct sys_exit_ctx *ctx)
 	if (copied > OE_MAX_CAPTURE)
 		copied = OE_MAX_CAPTURE;
 	ev->meta.captured_len = copied;
-	if (bpf_ringbuf_output(&events, ev, offsetof(struct oe_data, payload) + copied, 0))
+	if (bpf_ringbuf_output(&events, ev, offsetof(struct oe_data, payload) + copied, wakeup_flag()))
 		count(OE_CNT_RINGBUF_FULL);
 	return 0;
 }

@@ -42,7 +42,7 @@ int oe_process_exec(void *ctx)
 	}
 	fill_header(&ev->hdr, pid_tgid, OE_EV_PROC_EXEC, -1, 0);
 	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
-	bpf_ringbuf_submit(ev, 0);
+	bpf_ringbuf_submit(ev, wakeup_flag());
 	return 0;
 }
 
@@ -51,7 +51,10 @@ int oe_process_exit(void *ctx)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tgid = pid_tgid >> 32;
-	/* Only the whole process going away matters, not each thread. */
+	/* A thread killed inside read() or connect() never reaches sys_exit. */
+	bpf_map_delete_elem(&in_flight, &pid_tgid);
+	bpf_map_delete_elem(&connecting, &pid_tgid);
+	/* Beyond that, only the whole process going away matters. */
 	if ((__u32)pid_tgid != tgid || tgid == self_tgid)
 		return 0;
 	if (pid_mode != OE_PIDS_ALL)
@@ -62,6 +65,6 @@ int oe_process_exit(void *ctx)
 		return 0;
 	}
 	fill_header(&ev->hdr, pid_tgid, OE_EV_PROC_EXIT, -1, 0);
-	bpf_ringbuf_submit(ev, 0);
+	bpf_ringbuf_submit(ev, wakeup_flag());
 	return 0;
 }

@@ -100,7 +100,7 @@ static __always_inline struct oe_conn_info *track_conn(__u64 pid_tgid, __s32 fd,
 		ev->family = family;
 		ev->role = role;
 		bpf_get_current_comm(ev->comm, sizeof(ev->comm));
-		bpf_ringbuf_submit(ev, 0);
+		bpf_ringbuf_submit(ev, wakeup_flag());
 	}
 	return bpf_map_lookup_elem(&conns, &key);
 }

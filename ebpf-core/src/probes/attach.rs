@@ -124,6 +124,7 @@ impl Probes {
             .override_global("capture_bytes", &settings.capture_bytes, true)
             .override_global("pid_mode", &settings.pid_mode, true)
             .override_global("port_mode", &settings.port_mode, true)
+            .override_global("wakeup_bytes", &(u64::from(settings.ring_buffer_size) / 4), true)
             .map_max_entries("events", settings.ring_buffer_size)
             .map_max_entries("conns", settings.max_connections)
             .map_max_entries("not_sock", settings.max_connections)
