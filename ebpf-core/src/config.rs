@@ -3,6 +3,7 @@
 
 use serde::Deserialize;
 
+pub use crate::process::IdentityConfig;
 pub use crate::selection::SelectionConfig;
 use crate::selection::{Selector, SelectorError};
 
@@ -24,6 +25,8 @@ pub struct Config {
     pub queue_size: usize,
     /// Which processes and connections are traced (default: all but this process).
     pub selection: SelectionConfig,
+    /// What identifies a traced process in its resource.
+    pub identity: IdentityConfig,
     /// Debugging aid, off by default: append every raw kernel event to this
     /// file (length-prefixed, see `events::recording`). It holds payload
     /// prefixes, so it is as sensitive as a packet capture.
@@ -48,6 +51,7 @@ impl Default for Config {
             batch: BatchConfig::default(),
             queue_size: 64,
             selection: SelectionConfig::default(),
+            identity: IdentityConfig::default(),
             record_events: None,
         }
     }

@@ -1,22 +1,44 @@
-//! Every attribute key the product emits is a current (non-deprecated)
-//! OpenTelemetry semantic convention, checked against the registry YAML in
-//! ../shared/semconv (override with OTEL_EBPF_SEMCONV_DIR).
+//! Every attribute key and metric name the product emits is a current
+//! (non-deprecated) OpenTelemetry semantic convention, checked against the
+//! registry YAML in ../shared/semconv (override with OTEL_EBPF_SEMCONV_DIR).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ebpf_core::clock::WallClock;
 use ebpf_core::conntrack::{Endpoints, Exchange};
+use ebpf_core::metrics::{HttpMetrics, MetricsConfig, HTTP_METRIC_NAMES, SELF_METRIC_NAMES};
 use ebpf_core::otlp::{process_resource, HostInfo};
 use ebpf_core::process::ProcessIdentity;
 use ebpf_core::protocol::http1::{HttpExchange, HttpVersion};
 use ebpf_core::protocol::Role;
 use ebpf_core::spans::{http_span, IdGenerator};
+use ebpf_core::StatsSnapshot;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+use prost::Message;
 use serde_yaml_ng::Value as Yaml;
 
 /// Product-specific names: few, namespaced, documented in README. None yet.
 const PROJECT_NAMES: &[&str] = &[];
+
+/// Names the OpenTelemetry specification (not the semantic conventions)
+/// defines: the metrics SDK's cardinality-overflow attribute.
+const SPEC_NAMES: &[&str] = &["otel.metric.overflow"];
+
+/// Product-specific metric names: the receiver's self-telemetry, exactly these.
+const PROJECT_METRIC_NAMES: &[&str] = &[
+    "ebpf_receiver.events.read",
+    "ebpf_receiver.events.lost",
+    "ebpf_receiver.decode.errors",
+    "ebpf_receiver.spans.exported",
+    "ebpf_receiver.batches.dropped",
+    "ebpf_receiver.parse.errors",
+    "ebpf_receiver.metric.overflows",
+    "ebpf_receiver.connections.tracked",
+    "ebpf_receiver.processes.traced",
+];
 
 fn semconv_dir() -> PathBuf {
     std::env::var_os("OTEL_EBPF_SEMCONV_DIR")
@@ -105,14 +127,46 @@ fn every_emitted_attribute_is_a_current_convention() {
             keys.extend(span.attributes.into_iter().map(|kv| kv.key));
         }
     }
+    // Every field set, the opt-in command line included, so every key the resource can carry appears.
     let identity = ProcessIdentity {
         pid: 1,
         service_name: "s".into(),
         executable_name: "e".into(),
         executable_path: Some("/bin/e".into()),
+        service_namespace: Some("ns".into()),
+        service_instance_id: None,
+        parent_pid: Some(0),
+        start_time_ticks: Some(10),
+        owner: Some("root".into()),
+        command_line: Some("/bin/e --flag".into()),
+        container_id: Some("c59e8338a22cc3f71e41b0f447228b574ecc8c9d76508b6810543ec273e5f2a9".into()),
+        k8s_pod_uid: Some("98580e16-1a60-4b4a-830e-d7cca11d393b".into()),
     };
-    let resource = process_resource(&identity, &HostInfo { host_name: "h".into() });
-    keys.extend(resource.attributes.into_iter().map(|kv| kv.key));
+    let host = HostInfo {
+        host_name: "h".into(),
+        host_id: Some("3d1219c7c4c5404aaa1f6d2a48adfda4".into()),
+        boot_id: Some("8f08bb5f-fb8b-451f-af09-ef64490197ae".into()),
+    };
+    let resource = process_resource(&identity, &host);
+    let resource_keys: Vec<String> = resource.attributes.into_iter().map(|kv| kv.key).collect();
+    for key in [
+        "service.name",
+        "service.namespace",
+        "service.instance.id",
+        "process.pid",
+        "process.parent_pid",
+        "process.executable.name",
+        "process.executable.path",
+        "process.command_line",
+        "process.owner",
+        "host.name",
+        "host.id",
+        "container.id",
+        "k8s.pod.uid",
+    ] {
+        assert!(resource_keys.iter().any(|k| k == key), "the sample resource lacks {key}");
+    }
+    keys.extend(resource_keys);
     keys.sort();
     keys.dedup();
     for key in &keys {
@@ -128,4 +182,153 @@ fn every_emitted_attribute_is_a_current_convention() {
     // The check itself must be able to fail.
     assert_eq!(registry.get("http.method"), Some(&true), "http.method should read as deprecated");
     assert!(!registry.contains_key("http.not_a_convention"));
+}
+
+/// A metric of the registry.
+#[derive(Debug)]
+struct MetricDef {
+    deprecated: bool,
+    instrument: String,
+    unit: String,
+}
+
+/// metric name → definition, from both layouts: `groups[]` with
+/// `type: metric` and `metric_name`, and in `file_format: definition/2` files
+/// top-level `metrics[]` with `name`.
+fn metric_registry() -> HashMap<String, MetricDef> {
+    let mut files = Vec::new();
+    yaml_files(&semconv_dir(), &mut files);
+    let mut metrics: HashMap<String, MetricDef> = HashMap::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        let doc: Yaml = serde_yaml_ng::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        let grouped = doc
+            .get("groups")
+            .and_then(Yaml::as_sequence)
+            .into_iter()
+            .flatten()
+            .filter(|g| g.get("type").and_then(Yaml::as_str) == Some("metric"))
+            .filter_map(|g| Some((g.get("metric_name")?.as_str()?, g)));
+        let flat = doc
+            .get("metrics")
+            .and_then(Yaml::as_sequence)
+            .into_iter()
+            .flatten()
+            .filter_map(|m| Some((m.get("name")?.as_str()?, m)));
+        for (name, m) in grouped.chain(flat) {
+            let text = |key| m.get(key).and_then(Yaml::as_str).unwrap_or_default().to_string();
+            let def = MetricDef {
+                deprecated: m.get("deprecated").is_some(),
+                instrument: text("instrument"),
+                unit: text("unit"),
+            };
+            match metrics.get_mut(name) {
+                // Current if any definition is.
+                Some(known) if known.deprecated && !def.deprecated => *known = def,
+                Some(_) => {}
+                None => {
+                    metrics.insert(name.to_string(), def);
+                }
+            }
+        }
+    }
+    metrics
+}
+
+/// One of every kind of HTTP series (both roles, errors, no response, a
+/// route, an overflow) and the self-telemetry, decoded.
+fn sample_metrics() -> ExportMetricsServiceRequest {
+    let mut metrics = HttpMetrics::new(&MetricsConfig { max_series_per_metric: 3, ..MetricsConfig::default() });
+    for role in [Role::Server, Role::Client] {
+        for (method, status) in [("GET", Some(200)), ("POST", Some(500)), ("PURGE", Some(404)), ("GET", None)] {
+            metrics.record(&exchange(role, method, status), Some("/a/{id}"));
+        }
+    }
+    assert!(metrics.overflowed() > 0, "the sample should reach the overflow series");
+    let host =
+        HostInfo { host_name: "h".into(), host_id: Some("3d1219c7c4c5404aaa1f6d2a48adfda4".into()), boot_id: None };
+    let stats = StatsSnapshot::default();
+    let batch = metrics.collect(1, &host, Some(&stats)).expect("a batch");
+    ExportMetricsServiceRequest::decode(batch.data.as_slice()).unwrap()
+}
+
+#[test]
+fn every_emitted_metric_is_a_current_convention() {
+    let registry = metric_registry();
+    let attributes = registry_attributes_checker();
+    assert!(registry.len() > 300, "metric registry looks empty: {} metrics", registry.len());
+    let req = sample_metrics();
+
+    let mut names = BTreeSet::new();
+    let mut keys = BTreeSet::new();
+    for rm in &req.resource_metrics {
+        keys.extend(rm.resource.iter().flat_map(|r| &r.attributes).map(|kv| kv.key.clone()));
+        for metric in rm.scope_metrics.iter().flat_map(|s| &s.metrics) {
+            names.insert(metric.name.clone());
+            let (instrument, point_keys): (&str, Vec<&str>) = match &metric.data {
+                Some(Data::Histogram(h)) => {
+                    ("histogram", h.data_points.iter().flat_map(|p| &p.attributes).map(|kv| kv.key.as_str()).collect())
+                }
+                Some(Data::Sum(s)) => (
+                    if s.is_monotonic { "counter" } else { "updowncounter" },
+                    s.data_points.iter().flat_map(|p| &p.attributes).map(|kv| kv.key.as_str()).collect(),
+                ),
+                Some(Data::Gauge(g)) => {
+                    ("gauge", g.data_points.iter().flat_map(|p| &p.attributes).map(|kv| kv.key.as_str()).collect())
+                }
+                other => panic!("{}: unexpected data {other:?}", metric.name),
+            };
+            keys.extend(point_keys.into_iter().map(str::to_string));
+            if PROJECT_METRIC_NAMES.contains(&metric.name.as_str()) {
+                assert!(metric.name.starts_with("ebpf_receiver."), "{} is not namespaced", metric.name);
+                continue;
+            }
+            let def = registry
+                .get(&metric.name)
+                .unwrap_or_else(|| panic!("metric {} is not in the semantic-conventions registry", metric.name));
+            assert!(!def.deprecated, "metric {} is deprecated in the semantic-conventions registry", metric.name);
+            assert_eq!(metric.unit, def.unit, "unit of {}", metric.name);
+            assert_eq!(instrument, def.instrument, "instrument of {}", metric.name);
+        }
+    }
+    for key in &keys {
+        if !SPEC_NAMES.contains(&key.as_str()) {
+            attributes(key);
+        }
+    }
+
+    // The sample covers every name the receiver can emit, and the allowlists
+    // hold nothing that is not needed.
+    let all: BTreeSet<String> = HTTP_METRIC_NAMES.iter().chain(&SELF_METRIC_NAMES).map(|s| s.to_string()).collect();
+    assert_eq!(names, all, "the sample misses metrics, or the name lists are stale");
+    let project: BTreeSet<&str> = PROJECT_METRIC_NAMES.iter().copied().collect();
+    assert_eq!(project, SELF_METRIC_NAMES.iter().copied().collect(), "PROJECT_METRIC_NAMES must be exactly these");
+    for name in PROJECT_METRIC_NAMES {
+        assert!(!registry.contains_key(*name), "{name} is a convention now: drop it from PROJECT_METRIC_NAMES");
+    }
+    for key in SPEC_NAMES {
+        assert!(keys.contains(*key), "{key} is never emitted: drop it from SPEC_NAMES");
+    }
+    assert!(!keys.contains("url.path"), "url.path on a metric");
+
+    // The check itself must be able to fail, and reads both layouts.
+    assert!(registry["v8js.heap.space.available_size"].deprecated, "a deprecated metric should read as deprecated");
+    assert_eq!(registry["http.server.request.duration"].instrument, "histogram");
+    assert_eq!(registry["hw.fan.speed"].unit, "rpm", "definition/2 metrics should be read");
+    assert!(!registry.contains_key("http.server.not_a_metric"));
+}
+
+/// Panics unless `key` is a current registry attribute or a project name.
+fn registry_attributes_checker() -> impl Fn(&str) {
+    let registry = registry();
+    move |key| {
+        if PROJECT_NAMES.contains(&key) {
+            return;
+        }
+        match registry.get(key) {
+            None => panic!("{key} is not in the semantic-conventions registry"),
+            Some(true) => panic!("{key} is deprecated in the semantic-conventions registry"),
+            Some(false) => {}
+        }
+    }
 }

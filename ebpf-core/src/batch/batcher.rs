@@ -73,11 +73,12 @@ mod tests {
             service_name: format!("svc{pid}"),
             executable_name: "x".into(),
             executable_path: None,
+            ..Default::default()
         })
     }
 
     fn host() -> HostInfo {
-        HostInfo { host_name: "h".into() }
+        HostInfo { host_name: "h".into(), ..Default::default() }
     }
 
     #[test]

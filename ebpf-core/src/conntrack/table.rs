@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::events::{ConnOpen, DataEvent, Header};
-use crate::process::{ProcessIdentity, ProcessTable};
+use crate::process::{IdentityConfig, ProcessIdentity, ProcessTable};
 use crate::protocol::http1::{Http1Parser, HttpExchange};
 use crate::protocol::Chunk;
 
@@ -32,8 +32,8 @@ pub struct ConnTracker {
 }
 
 impl ConnTracker {
-    pub fn new() -> Self {
-        Self::default()
+    pub fn new(identity: IdentityConfig) -> Self {
+        Self { processes: ProcessTable::new(identity), ..Self::default() }
     }
 
     /// For replaying recorded events: identities come from the events only.

@@ -1,38 +1,128 @@
 //! The OTLP resource describing a traced process.
+//!
+//! Attributes (semantic conventions; each only when known):
+//! `service.name`, `service.namespace`, `service.instance.id`, `process.pid`,
+//! `process.parent_pid`, `process.executable.name`,
+//! `process.executable.path`, `process.command_line` (opt-in),
+//! `process.owner`, `host.name`, `host.id`, `container.id`, `k8s.pod.uid`,
+//! and `telemetry.sdk.{name,language,version}`.
 
+use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::resource::v1::Resource;
 
 use crate::process::ProcessIdentity;
 use crate::spans::{int_attr, str_attr};
 
-/// Facts about this host, read once.
-#[derive(Debug, Clone)]
-pub struct HostInfo {
-    pub host_name: String,
-}
-
-impl HostInfo {
-    pub fn read() -> Self {
-        let host_name =
-            std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_default();
-        Self { host_name }
-    }
-}
+/// Facts about this host, read once (`HostInfo::read()`).
+pub use crate::process::HostInfo;
 
 pub fn process_resource(p: &ProcessIdentity, host: &HostInfo) -> Resource {
-    let mut attributes = vec![
-        str_attr("service.name", p.service_name.as_str()),
-        int_attr("process.pid", i64::from(p.pid)),
-        str_attr("process.executable.name", p.executable_name.as_str()),
-    ];
-    if let Some(path) = &p.executable_path {
-        attributes.push(str_attr("process.executable.path", path.as_str()));
+    let mut attributes = Vec::with_capacity(16);
+    attributes.push(str_attr("service.name", p.service_name.as_str()));
+    opt_str(&mut attributes, "service.namespace", p.service_namespace.as_deref());
+    opt_str(&mut attributes, "service.instance.id", p.instance_id(host).as_deref());
+    attributes.push(int_attr("process.pid", i64::from(p.pid)));
+    if let Some(ppid) = p.parent_pid {
+        attributes.push(int_attr("process.parent_pid", i64::from(ppid)));
     }
-    if !host.host_name.is_empty() {
-        attributes.push(str_attr("host.name", host.host_name.as_str()));
-    }
+    attributes.push(str_attr("process.executable.name", p.executable_name.as_str()));
+    opt_str(&mut attributes, "process.executable.path", p.executable_path.as_deref());
+    opt_str(&mut attributes, "process.command_line", p.command_line.as_deref());
+    opt_str(&mut attributes, "process.owner", p.owner.as_deref());
+    opt_str(&mut attributes, "host.name", Some(host.host_name.as_str()));
+    opt_str(&mut attributes, "host.id", host.host_id.as_deref());
+    opt_str(&mut attributes, "container.id", p.container_id.as_deref());
+    opt_str(&mut attributes, "k8s.pod.uid", p.k8s_pod_uid.as_deref());
     attributes.push(str_attr("telemetry.sdk.name", crate::SDK_NAME));
     attributes.push(str_attr("telemetry.sdk.language", "rust"));
     attributes.push(str_attr("telemetry.sdk.version", crate::VERSION));
     Resource { attributes, ..Default::default() }
+}
+
+/// A string attribute, left out when unknown or empty.
+fn opt_str(attributes: &mut Vec<KeyValue>, key: &str, value: Option<&str>) {
+    if let Some(v) = value.filter(|v| !v.is_empty()) {
+        attributes.push(str_attr(key, v));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::common::v1::any_value::Value;
+
+    fn attrs(r: &Resource) -> Vec<(String, Value)> {
+        r.attributes.iter().map(|kv| (kv.key.clone(), kv.value.clone().unwrap().value.unwrap())).collect()
+    }
+
+    fn s(v: &str) -> Value {
+        Value::StringValue(v.into())
+    }
+
+    #[test]
+    fn every_attribute() {
+        let p = ProcessIdentity {
+            pid: 42,
+            service_name: "checkout".into(),
+            executable_name: "java".into(),
+            executable_path: Some("/usr/bin/java".into()),
+            service_namespace: Some("shop".into()),
+            service_instance_id: Some("i-1".into()),
+            parent_pid: Some(1),
+            start_time_ticks: Some(5),
+            owner: Some("app".into()),
+            command_line: Some("java -jar app.jar".into()),
+            container_id: Some("c".repeat(64)),
+            k8s_pod_uid: Some("98580e16-1a60-4b4a-830e-d7cca11d393b".into()),
+        };
+        let host = HostInfo { host_name: "node-1".into(), host_id: Some("m".into()), boot_id: Some("b".into()) };
+        let got = attrs(&process_resource(&p, &host));
+        let expected = vec![
+            ("service.name".to_string(), s("checkout")),
+            ("service.namespace".into(), s("shop")),
+            ("service.instance.id".into(), s("i-1")),
+            ("process.pid".into(), Value::IntValue(42)),
+            ("process.parent_pid".into(), Value::IntValue(1)),
+            ("process.executable.name".into(), s("java")),
+            ("process.executable.path".into(), s("/usr/bin/java")),
+            ("process.command_line".into(), s("java -jar app.jar")),
+            ("process.owner".into(), s("app")),
+            ("host.name".into(), s("node-1")),
+            ("host.id".into(), s("m")),
+            ("container.id".into(), s(&"c".repeat(64))),
+            ("k8s.pod.uid".into(), s("98580e16-1a60-4b4a-830e-d7cca11d393b")),
+            ("telemetry.sdk.name".into(), s(crate::SDK_NAME)),
+            ("telemetry.sdk.language".into(), s("rust")),
+            ("telemetry.sdk.version".into(), s(crate::VERSION)),
+        ];
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn minimal_process() {
+        let p = ProcessIdentity::from_comm(7, "curl");
+        let got = attrs(&process_resource(&p, &HostInfo::default()));
+        let keys: Vec<&str> = got.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "service.name",
+                "process.pid",
+                "process.executable.name",
+                "telemetry.sdk.name",
+                "telemetry.sdk.language",
+                "telemetry.sdk.version"
+            ]
+        );
+    }
+
+    #[test]
+    fn generated_instance_id_when_none_is_given() {
+        let p = ProcessIdentity { start_time_ticks: Some(5), ..ProcessIdentity::from_comm(7, "curl") };
+        let host = HostInfo { host_name: "h".into(), ..Default::default() };
+        let got = attrs(&process_resource(&p, &host));
+        let id = got.iter().find(|(k, _)| k == "service.instance.id").map(|(_, v)| v.clone());
+        assert_eq!(id, p.instance_id(&host).map(Value::StringValue));
+        assert!(id.is_some());
+    }
 }

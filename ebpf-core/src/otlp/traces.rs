@@ -46,9 +46,10 @@ mod tests {
             service_name: "checkout".into(),
             executable_name: "demo-server".into(),
             executable_path: Some("/usr/bin/demo-server".into()),
+            ..Default::default()
         };
         let span = Span { name: "GET".into(), trace_id: vec![1; 16], span_id: vec![2; 8], ..Default::default() };
-        let host = HostInfo { host_name: "node-1".into() };
+        let host = HostInfo { host_name: "node-1".into(), ..Default::default() };
         let bytes = encode_traces([(&p, vec![span.clone(), span])], &host);
         let req = ExportTraceServiceRequest::decode(bytes.as_slice()).unwrap();
         assert_eq!(req.resource_spans.len(), 1);

@@ -32,7 +32,7 @@ pub struct Processor {
 
 impl Processor {
     pub fn new(config: &Config, stats: Arc<Stats>) -> Self {
-        Self::with_tracker(config, stats, ConnTracker::new())
+        Self::with_tracker(config, stats, ConnTracker::new(config.identity.clone()))
     }
 
     /// A processor for recorded events: process identities come from the
