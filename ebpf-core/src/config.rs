@@ -3,7 +3,9 @@
 
 use serde::Deserialize;
 
+pub use crate::metrics::MetricsConfig;
 pub use crate::process::IdentityConfig;
+pub use crate::routes::RoutesConfig;
 pub use crate::selection::SelectionConfig;
 use crate::selection::{Selector, SelectorError};
 
@@ -27,10 +29,28 @@ pub struct Config {
     pub selection: SelectionConfig,
     /// What identifies a traced process in its resource.
     pub identity: IdentityConfig,
+    pub traces: TracesConfig,
+    /// RED metrics computed from every request (not from sampled spans).
+    pub metrics: MetricsConfig,
+    /// `http.route` templates for span names and metric attributes.
+    pub routes: RoutesConfig,
     /// Debugging aid, off by default: append every raw kernel event to this
     /// file (length-prefixed, see `events::recording`). It holds payload
     /// prefixes, so it is as sensitive as a packet capture.
     pub record_events: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TracesConfig {
+    /// Emit a span per request.
+    pub enabled: bool,
+}
+
+impl Default for TracesConfig {
+    fn default() -> Self {
+        Self { enabled: true }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -52,6 +72,9 @@ impl Default for Config {
             queue_size: 64,
             selection: SelectionConfig::default(),
             identity: IdentityConfig::default(),
+            traces: TracesConfig::default(),
+            metrics: MetricsConfig::default(),
+            routes: RoutesConfig::default(),
             record_events: None,
         }
     }
@@ -69,6 +92,8 @@ pub enum ConfigError {
     Json(#[from] serde_json::Error),
     #[error(transparent)]
     Selection(#[from] SelectorError),
+    #[error(transparent)]
+    Route(#[from] crate::routes::RouteError),
     #[error("invalid config: the top level must be a JSON object")]
     NotAnObject,
     #[error("invalid config: {field} = {value}: {reason}")]
@@ -113,6 +138,8 @@ impl Config {
             return bad("queue_size", &self.queue_size, "must be at least 1");
         }
         Selector::new(&self.selection)?;
+        self.metrics.validate()?;
+        self.routes.validate()?;
         Ok(())
     }
 }

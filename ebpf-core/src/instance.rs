@@ -158,8 +158,12 @@ impl Instance {
             State::Created => return Poll::NotStarted,
             State::Running { rx, .. } | State::Stopped { rx: Some(rx) } => rx.clone(),
             State::Stopped { rx: None } => return Poll::Stopped,
-            // Starting or stopping: report nothing yet.
-            State::Busy => return Poll::Timeout,
+            // Starting or stopping: nothing yet; wait a little rather than
+            // have callers spin through a stop that takes a while.
+            State::Busy => {
+                std::thread::sleep(timeout.min(Duration::from_millis(10)));
+                return Poll::Timeout;
+            }
         };
         match rx.recv_timeout(timeout) {
             Ok(batch) => Poll::Batch(batch),

@@ -15,6 +15,8 @@ pub struct Stats {
     pub spans_dropped: AtomicU64,
     pub parse_errors: AtomicU64,
     pub connections: AtomicU64,
+    /// Processes with a cached identity (traced and seen), a gauge.
+    pub processes: AtomicU64,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +29,7 @@ pub struct StatsSnapshot {
     pub spans_dropped: u64,
     pub parse_errors: u64,
     pub connections: u64,
+    pub processes: u64,
 }
 
 impl Stats {
@@ -40,6 +43,7 @@ impl Stats {
             spans_dropped: self.spans_dropped.load(Relaxed),
             parse_errors: self.parse_errors.load(Relaxed),
             connections: self.connections.load(Relaxed),
+            processes: self.processes.load(Relaxed),
         }
     }
 }

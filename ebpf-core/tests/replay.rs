@@ -10,9 +10,11 @@ use std::time::Instant;
 use ebpf_core::events::recording::read_records;
 use ebpf_core::pipeline::Processor;
 use ebpf_core::stats::Stats;
-use ebpf_core::{Batch, Config};
+use ebpf_core::{Batch, Config, Signal};
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
+use opentelemetry_proto::tonic::metrics::v1::metric::Data;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
@@ -39,7 +41,7 @@ fn attr(span: &Span, key: &str) -> Option<Value> {
 fn spans_by_service() -> Vec<(String, Span)> {
     let (batches, _) = replay();
     let mut out = Vec::new();
-    for b in batches {
+    for b in batches.into_iter().filter(|b| b.signal == Signal::Traces) {
         let req = ExportTraceServiceRequest::decode(b.data.as_slice()).unwrap();
         for rs in req.resource_spans {
             let service = rs
@@ -82,12 +84,15 @@ fn one_span_per_request_on_each_side() {
     paths.sort();
     assert_eq!(paths, ["/hello", "/ka/1", "/ka/2", "/ka/3", "/status/404", "/status/500"]);
     for s in &server {
-        assert_eq!(s.name, "GET");
+        // Named by the heuristic route: ID-like segments become {id}.
+        let Some(Value::StringValue(route)) = attr(s, "http.route") else { panic!("no route: {s:?}") };
+        assert_eq!(s.name, format!("GET {route}"));
         assert_eq!(attr(s, "server.port"), Some(Value::IntValue(PORT)));
         assert_eq!(attr(s, "url.scheme"), Some(Value::StringValue("http".into())));
         assert!(s.end_time_unix_nano >= s.start_time_unix_nano);
     }
     for s in &client {
+        assert_eq!(s.name, "GET");
         assert_eq!(attr(s, "server.port"), Some(Value::IntValue(PORT)));
         assert_eq!(attr(s, "network.peer.address"), Some(Value::StringValue("127.0.0.1".into())));
     }
@@ -114,6 +119,21 @@ fn statuses_and_errors() {
     let ok = find(SpanKind::Client, "/hello");
     assert_eq!(attr(ok, "http.response.status_code"), Some(Value::IntValue(200)));
     assert_eq!(attr(ok, "url.full"), Some(Value::StringValue(format!("http://127.0.0.1:{PORT}/hello"))));
+}
+
+#[test]
+fn routes_collapse_ids() {
+    let spans = spans_by_service();
+    let mut routes: Vec<String> = spans
+        .iter()
+        .filter_map(|(_, s)| match attr(s, "http.route") {
+            Some(Value::StringValue(r)) => Some(r),
+            _ => None,
+        })
+        .collect();
+    routes.sort();
+    routes.dedup();
+    assert_eq!(routes, ["/hello", "/ka/{id}", "/status/{id}"]);
 }
 
 #[test]
@@ -145,6 +165,50 @@ fn no_secret_leaves_the_host() {
     let s = stats.snapshot();
     assert_eq!((s.decode_errors, s.parse_errors), (0, 0));
     assert_eq!(s.events_read, read_records(FIXTURE).count() as u64);
+}
+
+#[test]
+fn red_metrics_count_every_request() {
+    let (batches, _) = replay();
+    let metrics: Vec<ExportMetricsServiceRequest> = batches
+        .iter()
+        .filter(|b| b.signal == Signal::Metrics)
+        .map(|b| ExportMetricsServiceRequest::decode(b.data.as_slice()).unwrap())
+        .collect();
+    assert_eq!(metrics.len(), 1, "one final export at flush");
+    // (route, status) → count, from http.server.request.duration.
+    let mut counts = std::collections::BTreeMap::new();
+    for rm in &metrics[0].resource_metrics {
+        for m in rm.scope_metrics.iter().flat_map(|s| &s.metrics) {
+            if m.name != "http.server.request.duration" {
+                continue;
+            }
+            assert_eq!(m.unit, "s");
+            let Some(Data::Histogram(h)) = &m.data else { panic!("not a histogram") };
+            for p in &h.data_points {
+                let get = |k: &str| p.attributes.iter().find(|kv| kv.key == k).and_then(|kv| kv.value.clone()?.value);
+                assert!(get("url.path").is_none(), "url.path must never be a metric attribute");
+                let route = match get("http.route") {
+                    Some(Value::StringValue(r)) => r,
+                    other => panic!("{other:?}"),
+                };
+                let status = match get("http.response.status_code") {
+                    Some(Value::IntValue(s)) => s,
+                    other => panic!("{other:?}"),
+                };
+                *counts.entry((route, status)).or_insert(0) += p.count;
+            }
+        }
+    }
+    let expected: std::collections::BTreeMap<(String, i64), u64> = [
+        (("/hello".to_string(), 200), 1),
+        (("/ka/{id}".to_string(), 200), 3),
+        (("/status/{id}".to_string(), 404), 1),
+        (("/status/{id}".to_string(), 500), 1),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(counts, expected);
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {

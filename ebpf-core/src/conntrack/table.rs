@@ -49,6 +49,11 @@ impl ConnTracker {
         self.conns.is_empty()
     }
 
+    /// Processes with an identity cached (seen on a connection and not exited).
+    pub fn process_count(&self) -> usize {
+        self.processes.len()
+    }
+
     pub fn open(&mut self, hdr: &Header, open: &ConnOpen, out: &mut Vec<Exchange>) {
         // An fd reused without a close we saw: finish the old connection first.
         self.close(hdr, out);

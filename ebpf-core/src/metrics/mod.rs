@@ -1,1 +1,424 @@
-//! RED metrics: see the metrics helper brief (work in progress).
+//! HTTP RED metrics (rate, errors, duration) aggregated in memory from
+//! completed exchanges and exported as OTLP `ExportMetricsServiceRequest`s.
+//!
+//! # Instruments
+//!
+//! Per the HTTP semantic conventions, all explicit-bucket histograms with
+//! count, sum, min and max:
+//!
+//! | metric | unit | bounds |
+//! |---|---|---|
+//! | `http.server.request.duration`, `http.client.request.duration` | `s` | `DURATION_BOUNDS_S` (the conventions' advice) |
+//! | `http.{server,client}.{request,response}.body.size` | `By` | `BODY_SIZE_BOUNDS`: 0, then 64 B × 4ⁿ up to 256 MiB |
+//!
+//! Duration is `response_end − request_start`. Request body size is recorded
+//! for every exchange; response body size only for exchanges that got a
+//! response (a missing response has no body, not an empty one).
+//!
+//! Attributes: `http.request.method` (known methods, else `_OTHER`),
+//! `url.scheme`, `network.protocol.version`, `http.response.status_code`
+//! (when there was a response), `error.type` (same rules and values as spans),
+//! `http.route` (server metrics, when the caller knows it; client calls have
+//! no `http.route` in the conventions, so a route passed for them is ignored),
+//! and on client metrics `server.address` / `server.port`. Nothing per request
+//! (`url.path`, `url.full`, peer addresses) is ever an attribute.
+//!
+//! # Series and their limit
+//!
+//! One ResourceMetrics per traced process (its `crate::otlp::process_resource`).
+//! A process's server metrics, and its client metrics, each hold at most
+//! `max_series_per_metric` attribute sets; the three histograms of a family
+//! share them, so each metric has at most that many series. An exchange with
+//! a new attribute set beyond the limit is recorded in the family's overflow
+//! series, whose only attribute is `otel.metric.overflow = true` (as in the
+//! OpenTelemetry metrics SDK specification), and counted in `overflowed()`:
+//! nothing is dropped. The overflow series is in addition to the limit.
+//!
+//! # Temporality and start times
+//!
+//! - Cumulative (default; what Prometheus wants): every series is exported at
+//!   every collection with everything since its start. Its start time is the
+//!   last collection before its first exchange (or the creation of
+//!   `HttpMetrics`): the exchange's own time is a kernel monotonic timestamp
+//!   this module cannot map to the wall clock, and a start time no later than
+//!   the first observation is what the data model requires.
+//! - Delta: each collection exports what was recorded since the previous one
+//!   (start time = the previous collection, or creation), then zeroes the
+//!   series. A series with nothing new is not exported and is dropped, which
+//!   also frees its room under the limit; a process left with no series is
+//!   forgotten.
+//!
+//! # Processes
+//!
+//! Series are kept per process identity (pid and `ProcessIdentity` content; an
+//! exec that changes the identity starts a new resource). `forget_process`
+//! (call it once the exchanges of an exited process have been recorded) moves
+//! every state of that pid aside: the next `collect` exports them one last
+//! time (cumulative: all their series; delta: what is pending) and drops
+//! them. A later exchange of the same pid starts afresh. In cumulative mode a
+//! process is only forgotten through `forget_process`.
+//!
+//! # Cost
+//!
+//! `record` allocates nothing once a series exists: the series is found
+//! through a borrowed key (`series::KeyView`); only a new series allocates
+//! (its owned key: the route and a Host name).
+
+mod histogram;
+mod self_telemetry;
+mod series;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
+use opentelemetry_proto::tonic::metrics::v1::{
+    metric, AggregationTemporality, Histogram as OtlpHistogram, HistogramDataPoint, Metric, ResourceMetrics,
+    ScopeMetrics,
+};
+use prost::Message;
+use serde::Deserialize;
+
+use crate::batch::{Batch, Signal};
+use crate::config::ConfigError;
+use crate::conntrack::Exchange;
+use crate::otlp::{process_resource, HostInfo};
+use crate::process::ProcessIdentity;
+use crate::protocol::Role;
+use crate::stats::StatsSnapshot;
+
+pub use histogram::{BODY_SIZE_BOUNDS, DURATION_BOUNDS_S};
+pub use self_telemetry::SELF_METRIC_NAMES;
+
+use series::{overflow_attributes, KeyView, Series, SeriesMap};
+
+/// How exported points relate to each other in time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Temporality {
+    /// Totals since the series started (Prometheus-compatible).
+    #[default]
+    Cumulative,
+    /// What happened since the previous export.
+    Delta,
+}
+
+impl Temporality {
+    fn otlp(self) -> i32 {
+        match self {
+            Temporality::Cumulative => AggregationTemporality::Cumulative as i32,
+            Temporality::Delta => AggregationTemporality::Delta as i32,
+        }
+    }
+}
+
+/// `metrics` section of the configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Compute and export metrics at all.
+    pub enabled: bool,
+    /// How often metrics are collected and exported.
+    pub interval_ms: u64,
+    /// `cumulative` or `delta`.
+    pub temporality: Temporality,
+    /// Attribute sets per metric and process before the overflow series takes over.
+    pub max_series_per_metric: usize,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self { enabled: true, interval_ms: 60_000, temporality: Temporality::Cumulative, max_series_per_metric: 2000 }
+    }
+}
+
+/// Bounds of `MetricsConfig::interval_ms`: 100 ms to a day.
+const INTERVAL_MS_RANGE: std::ops::RangeInclusive<u64> = 100..=86_400_000;
+/// Upper bound of `MetricsConfig::max_series_per_metric`, against typos that would exhaust memory.
+const MAX_SERIES_LIMIT: usize = 1_000_000;
+
+impl MetricsConfig {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad =
+            |field, value: &dyn ToString, reason| Err(ConfigError::Value { field, value: value.to_string(), reason });
+        if !INTERVAL_MS_RANGE.contains(&self.interval_ms) {
+            return bad("metrics.interval_ms", &self.interval_ms, "must be between 100 and 86400000");
+        }
+        if self.max_series_per_metric == 0 || self.max_series_per_metric > MAX_SERIES_LIMIT {
+            return bad("metrics.max_series_per_metric", &self.max_series_per_metric, "must be between 1 and 1000000");
+        }
+        Ok(())
+    }
+
+    pub fn interval(&self) -> Duration {
+        Duration::from_millis(self.interval_ms)
+    }
+}
+
+/// The series of one process identity.
+#[derive(Debug)]
+struct ProcessSeries {
+    identity: Arc<ProcessIdentity>,
+    server: SeriesMap,
+    client: SeriesMap,
+}
+
+impl ProcessSeries {
+    fn is_empty(&self) -> bool {
+        self.server.is_empty() && self.client.is_empty()
+    }
+}
+
+/// HTTP request metrics of every traced process; see the module documentation.
+#[derive(Debug)]
+pub struct HttpMetrics {
+    temporality: Temporality,
+    interval: Duration,
+    max_series: usize,
+    /// By pid; more than one entry when the pid's identity changed (exec).
+    processes: HashMap<u32, Vec<ProcessSeries>>,
+    /// Forgotten processes, exported by the next `collect` then dropped.
+    retired: Vec<ProcessSeries>,
+    created_ns: u64,
+    /// Wall-clock time of the last `collect` (`created_ns` before the first).
+    last_collect_ns: u64,
+    overflowed: u64,
+    self_telemetry: self_telemetry::SelfTelemetry,
+}
+
+fn unix_now_ns() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+}
+
+impl HttpMetrics {
+    pub fn new(config: &MetricsConfig) -> Self {
+        Self::new_at(config, unix_now_ns())
+    }
+
+    /// Created at `now_unix_ns`, the start time of the first interval (replays, tests).
+    pub fn new_at(config: &MetricsConfig, now_unix_ns: u64) -> Self {
+        Self {
+            temporality: config.temporality,
+            interval: config.interval(),
+            max_series: config.max_series_per_metric.max(1),
+            processes: HashMap::new(),
+            retired: Vec::new(),
+            created_ns: now_unix_ns,
+            last_collect_ns: now_unix_ns,
+            overflowed: 0,
+            self_telemetry: self_telemetry::SelfTelemetry::default(),
+        }
+    }
+
+    /// The configured collection interval.
+    pub fn interval(&self) -> Duration {
+        self.interval
+    }
+
+    pub fn temporality(&self) -> Temporality {
+        self.temporality
+    }
+
+    /// Exchanges recorded into an overflow series since creation.
+    pub fn overflowed(&self) -> u64 {
+        self.overflowed
+    }
+
+    /// Attribute sets currently held (overflow series included), all processes.
+    pub fn series_count(&self) -> usize {
+        let family = |m: &SeriesMap| m.series.len() + usize::from(m.overflow.is_some());
+        self.processes.values().flatten().chain(&self.retired).map(|p| family(&p.server) + family(&p.client)).sum()
+    }
+
+    /// Adds one completed exchange. `route` is its `http.route`, if known:
+    /// `RouteMatcher::route_in(path_of(&ex.http.target), ..)` for server
+    /// exchanges (see `crate::routes`, `crate::spans::http_common::path_of`);
+    /// it is ignored for client exchanges, so callers need not compute it.
+    pub fn record(&mut self, ex: &Exchange, route: Option<&str>) {
+        let states = self.processes.entry(ex.process.pid).or_default();
+        // Same Arc (the usual case), else same content (identity read again).
+        let same = |s: &ProcessSeries| Arc::ptr_eq(&s.identity, &ex.process) || *s.identity == *ex.process;
+        let index = match states.iter().position(same) {
+            Some(i) => i,
+            None => {
+                states.push(ProcessSeries {
+                    identity: ex.process.clone(),
+                    server: SeriesMap::default(),
+                    client: SeriesMap::default(),
+                });
+                states.len() - 1
+            }
+        };
+        let state = &mut states[index];
+        let (map, route) = match ex.http.role {
+            Role::Server => (&mut state.server, route),
+            Role::Client => (&mut state.client, None),
+        };
+        if !map.record(KeyView::of(ex, route), &ex.http, self.max_series, self.last_collect_ns) {
+            self.overflowed += 1;
+        }
+    }
+
+    /// The process `pid` exited: its series are exported by the next
+    /// `collect` one last time, then dropped.
+    pub fn forget_process(&mut self, pid: u32) {
+        if let Some(states) = self.processes.remove(&pid) {
+            self.retired.extend(states);
+        }
+    }
+
+    /// Everything to export at `now_unix_ns`: a ResourceMetrics per process
+    /// with data and, when `self_stats` is given, one for the receiver
+    /// itself. `None` when there is nothing at all.
+    pub fn collect(&mut self, now_unix_ns: u64, host: &HostInfo, self_stats: Option<&StatsSnapshot>) -> Option<Batch> {
+        let interval_start = self.last_collect_ns.min(now_unix_ns);
+        let mut states: Vec<&ProcessSeries> = self.processes.values().flatten().chain(&self.retired).collect();
+        states.sort_by_key(|s| s.identity.pid);
+        let mut items = 0;
+        let mut resource_metrics: Vec<ResourceMetrics> = states
+            .into_iter()
+            .filter_map(|state| {
+                let metrics = self.process_metrics(state, interval_start, now_unix_ns);
+                if metrics.is_empty() {
+                    return None;
+                }
+                items += metrics.iter().map(data_points).sum::<usize>();
+                Some(ResourceMetrics {
+                    resource: Some(process_resource(&state.identity, host)),
+                    scope_metrics: vec![ScopeMetrics { scope: Some(scope()), metrics, schema_url: String::new() }],
+                    schema_url: String::new(),
+                })
+            })
+            .collect();
+        self.retired.clear();
+        if self.temporality == Temporality::Delta {
+            self.processes.retain(|_, states| {
+                for s in states.iter_mut() {
+                    s.server.reset_for_delta();
+                    s.client.reset_for_delta();
+                }
+                states.retain(|s| !s.is_empty());
+                !states.is_empty()
+            });
+        }
+        if let Some(stats) = self_stats {
+            let rm = self.self_telemetry.resource_metrics(
+                stats,
+                self.overflowed,
+                host,
+                self.temporality,
+                if self.temporality == Temporality::Delta { interval_start } else { self.created_ns.min(now_unix_ns) },
+                now_unix_ns,
+            );
+            items += rm.scope_metrics.iter().flat_map(|s| &s.metrics).map(data_points).sum::<usize>();
+            resource_metrics.push(rm);
+        }
+        self.last_collect_ns = now_unix_ns;
+        if resource_metrics.is_empty() {
+            return None;
+        }
+        let data = ExportMetricsServiceRequest { resource_metrics }.encode_to_vec();
+        Some(Batch { signal: Signal::Metrics, data, items })
+    }
+
+    fn process_metrics(&self, state: &ProcessSeries, interval_start: u64, now: u64) -> Vec<Metric> {
+        let mut metrics = Vec::new();
+        for (role, map, names) in [(Role::Server, &state.server, &SERVER), (Role::Client, &state.client, &CLIENT)] {
+            let body_bounds = BODY_SIZE_BOUNDS.map(|b| b as f64);
+            let mut points: [Vec<HistogramDataPoint>; 3] = Default::default();
+            let all = map.series.iter().map(|(k, s)| (Some(k), s)).chain(map.overflow.iter().map(|s| (None, s)));
+            for (key, series) in all.filter(|(_, s)| s.has_data()) {
+                let attributes = key.map_or_else(overflow_attributes, |k| k.attributes(role));
+                let start = match self.temporality {
+                    Temporality::Cumulative => series.start_ns,
+                    Temporality::Delta => interval_start,
+                }
+                .min(now);
+                let Series { duration, request_body, response_body, .. } = series;
+                points[0].push(duration.to_point(&DURATION_BOUNDS_S, 1e9, attributes.clone(), start, now));
+                points[1].push(request_body.to_point(&body_bounds, 1.0, attributes.clone(), start, now));
+                if response_body.count() > 0 {
+                    points[2].push(response_body.to_point(&body_bounds, 1.0, attributes, start, now));
+                }
+            }
+            for (info, data_points) in names.iter().zip(points) {
+                if data_points.is_empty() {
+                    continue;
+                }
+                metrics.push(Metric {
+                    name: info.name.to_string(),
+                    description: info.description.to_string(),
+                    unit: info.unit.to_string(),
+                    metadata: Vec::new(),
+                    data: Some(metric::Data::Histogram(OtlpHistogram {
+                        data_points,
+                        aggregation_temporality: self.temporality.otlp(),
+                    })),
+                });
+            }
+        }
+        metrics
+    }
+}
+
+struct MetricInfo {
+    name: &'static str,
+    unit: &'static str,
+    description: &'static str,
+}
+
+/// Duration, request body size, response body size: the order of `process_metrics`' points.
+const SERVER: [MetricInfo; 3] = [
+    MetricInfo { name: "http.server.request.duration", unit: "s", description: "Duration of HTTP server requests." },
+    MetricInfo {
+        name: "http.server.request.body.size",
+        unit: "By",
+        description: "Size of HTTP server request bodies.",
+    },
+    MetricInfo {
+        name: "http.server.response.body.size",
+        unit: "By",
+        description: "Size of HTTP server response bodies.",
+    },
+];
+
+const CLIENT: [MetricInfo; 3] = [
+    MetricInfo { name: "http.client.request.duration", unit: "s", description: "Duration of HTTP client requests." },
+    MetricInfo {
+        name: "http.client.request.body.size",
+        unit: "By",
+        description: "Size of HTTP client request bodies.",
+    },
+    MetricInfo {
+        name: "http.client.response.body.size",
+        unit: "By",
+        description: "Size of HTTP client response bodies.",
+    },
+];
+
+/// Every HTTP metric name this module can emit.
+pub const HTTP_METRIC_NAMES: [&str; 6] =
+    [SERVER[0].name, SERVER[1].name, SERVER[2].name, CLIENT[0].name, CLIENT[1].name, CLIENT[2].name];
+
+fn scope() -> InstrumentationScope {
+    InstrumentationScope {
+        name: crate::SDK_NAME.to_string(),
+        version: crate::VERSION.to_string(),
+        ..Default::default()
+    }
+}
+
+fn data_points(m: &Metric) -> usize {
+    match &m.data {
+        Some(metric::Data::Histogram(h)) => h.data_points.len(),
+        Some(metric::Data::Sum(s)) => s.data_points.len(),
+        Some(metric::Data::Gauge(g)) => g.data_points.len(),
+        Some(metric::Data::ExponentialHistogram(h)) => h.data_points.len(),
+        Some(metric::Data::Summary(s)) => s.data_points.len(),
+        None => 0,
+    }
+}

@@ -10,8 +10,11 @@ use crate::clock::WallClock;
 use crate::config::Config;
 use crate::conntrack::{ConnTracker, Exchange};
 use crate::events::{decode, Event};
+use crate::metrics::HttpMetrics;
 use crate::otlp::HostInfo;
-use crate::spans::{http_span, IdGenerator};
+use crate::protocol::Role;
+use crate::routes::RouteMatcher;
+use crate::spans::{http_span, path_of, IdGenerator};
 use crate::stats::Stats;
 
 /// Connections silent this long are dropped (their close event was lost).
@@ -19,11 +22,20 @@ const IDLE_EXPIRY: Duration = Duration::from_secs(300);
 
 pub struct Processor {
     conns: ConnTracker,
-    batcher: SpanBatcher,
+    /// None when traces are disabled.
+    batcher: Option<SpanBatcher>,
+    /// None when metrics are disabled.
+    metrics: Option<HttpMetrics>,
+    next_metrics: Instant,
+    routes: RouteMatcher,
+    route_buf: String,
+    host: HostInfo,
     ids: IdGenerator,
     clock: WallClock,
     stats: Arc<Stats>,
     exchanges: Vec<Exchange>,
+    /// Processes whose series to forget once their last exchanges are recorded.
+    exited: Vec<u32>,
     /// (tgid, fd) the kernel table should forget: sockets of exited processes.
     pub forget: Vec<(u32, i32)>,
     /// Processes that exec()ed since the worker last looked: to re-select.
@@ -31,6 +43,7 @@ pub struct Processor {
 }
 
 impl Processor {
+    /// Panics if `config` was not validated (`Config::validate` checks the routes).
     pub fn new(config: &Config, stats: Arc<Stats>) -> Self {
         Self::with_tracker(config, stats, ConnTracker::new(config.identity.clone()))
     }
@@ -42,17 +55,24 @@ impl Processor {
     }
 
     fn with_tracker(config: &Config, stats: Arc<Stats>, conns: ConnTracker) -> Self {
+        let host = HostInfo::read();
+        let clock = WallClock::new();
+        let now_unix = clock.to_unix_ns(crate::clock::monotonic_now_ns());
         Self {
             conns,
-            batcher: SpanBatcher::new(
-                config.batch.max_spans,
-                Duration::from_millis(config.batch.timeout_ms),
-                HostInfo::read(),
-            ),
+            batcher: config.traces.enabled.then(|| {
+                SpanBatcher::new(config.batch.max_spans, Duration::from_millis(config.batch.timeout_ms), host.clone())
+            }),
+            metrics: config.metrics.enabled.then(|| HttpMetrics::new_at(&config.metrics, now_unix)),
+            next_metrics: Instant::now() + config.metrics.interval(),
+            routes: config.routes.matcher().expect("routes validated with the config"),
+            route_buf: String::new(),
+            host,
             ids: IdGenerator::new(),
-            clock: WallClock::new(),
+            clock,
             stats,
             exchanges: Vec::new(),
+            exited: Vec::new(),
             forget: Vec::new(),
             execs: Vec::new(),
         }
@@ -77,6 +97,7 @@ impl Processor {
             Event::ProcessExit(h) => {
                 let fds = self.conns.process_exit(&h, out);
                 self.forget.extend(fds.into_iter().map(|fd| (h.tgid, fd)));
+                self.exited.push(h.tgid);
             }
             // A new image: new identity, new selection decision. Its sockets
             // are forgotten too; survivors of the exec are found again lazily.
@@ -91,24 +112,65 @@ impl Processor {
 
     fn drain_exchanges(&mut self, now: Instant, emit: &mut impl FnMut(Batch)) {
         for ex in self.exchanges.drain(..) {
-            let span = http_span(&ex, &self.clock, &mut self.ids);
-            if let Some(batch) = self.batcher.push(&ex.process, span, now) {
-                emit(batch);
+            // http.route belongs to the server side only (semantic conventions).
+            let route = match ex.http.role {
+                Role::Server => self.routes.route_in(path_of(&ex.http.target), &mut self.route_buf),
+                Role::Client => None,
+            };
+            if let Some(metrics) = &mut self.metrics {
+                metrics.record(&ex, route);
             }
+            if let Some(batcher) = &mut self.batcher {
+                let span = http_span(&ex, route, &self.clock, &mut self.ids);
+                if let Some(batch) = batcher.push(&ex.process, span, now) {
+                    emit(batch);
+                }
+            }
+        }
+        if let Some(metrics) = &mut self.metrics {
+            for pid in self.exited.drain(..) {
+                metrics.forget_process(pid);
+            }
+        } else {
+            self.exited.clear();
         }
         self.stats.parse_errors.store(self.conns.parse_errors, Relaxed);
         self.stats.connections.store(self.conns.len() as u64, Relaxed);
+        self.stats.processes.store(self.conns.process_count() as u64, Relaxed);
     }
 
-    /// Periodic work: cut a batch that waited long enough, expire idle
-    /// connections, follow wall-clock steps.
+    /// Periodic work: cut a batch that waited long enough, export metrics when
+    /// due, expire idle connections, follow wall-clock steps.
     pub fn tick(&mut self, now: Instant, now_monotonic_ns: u64, emit: &mut impl FnMut(Batch)) {
         self.clock = WallClock::new();
         let cutoff = now_monotonic_ns.saturating_sub(IDLE_EXPIRY.as_nanos() as u64);
         self.conns.expire_idle(cutoff, &mut self.exchanges);
         self.drain_exchanges(now, emit);
-        if let Some(batch) = self.batcher.tick(now) {
+        if let Some(batch) = self.batcher.as_mut().and_then(|b| b.tick(now)) {
             emit(batch);
+        }
+        if now >= self.next_metrics {
+            self.collect_metrics(now_monotonic_ns, emit);
+            let interval = self.metrics.as_ref().map_or(Duration::from_secs(60), |m| m.interval());
+            self.next_metrics = now + interval;
+        }
+    }
+
+    fn collect_metrics(&mut self, now_monotonic_ns: u64, emit: &mut impl FnMut(Batch)) {
+        let snapshot = self.stats.snapshot();
+        let now_unix = self.clock.to_unix_ns(now_monotonic_ns);
+        if let Some(batch) = self.metrics.as_mut().and_then(|m| m.collect(now_unix, &self.host, Some(&snapshot))) {
+            emit(batch);
+        }
+    }
+
+    /// How long the worker may sleep before `tick` has a batch to cut.
+    pub fn time_left(&self, now: Instant) -> Option<Duration> {
+        let spans = self.batcher.as_ref().and_then(|b| b.time_left(now));
+        let metrics = self.metrics.as_ref().map(|_| self.next_metrics.saturating_duration_since(now));
+        match (spans, metrics) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 
@@ -117,15 +179,11 @@ impl Processor {
         self.conns.muted.drain(..)
     }
 
-    /// How long the worker may sleep before `tick` has a batch to cut.
-    pub fn time_left(&self, now: Instant) -> Option<Duration> {
-        self.batcher.time_left(now)
-    }
-
-    /// Everything pending, at shutdown.
+    /// Everything pending, at shutdown: the last spans and a final metrics export.
     pub fn flush(&mut self, emit: &mut impl FnMut(Batch)) {
-        if let Some(batch) = self.batcher.flush() {
+        if let Some(batch) = self.batcher.as_mut().and_then(|b| b.flush()) {
             emit(batch);
         }
+        self.collect_metrics(crate::clock::monotonic_now_ns(), emit);
     }
 }

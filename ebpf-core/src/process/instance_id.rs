@@ -41,8 +41,6 @@ pub fn uuid_v5(namespace: &[u8; 16], name: &[u8]) -> String {
 mod tests {
     use super::*;
 
-
-
     #[test]
     fn uuid_v5_known_answer() {
         // RFC 9562's DNS namespace; Python: uuid.uuid5(uuid.NAMESPACE_DNS, "python.org").

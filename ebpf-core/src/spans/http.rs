@@ -12,48 +12,20 @@ use crate::conntrack::Exchange;
 use crate::protocol::Role;
 
 use super::attributes::{int_attr, str_attr};
+use super::http_common::{client_server, error_type, known_method, path_of, split_host, METHOD_OTHER};
 use super::ids::IdGenerator;
 
-const KNOWN_METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"];
-
-/// `error.type` for an exchange that never got a response (connection closed, process died).
-pub const ERROR_NO_RESPONSE: &str = "http.response.missing";
-
-/// The path of a request-target: origin-form `/p?q`, or absolute-form
-/// `http://h/p?q` as sent to proxies. Never the query.
-fn path_of(target: &str) -> &str {
-    let without_query = target.split(['?', '#']).next().unwrap_or("");
-    if without_query.starts_with('/') {
-        return without_query;
-    }
-    match without_query.split_once("://") {
-        Some((_, rest)) => rest.find('/').map_or("/", |i| &rest[i..]),
-        None => without_query,
-    }
-}
-
-/// Host header "name:port" / "[v6]:port" → (name, port).
-fn split_host(host: &str) -> (&str, Option<u16>) {
-    if let Some(rest) = host.strip_prefix('[') {
-        if let Some((addr, tail)) = rest.split_once(']') {
-            return (addr, tail.strip_prefix(':').and_then(|p| p.parse().ok()));
-        }
-    }
-    match host.rsplit_once(':') {
-        Some((name, port)) if !name.contains(':') => (name, port.parse().ok()),
-        _ => (host, None),
-    }
-}
-
-pub fn http_span(ex: &Exchange, clock: &WallClock, ids: &mut IdGenerator) -> Span {
+/// `route`: the `http.route` template of a server exchange, when known; it
+/// also names the span (`GET /users/{id}`).
+pub fn http_span(ex: &Exchange, route: Option<&str>, clock: &WallClock, ids: &mut IdGenerator) -> Span {
     let http = &ex.http;
-    let known = KNOWN_METHODS.contains(&http.method.as_str());
+    let known = known_method(&http.method).is_some();
     let path = path_of(&http.target);
     let mut attrs: Vec<KeyValue> = Vec::with_capacity(14);
     if known {
         attrs.push(str_attr("http.request.method", http.method.as_str()));
     } else {
-        attrs.push(str_attr("http.request.method", "_OTHER"));
+        attrs.push(str_attr("http.request.method", METHOD_OTHER));
         attrs.push(str_attr("http.request.method_original", http.method.as_str()));
     }
     attrs.push(str_attr("network.protocol.version", http.version.as_str()));
@@ -66,6 +38,9 @@ pub fn http_span(ex: &Exchange, clock: &WallClock, ids: &mut IdGenerator) -> Spa
         Role::Server => {
             attrs.push(str_attr("url.path", path));
             attrs.push(str_attr("url.scheme", "http"));
+            if let Some(route) = route {
+                attrs.push(str_attr("http.route", route));
+            }
             if let Some(ep) = &ex.endpoints {
                 let server_address = host.map_or_else(|| ep.local.0.to_string(), |(name, _)| name.to_string());
                 attrs.push(str_attr("server.address", server_address));
@@ -77,9 +52,8 @@ pub fn http_span(ex: &Exchange, clock: &WallClock, ids: &mut IdGenerator) -> Spa
             SpanKind::Server
         }
         Role::Client => {
-            let server_address =
-                host.map(|(name, _)| name.to_string()).or_else(|| ex.endpoints.map(|ep| ep.peer.0.to_string()));
-            let server_port = ex.endpoints.map(|ep| ep.peer.1).or_else(|| host.and_then(|(_, p)| p));
+            let (server_address, server_port) = client_server(ex);
+            let server_address = server_address.map(|a| a.to_string());
             if let Some(addr) = &server_address {
                 let authority = match server_port {
                     Some(80) | None => addr_for_url(addr),
@@ -101,15 +75,9 @@ pub fn http_span(ex: &Exchange, clock: &WallClock, ids: &mut IdGenerator) -> Spa
     };
 
     // Server: only 5xx is the server's fault. Client: any 4xx/5xx failed the call.
-    let error_type = match (http.status, http.role) {
-        (None, _) => Some(ERROR_NO_RESPONSE.to_string()),
-        (Some(s), Role::Server) if s >= 500 => Some(s.to_string()),
-        (Some(s), Role::Client) if s >= 400 => Some(s.to_string()),
-        _ => None,
-    };
-    let status = match &error_type {
+    let status = match error_type(http.role, http.status) {
         Some(e) => {
-            attrs.push(str_attr("error.type", e.clone()));
+            attrs.push(str_attr("error.type", e));
             Status { code: StatusCode::Error as i32, message: String::new() }
         }
         None => Status::default(),
@@ -120,7 +88,13 @@ pub fn http_span(ex: &Exchange, clock: &WallClock, ids: &mut IdGenerator) -> Spa
     Span {
         trace_id: ids.trace_id(),
         span_id: ids.span_id(),
-        name: if known { http.method.clone() } else { "HTTP".to_string() },
+        name: {
+            let method = if known { http.method.as_str() } else { "HTTP" };
+            match route.filter(|_| http.role == Role::Server) {
+                Some(route) => format!("{method} {route}"),
+                None => method.to_string(),
+            }
+        },
         kind: kind as i32,
         start_time_unix_nano: start,
         end_time_unix_nano: end,
@@ -144,6 +118,7 @@ mod tests {
     use crate::conntrack::Endpoints;
     use crate::process::ProcessIdentity;
     use crate::protocol::http1::{HttpExchange, HttpVersion};
+    use crate::spans::http_common::ERROR_NO_RESPONSE;
     use opentelemetry_proto::tonic::common::v1::any_value::Value;
     use std::sync::Arc;
 
@@ -168,6 +143,7 @@ mod tests {
                 service_name: "demo".into(),
                 executable_name: "demo".into(),
                 executable_path: None,
+                ..Default::default()
             }),
             endpoints: Some(Endpoints {
                 local: ("127.0.0.1".parse().unwrap(), 8080),
@@ -197,7 +173,7 @@ mod tests {
     #[test]
     fn server_span_follows_semconv() {
         let ex = exchange(Role::Server, "GET", "/users/42?token=secret", Some(200), Some("localhost:8080"));
-        let span = http_span(&ex, &WallClock::from_offset_ns(10), &mut IdGenerator::new());
+        let span = http_span(&ex, None, &WallClock::from_offset_ns(10), &mut IdGenerator::new());
         assert_eq!(span.name, "GET");
         assert_eq!(span.kind, SpanKind::Server as i32);
         assert_eq!(s(attr(&span, "http.request.method")), "GET");
@@ -221,10 +197,10 @@ mod tests {
     fn server_5xx_is_error_4xx_is_not() {
         let ids = &mut IdGenerator::new();
         let c = WallClock::new();
-        let span = http_span(&exchange(Role::Server, "GET", "/x", Some(500), None), &c, ids);
+        let span = http_span(&exchange(Role::Server, "GET", "/x", Some(500), None), None, &c, ids);
         assert_eq!(s(attr(&span, "error.type")), "500");
         assert_eq!(span.status.as_ref().unwrap().code, StatusCode::Error as i32);
-        let span = http_span(&exchange(Role::Server, "GET", "/x", Some(404), None), &c, ids);
+        let span = http_span(&exchange(Role::Server, "GET", "/x", Some(404), None), None, &c, ids);
         assert!(attr(&span, "error.type").is_none());
         assert_eq!(span.status.as_ref().unwrap().code, StatusCode::Unset as i32);
         // No Host header: the local address stands in.
@@ -234,7 +210,7 @@ mod tests {
     #[test]
     fn client_span_has_url_full_and_4xx_error() {
         let ex = exchange(Role::Client, "POST", "/api?k=v", Some(404), Some("example.test:8080"));
-        let span = http_span(&ex, &WallClock::new(), &mut IdGenerator::new());
+        let span = http_span(&ex, None, &WallClock::new(), &mut IdGenerator::new());
         assert_eq!(span.kind, SpanKind::Client as i32);
         assert_eq!(span.name, "POST");
         assert_eq!(s(attr(&span, "url.full")), "http://example.test:43210/api");
@@ -244,9 +220,25 @@ mod tests {
     }
 
     #[test]
+    fn route_names_server_spans_only() {
+        let c = WallClock::new();
+        let ids = &mut IdGenerator::new();
+        let span = http_span(&exchange(Role::Server, "GET", "/users/7", Some(200), None), Some("/users/{id}"), &c, ids);
+        assert_eq!(span.name, "GET /users/{id}");
+        assert_eq!(s(attr(&span, "http.route")), "/users/{id}");
+        let span =
+            http_span(&exchange(Role::Server, "PURGE", "/users/7", Some(200), None), Some("/users/{id}"), &c, ids);
+        assert_eq!(span.name, "HTTP /users/{id}");
+        let span = http_span(&exchange(Role::Client, "GET", "/users/7", Some(200), None), Some("/users/{id}"), &c, ids);
+        assert_eq!(span.name, "GET");
+        assert!(attr(&span, "http.route").is_none());
+    }
+
+    #[test]
     fn unknown_method_and_missing_response() {
         let span = http_span(
             &exchange(Role::Server, "PURGE", "/cache", None, None),
+            None,
             &WallClock::new(),
             &mut IdGenerator::new(),
         );

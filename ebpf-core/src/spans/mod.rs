@@ -3,8 +3,10 @@
 
 mod attributes;
 mod http;
+pub mod http_common;
 mod ids;
 
 pub use attributes::{int_attr, str_attr};
 pub use http::http_span;
+pub use http_common::path_of;
 pub use ids::IdGenerator;
