@@ -1,0 +1,265 @@
+package ebpfreceiver // import "github.com/otel-ebpf-receiver/otel-ebpf-receiver/collector-receiver"
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componentstatus"
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
+	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+	"go.opentelemetry.io/collector/receiver"
+	"go.opentelemetry.io/collector/receiver/receiverhelper"
+	"go.uber.org/zap"
+
+	"github.com/otel-ebpf-receiver/otel-ebpf-receiver/collector-receiver/internal/native"
+)
+
+const (
+	// pollTimeout bounds how long one poll blocks, so that the poller notices
+	// a cancelled context even when the library is quiet.
+	pollTimeout = 200 * time.Millisecond
+	// minPollWait is the least time between two polls that found nothing.
+	minPollWait = 10 * time.Millisecond
+	transport   = "ebpf"
+	format      = "protobuf"
+)
+
+// ebpfReceiver owns one native instance and forwards its batches to the
+// consumers of every pipeline that names this receiver.
+type ebpfReceiver struct {
+	set        receiver.Settings
+	cfg        *Config
+	obs        *receiverhelper.ObsReport
+	onShutdown func()
+
+	consumersMu sync.RWMutex
+	traces      consumer.Traces
+	metrics     consumer.Metrics
+	logs        consumer.Logs
+
+	mu       sync.Mutex // guards the lifecycle below
+	inst     *native.Instance
+	started  bool
+	shutdown bool
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+}
+
+var (
+	_ receiver.Traces  = (*ebpfReceiver)(nil)
+	_ receiver.Metrics = (*ebpfReceiver)(nil)
+	_ receiver.Logs    = (*ebpfReceiver)(nil)
+)
+
+func newReceiver(set receiver.Settings, cfg *Config) (*ebpfReceiver, error) {
+	obs, err := receiverhelper.NewObsReport(receiverhelper.ObsReportSettings{
+		ReceiverID:             set.ID,
+		Transport:              transport,
+		LongLivedCtx:           true,
+		ReceiverCreateSettings: set,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &ebpfReceiver{set: set, cfg: cfg, obs: obs}, nil
+}
+
+func (r *ebpfReceiver) setTraces(next consumer.Traces) {
+	r.consumersMu.Lock()
+	defer r.consumersMu.Unlock()
+	r.traces = next
+}
+
+func (r *ebpfReceiver) setMetrics(next consumer.Metrics) {
+	r.consumersMu.Lock()
+	defer r.consumersMu.Unlock()
+	r.metrics = next
+}
+
+func (r *ebpfReceiver) setLogs(next consumer.Logs) {
+	r.consumersMu.Lock()
+	defer r.consumersMu.Unlock()
+	r.logs = next
+}
+
+// Start creates the native instance, attaches the probes and starts the
+// poller. A second call (another pipeline sharing this receiver) does nothing.
+// Failures carry the library's message (missing privileges, no BTF, ...).
+func (r *ebpfReceiver) Start(_ context.Context, host component.Host) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case r.shutdown:
+		return errors.New("ebpf receiver: Start after Shutdown")
+	case r.started:
+		return nil
+	}
+	r.consumersMu.RLock()
+	wantTraces, wantMetrics := r.traces != nil, r.metrics != nil
+	r.consumersMu.RUnlock()
+	cfgJSON, err := r.cfg.nativeJSON(wantTraces, wantMetrics)
+	if err != nil {
+		return fmt.Errorf("encoding the eBPF configuration: %w", err)
+	}
+	inst, err := native.New(cfgJSON)
+	if err != nil {
+		return fmt.Errorf("creating the eBPF instance: %w", err)
+	}
+	if err := inst.Start(); err != nil {
+		_ = inst.Free()
+		return fmt.Errorf("starting the eBPF probes: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r.inst, r.cancel, r.started = inst, cancel, true
+	r.wg.Add(1)
+	go r.pollLoop(ctx, host)
+	r.set.Logger.Info("eBPF probes attached",
+		zap.String("library_version", native.Version()),
+		zap.ByteString("config", cfgJSON))
+	return nil
+}
+
+// Shutdown detaches every probe, lets the poller forward the final batches,
+// and frees the instance. It is safe without Start and safe to call twice.
+func (r *ebpfReceiver) Shutdown(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.shutdown {
+		return nil
+	}
+	r.shutdown = true
+	if r.onShutdown != nil {
+		r.onShutdown()
+	}
+	if !r.started {
+		return nil
+	}
+	defer r.cancel()
+	// Stop wakes the poller, which drains the remaining batches and exits.
+	stopErr := r.inst.Stop()
+	if stopErr != nil {
+		r.cancel() // the poller would never hear "stopped": end it now
+	}
+	done := make(chan struct{})
+	go func() {
+		r.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		// Consumers are taking too long: abandon their work.
+		r.cancel()
+		<-done
+	}
+	if s, err := r.inst.Stats(); err == nil {
+		r.set.Logger.Info("eBPF probes detached",
+			zap.Uint64("events_read", s.EventsRead),
+			zap.Uint64("events_lost", s.EventsLost),
+			zap.Uint64("spans_exported", s.SpansExported),
+			zap.Uint64("batches_dropped", s.BatchesDropped),
+			zap.Uint64("parse_errors", s.ParseErrors))
+	}
+	freeErr := r.inst.Free()
+	r.inst = nil
+	if err := errors.Join(stopErr, freeErr); err != nil {
+		return fmt.Errorf("ebpf receiver: %w", err)
+	}
+	return nil
+}
+
+// pollLoop forwards batches until the instance is stopped and drained, or ctx
+// is cancelled.
+func (r *ebpfReceiver) pollLoop(ctx context.Context, host component.Host) {
+	defer r.wg.Done()
+	for ctx.Err() == nil {
+		polled := time.Now()
+		b, err := r.inst.Poll(pollTimeout)
+		switch {
+		case errors.Is(err, native.ErrStopped):
+			return
+		case errors.Is(err, native.ErrInvalidHandle), errors.Is(err, native.ErrState), errors.Is(err, native.ErrPanic):
+			err = fmt.Errorf("ebpf receiver: polling failed, no more telemetry: %w", err)
+			r.set.Logger.Error("eBPF poller stopped", zap.Error(err))
+			componentstatus.ReportStatus(host, componentstatus.NewFatalErrorEvent(err))
+			return
+		case err != nil:
+			r.set.Logger.Warn("eBPF poll failed", zap.Error(err))
+			select {
+			case <-ctx.Done():
+			case <-time.After(pollTimeout):
+			}
+		case b != nil:
+			r.consume(ctx, b)
+		case time.Since(polled) < minPollWait:
+			// The library answers "nothing yet" at once while it is busy
+			// starting or stopping: do not spin meanwhile.
+			select {
+			case <-ctx.Done():
+			case <-time.After(minPollWait):
+			}
+		}
+	}
+}
+
+// consume decodes one batch with pdata and hands it to the pipelines of its
+// signal. Batches of a signal that no pipeline wants are dropped.
+func (r *ebpfReceiver) consume(ctx context.Context, b *native.Batch) {
+	r.consumersMu.RLock()
+	traces, metrics, logs := r.traces, r.metrics, r.logs
+	r.consumersMu.RUnlock()
+
+	var err error
+	switch b.Signal {
+	case native.SignalTraces:
+		if traces == nil {
+			return
+		}
+		octx := r.obs.StartTracesOp(ctx)
+		req := ptraceotlp.NewExportRequest()
+		n := 0
+		if err = req.UnmarshalProto(b.Data); err == nil {
+			td := req.Traces()
+			n = td.SpanCount()
+			err = traces.ConsumeTraces(octx, td)
+		}
+		r.obs.EndTracesOp(octx, format, n, err)
+	case native.SignalMetrics:
+		if metrics == nil {
+			return
+		}
+		octx := r.obs.StartMetricsOp(ctx)
+		req := pmetricotlp.NewExportRequest()
+		n := 0
+		if err = req.UnmarshalProto(b.Data); err == nil {
+			md := req.Metrics()
+			n = md.DataPointCount()
+			err = metrics.ConsumeMetrics(octx, md)
+		}
+		r.obs.EndMetricsOp(octx, format, n, err)
+	case native.SignalLogs:
+		if logs == nil {
+			return
+		}
+		octx := r.obs.StartLogsOp(ctx)
+		req := plogotlp.NewExportRequest()
+		n := 0
+		if err = req.UnmarshalProto(b.Data); err == nil {
+			ld := req.Logs()
+			n = ld.LogRecordCount()
+			err = logs.ConsumeLogs(octx, ld)
+		}
+		r.obs.EndLogsOp(octx, format, n, err)
+	default:
+		err = fmt.Errorf("unknown signal %v", b.Signal)
+	}
+	if err != nil {
+		r.set.Logger.Warn("eBPF batch dropped", zap.Stringer("signal", b.Signal), zap.Int("bytes", len(b.Data)), zap.Error(err))
+	}
+}

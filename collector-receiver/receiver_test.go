@@ -1,0 +1,200 @@
+package ebpfreceiver
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+	"go.opentelemetry.io/collector/receiver"
+	"go.opentelemetry.io/collector/receiver/receivertest"
+
+	"github.com/otel-ebpf-receiver/otel-ebpf-receiver/collector-receiver/internal/metadata"
+	"github.com/otel-ebpf-receiver/otel-ebpf-receiver/collector-receiver/internal/native"
+)
+
+func settings(name string) receiver.Settings {
+	set := receivertest.NewNopSettings(metadata.Type)
+	set.ID = component.NewIDWithName(metadata.Type, name)
+	return set
+}
+
+func TestShutdownWithoutStart(t *testing.T) {
+	f := NewFactory()
+	set := settings("no_start")
+	cfg := f.CreateDefaultConfig()
+	tr, err := f.CreateTraces(context.Background(), set, cfg, consumertest.NewNop())
+	require.NoError(t, err)
+	mr, err := f.CreateMetrics(context.Background(), set, cfg, consumertest.NewNop())
+	require.NoError(t, err)
+	lr, err := f.CreateLogs(context.Background(), set, cfg, consumertest.NewNop())
+	require.NoError(t, err)
+	for _, c := range []component.Component{tr, mr, lr} {
+		require.NoError(t, c.Shutdown(context.Background()))
+	}
+	// After Shutdown a Start is refused rather than loading probes nobody stops.
+	require.Error(t, tr.Start(context.Background(), componenttest.NewNopHost()))
+}
+
+func TestOneReceiverPerID(t *testing.T) {
+	f := NewFactory()
+	cfg := f.CreateDefaultConfig()
+	ctx := context.Background()
+	a := settings("shared")
+	tr, err := f.CreateTraces(ctx, a, cfg, consumertest.NewNop())
+	require.NoError(t, err)
+	mr, err := f.CreateMetrics(ctx, a, cfg, consumertest.NewNop())
+	require.NoError(t, err)
+	lr, err := f.CreateLogs(ctx, a, cfg, consumertest.NewNop())
+	require.NoError(t, err)
+	assert.Same(t, tr, mr)
+	assert.Same(t, tr, lr)
+
+	other, err := f.CreateTraces(ctx, settings("other"), cfg, consumertest.NewNop())
+	require.NoError(t, err)
+	assert.NotSame(t, tr, other)
+
+	// Shutdown forgets the receiver: a reloaded configuration gets a new one.
+	require.NoError(t, tr.Shutdown(ctx))
+	require.NoError(t, mr.Shutdown(ctx))
+	again, err := f.CreateTraces(ctx, a, cfg, consumertest.NewNop())
+	require.NoError(t, err)
+	assert.NotSame(t, tr, again)
+	require.NoError(t, again.Shutdown(ctx))
+	require.NoError(t, other.Shutdown(ctx))
+}
+
+// A configuration the library refuses (Go validation bypassed) fails Start
+// with the library's own message, fetched on the failing call's thread.
+func TestStartReportsLibraryError(t *testing.T) {
+	cfg := validConfig()
+	cfg.RingBufferSize = 5000
+	r, err := NewFactory().CreateTraces(context.Background(), settings("bad_config"), cfg, consumertest.NewNop())
+	require.NoError(t, err)
+	err = r.Start(context.Background(), componenttest.NewNopHost())
+	require.Error(t, err)
+	assert.ErrorIs(t, err, native.ErrConfig)
+	assert.Contains(t, err.Error(), "ring_buffer_size")
+	require.NoError(t, r.Shutdown(context.Background()))
+}
+
+func newTestReceiver(t *testing.T, traces *consumertest.TracesSink, metrics *consumertest.MetricsSink, logs *consumertest.LogsSink) *ebpfReceiver {
+	t.Helper()
+	r, err := newReceiver(settings("decode"), validConfig())
+	require.NoError(t, err)
+	if traces != nil {
+		r.setTraces(traces)
+	}
+	if metrics != nil {
+		r.setMetrics(metrics)
+	}
+	if logs != nil {
+		r.setLogs(logs)
+	}
+	return r
+}
+
+func TestConsumeDecodesEverySignal(t *testing.T) {
+	traces, metrics, logs := new(consumertest.TracesSink), new(consumertest.MetricsSink), new(consumertest.LogsSink)
+	r := newTestReceiver(t, traces, metrics, logs)
+
+	td := ptrace.NewTraces()
+	rs := td.ResourceSpans().AppendEmpty()
+	rs.Resource().Attributes().PutStr("service.name", "demo-server")
+	span := rs.ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+	span.SetName("GET")
+	span.SetKind(ptrace.SpanKindServer)
+	span.Attributes().PutInt("http.response.status_code", 200)
+	tb, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
+	require.NoError(t, err)
+
+	md := pmetric.NewMetrics()
+	m := md.ResourceMetrics().AppendEmpty().ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
+	m.SetName("http.server.request.duration")
+	m.SetEmptyGauge().DataPoints().AppendEmpty().SetDoubleValue(0.1)
+	mb, err := pmetricotlp.NewExportRequestFromMetrics(md).MarshalProto()
+	require.NoError(t, err)
+
+	ld := plog.NewLogs()
+	ld.ResourceLogs().AppendEmpty().ScopeLogs().AppendEmpty().LogRecords().AppendEmpty().Body().SetStr("hello")
+	lb, err := plogotlp.NewExportRequestFromLogs(ld).MarshalProto()
+	require.NoError(t, err)
+
+	ctx := context.Background()
+	r.consume(ctx, &native.Batch{Signal: native.SignalTraces, Data: tb})
+	r.consume(ctx, &native.Batch{Signal: native.SignalMetrics, Data: mb})
+	r.consume(ctx, &native.Batch{Signal: native.SignalLogs, Data: lb})
+	// Garbage and unknown signals are dropped, never forwarded.
+	r.consume(ctx, &native.Batch{Signal: native.SignalTraces, Data: []byte{0xff, 0xff, 0xff}})
+	r.consume(ctx, &native.Batch{Signal: native.Signal(9), Data: tb})
+
+	require.Len(t, traces.AllTraces(), 1)
+	got := traces.AllTraces()[0].ResourceSpans().At(0)
+	name, _ := got.Resource().Attributes().Get("service.name")
+	assert.Equal(t, "demo-server", name.Str())
+	assert.Equal(t, "GET", got.ScopeSpans().At(0).Spans().At(0).Name())
+	assert.Equal(t, 1, metrics.DataPointCount())
+	assert.Equal(t, 1, logs.LogRecordCount())
+}
+
+func TestConsumeWithoutPipelineDrops(t *testing.T) {
+	traces := new(consumertest.TracesSink)
+	r := newTestReceiver(t, traces, nil, nil)
+	md := pmetric.NewMetrics()
+	md.ResourceMetrics().AppendEmpty().ScopeMetrics().AppendEmpty().Metrics().AppendEmpty().SetEmptyGauge().DataPoints().AppendEmpty()
+	mb, err := pmetricotlp.NewExportRequestFromMetrics(md).MarshalProto()
+	require.NoError(t, err)
+	r.consume(context.Background(), &native.Batch{Signal: native.SignalMetrics, Data: mb})
+	assert.Empty(t, traces.AllTraces())
+}
+
+func TestConsumerErrorIsNotFatal(t *testing.T) {
+	r, err := newReceiver(settings("refusing"), validConfig())
+	require.NoError(t, err)
+	r.setTraces(consumertest.NewErr(errors.New("refused")))
+	tb, err := ptraceotlp.NewExportRequestFromTraces(ptrace.NewTraces()).MarshalProto()
+	require.NoError(t, err)
+	r.consume(context.Background(), &native.Batch{Signal: native.SignalTraces, Data: tb})
+}
+
+// The tests below load the real probes: they need root and a kernel with BTF.
+
+func requireRoot(t *testing.T) {
+	t.Helper()
+	if !isRoot() {
+		t.Skip("loading eBPF probes needs root")
+	}
+}
+
+func TestStartTwiceAndShutdownTwice(t *testing.T) {
+	requireRoot(t)
+	f := NewFactory()
+	set := settings("start_twice")
+	cfg := f.CreateDefaultConfig()
+	tr, err := f.CreateTraces(context.Background(), set, cfg, consumertest.NewNop())
+	require.NoError(t, err)
+	mr, err := f.CreateMetrics(context.Background(), set, cfg, consumertest.NewNop())
+	require.NoError(t, err)
+	host := componenttest.NewNopHost()
+
+	start := time.Now()
+	require.NoError(t, tr.Start(context.Background(), host))
+	require.NoError(t, mr.Start(context.Background(), host)) // the second pipeline: no second instance
+	assert.Less(t, time.Since(start), 10*time.Second, "Start must return quickly")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, tr.Shutdown(ctx))
+	require.NoError(t, mr.Shutdown(ctx))
+}

@@ -1,0 +1,89 @@
+// Command demo-server is a plain net/http server for the otel-ebpf demos and
+// integration tests. It knows nothing about OpenTelemetry: the receiver sees
+// its requests from the kernel.
+//
+//	demo-server -addr 127.0.0.1:8080 -sleep 100ms
+//
+// Every request waits -sleep, then answers 200 "Hello, <path>!".
+// /status/404 and /status/500 answer with those codes instead. Paths under
+// /chunked get the same body streamed with Transfer-Encoding: chunked.
+// Connections are kept alive as net/http does by default.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func handler(sleep time.Duration) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if sleep > 0 {
+			time.Sleep(sleep)
+		}
+		code := http.StatusOK
+		body := fmt.Sprintf("Hello, %s!\n", r.URL.Path)
+		if rest, ok := strings.CutPrefix(r.URL.Path, "/status/"); ok {
+			if n, err := strconv.Atoi(rest); err == nil && (n == 404 || n == 500) {
+				code = n
+				body = fmt.Sprintf("%d %s\n", n, http.StatusText(n))
+			}
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if strings.HasPrefix(r.URL.Path, "/chunked") {
+			// Same body, streamed in three flushed pieces: net/http then
+			// uses Transfer-Encoding: chunked instead of Content-Length.
+			w.WriteHeader(code)
+			for _, piece := range []string{"Hello, ", r.URL.Path, "!\n"} {
+				_, _ = w.Write([]byte(piece))
+				if f, ok := w.(http.Flusher); ok {
+					f.Flush()
+				}
+			}
+			return
+		}
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		w.WriteHeader(code)
+		_, _ = w.Write([]byte(body))
+	})
+}
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:8080", "listen address, host:port ([::1]:port for IPv6)")
+	sleep := flag.Duration("sleep", 100*time.Millisecond, "time every request waits before answering")
+	flag.Parse()
+
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		log.Fatalf("demo-server: listen %s: %v", *addr, err)
+	}
+	srv := &http.Server{Handler: handler(*sleep), ReadHeaderTimeout: 10 * time.Second}
+
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sigs := make(chan os.Signal, 1)
+		signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+		<-sigs
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	}()
+
+	// The harness waits for this line (and for the port) before sending requests.
+	log.Printf("demo-server: listening on %s (sleep %s)", ln.Addr(), *sleep)
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Fatalf("demo-server: %v", err)
+	}
+	<-done
+}
