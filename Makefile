@@ -34,6 +34,12 @@ test-rust: deps
 
 test: deps lint test-rust test-collector
 
+# Benchmarks (root): userspace pipeline on recorded events, then overhead on
+# real servers under wrk. Results go to BENCHMARKS.md by hand, with the command.
+bench: deps
+	$(CARGO) bench -p ebpf-core --bench pipeline
+	python3 bench/overhead.py --rounds 5 --duration 5
+
 clean:
 	$(CARGO) clean
 	rm -rf dist
