@@ -172,19 +172,31 @@ impl Instance {
         }
     }
 
-    /// Detaches the probes and flushes pending telemetry; pollers then drain
-    /// the last batches and see `Stopped`. Idempotent; fine before start.
+    /// Flushes pending telemetry, detaches the probes and returns when they
+    /// are gone. Pollers drain the last batches and see `Stopped` as soon as
+    /// the flush is done, without waiting for the detach. Idempotent; fine
+    /// before start.
     pub fn stop(&self) {
-        let previous = std::mem::replace(&mut *self.state.lock(), State::Busy);
-        let next = match previous {
-            State::Running { rx, worker } => {
-                worker.stop();
-                State::Stopped { rx: Some(rx) }
+        let worker = {
+            let mut state = self.state.lock();
+            match std::mem::replace(&mut *state, State::Busy) {
+                State::Running { rx, worker } => {
+                    *state = State::Stopped { rx: Some(rx) };
+                    Some(worker)
+                }
+                State::Created => {
+                    *state = State::Stopped { rx: None };
+                    None
+                }
+                other => {
+                    *state = other;
+                    None
+                }
             }
-            State::Created => State::Stopped { rx: None },
-            other @ (State::Stopped { .. } | State::Busy) => other,
         };
-        *self.state.lock() = next;
+        if let Some(worker) = worker {
+            worker.stop();
+        }
     }
 
     pub fn stats(&self) -> StatsSnapshot {
