@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export LIBCLANG_PATH ?= /usr/lib/llvm-19/lib
 
-.PHONY: all deps build lib header run test test-rust test-collector lint fmt clean bench
+.PHONY: all deps build lib header run test test-rust test-collector lint fmt clean bench fuzz-smoke
 
 all: build
 
@@ -32,7 +32,11 @@ fmt:
 test-rust: deps
 	$(CARGO) test --workspace --no-fail-fast -- --test-threads=1
 
-test: deps lint test-rust test-collector
+test: deps lint test-rust test-collector fuzz-smoke
+
+# A short bounded fuzzing run of every target; FUZZ_SECONDS=3600 for a real one.
+fuzz-smoke: deps
+	FUZZ_SECONDS=$${FUZZ_SECONDS:-15} scripts/fuzz.sh
 
 # Benchmarks (root): userspace pipeline on recorded events, then overhead on
 # real servers under wrk. Results go to BENCHMARKS.md by hand, with the command.

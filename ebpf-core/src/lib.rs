@@ -10,6 +10,8 @@ pub mod clock;
 pub mod config;
 pub mod conntrack;
 pub mod events;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod instance;
 pub mod metrics;
 pub mod otlp;

@@ -1,0 +1,88 @@
+//! Entry points shared by the fuzz targets (`fuzz/`) and the regression test
+//! that replays every input the fuzzers ever crashed on
+//! (`tests/fuzz_regressions.rs`), so both exercise exactly the same code.
+//! Each takes arbitrary bytes and must neither panic nor grow without bound.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::events::recording::read_records;
+use crate::pipeline::Processor;
+use crate::protocol::http1::{Http1Parser, MAX_TARGET_BYTES};
+use crate::protocol::{Chunk, Direction};
+use crate::routes::RouteMatcher;
+use crate::stats::Stats;
+use crate::Config;
+
+/// The HTTP/1 parser on a chunk sequence framed as
+/// `[flags][len][uncaptured][len bytes]...` (flags: bit 0 egress, bit 1
+/// count `uncaptured` extra bytes as not captured, bit 7 close after).
+pub fn http1_parser(data: &[u8]) {
+    let mut parser = Http1Parser::new();
+    let mut out = Vec::new();
+    let mut rest = data;
+    let mut ts = 0u64;
+    while rest.len() >= 3 {
+        let (flags, len, extra) = (rest[0], rest[1] as usize, u64::from(rest[2]));
+        rest = &rest[3..];
+        let (bytes, tail) = rest.split_at(len.min(rest.len()));
+        rest = tail;
+        ts += 1;
+        let chunk = Chunk {
+            ts_ns: ts,
+            direction: if flags & 1 == 0 { Direction::Ingress } else { Direction::Egress },
+            data: bytes,
+            total_len: bytes.len() as u64 + if flags & 2 != 0 { extra } else { 0 },
+        };
+        let _ = parser.feed(&chunk, &mut out);
+        if flags & 0x80 != 0 {
+            parser.close(ts, &mut out);
+            break;
+        }
+    }
+    for ex in &out {
+        assert!(ex.target.len() <= MAX_TARGET_BYTES, "target not capped");
+        assert!(ex.request_start_ns <= ts && ex.response_end_ns <= ts, "timestamps out of range");
+    }
+}
+
+/// One ring-buffer record.
+pub fn event_decode(data: &[u8]) {
+    let _ = crate::events::decode(data);
+}
+
+/// The whole userspace pipeline on a recording.
+pub fn pipeline(data: &[u8]) {
+    let mut p = Processor::replay(&Config::default(), Arc::new(Stats::default()));
+    let now = Instant::now();
+    for record in read_records(data) {
+        p.handle(record, now, &mut |_| {});
+    }
+    p.flush(&mut |_| {});
+}
+
+/// Configuration JSON.
+pub fn config_json(data: &[u8]) {
+    if let Ok(s) = std::str::from_utf8(data) {
+        let _ = Config::from_json(s);
+    }
+}
+
+/// Route patterns (first line, space-separated) and a path (the rest).
+pub fn routes(data: &[u8]) {
+    let Ok(s) = std::str::from_utf8(data) else { return };
+    let (patterns, path) = s.split_once('\n').unwrap_or(("", s));
+    let patterns: Vec<String> = patterns.split(' ').filter(|p| !p.is_empty()).map(String::from).collect();
+    if let Ok(m) = RouteMatcher::new(&patterns, true) {
+        let _ = m.route(path);
+    }
+}
+
+/// Every entry point by name, for the regression test.
+pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+    ("http1_parser", http1_parser),
+    ("event_decode", event_decode),
+    ("pipeline", pipeline),
+    ("config_json", config_json),
+    ("routes", routes),
+];

@@ -1,0 +1,48 @@
+#!/usr/bin/env python3
+"""Seeds the fuzz corpora from the recorded fixtures, so fuzzing starts from
+real traffic: http1_parser gets every HTTP fixture in the target's chunk
+framing ([flags][len][uncaptured][bytes]: flags bit0 = egress), pipeline and
+event_decode get the recorded kernel events. Run from the repository root."""
+import os
+import struct
+
+FIX = "ebpf-core/tests/fixtures"
+
+
+def http_seed(name):
+    req = open(f"{FIX}/http1/{name}.req.bin", "rb").read()
+    resp = open(f"{FIX}/http1/{name}.resp.bin", "rb").read()
+    out, pos = bytearray(), {">": 0, "<": 0}
+    for line in open(f"{FIX}/http1/{name}.segments"):
+        parts = line.split()
+        if len(parts) < 2 or parts[0] not in "<>" or not parts[1].isdigit():
+            continue
+        d, n = parts[0], int(parts[1])
+        src = req if d == ">" else resp
+        chunk = src[pos[d]:pos[d] + n]
+        pos[d] += n
+        while chunk:
+            piece, chunk = chunk[:255], chunk[255:]
+            out += bytes([0 if d == ">" else 1, len(piece), 0]) + piece
+    return bytes(out)
+
+
+def main():
+    os.makedirs("fuzz/corpus/http1_parser", exist_ok=True)
+    for f in sorted(os.listdir(f"{FIX}/http1")):
+        if f.endswith(".segments"):
+            name = f[: -len(".segments")]
+            open(f"fuzz/corpus/http1_parser/{name}", "wb").write(http_seed(name))
+    events = open(f"{FIX}/events/python_curl.bin", "rb").read()
+    for target in ("pipeline", "event_decode"):
+        os.makedirs(f"fuzz/corpus/{target}", exist_ok=True)
+    open("fuzz/corpus/pipeline/python_curl", "wb").write(events)
+    off, i = 0, 0
+    while off + 4 <= len(events):
+        (n,) = struct.unpack_from("<I", events, off)
+        open(f"fuzz/corpus/event_decode/record{i:03}", "wb").write(events[off + 4: off + 4 + n])
+        off, i = off + 4 + n, i + 1
+
+
+if __name__ == "__main__":
+    main()
