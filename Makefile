@@ -29,7 +29,7 @@ lint: deps
 fmt:
 	$(CARGO) fmt --all
 
-test-rust: deps
+test-rust: deps lib
 	$(CARGO) test --workspace --no-fail-fast -- --test-threads=1
 
 test: deps lint test-rust test-collector fuzz-smoke

@@ -78,8 +78,11 @@ pub fn routes(data: &[u8]) {
     }
 }
 
+/// A fuzz entry point.
+pub type Target = fn(&[u8]);
+
 /// Every entry point by name, for the regression test.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("http1_parser", http1_parser),
     ("event_decode", event_decode),
     ("pipeline", pipeline),

@@ -1,0 +1,128 @@
+//! Small utilities: privileges, free ports, temp dirs, deadlines, paths.
+
+use std::collections::HashSet;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6, TcpListener};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// How long a test waits for telemetry that should arrive (batching included).
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// Loading eBPF programs needs root (CAP_BPF + CAP_PERFMON + tracefs access).
+/// Panics with a readable message otherwise, so a non-root run fails loudly
+/// rather than passing vacuously. `OTEL_EBPF_TESTS_SKIP_PRIVILEGED=1` turns the
+/// panic into a skip (returns false) for machines that cannot load probes.
+pub fn require_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    if std::env::var_os("OTEL_EBPF_TESTS_SKIP_PRIVILEGED").is_some_and(|v| v == "1") {
+        eprintln!("skipped: needs root to load eBPF probes (OTEL_EBPF_TESTS_SKIP_PRIVILEGED=1)");
+        return false;
+    }
+    panic!(
+        "these tests load eBPF probes and must run as root: \
+         sudo -E cargo test -p integration-tests -- --test-threads=1 \
+         (or set OTEL_EBPF_TESTS_SKIP_PRIVILEGED=1 to skip them)"
+    );
+}
+
+static HANDED_OUT: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+
+/// A TCP port that is free on both 127.0.0.1 and [::1] right now and was not
+/// handed out before in this process.
+pub fn free_port() -> u16 {
+    for _ in 0..200 {
+        let Ok(v4) = TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0)) else {
+            continue;
+        };
+        let port = v4.local_addr().expect("local_addr").port();
+        let v6_free = TcpListener::bind(SocketAddrV6::new(Ipv6Addr::LOCALHOST, port, 0, 0)).is_ok();
+        drop(v4);
+        let mut seen = HANDED_OUT.lock().unwrap();
+        if v6_free && seen.get_or_insert_with(HashSet::new).insert(port) {
+            return port;
+        }
+    }
+    panic!("no free TCP port on 127.0.0.1 and [::1]");
+}
+
+/// Polls `f` until it returns `Some` or `timeout` passes.
+pub fn wait_until<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The repository root (parent of this crate).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+}
+
+/// The cargo target directory (`CARGO_TARGET_DIR` or `<root>/target`).
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|p| if p.is_absolute() { p } else { repo_root().join(p) })
+        .unwrap_or_else(|| repo_root().join("target"))
+}
+
+/// Finds an executable on PATH, then in the sbin directories (nginx lives in
+/// /usr/sbin, which is not on every user's PATH).
+pub fn which(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/local/sbin", "/usr/sbin", "/sbin"].map(PathBuf::from))
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+/// A directory removed on drop.
+#[derive(Debug)]
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(prefix: &str) -> Self {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().subsec_nanos();
+        let dir = std::env::temp_dir().join(format!(
+            "otel-ebpf-{prefix}-{}-{}-{nanos}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+        Self(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A token unlikely to appear in anybody else's traffic on this host.
+pub fn unique_token(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
+    format!("{prefix}{}x{nanos}", std::process::id())
+}
+
+/// True when `haystack` contains `needle`.
+pub fn contains_bytes(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+}
