@@ -17,6 +17,7 @@ have curl || need+=(curl)
 have wrk || need+=(wrk)
 have strace || need+=(strace)
 have ip || need+=(iproute2)
+have capsh || need+=(libcap2-bin)
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
