@@ -126,12 +126,17 @@ impl Receiver {
         self.shared.data.lock().unwrap().spans.iter().filter(|s| pred(s)).cloned().collect()
     }
 
-    /// True when any received batch's bytes contain `needle`.
+    /// Batches of other signals than traces (metrics) received so far.
+    pub fn other_batches(&self) -> usize {
+        self.shared.data.lock().unwrap().other_signals
+    }
+
+    /// True when any received batch's bytes (every signal) contain `needle`.
     pub fn raw_contains(&self, needle: &[u8]) -> bool {
         self.shared.data.lock().unwrap().raw.iter().any(|b| contains_bytes(b, needle))
     }
 
-    /// Number of trace batches received.
+    /// Number of batches received, every signal.
     pub fn batches(&self) -> usize {
         self.shared.data.lock().unwrap().raw.len()
     }
@@ -267,10 +272,10 @@ fn poll_loop(handle: usize, shared: &Shared) {
                     }
                     Err(e) => data.errors.push(format!("trace batch of {len} bytes does not decode: {e}")),
                 }
-                data.raw.push(bytes);
             } else {
                 data.other_signals += 1;
             }
+            data.raw.push(bytes);
         }
         drop(data);
         shared.cond.notify_all();
