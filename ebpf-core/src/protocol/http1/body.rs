@@ -47,13 +47,14 @@ impl Body {
         }
     }
 
-    /// Consume `n` bytes that moved but were not captured. Only bytes whose
-    /// value does not matter (payload) or is fixed by the grammar can be
-    /// passed over; anything else is an error.
-    pub(super) fn skip(&mut self, n: u64) -> Result<Progress, ParseError> {
+    /// Consume up to `n` bytes that moved but were not captured. Only bytes
+    /// whose value does not matter (payload) or is fixed by the grammar can be
+    /// passed over: a chunked body stops before chunk framing, and the caller
+    /// learns from `consumed < n` without `done` that the framing was lost.
+    pub(super) fn skip(&mut self, n: u64) -> Progress {
         match self {
             Body::Chunked(decoder) => decoder.skip(n),
-            _ => Ok(self.skip_counted(n)),
+            _ => self.skip_counted(n),
         }
     }
 
@@ -138,7 +139,7 @@ impl ChunkedDecoder {
         Ok(Progress { consumed: i as u64, payload, done: self.state == ChunkState::Done })
     }
 
-    fn skip(&mut self, n: u64) -> Result<Progress, ParseError> {
+    fn skip(&mut self, n: u64) -> Progress {
         let mut left = n;
         let mut payload = 0u64;
         while left > 0 {
@@ -166,10 +167,11 @@ impl ChunkedDecoder {
                     left -= 1;
                     self.state = ChunkState::Size { value: 0, digits: 0 };
                 }
-                _ => return Err(ParseError::Truncated { message: self.message, within: "chunk framing" }),
+                // Chunk sizes and trailers: not ours to guess.
+                _ => break,
             }
         }
-        Ok(Progress { consumed: n - left, payload, done: self.state == ChunkState::Done })
+        Progress { consumed: n - left, payload, done: self.state == ChunkState::Done }
     }
 
     fn framing_byte(&mut self, b: u8) -> Result<(), ParseError> {
@@ -275,14 +277,18 @@ mod tests {
         let mut body = Body::chunked(MessageKind::Response);
         body.feed(b"10\r\nabc").unwrap();
         // 13 payload bytes and the CRLF after them were not captured.
-        let p = body.skip(15).unwrap();
+        let p = body.skip(15);
         assert_eq!((p.consumed, p.payload, p.done), (15, 13, false));
         let p = body.feed(b"0\r\n\r\n").unwrap();
         assert!(p.done);
 
+        // Stops before the next chunk-size line, having passed the CRLF.
         let mut body = Body::chunked(MessageKind::Response);
-        body.feed(b"2\r\nab").unwrap();
-        assert!(matches!(body.skip(5), Err(ParseError::Truncated { .. })));
+        body.feed(b"4\r\nab").unwrap();
+        let p = body.skip(9);
+        assert_eq!((p.consumed, p.payload, p.done), (4, 2, false));
+        let p = body.skip(5);
+        assert_eq!((p.consumed, p.payload, p.done), (0, 0, false));
     }
 
     #[test]

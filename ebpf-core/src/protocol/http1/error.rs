@@ -18,6 +18,9 @@ impl fmt::Display for MessageKind {
 
 /// Why a connection's stream could not be followed. After any of these the
 /// parser stays failed: once framing is lost there is no safe point to resume.
+/// (Truncation that only hides where a message ends is not an error: the
+/// parser follows it in degraded framing, see `Http1Parser`. These are the
+/// cases it cannot follow.)
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
     #[error("malformed HTTP/1 {message} head: {reason}")]
@@ -37,6 +40,13 @@ pub enum ParseError {
 
     #[error("capture truncated inside {message} {within}; the bytes needed to go on were not captured")]
     Truncated { message: MessageKind, within: &'static str },
+
+    /// Degraded framing could not be kept up: after a message whose end was
+    /// not captured, the next chunk that way did not start a new message, or
+    /// a response answered no request seen (requests were pipelined inside
+    /// the uncaptured bytes).
+    #[error("lost the {message} message boundaries after a truncated capture: {reason}")]
+    Desynchronized { message: MessageKind, reason: &'static str },
 
     #[error("more than {limit} requests waiting for responses")]
     TooManyPipelined { limit: usize },

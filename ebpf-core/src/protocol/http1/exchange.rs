@@ -4,6 +4,13 @@ use crate::protocol::Role;
 
 /// One request and its final response (or the lack of one), reduced to what
 /// a span needs.
+///
+/// A message followed in degraded framing (its end was not captured, see
+/// `Http1Parser`) gives a normal exchange: start line facts, status and
+/// timestamps are exact (it ends with its last chunk before the other
+/// direction's next message), but its body size is only what was framed
+/// before the loss (0 when its head was cut), and a Host line the capture
+/// cut is `None`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpExchange {
     /// Server if the request travelled Ingress, Client if Egress.
@@ -14,7 +21,8 @@ pub struct HttpExchange {
     pub target: String,
     /// Of the request line.
     pub version: HttpVersion,
-    /// Host header value, cut to `MAX_HOST_BYTES`.
+    /// Host header value, cut to `MAX_HOST_BYTES`; `None` if absent or if the
+    /// capture ended before its line did.
     pub host: Option<String>,
     /// Final status; `None` when the connection ended before a final response head.
     pub status: Option<u16>,
@@ -30,6 +38,7 @@ pub struct HttpExchange {
     /// timestamp when the response was cut short or never came.
     pub response_end_ns: u64,
     /// Payload bytes: Content-Length, or the sum of chunk sizes when chunked.
+    /// A lower bound for a message in degraded framing.
     pub request_body_size: u64,
     /// Payload bytes, counted the same way as `request_body_size`.
     pub response_body_size: u64,

@@ -84,10 +84,16 @@ impl ResponseHead {
         (100..200).contains(&self.status) && self.status != 101
     }
 
+    /// 101 Switching Protocols, or a tunnel opened by CONNECT: the
+    /// connection stops carrying HTTP after this head.
+    pub(super) fn switches(&self, request: MethodKind) -> bool {
+        self.status == 101 || (request == MethodKind::Connect && (200..300).contains(&self.status))
+    }
+
     /// RFC 9112 section 6.3, in its order of precedence.
     pub(super) fn body(&self, request: MethodKind) -> ResponseBody {
         let status = self.status;
-        if status == 101 || (request == MethodKind::Connect && (200..300).contains(&status)) {
+        if self.switches(request) {
             return ResponseBody::Switched;
         }
         if request == MethodKind::Head || status < 200 || status == 204 || status == 304 {
@@ -164,6 +170,34 @@ pub(super) fn parse_response(buf: &[u8]) -> Result<Parsed<ResponseHead>, ParseEr
     }
     let head = ResponseHead { status: resp.code.unwrap_or_default(), framing };
     Ok(Some((len, head)))
+}
+
+/// The facts of a request head whose end was not captured, from its complete
+/// lines: `None` when not even the request line is complete. A header cut
+/// short (Host included) is left out, as are the framing headers' meaning:
+/// without the head's end they cannot say where the body ends.
+pub(super) fn parse_request_start(partial: &[u8]) -> Result<Option<RequestHead>, ParseError> {
+    parse_complete_lines(partial, parse_request)
+}
+
+/// `parse_request_start` for a status line: only the status is used.
+pub(super) fn parse_response_start(partial: &[u8]) -> Result<Option<ResponseHead>, ParseError> {
+    parse_complete_lines(partial, parse_response)
+}
+
+/// Parses the lines of `partial` up to its last line break as a whole head,
+/// so that they are validated exactly as a complete head would be.
+fn parse_complete_lines<T>(
+    partial: &[u8],
+    parse: fn(&[u8]) -> Result<Parsed<T>, ParseError>,
+) -> Result<Option<T>, ParseError> {
+    let Some(last_lf) = partial.iter().rposition(|&b| b == b'\n') else {
+        return Ok(None);
+    };
+    let mut head = Vec::with_capacity(last_lf + 3);
+    head.extend_from_slice(&partial[..=last_lf]);
+    head.extend_from_slice(b"\r\n");
+    Ok(parse(&head)?.map(|(_, head)| head))
 }
 
 impl Framing {
@@ -268,6 +302,12 @@ impl HeadBuffer {
         self.buf = Vec::new();
     }
 
+    /// The unfinished head's bytes and the timestamp of its first chunk,
+    /// leaving the buffer empty.
+    pub(super) fn take(&mut self) -> (Vec<u8>, u64) {
+        (std::mem::take(&mut self.buf), self.start_ns)
+    }
+
     pub(super) fn step<T>(
         &mut self,
         data: &[u8],
@@ -353,5 +393,26 @@ mod tests {
         assert!(matches!(head.body(MethodKind::Other), ResponseBody::Some(Body::UntilClose)));
         let (_, head) = parse_request(b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n").unwrap().unwrap();
         assert_eq!(head.body().unwrap_err(), ParseError::UnsupportedTransferEncoding);
+    }
+
+    #[test]
+    fn start_facts_of_a_cut_head() {
+        let head = parse_request_start(b"POST /up?x=1 HTTP/1.0\r\nHost: h:80\r\nContent-Length: 9\r\nCookie: a=")
+            .unwrap()
+            .unwrap();
+        assert_eq!((head.method.as_str(), head.target.as_str()), ("POST", "/up?x=1"));
+        assert_eq!((head.version, head.host.as_deref()), (HttpVersion::Http10, Some("h:80")));
+        // Host itself cut short, or its line break not captured.
+        for cut in [&b"GET / HTTP/1.1\r\nHost: exam"[..], b"GET / HTTP/1.1\r\nHost: example\r"] {
+            let head = parse_request_start(cut).unwrap().unwrap();
+            assert_eq!((head.method.as_str(), head.host), ("GET", None));
+        }
+        assert!(parse_request_start(b"GET /long/tar").unwrap().is_none());
+        assert!(parse_request_start(b"GET / HTTP/1.1\r").unwrap().is_none());
+        assert!(parse_request_start(b"GET / HTTP/1.1\r\nBad Header\r\nX").is_err());
+        assert!(parse_request_start(b"\x16\x03\x01\n").is_err());
+        let head = parse_response_start(b"HTTP/1.1 404 Not Found\r\nServer: x\r\nSet-Cookie: a").unwrap().unwrap();
+        assert_eq!(head.status, 404);
+        assert!(parse_response_start(b"HTTP/1.1 40").unwrap().is_none());
     }
 }

@@ -9,6 +9,14 @@
 //! misframed stream would otherwise produce wrong spans for the rest of the
 //! connection's life.
 //!
+//! Two exceptions keep long-lived connections traced without guessing:
+//! - *Degraded framing*: when the capture loses only where a message ends
+//!   (a head longer than `capture_size`, chunk sizes past it), the message
+//!   ends where the other direction starts its next message, and the next
+//!   chunk its way must start a new message (details in `parser`).
+//! - *Lost events*: `Http1Parser::gap` drops what was in flight and waits
+//!   for a chunk that starts a request.
+//!
 //! Only what spans need is kept: method, target, Host and sizes. Other header
 //! values and bodies are never stored.
 

@@ -1,5 +1,41 @@
 //! The per-connection state machine: two message streams (requests one way,
 //! responses the other) and the queue that pairs them.
+//!
+//! # Degraded framing
+//!
+//! The probes capture a prefix of each syscall (`capture_size`, 1 KiB by
+//! default). When what is lost past it is only *where a message ends* (the
+//! rest of a long head, e.g. a 3 KiB Cookie, or the chunk-size lines of a
+//! chunked body read in one large syscall), the message is kept in degraded
+//! framing instead of failing the connection:
+//!
+//! - Its start line must have been captured whole (request line: method,
+//!   target, version; status line: status). Host is kept only when its line
+//!   was captured complete. Body sizes count only the payload seen while
+//!   framing was known (0 for a cut head): they are lower bounds.
+//! - The message is *unframed*: every later chunk in its direction belongs
+//!   to it, until the other direction starts a message. A request ends (at
+//!   its last chunk) when the first byte of a final (non-1xx) response head
+//!   arrives; a response ends (at its last chunk) when the next request head
+//!   starts, or at close.
+//! - The direction then *re-synchronises*: its next chunk must start a new
+//!   message at its first byte (request line or status line; leading CR/LF
+//!   allowed). If it does not, the parser fails (`Desynchronized`).
+//! - It only works without pipelining. A request cannot go unframed while
+//!   another request awaits its response, a response cannot while a later
+//!   request awaits one, and both directions cannot be unframed at once: each
+//!   fails with `Truncated` as before. Requests pipelined inside the lost bytes
+//!   cannot be seen; a response that answers no request on a connection that
+//!   had an unframed request shows them and fails (`Desynchronized`).
+//! - Still fatal: a start line itself cut, a cut interim (1xx) response head,
+//!   a request whose body framing is lost after its final response came,
+//!   and uncaptured bytes where the next message would start.
+//!
+//! # Lost events
+//!
+//! `gap` is called when the kernel lost chunks of the connection: everything
+//! in flight is dropped, and chunks are ignored until one starts a request
+//! (see `gap`).
 
 use std::collections::VecDeque;
 
@@ -7,6 +43,7 @@ use super::body::Body;
 use super::error::{MessageKind, ParseError};
 use super::exchange::{HttpExchange, HttpVersion};
 use super::head::{self, HeadBuffer, HeadStep, MethodKind, RequestHead, ResponseBody, ResponseHead};
+use super::sniff::skip_line_breaks;
 use super::{sniff, MAX_PIPELINED};
 use crate::protocol::{Chunk, Direction, Role};
 
@@ -19,11 +56,31 @@ enum State {
     Switched,
     /// `close` was called.
     Closed,
+    /// `gap` was called: chunks are ignored until one starts a request.
+    Lost,
+}
+
+/// How a direction's message boundaries are known.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum Sync {
+    /// From the framing of each message.
+    #[default]
+    Framed,
+    /// The current message's end was not captured: every chunk this way
+    /// belongs to it until the other direction starts a message.
+    Unframed,
+    /// An unframed message just ended: the next chunk this way must start a
+    /// new message, or the parser fails.
+    Resync,
+    /// After lost events: chunks this way are ignored until one starts a
+    /// message.
+    Skip,
 }
 
 /// Turns one connection's chunks into completed exchanges. Memory per
 /// connection is bounded: at most one partial head per direction
 /// (`MAX_HEAD_BYTES`) and `MAX_PIPELINED` requests awaiting responses.
+/// See the module documentation for degraded framing and `gap`.
 #[derive(Debug)]
 pub struct Http1Parser {
     state: State,
@@ -35,6 +92,9 @@ pub struct Http1Parser {
     /// The response being read answers no request we saw (we joined the
     /// connection late); it is followed for framing and then dropped.
     orphan_response: bool,
+    /// A request was unframed on this connection at some point, so requests
+    /// pipelined inside its lost bytes may have gone unseen.
+    requests_were_unframed: bool,
 }
 
 /// One direction's progress through its messages.
@@ -42,6 +102,7 @@ pub struct Http1Parser {
 struct Stream {
     head: HeadBuffer,
     body: Option<Body>,
+    sync: Sync,
     /// Timestamp of the last chunk seen this way.
     last_ts: u64,
 }
@@ -77,13 +138,18 @@ impl Http1Parser {
             requests: Stream::default(),
             responses: Stream::default(),
             orphan_response: false,
+            requests_were_unframed: false,
         }
     }
 
     /// Feed one chunk; push every exchange it completes onto `out`.
     /// On garbage, return Err and enter a failed state: later feeds return
-    /// Ok(()) and do nothing.
+    /// Ok(()) and do nothing. Truncation that only hides where a message ends
+    /// is not garbage: it is followed in degraded framing (module docs).
     pub fn feed(&mut self, chunk: &Chunk<'_>, out: &mut Vec<HttpExchange>) -> Result<(), ParseError> {
+        if self.state == State::Lost {
+            self.rejoin(chunk);
+        }
         if self.state != State::Open {
             return Ok(());
         }
@@ -97,12 +163,13 @@ impl Http1Parser {
     }
 
     /// The connection closed at ts_ns: complete a response delimited by close
-    /// (no length, HTTP/1.0 style), and report requests that never got a
-    /// response with status None.
+    /// (no length, HTTP/1.0 style) or an unframed one (both end at their last
+    /// chunk), and report requests that never got a response with status None.
     pub fn close(&mut self, ts_ns: u64, out: &mut Vec<HttpExchange>) {
         if matches!(self.state, State::Failed | State::Closed) {
             return;
         }
+        self.end_unframed(MessageKind::Response);
         if let Some(body) = self.responses.body.take() {
             if !self.orphan_response {
                 // A close-delimited body really ended with its last chunk; any
@@ -126,8 +193,40 @@ impl Http1Parser {
         self.shut(State::Closed);
     }
 
+    /// The kernel lost one or more chunks of this connection (e.g. its ring
+    /// buffer was full). Every request in flight is dropped without being
+    /// reported, since what was lost could be any part of it; the return value
+    /// is how many were dropped, for the caller to count. `out` only receives
+    /// exchanges that were already complete (`feed` hands those out at once,
+    /// so in practice none).
+    ///
+    /// Then chunks are ignored (not failures) until one whose first bytes
+    /// (after CR/LF) start a request line in the request direction, or, if no
+    /// chunk has shown the role yet, a request line or status line either way.
+    /// Parsing resumes from that chunk; responses are then ignored until one
+    /// starts with a status line. `gap` does nothing on a parser that failed,
+    /// switched protocols or was closed.
+    pub fn gap(&mut self, out: &mut Vec<HttpExchange>) -> usize {
+        if !matches!(self.state, State::Open | State::Lost) {
+            return 0;
+        }
+        self.drain(out);
+        let dropped = self.pending.len();
+        self.pending = VecDeque::new();
+        self.requests = Stream::default();
+        self.responses = Stream::default();
+        self.orphan_response = false;
+        self.state = State::Lost;
+        dropped
+    }
+
     pub fn is_failed(&self) -> bool {
         self.state == State::Failed
+    }
+
+    /// True after `gap` until a chunk starting a request is seen.
+    pub fn is_lost(&self) -> bool {
+        self.state == State::Lost
     }
 
     /// True once a 101 response or an accepted CONNECT turned the connection
@@ -163,6 +262,21 @@ impl Http1Parser {
         self.responses = Stream::default();
     }
 
+    /// After a gap: leave `Lost` if this chunk starts a message we can resume at.
+    fn rejoin(&mut self, chunk: &Chunk<'_>) {
+        let data = skip_line_breaks(chunk.data);
+        let resumes = match self.role {
+            Some(role) => chunk.direction == request_direction(role) && sniff::starts_message(true, data),
+            None => sniff::looks_like_http(data),
+        };
+        if resumes {
+            self.state = State::Open;
+            if self.role.is_some() {
+                self.responses.sync = Sync::Skip;
+            }
+        }
+    }
+
     fn feed_open(&mut self, chunk: &Chunk<'_>) -> Result<(), ParseError> {
         let data = chunk.data;
         let uncaptured = chunk.total_len.saturating_sub(data.len() as u64);
@@ -175,11 +289,8 @@ impl Http1Parser {
             None if data.is_empty() => return Ok(()),
             None => *self.role.insert(infer_role(chunk.direction, data)),
         };
-        let request_direction = match role {
-            Role::Server => Direction::Ingress,
-            Role::Client => Direction::Egress,
-        };
-        let kind = if chunk.direction == request_direction { MessageKind::Request } else { MessageKind::Response };
+        let kind =
+            if chunk.direction == request_direction(role) { MessageKind::Request } else { MessageKind::Response };
         self.feed_stream(kind, chunk.ts_ns, data, uncaptured)
     }
 
@@ -197,7 +308,34 @@ impl Http1Parser {
         mut data: &[u8],
         mut uncaptured: u64,
     ) -> Result<(), ParseError> {
-        self.stream(kind).last_ts = ts;
+        let request = kind == MessageKind::Request;
+        let stream = self.stream(kind);
+        match stream.sync {
+            Sync::Framed => {}
+            Sync::Unframed => {
+                stream.last_ts = ts;
+                return Ok(());
+            }
+            Sync::Resync => {
+                let only_line_breaks = skip_line_breaks(data).is_empty() && uncaptured == 0;
+                if !only_line_breaks {
+                    if !sniff::may_start_message(request, data) {
+                        return Err(ParseError::Desynchronized {
+                            message: kind,
+                            reason: "the chunk after a message whose end was not captured does not start a new one",
+                        });
+                    }
+                    stream.sync = Sync::Framed;
+                }
+            }
+            Sync::Skip => {
+                if !sniff::starts_message(request, data) {
+                    return Ok(());
+                }
+                stream.sync = Sync::Framed;
+            }
+        }
+        stream.last_ts = ts;
         while !data.is_empty() && self.state == State::Open {
             let stream = self.stream(kind);
             let consumed = if let Some(body) = stream.body.as_mut() {
@@ -209,14 +347,14 @@ impl Http1Parser {
                     MessageKind::Request => match stream.head.step(data, ts, kind, head::parse_request)? {
                         HeadStep::NeedMore => data.len(),
                         HeadStep::Done { head, consumed, start_ns } => {
-                            self.start_request(head, start_ns, ts)?;
+                            self.start_request(head, start_ns, ts, true)?;
                             consumed
                         }
                     },
                     MessageKind::Response => match stream.head.step(data, ts, kind, head::parse_response)? {
                         HeadStep::NeedMore => data.len(),
                         HeadStep::Done { head, consumed, start_ns } => {
-                            self.start_response(head, start_ns, ts);
+                            self.start_response(head, start_ns, ts, true)?;
                             consumed
                         }
                     },
@@ -226,27 +364,48 @@ impl Http1Parser {
         }
         while uncaptured > 0 && self.state == State::Open {
             let stream = self.stream(kind);
-            let within = if stream.head.is_empty() { "head" } else { "partial head" };
-            let Some(body) = stream.body.as_mut() else {
-                return Err(ParseError::Truncated { message: kind, within });
-            };
-            let progress = body.skip(uncaptured)?;
-            if progress.consumed == 0 && !progress.done {
-                return Err(ParseError::Truncated { message: kind, within: "body" });
+            if stream.sync == Sync::Unframed {
+                break;
             }
+            let Some(body) = stream.body.as_mut() else {
+                if stream.head.is_empty() {
+                    // Where the next message starts, with nothing of it seen.
+                    return Err(ParseError::Truncated { message: kind, within: "head" });
+                }
+                self.lose_head_end(kind, ts)?;
+                continue;
+            };
+            let progress = body.skip(uncaptured);
             uncaptured -= progress.consumed.min(uncaptured);
             self.body_progress(kind, progress.payload, progress.done, ts);
+            if progress.consumed == 0 && !progress.done {
+                self.lose_body_framing(kind)?;
+            }
         }
         Ok(())
     }
 
-    fn start_request(&mut self, head: RequestHead, start_ns: u64, ts: u64) -> Result<(), ParseError> {
+    /// `framed` is false for a head whose end was not captured: the request
+    /// goes unframed (see the module documentation).
+    fn start_request(&mut self, head: RequestHead, start_ns: u64, ts: u64, framed: bool) -> Result<(), ParseError> {
         if self.pending.len() >= MAX_PIPELINED {
             return Err(ParseError::TooManyPipelined { limit: MAX_PIPELINED });
         }
-        let body = head.body()?;
+        // A new request is where an unframed response ends.
+        self.end_unframed(MessageKind::Response);
+        let body = if framed {
+            head.body()?
+        } else {
+            if self.awaiting_response().is_some() {
+                // Pipelined: the response that would end it may answer another.
+                return Err(ParseError::Truncated { message: MessageKind::Request, within: "partial head" });
+            }
+            self.requests.sync = Sync::Unframed;
+            self.requests_were_unframed = true;
+            None
+        };
         self.pending.push_back(Pending {
-            request_end_ns: body.is_none().then_some(ts),
+            request_end_ns: (framed && body.is_none()).then_some(ts),
             method: head.method,
             method_kind: head.method_kind,
             target: head.target,
@@ -263,18 +422,41 @@ impl Http1Parser {
         Ok(())
     }
 
-    fn start_response(&mut self, head: ResponseHead, start_ns: u64, ts: u64) {
+    /// `framed` is false for a head whose end was not captured: the response
+    /// goes unframed (see the module documentation).
+    fn start_response(&mut self, head: ResponseHead, start_ns: u64, ts: u64, framed: bool) -> Result<(), ParseError> {
         // 100 Continue, 102, 103: the final response is still to come.
         if head.is_interim() {
-            return;
+            return if framed {
+                Ok(())
+            } else {
+                // Its end is where the final response starts, in the same direction.
+                Err(ParseError::Truncated { message: MessageKind::Response, within: "partial head" })
+            };
         }
         let answering = self.awaiting_response();
+        if answering.is_none() && self.requests_were_unframed {
+            return Err(ParseError::Desynchronized {
+                message: MessageKind::Response,
+                reason: "a response answers no request seen: requests were pipelined in bytes not captured",
+            });
+        }
+        // A final response is where an unframed request ends.
+        self.end_unframed(MessageKind::Request);
         let method_kind = answering.map_or(MethodKind::Other, |i| self.pending[i].method_kind);
         self.orphan_response = answering.is_none();
         if let Some(i) = answering {
             let p = &mut self.pending[i];
             p.status = Some(head.status);
             p.response_start_ns = Some(start_ns);
+        }
+        if !framed && !head.switches(method_kind) {
+            if self.awaiting_response().is_some() {
+                // Pipelined: the next request, which would end it, already came.
+                return Err(ParseError::Truncated { message: MessageKind::Response, within: "partial head" });
+            }
+            self.responses.sync = Sync::Unframed;
+            return Ok(());
         }
         match head.body(method_kind) {
             ResponseBody::Some(body) => self.responses.body = Some(body),
@@ -284,6 +466,62 @@ impl Http1Parser {
                 self.state = State::Switched;
             }
         }
+        Ok(())
+    }
+
+    /// Uncaptured bytes follow a head that has not ended: degrade it if its
+    /// start line was captured.
+    fn lose_head_end(&mut self, kind: MessageKind, ts: u64) -> Result<(), ParseError> {
+        let (partial, start_ns) = self.stream(kind).head.take();
+        let cut = ParseError::Truncated { message: kind, within: "partial head" };
+        match kind {
+            MessageKind::Request => match head::parse_request_start(&partial)? {
+                Some(head) => self.start_request(head, start_ns, ts, false),
+                None => Err(cut),
+            },
+            MessageKind::Response => match head::parse_response_start(&partial)? {
+                Some(head) => self.start_response(head, start_ns, ts, false),
+                None => Err(cut),
+            },
+        }
+    }
+
+    /// The chunk framing of the body in progress was not captured: degrade
+    /// the message if its end can still be told by the other direction.
+    fn lose_body_framing(&mut self, kind: MessageKind) -> Result<(), ParseError> {
+        let followable = match kind {
+            // Only its own (final) response can end it, so that response must
+            // not have come yet, and no other request may be waiting for one.
+            MessageKind::Request => {
+                self.responses.sync != Sync::Unframed
+                    && self.pending.back().is_some_and(|p| p.status.is_none())
+                    && self.pending.iter().filter(|p| p.status.is_none()).count() == 1
+            }
+            // The next request ends it, so none may have come yet.
+            MessageKind::Response => self.requests.sync != Sync::Unframed && self.awaiting_response().is_none(),
+        };
+        if !followable {
+            return Err(ParseError::Truncated { message: kind, within: "chunk framing" });
+        }
+        if kind == MessageKind::Request {
+            self.requests_were_unframed = true;
+        }
+        let stream = self.stream(kind);
+        stream.body = None;
+        stream.sync = Sync::Unframed;
+        Ok(())
+    }
+
+    /// The other direction started a message: an unframed message this way
+    /// ends with its last chunk, and the next chunk must start a new one.
+    fn end_unframed(&mut self, kind: MessageKind) {
+        let stream = self.stream(kind);
+        if stream.sync != Sync::Unframed {
+            return;
+        }
+        stream.sync = Sync::Resync;
+        let last_ts = stream.last_ts;
+        self.body_progress(kind, 0, true, last_ts);
     }
 
     fn body_progress(&mut self, kind: MessageKind, payload: u64, done: bool, ts: u64) {
@@ -336,6 +574,14 @@ impl Http1Parser {
                 out.push(p.into_exchange(role));
             }
         }
+    }
+}
+
+/// The direction a request travels for the traced process in `role`.
+fn request_direction(role: Role) -> Direction {
+    match role {
+        Role::Server => Direction::Ingress,
+        Role::Client => Direction::Egress,
     }
 }
 

@@ -194,13 +194,20 @@ fn uncaptured_bytes_past_the_body_fail() {
 }
 
 #[test]
-fn uncaptured_bytes_inside_a_head_fail() {
-    let run = run([(Direction::Ingress, 1, &b"GET /a HTTP/1.1\r\nHo"[..], 2000)], None);
-    assert_eq!(only_error(&run), &ParseError::Truncated { message: MessageKind::Request, within: "partial head" });
+fn uncaptured_bytes_inside_a_start_line_fail() {
+    // A head cut after its start line is followed in degraded framing
+    // (tests/degraded.rs); one cut inside it has nothing to go on.
+    let request = run([(Direction::Ingress, 1, &b"GET /a HT"[..], 2000)], None);
+    assert_eq!(only_error(&request), &ParseError::Truncated { message: MessageKind::Request, within: "partial head" });
+    let response = run([read(1, b"GET /a HTTP/1.1\r\n\r\n"), write_partial(2, b"HTTP/1.1 20", 2000)], None);
+    assert_eq!(
+        only_error(&response),
+        &ParseError::Truncated { message: MessageKind::Response, within: "partial head" }
+    );
 }
 
 #[test]
-fn uncaptured_chunked_payload_is_skipped_but_not_its_framing() {
+fn uncaptured_chunked_payload_is_skipped_and_lost_framing_degrades() {
     let head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
     let ok = run(
         [
@@ -219,12 +226,17 @@ fn uncaptured_chunked_payload_is_skipped_but_not_its_framing() {
         [
             read(1, b"GET / HTTP/1.1\r\n\r\n"),
             write(2, head),
-            // Same, but the last-chunk line is also in the lost tail.
+            // Same, but the last-chunk line is also in the lost tail: the
+            // response no longer knows its end, so it ends at close, at its
+            // last chunk, with the payload counted while it was framed.
             write_partial(3, b"1000\r\n0123456789", 6 + 4096 + 2 + 5),
         ],
-        None,
+        Some(9),
     );
-    assert_eq!(only_error(&cut), &ParseError::Truncated { message: MessageKind::Response, within: "chunk framing" });
+    assert!(cut.errors.is_empty(), "{:?}", cut.errors);
+    assert_eq!(cut.before_close, 0);
+    let x = &cut.out[0];
+    assert_eq!((x.status, x.response_body_size, x.response_end_ns), (Some(200), 4096, 3));
 }
 
 #[test]
@@ -456,9 +468,10 @@ fn feeds_after_close_are_ignored() {
     assert!(!parser.is_failed());
 }
 
-/// Random bytes, mutated valid traffic and random truncation at random
-/// splits: the parser may fail, but it must not panic, and once failed it
-/// must stay quiet.
+/// Random bytes, mutated valid traffic, random truncation (small, and large
+/// enough to lose whole heads and chunk framing) and lost events at random
+/// splits: the parser may fail, but it must not panic, once failed it must
+/// stay quiet, and what it reports must be in time order.
 #[test]
 fn never_panics_on_hostile_input() {
     let mut state = 0x2545_F491_4F6C_DD1Du64;
@@ -468,13 +481,15 @@ fn never_panics_on_hostile_input() {
         state ^= state << 17;
         state
     };
-    let seeds: [&[u8]; 4] = [
+    let seeds: [&[u8]; 6] = [
         b"GET /x HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5;e\r\nhello\r\n0\r\nT: v\r\n\r\n",
         b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloHTTP/1.1 100 Continue\r\n\r\n",
         b"POST / HTTP/1.0\r\nContent-Length: 3\r\n\r\nabcHEAD / HTTP/1.1\r\n\r\n",
         b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\n",
+        b"GET /a HTTP/1.1\r\nCookie: x\r\n\r\nHTTP/1.1 200 OK\r\nX: y\r\n\r\nGET /b HTTP/1.1\r\n\r\n",
+        b"PUT /u HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\nHTTP/1.1 101 S\r\n\r\n",
     ];
-    for round in 0..3000 {
+    for round in 0..6000 {
         let mut bytes = seeds[round % seeds.len()].to_vec();
         if round % 7 == 0 {
             bytes = (0..(next() % 200)).map(|_| next() as u8).collect();
@@ -493,20 +508,37 @@ fn never_panics_on_hostile_input() {
             let len = 1 + (next() % 16) as usize;
             let end = (at + len).min(bytes.len());
             let captured = end - (next() % 3 == 0) as usize * (next() as usize % (end - at + 1));
+            let lost = if next() % 5 == 0 { next() % 5000 } else { 0 };
             let direction = if next() % 3 == 0 { Direction::Egress } else { Direction::Ingress };
-            let chunk =
-                Chunk { ts_ns: at as u64, direction, data: &bytes[at..captured.max(at)], total_len: (end - at) as u64 };
+            let chunk = Chunk {
+                ts_ns: at as u64,
+                direction,
+                data: &bytes[at..captured.max(at)],
+                total_len: (end - at) as u64 + lost,
+            };
             let result = parser.feed(&chunk, &mut out);
             if failed {
                 assert!(result.is_ok());
             }
             failed |= result.is_err();
             assert_eq!(failed, parser.is_failed());
+            if next() % 23 == 0 {
+                let before = out.len();
+                let dropped = parser.gap(&mut out);
+                assert!(dropped <= MAX_PIPELINED);
+                assert_eq!(out.len(), before, "a gap reports nothing");
+                assert_eq!(failed, parser.is_failed());
+                assert!(failed || parser.is_switched() || parser.is_lost());
+            }
             at = end;
         }
         parser.close(u64::MAX, &mut out);
         for x in &out {
             assert!(x.target.len() <= MAX_TARGET_BYTES);
+            assert!(x.request_start_ns <= x.request_end_ns, "{x:?}");
+            if let Some(start) = x.response_start_ns {
+                assert!(start <= x.response_end_ns, "{x:?}");
+            }
         }
     }
 }

@@ -1,6 +1,8 @@
-//! Replays of recorded traffic (`fixtures`) and hand-made edge cases
-//! (`edge_cases`). Both drive the parser only through its public API.
+//! Replays of recorded traffic (`fixtures`), hand-made edge cases
+//! (`edge_cases`) and truncation / lost events as the kernel shows them
+//! (`degraded`). All drive the parser only through its public API.
 
+mod degraded;
 mod edge_cases;
 mod fixtures;
 
