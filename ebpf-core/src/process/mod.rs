@@ -10,6 +10,8 @@
 
 mod cgroup;
 mod config;
+#[cfg(test)]
+mod container_fixtures;
 mod environ;
 mod host;
 mod identity;

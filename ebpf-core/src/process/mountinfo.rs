@@ -121,18 +121,8 @@ fn kubelet_pod_dir_uid(root: &str) -> Option<&str> {
 mod tests {
     use super::*;
 
-    macro_rules! fixture {
-        ($name:literal) => {
-            include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/cgroup/", $name))
-        };
-    }
-
-    const ID: &str = "c59e8338a22cc3f71e41b0f447228b574ecc8c9d76508b6810543ec273e5f2a9";
-    const POD: &str = "98580e16-1a60-4b4a-830e-d7cca11d393b";
-
-    fn ids(container_id: Option<&str>, pod_uid: Option<&str>) -> ContainerIds {
-        ContainerIds { container_id: container_id.map(String::from), pod_uid: pod_uid.map(String::from) }
-    }
+    use crate::fixture;
+    use crate::process::container_fixtures::{ids, ID, POD};
 
     #[test]
     fn docker_v2_private_cgroup_namespace() {
