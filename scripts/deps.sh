@@ -17,6 +17,9 @@ have curl || need+=(curl)
 have wrk || need+=(wrk)
 have strace || need+=(strace)
 have ip || need+=(iproute2)
+# TLS tests: a self-signed certificate, and a client with OpenSSL linked statically.
+have openssl || need+=(openssl)
+pkg libssl-dev || need+=(libssl-dev)
 have capsh || need+=(libcap2-bin)
 
 if [ ${#need[@]} -gt 0 ]; then

@@ -34,6 +34,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// `http.route` templates for span names and metric attributes.
     pub routes: RoutesConfig,
+    /// HTTPS: plaintext captured at OpenSSL's SSL_read/SSL_write with uprobes.
+    pub tls: TlsConfig,
     /// Debugging aid, off by default: append every raw kernel event to this
     /// file (length-prefixed, see `events::recording`). It holds payload
     /// prefixes, so it is as sensitive as a packet capture.
@@ -48,6 +50,19 @@ pub struct TracesConfig {
 }
 
 impl Default for TracesConfig {
+    fn default() -> Self {
+        Self { enabled: true }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// Attach uprobes to the OpenSSL libraries processes use (`url.scheme` https).
+    pub enabled: bool,
+}
+
+impl Default for TlsConfig {
     fn default() -> Self {
         Self { enabled: true }
     }
@@ -75,6 +90,7 @@ impl Default for Config {
             traces: TracesConfig::default(),
             metrics: MetricsConfig::default(),
             routes: RoutesConfig::default(),
+            tls: TlsConfig::default(),
             record_events: None,
         }
     }
@@ -94,6 +110,8 @@ pub enum ConfigError {
     Selection(#[from] SelectorError),
     #[error(transparent)]
     Route(#[from] crate::routes::RouteError),
+    #[error("invalid config: {path}: {message}")]
+    Field { path: String, message: String },
     #[error("invalid config: the top level must be a JSON object")]
     NotAnObject,
     #[error("invalid config: {field} = {value}: {reason}")]
@@ -110,7 +128,9 @@ impl Config {
             if !value.is_object() {
                 return Err(ConfigError::NotAnObject);
             }
-            serde_json::from_value(value)?
+            // The path names the key of a bad value ("capture_size: invalid type ...").
+            serde_path_to_error::deserialize(value)
+                .map_err(|e| ConfigError::Field { path: e.path().to_string(), message: e.into_inner().to_string() })?
         };
         config.validate()?;
         Ok(config)
@@ -164,6 +184,13 @@ mod tests {
     }
 
     #[test]
+    fn tls_is_on_by_default_and_can_be_switched_off() {
+        assert!(Config::default().tls.enabled);
+        assert!(!Config::from_json(r#"{"tls": {"enabled": false}}"#).unwrap().tls.enabled);
+        assert!(Config::from_json(r#"{"tls": {"enable": false}}"#).is_err());
+    }
+
+    #[test]
     fn unknown_key_is_named() {
         let err = Config::from_json(r#"{"captur_size": 1}"#).unwrap_err().to_string();
         assert!(err.contains("captur_size"), "{err}");
@@ -182,6 +209,14 @@ mod tests {
             let err = Config::from_json(json).unwrap_err().to_string();
             assert!(err.contains(field), "{json}: {err}");
         }
+    }
+
+    #[test]
+    fn wrong_type_names_its_key() {
+        let err = Config::from_json(r#"{"capture_size": "big"}"#).unwrap_err().to_string();
+        assert!(err.contains("capture_size") && err.contains("invalid type"), "{err}");
+        let err = Config::from_json(r#"{"batch": {"timeout_ms": -1}}"#).unwrap_err().to_string();
+        assert!(err.contains("batch.timeout_ms"), "{err}");
     }
 
     #[test]

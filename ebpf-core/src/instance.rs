@@ -4,7 +4,7 @@
 use std::fs::File;
 use std::io::BufWriter;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use parking_lot::Mutex;
@@ -15,7 +15,11 @@ use crate::pipeline::{spawn_worker, Processor, WorkerHandle};
 use crate::probes::{preflight, PreflightError, ProbeError, ProbeSettings, Probes};
 use crate::selection::{PidMode, PortMode, ProcessFacts, Selector};
 use crate::stats::{Stats, StatsSnapshot};
+use crate::tls::TlsTracer;
 use ebpf_probes::abi;
+
+/// Longest `start` spends finding TLS libraries in running processes.
+const TLS_START_BUDGET: Duration = Duration::from_secs(2);
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -139,7 +143,16 @@ impl Instance {
             } as u8,
             pid_decisions,
             port_decisions: selector.port_decisions(),
+            tls: self.config.tls.enabled,
         })?;
+        let mut probes = probes;
+        let tls = probes.tls_ready().then(|| {
+            let mut tls = TlsTracer::new(self.stats.clone());
+            // Libraries in use now are instrumented before start returns (the
+            // rest of a large host soon after, by the worker).
+            tls.start(&mut probes, Instant::now() + TLS_START_BUDGET);
+            tls
+        });
         let (tx, rx) = crossbeam_channel::bounded(self.config.queue_size);
         let processor = Processor::new(&self.config, self.stats.clone());
         let recorder = match &self.config.record_events {
@@ -148,7 +161,7 @@ impl Instance {
         };
         let selector = (pid_mode != PidMode::All).then_some(selector);
         let worker =
-            spawn_worker(probes, processor, tx, self.stats.clone(), recorder, selector).map_err(Error::Thread)?;
+            spawn_worker(probes, processor, tx, self.stats.clone(), recorder, selector, tls).map_err(Error::Thread)?;
         Ok((rx, worker))
     }
 

@@ -23,6 +23,7 @@ pub mod routes;
 pub mod selection;
 pub mod spans;
 pub mod stats;
+pub mod tls;
 
 pub use batch::{Batch, Signal};
 pub use config::Config;

@@ -17,6 +17,12 @@ pub struct Stats {
     pub connections: AtomicU64,
     /// Processes with a cached identity (traced and seen), a gauge.
     pub processes: AtomicU64,
+    /// Library (or executable) files whose OpenSSL functions carry uprobes.
+    pub tls_libraries: AtomicU64,
+    /// OpenSSL uprobes the kernel refused (the library stays uninstrumented).
+    pub tls_attach_errors: AtomicU64,
+    /// TLS plaintext the kernel dropped because its socket was unknown.
+    pub tls_no_socket: AtomicU64,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +36,9 @@ pub struct StatsSnapshot {
     pub parse_errors: u64,
     pub connections: u64,
     pub processes: u64,
+    pub tls_libraries: u64,
+    pub tls_attach_errors: u64,
+    pub tls_no_socket: u64,
 }
 
 impl Stats {
@@ -44,6 +53,9 @@ impl Stats {
             parse_errors: self.parse_errors.load(Relaxed),
             connections: self.connections.load(Relaxed),
             processes: self.processes.load(Relaxed),
+            tls_libraries: self.tls_libraries.load(Relaxed),
+            tls_attach_errors: self.tls_attach_errors.load(Relaxed),
+            tls_no_socket: self.tls_no_socket.load(Relaxed),
         }
     }
 }

@@ -111,6 +111,7 @@ fn exchange(role: Role, method: &str, status: Option<u16>) -> Exchange {
             local: ("10.0.0.1".parse().unwrap(), 8080),
             peer: ("10.0.0.2".parse().unwrap(), 5000),
         }),
+        tls: false,
     }
 }
 

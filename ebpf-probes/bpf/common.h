@@ -24,6 +24,7 @@ const volatile __u32 capture_bytes = 1024; /* payload prefix per syscall, <= OE_
 const volatile __u8 pid_mode = OE_PIDS_ALL;   /* OE_PIDS_*: process selection */
 const volatile __u8 port_mode = OE_PORTS_ALL; /* OE_PORTS_*: connection selection */
 const volatile __u64 wakeup_bytes = 1 << 20;  /* wake the reader only past this much queued data */
+const volatile __u8 tls_enabled = 0;          /* the OpenSSL uprobes (tls.bpf.c) are in use */
 
 /* Syscall tracepoint records. Our own layouts (stable tracepoint ABI: 8 bytes
  * of common fields, the syscall nr, then 8-byte slots) so no CO-RE relocation
@@ -109,6 +110,49 @@ struct {
 	__type(key, __u64);
 	__type(value, __s32);
 } connecting SEC(".maps");
+
+/* An OpenSSL call in flight, by thread (tls.bpf.c): the uprobe at entry
+ * remembers it, data syscalls made inside it name its socket (and are not
+ * captured: ciphertext), the uretprobe emits the plaintext. */
+struct tls_call {
+	__u64 ssl;     /* SSL * */
+	__u64 buf;     /* plaintext buffer */
+	__u64 len_ptr; /* SSL_*_ex: the size_t * the byte count is written to; else 0 */
+	__u64 conn_id; /* of the socket a syscall inside the call used */
+	__u64 sp;      /* stack pointer at entry: tells nested calls' returns apart */
+	__s32 fd;      /* that socket, -1 until one is seen */
+	__u16 sys;     /* OE_SYS_SSL_*, 0 for a handshake */
+	__u16 dir;     /* OE_DIR_* */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct tls_call);
+} tls_calls SEC(".maps");
+
+/* The socket under each SSL object, learnt from earlier calls: SSL_read may
+ * return buffered plaintext without any syscall. Keyed by process too, since
+ * pointers are per address space; conn_id detects a reused fd. */
+struct tls_sock_key {
+	__u64 ssl;
+	__u32 tgid;
+	__u32 _pad;
+};
+
+struct tls_sock {
+	__u64 conn_id;
+	__s32 fd;
+	__u32 _pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct tls_sock_key);
+	__type(value, struct tls_sock);
+} tls_socks SEC(".maps");
 
 /* Drop and overflow counters, per CPU; indexes OE_CNT_*. */
 struct {

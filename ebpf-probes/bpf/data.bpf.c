@@ -41,8 +41,23 @@ static __always_inline int remember(__s32 fd, __u64 buf, __u32 iovcnt, __u16 sys
 	if (!is_traced(pid_tgid >> 32))
 		return 0;
 	struct oe_conn_info *conn = lookup_conn(pid_tgid, fd);
-	/* Muted: userspace found the stream is nothing it parses. */
-	if (!conn || (conn->flags & OE_CONN_F_MUTED))
+	if (!conn)
+		return 0;
+	if (tls_enabled) {
+		/* Inside SSL_read/SSL_write/handshake: ciphertext of this socket.
+		 * Never copied; it names the socket for the uretprobe. */
+		struct tls_call *tc = bpf_map_lookup_elem(&tls_calls, &pid_tgid);
+		if (tc) {
+			tc->fd = fd;
+			tc->conn_id = conn->conn_id;
+			if (!(conn->flags & OE_CONN_F_TLS))
+				conn->flags |= OE_CONN_F_TLS;
+			return 0;
+		}
+	}
+	/* Muted: userspace found the stream is nothing it parses. TLS: its
+	 * syscalls outside OpenSSL calls (alerts, late handshake) are ciphertext. */
+	if (conn->flags & (OE_CONN_F_MUTED | OE_CONN_F_TLS))
 		return 0;
 	struct io_args a = {
 		.buf = buf, .conn_id = conn->conn_id, .fd = fd, .iovcnt = iovcnt, .sys = sys, .dir = dir,
@@ -145,6 +160,43 @@ static __always_inline __u32 copy_iov(__u8 *dst, const struct io_args *a, __u32 
 	return off;
 }
 
+/* Sends a data event: the prefix of what moved through a->buf (an iovec
+ * array when a->iovcnt > 0), `moved` bytes in all. Shared by the syscall exit
+ * below and the OpenSSL uretprobe (tls.bpf.c). */
+static __always_inline void emit_data(__u64 pid_tgid, const struct io_args *a, __u64 moved)
+{
+	__u32 zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&scratch_buf, &zero);
+	if (!s)
+		return;
+	struct oe_data *ev = &s->ev;
+	fill_header(&ev->meta.hdr, pid_tgid, OE_EV_DATA, a->fd, a->conn_id);
+	ev->meta.total_len = moved > 0xffffffffULL ? 0xffffffff : (__u32)moved;
+	ev->meta.direction = a->dir;
+	ev->meta.syscall = a->sys;
+	ev->meta._pad = 0;
+
+	__u32 cap = capture_bytes;
+	if (cap > OE_MAX_CAPTURE)
+		cap = OE_MAX_CAPTURE;
+	if (moved < cap)
+		cap = (__u32)moved;
+	__u32 copied = 0;
+	if (a->sys == OE_SYS_SENDFILE) {
+		copied = 0;
+	} else if (a->iovcnt == 0) {
+		if (bpf_probe_read_user(ev->payload, cap, (void *)a->buf) == 0)
+			copied = cap;
+	} else {
+		copied = copy_iov(ev->payload, a, cap);
+	}
+	if (copied > OE_MAX_CAPTURE)
+		copied = OE_MAX_CAPTURE;
+	ev->meta.captured_len = copied;
+	if (bpf_ringbuf_output(&events, ev, offsetof(struct oe_data, payload) + copied, wakeup_flag()))
+		count(OE_CNT_RINGBUF_FULL);
+}
+
 /* One exit program serves every data syscall: their sys_exit records match. */
 SEC("tracepoint/syscalls/sys_exit_read")
 int oe_exit_data(struct sys_exit_ctx *ctx)
@@ -158,36 +210,6 @@ int oe_exit_data(struct sys_exit_ctx *ctx)
 	__s64 ret = ctx->ret;
 	if (ret <= 0)
 		return 0;
-
-	__u32 zero = 0;
-	struct scratch *s = bpf_map_lookup_elem(&scratch_buf, &zero);
-	if (!s)
-		return 0;
-	struct oe_data *ev = &s->ev;
-	fill_header(&ev->meta.hdr, pid_tgid, OE_EV_DATA, a.fd, a.conn_id);
-	ev->meta.total_len = ret > 0xffffffffLL ? 0xffffffff : (__u32)ret;
-	ev->meta.direction = a.dir;
-	ev->meta.syscall = a.sys;
-	ev->meta._pad = 0;
-
-	__u32 cap = capture_bytes;
-	if (cap > OE_MAX_CAPTURE)
-		cap = OE_MAX_CAPTURE;
-	if ((__u64)ret < cap)
-		cap = (__u32)ret;
-	__u32 copied = 0;
-	if (a.sys == OE_SYS_SENDFILE) {
-		copied = 0;
-	} else if (a.iovcnt == 0) {
-		if (bpf_probe_read_user(ev->payload, cap, (void *)a.buf) == 0)
-			copied = cap;
-	} else {
-		copied = copy_iov(ev->payload, &a, cap);
-	}
-	if (copied > OE_MAX_CAPTURE)
-		copied = OE_MAX_CAPTURE;
-	ev->meta.captured_len = copied;
-	if (bpf_ringbuf_output(&events, ev, offsetof(struct oe_data, payload) + copied, wakeup_flag()))
-		count(OE_CNT_RINGBUF_FULL);
+	emit_data(pid_tgid, &a, (__u64)ret);
 	return 0;
 }

@@ -2,6 +2,7 @@
 /* One object: the programs below share the connection table and ring buffer. */
 #include "conn.bpf.c"
 #include "data.bpf.c"
+#include "tls.bpf.c"
 #include "proc.bpf.c"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

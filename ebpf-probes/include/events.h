@@ -48,11 +48,16 @@ typedef int64_t __s64;
 #define OE_SYS_SENDTO 7
 #define OE_SYS_SENDMSG 8
 #define OE_SYS_SENDFILE 9
+/* Plaintext handed to / returned by OpenSSL (uprobes, tls.bpf.c): the
+ * connection is TLS and these bytes are what the application sent or received. */
+#define OE_SYS_SSL_READ 10
+#define OE_SYS_SSL_WRITE 11
 
 /* indexes into the per-CPU `counters` array map */
 #define OE_CNT_RINGBUF_FULL 0   /* an event could not be reserved: lost */
 #define OE_CNT_CONN_TABLE_FULL 1 /* a connection could not be tracked */
 #define OE_CNT_IO_TABLE_FULL 2  /* an in-flight syscall could not be remembered */
+#define OE_CNT_TLS_NO_SOCKET 3  /* TLS plaintext whose socket is unknown (memory BIO, stale SSL*): lost */
 #define OE_CNT_MAX 8
 
 /* Common prefix of every ring-buffer record. */
@@ -127,7 +132,9 @@ struct oe_fd_key {
 };
 
 /* oe_conn_info.flags */
-#define OE_CONN_F_MUTED 1 /* userspace needs no more payload: data syscalls are not captured */
+#define OE_CONN_F_MUTED 1     /* userspace needs no more payload: data syscalls are not captured */
+#define OE_CONN_F_TLS 2       /* set by the kernel: OpenSSL reads/writes it; its syscalls carry ciphertext, never captured */
+#define OE_CONN_F_TLS_MUTED 4 /* userspace needs no more TLS plaintext (not a protocol it parses) */
 
 /* Value of the connection table. Userspace sets `flags` on live entries. */
 struct oe_conn_info {

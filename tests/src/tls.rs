@@ -229,3 +229,130 @@ pub fn assert_https(span: &SpanRec, port: u16, path: &str) {
         assert_eq!(span.str_attr("url.scheme"), None, "client spans carry the scheme in url.full: {d}");
     }
 }
+
+/// A Python HTTPS client on one keep-alive connection: it sleeps `delay`,
+/// imports `ssl`, completes the TLS handshake, sleeps `pause`, then sends its
+/// GETs. Started before the receiver with a private libssl, its handshake is
+/// seen at the socket (ciphertext) before the library is instrumented.
+#[derive(Debug)]
+pub struct PyTlsClient {
+    child: Child,
+}
+
+/// What [`PyTlsClient`] did.
+#[derive(Debug, Clone)]
+pub struct PyTlsResult {
+    pub pid: u32,
+    pub local_port: u16,
+    pub codes: Vec<u16>,
+    /// When it had imported `ssl` (so loaded libssl) and was about to connect.
+    pub imported_at: std::time::SystemTime,
+}
+
+const PY_TLS_CLIENT: &str = r#"
+import json, sys, time
+host, port, delay, pause, paths = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), sys.argv[5:]
+time.sleep(delay)
+import ssl, http.client
+conn = http.client.HTTPSConnection(host, port, timeout=10, context=ssl._create_unverified_context())
+imported_at = time.time()
+conn.connect()
+time.sleep(pause)
+codes = []
+for p in paths:
+    conn.request("GET", p)
+    r = conn.getresponse()
+    r.read()
+    codes.append(r.status)
+print(json.dumps({"local_port": conn.sock.getsockname()[1], "codes": codes, "imported_at": imported_at}))
+conn.close()
+"#;
+
+impl PyTlsClient {
+    pub fn spawn(port: u16, paths: &[&str], delay: Duration, pause: Duration, libssl_dir: Option<&Path>) -> Self {
+        let mut cmd = Command::new(python());
+        cmd.arg("-c")
+            .arg(PY_TLS_CLIENT)
+            .arg("127.0.0.1")
+            .arg(port.to_string())
+            .arg(format!("{:.3}", delay.as_secs_f64()))
+            .arg(format!("{:.3}", pause.as_secs_f64()))
+            .args(paths);
+        if let Some(d) = libssl_dir {
+            cmd.env("LD_LIBRARY_PATH", d);
+        }
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.env_remove("OTEL_SERVICE_NAME");
+        Self { child: cmd.spawn().expect("spawn the python TLS client") }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for it to finish; panics when it failed.
+    pub fn finish(self) -> PyTlsResult {
+        let pid = self.child.id();
+        let out = self.child.wait_with_output().expect("wait for the python TLS client");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "python TLS client failed: {stdout}{}", String::from_utf8_lossy(&out.stderr));
+        let v: serde_json::Value = serde_json::from_str(stdout.trim()).expect("client JSON");
+        PyTlsResult {
+            pid,
+            local_port: v["local_port"].as_u64().expect("local_port") as u16,
+            codes: v["codes"].as_array().expect("codes").iter().map(|c| c.as_u64().unwrap() as u16).collect(),
+            imported_at: std::time::UNIX_EPOCH
+                + Duration::from_secs_f64(v["imported_at"].as_f64().expect("imported_at")),
+        }
+    }
+}
+
+/// `tests/c/tls_static_client.c` built with OpenSSL linked statically (from
+/// libssl-dev's `libssl.a`/`libcrypto.a`), once per test process, into
+/// target/test-bins.
+pub fn static_openssl_client() -> PathBuf {
+    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        let out_dir = crate::util::target_dir().join("test-bins");
+        std::fs::create_dir_all(&out_dir).expect("create target/test-bins");
+        let bin = out_dir.join("tls-static-client");
+        let tmp = out_dir.join(format!(".tls-static-client.{}", std::process::id()));
+        let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+        let out = Command::new(&cc)
+            .args(["-O1", "-Wall", "-o"])
+            .arg(&tmp)
+            .arg(repo_root().join("tests/c/tls_static_client.c"))
+            .args(["-Wl,-Bstatic", "-lssl", "-lcrypto", "-Wl,-Bdynamic", "-lpthread", "-ldl"])
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {cc} (install a C compiler): {e}"));
+        assert!(
+            out.status.success(),
+            "building tests/c/tls_static_client.c failed (install the Debian package libssl-dev):\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::rename(&tmp, &bin).expect("rename tls-static-client");
+        bin
+    })
+    .clone()
+}
+
+/// Runs the static client: after `delay`, GETs `paths` on one connection to
+/// 127.0.0.1:`port`. Returns (pid, local port, status codes).
+pub fn run_static_client(port: u16, delay: Duration, paths: &[&str]) -> (u32, u16, Vec<u16>) {
+    let child = Command::new(static_openssl_client())
+        .arg(port.to_string())
+        .arg(delay.as_millis().to_string())
+        .args(paths)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn tls-static-client");
+    let pid = child.id();
+    let out = child.wait_with_output().expect("wait for tls-static-client");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "tls-static-client failed: {stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let mut words = stdout.split_whitespace().map(|w| w.parse::<i64>().expect("a number"));
+    let local_port = words.next().expect("local port") as u16;
+    (pid, local_port, words.map(|c| c as u16).collect())
+}

@@ -31,4 +31,7 @@ pub struct Connection {
     pub endpoints: Option<Endpoints>,
     pub stream: StreamState,
     pub last_seen_ns: u64,
+    /// TLS: its plaintext comes from the OpenSSL probes; bytes seen at the
+    /// socket are ciphertext and ignored.
+    pub tls: bool,
 }

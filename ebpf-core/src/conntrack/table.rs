@@ -17,6 +17,18 @@ pub struct Exchange {
     pub http: HttpExchange,
     pub process: Arc<ProcessIdentity>,
     pub endpoints: Option<Endpoints>,
+    /// Carried over TLS (`url.scheme` https).
+    pub tls: bool,
+}
+
+/// A connection whose payload the kernel may stop copying.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mute {
+    pub tgid: u32,
+    pub fd: i32,
+    pub conn_id: u64,
+    /// Stop the TLS plaintext (OpenSSL probes) rather than the syscall capture.
+    pub tls: bool,
 }
 
 #[derive(Debug, Default)]
@@ -25,9 +37,11 @@ pub struct ConnTracker {
     processes: ProcessTable,
     /// Connections whose parser failed, since start.
     pub parse_errors: u64,
-    /// (tgid, fd, conn_id) of connections that need no more payload: the
-    /// kernel can stop copying their bytes.
-    pub muted: Vec<(u32, i32, u64)>,
+    /// Connections that need no more payload: the kernel can stop copying their bytes.
+    pub muted: Vec<Mute>,
+    /// Processes that sent or received what looks like a TLS record at the
+    /// socket: they may have loaded a TLS library the probes do not know yet.
+    pub tls_suspects: Vec<u32>,
     scratch: Vec<HttpExchange>,
 }
 
@@ -66,6 +80,7 @@ impl ConnTracker {
                 endpoints: Some(Endpoints { local: open.local, peer: open.peer }),
                 stream: StreamState::Unclassified,
                 last_seen_ns: hdr.ts_ns,
+                tls: false,
             },
         );
     }
@@ -82,8 +97,23 @@ impl ConnTracker {
             endpoints: None,
             stream: StreamState::Unclassified,
             last_seen_ns: hdr.ts_ns,
+            tls: false,
         });
         conn.last_seen_ns = hdr.ts_ns;
+        let mute = Mute { tgid: hdr.tgid, fd: hdr.fd, conn_id: hdr.conn_id, tls: data.tls };
+        if data.tls != conn.tls {
+            if !data.tls {
+                // Ciphertext at the socket of a connection whose plaintext the
+                // OpenSSL probes deliver: never parsed.
+                return;
+            }
+            // The first plaintext of a TLS connection. Whatever came through
+            // the socket before (handshake records, seen before the kernel
+            // knew) was ciphertext: start over, once, on the plaintext. The
+            // socket was muted for it, which does not stop TLS plaintext.
+            conn.tls = true;
+            conn.stream = StreamState::Unclassified;
+        }
         if matches!(conn.stream, StreamState::Unclassified) {
             if data.payload.is_empty() {
                 return;
@@ -91,7 +121,10 @@ impl ConnTracker {
             conn.stream = if Http1Parser::looks_like_http(data.payload) {
                 StreamState::Http1(Box::default())
             } else {
-                self.muted.push((hdr.tgid, hdr.fd, hdr.conn_id));
+                if !data.tls && looks_like_tls_record(data.payload) {
+                    self.tls_suspects.push(hdr.tgid);
+                }
+                self.muted.push(mute);
                 StreamState::Ignored
             };
         }
@@ -112,10 +145,10 @@ impl ConnTracker {
         // Garbage, or an upgrade to another protocol (WebSocket, CONNECT tunnel).
         if failed || parser.is_switched() {
             conn.stream = StreamState::Ignored;
-            self.muted.push((hdr.tgid, hdr.fd, hdr.conn_id));
+            self.muted.push(mute);
         }
-        let (process, endpoints) = (conn.process.clone(), conn.endpoints);
-        out.extend(self.scratch.drain(..).map(|http| Exchange { http, process: process.clone(), endpoints }));
+        let (process, endpoints, tls) = (conn.process.clone(), conn.endpoints, conn.tls);
+        out.extend(self.scratch.drain(..).map(|http| Exchange { http, process: process.clone(), endpoints, tls }));
     }
 
     /// The connection at (tgid, fd) closed at `hdr.ts_ns`.
@@ -159,7 +192,125 @@ impl ConnTracker {
                 http,
                 process: conn.process.clone(),
                 endpoints: conn.endpoints,
+                tls: conn.tls,
             }));
         }
+    }
+}
+
+/// A TLS record header: content type (change_cipher_spec, alert, handshake,
+/// application_data), then version 3.x (SSL 3.0 to TLS 1.3, which says 3.3 or 3.1).
+pub fn looks_like_tls_record(payload: &[u8]) -> bool {
+    matches!(payload, [0x14..=0x17, 0x03, 0x00..=0x04, ..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::Direction;
+
+    const TGID: u32 = 4242;
+    const FD: i32 = 7;
+    const CONN: u64 = 99;
+
+    fn hdr(ts_ns: u64) -> Header {
+        Header { ts_ns, tgid: TGID, tid: TGID, fd: FD, conn_id: CONN }
+    }
+
+    fn open(t: &mut ConnTracker, out: &mut Vec<Exchange>) {
+        let open = ConnOpen {
+            local: ("127.0.0.1".parse().unwrap(), 8443),
+            peer: ("127.0.0.1".parse().unwrap(), 50000),
+            role: 1,
+            comm: "server".into(),
+        };
+        t.open(&hdr(1), &open, out);
+    }
+
+    fn feed(t: &mut ConnTracker, ts: u64, direction: Direction, payload: &[u8], tls: bool, out: &mut Vec<Exchange>) {
+        let data = DataEvent { direction, total_len: payload.len() as u32, payload, tls };
+        t.data(&hdr(ts), &data, out);
+    }
+
+    const CLIENT_HELLO: &[u8] = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03random";
+    const APP_DATA: &[u8] = b"\x17\x03\x03\x00\x40encrypted-garbage-GET / HTTP/1.1";
+    const REQUEST: &[u8] = b"GET /secure?x=1 HTTP/1.1\r\nHost: localhost:8443\r\n\r\n";
+    const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+
+    #[test]
+    fn tls_plaintext_after_handshake_bytes_is_parsed_and_https() {
+        let mut t = ConnTracker::offline();
+        let out = &mut Vec::new();
+        open(&mut t, out);
+        // The handshake reached userspace before the kernel knew the socket was TLS.
+        feed(&mut t, 2, Direction::Ingress, CLIENT_HELLO, false, out);
+        assert_eq!(t.muted, [Mute { tgid: TGID, fd: FD, conn_id: CONN, tls: false }], "syscall capture muted");
+        assert_eq!(t.tls_suspects, [TGID]);
+        // Plaintext from the OpenSSL probes: the connection starts over, as TLS.
+        feed(&mut t, 3, Direction::Ingress, REQUEST, true, out);
+        // Ciphertext seen at the socket afterwards is ignored, even if it would parse.
+        feed(&mut t, 4, Direction::Egress, APP_DATA, false, out);
+        feed(&mut t, 5, Direction::Egress, b"HTTP/1.1 500 Nope\r\n\r\n", false, out);
+        feed(&mut t, 6, Direction::Egress, RESPONSE, true, out);
+        assert_eq!(out.len(), 1, "{out:?}");
+        let ex = &out[0];
+        assert!(ex.tls);
+        assert_eq!(ex.http.status, Some(200));
+        assert_eq!(ex.http.target, "/secure?x=1");
+        assert_eq!(t.parse_errors, 0);
+        assert_eq!(t.muted.len(), 1);
+    }
+
+    #[test]
+    fn tls_plaintext_first_needs_no_reset() {
+        let mut t = ConnTracker::offline();
+        let out = &mut Vec::new();
+        open(&mut t, out);
+        feed(&mut t, 2, Direction::Ingress, REQUEST, true, out);
+        feed(&mut t, 3, Direction::Egress, RESPONSE, true, out);
+        feed(&mut t, 4, Direction::Ingress, REQUEST, true, out);
+        feed(&mut t, 5, Direction::Egress, RESPONSE, true, out);
+        assert_eq!(out.len(), 2);
+        assert!(out.iter().all(|e| e.tls));
+        assert!(t.muted.is_empty() && t.tls_suspects.is_empty());
+    }
+
+    #[test]
+    fn non_http_tls_plaintext_mutes_the_tls_capture() {
+        let mut t = ConnTracker::offline();
+        let out = &mut Vec::new();
+        open(&mut t, out);
+        // HTTP/2 or a database protocol inside TLS.
+        feed(&mut t, 2, Direction::Egress, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", true, out);
+        feed(&mut t, 3, Direction::Egress, b"\x00\x00\x12\x04", true, out);
+        assert!(out.is_empty());
+        assert_eq!(t.muted, [Mute { tgid: TGID, fd: FD, conn_id: CONN, tls: true }]);
+        assert!(t.tls_suspects.is_empty(), "plaintext is not a TLS record");
+    }
+
+    #[test]
+    fn plain_http_is_unchanged() {
+        let mut t = ConnTracker::offline();
+        let out = &mut Vec::new();
+        open(&mut t, out);
+        feed(&mut t, 2, Direction::Ingress, REQUEST, false, out);
+        feed(&mut t, 3, Direction::Egress, RESPONSE, false, out);
+        assert_eq!(out.len(), 1);
+        assert!(!out[0].tls);
+        open(&mut t, out);
+        feed(&mut t, 4, Direction::Ingress, b"\x00binary", false, out);
+        assert_eq!(t.muted, [Mute { tgid: TGID, fd: FD, conn_id: CONN, tls: false }]);
+        assert!(t.tls_suspects.is_empty(), "not a TLS record");
+    }
+
+    #[test]
+    fn tls_record_sniffing() {
+        assert!(looks_like_tls_record(CLIENT_HELLO));
+        assert!(looks_like_tls_record(APP_DATA));
+        assert!(looks_like_tls_record(b"\x15\x03\x03\x00\x02"));
+        assert!(!looks_like_tls_record(b"\x16\x03"));
+        assert!(!looks_like_tls_record(b"GET / HTTP/1.1"));
+        assert!(!looks_like_tls_record(b"\x18\x03\x03\x00"));
+        assert!(!looks_like_tls_record(b"\x16\x02\x00\x00"));
     }
 }

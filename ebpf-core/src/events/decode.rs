@@ -34,6 +34,10 @@ pub struct DataEvent<'a> {
     pub direction: Direction,
     pub total_len: u32,
     pub payload: &'a [u8],
+    /// Plaintext of a TLS connection, from the OpenSSL probes; false for
+    /// bytes seen at the socket (plaintext, or ciphertext of a TLS connection
+    /// not yet known as such).
+    pub tls: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,7 +115,8 @@ pub fn decode(bytes: &[u8]) -> Result<Event<'_>, DecodeError> {
             let payload = rest
                 .get(..m.captured_len as usize)
                 .ok_or(DecodeError::BadCapturedLen { captured: m.captured_len, available: rest.len() })?;
-            Ok(Event::Data(hdr, DataEvent { direction, total_len: m.total_len.max(m.captured_len), payload }))
+            let tls = matches!(u32::from(m.syscall), abi::OE_SYS_SSL_READ | abi::OE_SYS_SSL_WRITE);
+            Ok(Event::Data(hdr, DataEvent { direction, total_len: m.total_len.max(m.captured_len), payload, tls }))
         }
         abi::OE_EV_CONN_CLOSE => Ok(Event::ConnClose(hdr)),
         abi::OE_EV_PROC_EXIT => Ok(Event::ProcessExit(hdr)),
@@ -159,6 +164,26 @@ mod tests {
         assert_eq!(d.direction, Direction::Ingress);
         assert_eq!(d.total_len, 100);
         assert_eq!(d.payload, b"GET /");
+        assert!(!d.tls);
+    }
+
+    #[test]
+    fn ssl_syscalls_mark_tls_plaintext() {
+        for (sys, dir, tls) in [
+            (abi::OE_SYS_SSL_READ, abi::OE_DIR_INGRESS, true),
+            (abi::OE_SYS_SSL_WRITE, abi::OE_DIR_EGRESS, true),
+            (abi::OE_SYS_WRITE, abi::OE_DIR_EGRESS, false),
+        ] {
+            let mut b = header_bytes(abi::OE_EV_DATA, 42, 7);
+            b.extend_from_slice(&3u32.to_ne_bytes());
+            b.extend_from_slice(&3u32.to_ne_bytes());
+            b.extend_from_slice(&(dir as u16).to_ne_bytes());
+            b.extend_from_slice(&(sys as u16).to_ne_bytes());
+            b.extend_from_slice(&0u32.to_ne_bytes());
+            b.extend_from_slice(b"GET");
+            let Event::Data(_, d) = decode(&b).unwrap() else { panic!("not data") };
+            assert_eq!(d.tls, tls, "syscall {sys}");
+        }
     }
 
     #[test]

@@ -31,6 +31,8 @@ pub(super) struct KeyView<'a> {
     /// Client series only.
     server_address: Option<ServerAddress<'a>>,
     server_port: Option<u16>,
+    /// `url.scheme` https.
+    tls: bool,
 }
 
 impl<'a> KeyView<'a> {
@@ -41,7 +43,7 @@ impl<'a> KeyView<'a> {
             Role::Server => (None, None),
             Role::Client => client_server(ex),
         };
-        Self { method, status: http.status, version: http.version, route, server_address, server_port }
+        Self { method, status: http.status, version: http.version, route, server_address, server_port, tls: ex.tls }
     }
 
     pub(super) fn to_owned_key(self) -> SeriesKey {
@@ -55,6 +57,7 @@ impl<'a> KeyView<'a> {
                 ServerAddress::Ip(ip) => OwnedAddress::Ip(ip),
             }),
             server_port: self.server_port,
+            tls: self.tls,
         }
     }
 }
@@ -74,6 +77,7 @@ pub(super) struct SeriesKey {
     route: Option<Box<str>>,
     server_address: Option<OwnedAddress>,
     server_port: Option<u16>,
+    tls: bool,
 }
 
 impl SeriesKey {
@@ -82,7 +86,7 @@ impl SeriesKey {
         let mut attrs = Vec::with_capacity(8);
         let method = KNOWN_METHODS.get(usize::from(self.method)).copied().unwrap_or(METHOD_OTHER);
         attrs.push(str_attr("http.request.method", method));
-        attrs.push(str_attr("url.scheme", "http"));
+        attrs.push(str_attr("url.scheme", if self.tls { "https" } else { "http" }));
         attrs.push(str_attr("network.protocol.version", self.version.as_str()));
         if let Some(status) = self.status {
             attrs.push(int_attr("http.response.status_code", i64::from(status)));
@@ -140,6 +144,7 @@ impl AsKeyView for SeriesKey {
                 OwnedAddress::Ip(ip) => ServerAddress::Ip(*ip),
             }),
             server_port: self.server_port,
+            tls: self.tls,
         }
     }
 }
@@ -279,6 +284,7 @@ mod tests {
             route: Some("/users/{id}"),
             server_address: Some(ServerAddress::Name("svc")),
             server_port: Some(8080),
+            tls: false,
         };
         let owned = view.to_owned_key();
         assert_eq!(hash(&view), hash(&owned));
@@ -288,5 +294,7 @@ mod tests {
         assert_eq!(map.get(&view as &dyn AsKeyView), Some(&1));
         let other = KeyView { route: Some("/users"), ..view };
         assert_eq!(map.get(&other as &dyn AsKeyView), None);
+        let https = KeyView { tls: true, ..view };
+        assert_eq!(map.get(&https as &dyn AsKeyView), None);
     }
 }

@@ -42,6 +42,7 @@ fn exchange(process: &Arc<ProcessIdentity>, role: Role, status: Option<u16>, dur
             local: ("10.0.0.1".parse().unwrap(), 8080),
             peer: ("10.0.0.2".parse().unwrap(), 5000),
         }),
+        tls: false,
     }
 }
 
@@ -310,6 +311,26 @@ fn names_units_and_attributes_decode() {
 }
 
 #[test]
+fn tls_exchanges_are_https_series() {
+    let mut m = HttpMetrics::new_at(&MetricsConfig::default(), T0);
+    let p = identity(7, "demo");
+    for role in [Role::Server, Role::Client] {
+        m.record(&exchange(&p, role, Some(200), MS), None);
+        let mut tls = exchange(&p, role, Some(200), 2 * MS);
+        tls.tls = true;
+        m.record(&tls, None);
+        m.record(&tls, None);
+    }
+    let req = collect(&mut m, T0 + SEC).unwrap();
+    for name in ["http.server.request.duration", "http.client.request.duration"] {
+        let h = histogram(&req, "demo", name);
+        assert_eq!(h.data_points.len(), 2, "{name}: one series per scheme");
+        assert_eq!(point(h, &[("url.scheme", "http")]).count, 1, "{name}");
+        assert_eq!(point(h, &[("url.scheme", "https")]).count, 2, "{name}");
+    }
+}
+
+#[test]
 fn nothing_per_request_is_an_attribute() {
     let mut m = HttpMetrics::new_at(&MetricsConfig::default(), T0);
     let p = identity(7, "demo");
@@ -473,6 +494,7 @@ fn self_telemetry() {
             parse_errors: 4,
             connections: 12,
             processes: 5,
+            ..StatsSnapshot::default()
         };
         let t1 = T0 + SEC;
         let batch = m.collect(t1, &host(), Some(&stats)).unwrap();

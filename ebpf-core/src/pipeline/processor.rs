@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crate::batch::{Batch, SpanBatcher};
 use crate::clock::WallClock;
 use crate::config::Config;
-use crate::conntrack::{ConnTracker, Exchange};
+use crate::conntrack::{ConnTracker, Exchange, Mute};
 use crate::events::{decode, Event};
 use crate::metrics::HttpMetrics;
 use crate::otlp::HostInfo;
@@ -174,9 +174,15 @@ impl Processor {
         }
     }
 
-    /// (tgid, fd, conn_id) whose payload the kernel may stop capturing.
-    pub fn take_muted(&mut self) -> std::vec::Drain<'_, (u32, i32, u64)> {
+    /// Connections whose payload the kernel may stop capturing.
+    pub fn take_muted(&mut self) -> std::vec::Drain<'_, Mute> {
         self.conns.muted.drain(..)
+    }
+
+    /// Processes seen moving TLS records at a socket since the last call
+    /// (with repeats): they may use a TLS library not instrumented yet.
+    pub fn take_tls_suspects(&mut self) -> std::vec::Drain<'_, u32> {
+        self.conns.tls_suspects.drain(..)
     }
 
     /// Everything pending, at shutdown: the last spans and a final metrics export.

@@ -17,6 +17,7 @@ use crate::events::recording::write_record;
 use crate::probes::Probes;
 use crate::selection::{ProcessFacts, Selector};
 use crate::stats::Stats;
+use crate::tls::TlsTracer;
 
 use super::processor::Processor;
 
@@ -47,6 +48,7 @@ pub fn spawn_worker(
     stats: Arc<Stats>,
     mut recorder: Option<BufWriter<File>>,
     selector: Option<Selector>,
+    mut tls: Option<TlsTracer>,
 ) -> std::io::Result<WorkerHandle> {
     let stop = Arc::new(AtomicBool::new(false));
     let stop_flag = stop.clone();
@@ -61,18 +63,30 @@ pub fn spawn_worker(
             for (tgid, fd) in processor.forget.drain(..) {
                 probes.conns.remove(tgid, fd);
             }
-            for (tgid, fd, conn_id) in processor.take_muted() {
-                probes.conns.mute(tgid, fd, conn_id);
+            for m in processor.take_muted() {
+                probes.conns.mute(m.tgid, m.fd, m.conn_id, m.tls);
             }
-            if let Some(selector) = &selector {
-                for pid in processor.execs.drain(..) {
+            let now = Instant::now();
+            for pid in processor.execs.drain(..) {
+                if let Some(selector) = &selector {
                     let facts = ProcessFacts::read(pid, selector.needs_otel_check());
                     probes.pid_filter.set(pid, selector.decide(&facts));
                 }
-            } else {
-                processor.execs.clear();
+                if let Some(tls) = &mut tls {
+                    tls.exec(pid, now);
+                }
             }
-            stats.events_lost.store(probes.counters.snapshot().total_lost(), Relaxed);
+            for pid in processor.take_tls_suspects() {
+                if let Some(tls) = &mut tls {
+                    tls.suspect(pid, now);
+                }
+            }
+            if let Some(tls) = &mut tls {
+                tls.tick(&mut probes, now);
+            }
+            let counters = probes.counters.snapshot();
+            stats.events_lost.store(counters.total_lost(), Relaxed);
+            stats.tls_no_socket.store(counters.tls_no_socket, Relaxed);
         }
         // Hand over what is queued and close the queue first, so pollers
         // see the end now; detaching takes ~40 ms per tracepoint (an RCU

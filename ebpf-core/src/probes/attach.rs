@@ -1,7 +1,10 @@
 //! Loads the embedded probes object and attaches every program.
 
+use std::path::Path;
+
 use aya::maps::{HashMap, MapData, RingBuf};
-use aya::programs::{RawTracePoint, TracePoint};
+use aya::programs::uprobe::{UProbeAttachLocation, UProbeLink, UProbeScope};
+use aya::programs::{RawTracePoint, TracePoint, UProbe};
 use aya::{Ebpf, EbpfLoader};
 use ebpf_probes::abi;
 
@@ -70,7 +73,25 @@ pub struct ProbeSettings {
     pub pid_decisions: Vec<(u32, bool)>,
     /// (port, traced), applied in order.
     pub port_decisions: Vec<(u16, bool)>,
+    /// Load the OpenSSL uprobe programs (attached later, per library file, by `crate::tls`).
+    pub tls: bool,
 }
+
+/// The OpenSSL uprobe programs of `tls.bpf.c`: (function, entry program).
+/// Each function's return gets `TLS_RETURN_PROGRAM`.
+pub const TLS_ENTRY_PROGRAMS: &[(&str, &str)] = &[
+    ("SSL_read", "oe_ssl_read_enter"),
+    ("SSL_write", "oe_ssl_write_enter"),
+    ("SSL_read_ex", "oe_ssl_read_ex_enter"),
+    ("SSL_write_ex", "oe_ssl_write_ex_enter"),
+    ("SSL_do_handshake", "oe_ssl_handshake_enter"),
+];
+
+/// Threads inside an OpenSSL call at once (`tls_calls`).
+const TLS_CALLS_IN_FLIGHT: u32 = 16384;
+
+/// The uretprobe of every function in `TLS_ENTRY_PROGRAMS`.
+pub const TLS_RETURN_PROGRAM: &str = "oe_ssl_ret";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
@@ -115,6 +136,10 @@ pub struct Probes {
     pub counters: KernelCounters,
     pub conns: ConnTable,
     pub pid_filter: PidFilter,
+    /// The OpenSSL uprobe programs loaded (verified) and ready to attach.
+    tls_ready: bool,
+    /// Their attachments (dropping one detaches it).
+    tls_links: Vec<UProbeLink>,
 }
 
 impl Probes {
@@ -125,9 +150,13 @@ impl Probes {
             .override_global("pid_mode", &settings.pid_mode, true)
             .override_global("port_mode", &settings.port_mode, true)
             .override_global("wakeup_bytes", &(u64::from(settings.ring_buffer_size) / 4), true)
+            .override_global("tls_enabled", &u8::from(settings.tls), true)
             .map_max_entries("events", settings.ring_buffer_size)
             .map_max_entries("conns", settings.max_connections)
             .map_max_entries("not_sock", settings.max_connections)
+            // TLS off: its maps shrink to nothing.
+            .map_max_entries("tls_socks", if settings.tls { settings.max_connections } else { 1 })
+            .map_max_entries("tls_calls", if settings.tls { TLS_CALLS_IN_FLIGHT } else { 1 })
             .load(ebpf_probes::object())
             .map_err(|e| ProbeError::Load(Box::new(e)))?;
 
@@ -169,19 +198,92 @@ impl Probes {
             }
         }
 
+        // TLS is an extra: a kernel that rejects the uprobe programs still
+        // gets plaintext HTTP.
+        let tls_ready = settings.tls && load_tls_programs(&mut ebpf);
+
         let events = take_map(&mut ebpf, "events", RingBuf::try_from)?;
         let counters = KernelCounters::new(take_map(&mut ebpf, "counters", TryFrom::try_from)?);
         let conns = ConnTable::new(take_map(&mut ebpf, "conns", TryFrom::try_from)?);
         // The port table is only written at start-up; the kernel keeps its own reference.
         drop(ports);
-        Ok(Self { ebpf: Some(ebpf), events, counters, conns, pid_filter })
+        Ok(Self { ebpf: Some(ebpf), events, counters, conns, pid_filter, tls_ready, tls_links: Vec::new() })
     }
+
+    /// True when the OpenSSL uprobe programs are loaded and can be attached.
+    pub fn tls_ready(&self) -> bool {
+        self.tls_ready && self.ebpf.is_some()
+    }
+
+    /// Attaches the OpenSSL probes to one function of `target` (a library or
+    /// executable, as a path), at file offset `offset`: `entry_program` at its
+    /// entry, `TLS_RETURN_PROGRAM` at its return. The return probe goes first:
+    /// an entry without its return would leave threads "inside an SSL call".
+    pub fn attach_tls_function(&mut self, target: &Path, offset: u64, entry_program: &str) -> Result<(), String> {
+        let ret = self.attach_uprobe(TLS_RETURN_PROGRAM, target, offset)?;
+        let entry = self.attach_uprobe(entry_program, target, offset)?; // `ret` dropped (detached) on failure
+        self.tls_links.extend([ret, entry]);
+        Ok(())
+    }
+
+    /// OpenSSL probe attachments held (two per function).
+    pub fn tls_link_count(&self) -> usize {
+        self.tls_links.len()
+    }
+
+    fn attach_uprobe(&mut self, program: &str, target: &Path, offset: u64) -> Result<UProbeLink, String> {
+        if !self.tls_ready {
+            return Err("the TLS programs are not loaded".into());
+        }
+        let ebpf = self.ebpf.as_mut().ok_or("detached")?;
+        let prog: &mut UProbe = ebpf
+            .program_mut(program)
+            .ok_or("missing program")?
+            .try_into()
+            .map_err(|e: aya::programs::ProgramError| e.to_string())?;
+        let id = prog
+            .attach(UProbeAttachLocation::AbsoluteOffset(offset), target, UProbeScope::AllProcesses)
+            .map_err(|e| format!("{e}: {}", error_chain(&e)))?;
+        prog.take_link(id).map_err(|e| e.to_string())
+    }
+}
+
+fn load_tls_programs(ebpf: &mut Ebpf) -> bool {
+    let names = TLS_ENTRY_PROGRAMS.iter().map(|(_, p)| *p).chain([TLS_RETURN_PROGRAM]);
+    for program in names {
+        let loaded = match ebpf.program_mut(program) {
+            None => Err("missing from the object".to_string()),
+            Some(prog) => match <&mut UProbe>::try_from(prog) {
+                Err(e) => Err(e.to_string()),
+                Ok(up) => up.load().map_err(|e| format!("{e}: {}", error_chain(&e))),
+            },
+        };
+        if let Err(e) = loaded {
+            log::warn!("TLS capture disabled: eBPF program {program} could not be loaded: {e}");
+            return false;
+        }
+    }
+    true
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = String::new();
+    let mut src = e.source();
+    while let Some(s) = src {
+        out.push_str(&s.to_string());
+        out.push_str("; ");
+        src = s.source();
+    }
+    out
 }
 
 impl Probes {
     /// Detaches and unloads every program; the maps taken out (ring buffer,
     /// counters) stay readable so events already queued can be drained.
     pub fn detach(&mut self) {
+        // Each uprobe takes the kernel ~0.1 s to remove (10 per OpenSSL
+        // library); removals are serialised there, so threads do not help.
+        self.tls_links.clear();
         self.ebpf.take();
     }
 }

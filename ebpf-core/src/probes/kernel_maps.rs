@@ -28,12 +28,16 @@ impl ConnTable {
         Self(map)
     }
 
-    /// Stops payload capture for (tgid, fd) if it is still connection `conn_id`.
-    pub fn mute(&mut self, tgid: u32, fd: i32, conn_id: u64) {
+    /// Stops payload capture for (tgid, fd) if it is still connection `conn_id`:
+    /// of its syscalls (`tls` false) or of its TLS plaintext (`tls` true).
+    pub fn mute(&mut self, tgid: u32, fd: i32, conn_id: u64, tls: bool) {
         let key = FdKey(oe_fd_key { tgid, fd });
         if let Ok(ConnInfo(mut info)) = self.0.get(&key, 0) {
             if info.conn_id == conn_id {
-                info.flags |= abi::OE_CONN_F_MUTED as u16;
+                let flag = if tls { abi::OE_CONN_F_TLS_MUTED } else { abi::OE_CONN_F_MUTED };
+                // The kernel may set OE_CONN_F_TLS between this read and the
+                // write below; losing it is harmless: the next OpenSSL call sets it again.
+                info.flags |= flag as u16;
                 // BPF_EXIST: never resurrect an entry closed meanwhile.
                 let _ = self.0.insert(key, ConnInfo(info), 2);
             }
@@ -71,6 +75,9 @@ pub struct CounterSnapshot {
     pub ringbuf_full: u64,
     pub conn_table_full: u64,
     pub io_table_full: u64,
+    /// TLS plaintext dropped because its socket was unknown (not in `total_lost`:
+    /// it is not a table or buffer limit, see `OE_CNT_TLS_NO_SOCKET`).
+    pub tls_no_socket: u64,
 }
 
 impl CounterSnapshot {
@@ -90,6 +97,7 @@ impl KernelCounters {
             ringbuf_full: sum(abi::OE_CNT_RINGBUF_FULL),
             conn_table_full: sum(abi::OE_CNT_CONN_TABLE_FULL),
             io_table_full: sum(abi::OE_CNT_IO_TABLE_FULL),
+            tls_no_socket: sum(abi::OE_CNT_TLS_NO_SOCKET),
         }
     }
 }

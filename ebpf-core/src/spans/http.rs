@@ -12,7 +12,9 @@ use crate::conntrack::Exchange;
 use crate::protocol::Role;
 
 use super::attributes::{int_attr, str_attr};
-use super::http_common::{client_server, error_type, known_method, path_of, split_host, METHOD_OTHER};
+use super::http_common::{
+    client_server, default_port, error_type, known_method, path_of, split_host, url_scheme, METHOD_OTHER,
+};
 use super::ids::IdGenerator;
 
 /// `route`: the `http.route` template of a server exchange, when known; it
@@ -33,11 +35,12 @@ pub fn http_span(ex: &Exchange, route: Option<&str>, clock: &WallClock, ids: &mu
         attrs.push(int_attr("http.response.status_code", i64::from(status)));
     }
     let host = http.host.as_deref().map(split_host);
+    let scheme = url_scheme(ex);
 
     let kind = match http.role {
         Role::Server => {
             attrs.push(str_attr("url.path", path));
-            attrs.push(str_attr("url.scheme", "http"));
+            attrs.push(str_attr("url.scheme", scheme));
             if let Some(route) = route {
                 attrs.push(str_attr("http.route", route));
             }
@@ -56,10 +59,10 @@ pub fn http_span(ex: &Exchange, route: Option<&str>, clock: &WallClock, ids: &mu
             let server_address = server_address.map(|a| a.to_string());
             if let Some(addr) = &server_address {
                 let authority = match server_port {
-                    Some(80) | None => addr_for_url(addr),
-                    Some(p) => format!("{}:{p}", addr_for_url(addr)),
+                    Some(p) if p != default_port(ex) => format!("{}:{p}", addr_for_url(addr)),
+                    _ => addr_for_url(addr),
                 };
-                attrs.push(str_attr("url.full", format!("http://{authority}{path}")));
+                attrs.push(str_attr("url.full", format!("{scheme}://{authority}{path}")));
                 attrs.push(str_attr("server.address", addr.clone()));
             }
             attrs.push(str_attr("url.path", path));
@@ -149,6 +152,7 @@ mod tests {
                 local: ("127.0.0.1".parse().unwrap(), 8080),
                 peer: ("::1".parse().unwrap(), 43210),
             }),
+            tls: false,
         }
     }
 
@@ -217,6 +221,34 @@ mod tests {
         assert_eq!(s(attr(&span, "server.address")), "example.test");
         assert_eq!(i(attr(&span, "server.port")), 43210);
         assert_eq!(s(attr(&span, "error.type")), "404");
+    }
+
+    #[test]
+    fn tls_exchanges_are_https() {
+        let c = WallClock::new();
+        let ids = &mut IdGenerator::new();
+        let mut ex = exchange(Role::Server, "GET", "/x?q=1", Some(200), Some("localhost:8443"));
+        ex.tls = true;
+        let span = http_span(&ex, None, &c, ids);
+        assert_eq!(s(attr(&span, "url.scheme")), "https");
+        let mut ex = exchange(Role::Client, "GET", "/x?q=1", Some(200), Some("example.test"));
+        ex.tls = true;
+        let span = http_span(&ex, None, &c, ids);
+        assert_eq!(s(attr(&span, "url.full")), "https://example.test:43210/x");
+        // The default port of the scheme is left out of url.full, only of its own scheme.
+        ex.endpoints.as_mut().unwrap().peer.1 = 443;
+        let span = http_span(&ex, None, &c, ids);
+        assert_eq!(s(attr(&span, "url.full")), "https://example.test/x");
+        assert_eq!(i(attr(&span, "server.port")), 443);
+        ex.endpoints.as_mut().unwrap().peer.1 = 80;
+        let span = http_span(&ex, None, &c, ids);
+        assert_eq!(s(attr(&span, "url.full")), "https://example.test:80/x");
+        ex.tls = false;
+        let span = http_span(&ex, None, &c, ids);
+        assert_eq!(s(attr(&span, "url.full")), "http://example.test/x");
+        ex.endpoints.as_mut().unwrap().peer.1 = 443;
+        let span = http_span(&ex, None, &c, ids);
+        assert_eq!(s(attr(&span, "url.full")), "http://example.test:443/x");
     }
 
     #[test]

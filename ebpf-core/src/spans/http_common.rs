@@ -60,6 +60,24 @@ pub fn error_type(role: Role, status: Option<u16>) -> Option<Cow<'static, str>> 
     }
 }
 
+/// `url.scheme`: `https` for exchanges carried over TLS.
+pub fn url_scheme(ex: &Exchange) -> &'static str {
+    if ex.tls {
+        "https"
+    } else {
+        "http"
+    }
+}
+
+/// The port `url.full` leaves out: the scheme's default.
+pub fn default_port(ex: &Exchange) -> u16 {
+    if ex.tls {
+        443
+    } else {
+        80
+    }
+}
+
 /// `server.address` of a client call, borrowed from the exchange.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ServerAddress<'a> {
