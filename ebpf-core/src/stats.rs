@@ -14,6 +14,10 @@ pub struct Stats {
     /// Spans inside dropped batches.
     pub spans_dropped: AtomicU64,
     pub parse_errors: AtomicU64,
+    /// Holes in connections' event numbering: events the kernel lost mid-stream.
+    pub stream_gaps: AtomicU64,
+    /// Requests dropped unanswered because of those holes.
+    pub requests_lost: AtomicU64,
     pub connections: AtomicU64,
     /// Processes with a cached identity (traced and seen), a gauge.
     pub processes: AtomicU64,
@@ -34,6 +38,8 @@ pub struct StatsSnapshot {
     pub batches_dropped: u64,
     pub spans_dropped: u64,
     pub parse_errors: u64,
+    pub stream_gaps: u64,
+    pub requests_lost: u64,
     pub connections: u64,
     pub processes: u64,
     pub tls_libraries: u64,
@@ -51,6 +57,8 @@ impl Stats {
             batches_dropped: self.batches_dropped.load(Relaxed),
             spans_dropped: self.spans_dropped.load(Relaxed),
             parse_errors: self.parse_errors.load(Relaxed),
+            stream_gaps: self.stream_gaps.load(Relaxed),
+            requests_lost: self.requests_lost.load(Relaxed),
             connections: self.connections.load(Relaxed),
             processes: self.processes.load(Relaxed),
             tls_libraries: self.tls_libraries.load(Relaxed),

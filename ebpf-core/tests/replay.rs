@@ -71,7 +71,8 @@ fn one_span_per_request_on_each_side() {
     assert_eq!(server.len(), 6, "{spans:#?}");
     assert_eq!(client.len(), 6);
     assert!(spans.iter().all(|(svc, s)| match SpanKind::try_from(s.kind).unwrap() {
-        SpanKind::Server => svc == "python3",
+        // The executable's name from the kernel, not the 15-byte task name.
+        SpanKind::Server => svc == "python3.11",
         _ => svc == "curl",
     }));
     let mut paths: Vec<String> = server

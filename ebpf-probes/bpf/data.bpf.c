@@ -174,7 +174,11 @@ static __always_inline void emit_data(__u64 pid_tgid, const struct io_args *a, _
 	ev->meta.total_len = moved > 0xffffffffULL ? 0xffffffff : (__u32)moved;
 	ev->meta.direction = a->dir;
 	ev->meta.syscall = a->sys;
-	ev->meta._pad = 0;
+	/* Numbered only when the event is built, so calls that moved nothing
+	 * (EAGAIN) leave no hole; a hole means the ring buffer dropped one. */
+	struct oe_fd_key key = { .tgid = pid_tgid >> 32, .fd = a->fd };
+	struct oe_conn_info *ci = bpf_map_lookup_elem(&conns, &key);
+	ev->meta.seq = ci && ci->conn_id == a->conn_id ? __sync_fetch_and_add(&ci->seq, 1) : OE_SEQ_UNKNOWN;
 
 	__u32 cap = capture_bytes;
 	if (cap > OE_MAX_CAPTURE)

@@ -56,8 +56,12 @@ int oe_process_exit(void *ctx)
 	bpf_map_delete_elem(&connecting, &pid_tgid);
 	if (tls_enabled)
 		bpf_map_delete_elem(&tls_calls, &pid_tgid);
-	/* Beyond that, only the whole process going away matters. */
-	if ((__u32)pid_tgid != tgid || tgid == self_tgid)
+	/* Beyond that, only the whole process going away matters: the last of its
+	 * threads (not the leader, which can exit while others still read). */
+	if (tgid == self_tgid)
+		return 0;
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	if (BPF_CORE_READ(task, signal, live.counter) != 0)
 		return 0;
 	if (pid_mode != OE_PIDS_ALL)
 		bpf_map_delete_elem(&pid_filter, &tgid);

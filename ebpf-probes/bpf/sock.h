@@ -100,6 +100,13 @@ static __always_inline struct oe_conn_info *track_conn(__u64 pid_tgid, __s32 fd,
 		ev->family = family;
 		ev->role = role;
 		bpf_get_current_comm(ev->comm, sizeof(ev->comm));
+		struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+		ev->parent_tgid = BPF_CORE_READ(task, real_parent, tgid);
+		ev->_pad = 0;
+		ev->exe[0] = 0;
+		const unsigned char *exe = BPF_CORE_READ(task, mm, exe_file, f_path.dentry, d_name.name);
+		if (exe)
+			bpf_probe_read_kernel_str(ev->exe, sizeof(ev->exe), exe);
 		bpf_ringbuf_submit(ev, wakeup_flag());
 	}
 	return bpf_map_lookup_elem(&conns, &key);

@@ -80,6 +80,9 @@ struct oe_conn_open {
 	__u16 family;     /* AF_INET or AF_INET6 as the socket was created */
 	__u16 role;       /* OE_ROLE_* */
 	char comm[16];    /* task name: identity when the process is gone before /proc is read */
+	__u32 parent_tgid; /* a fork gone before /proc is read inherits its parent's identity */
+	__u32 _pad;
+	char exe[64];     /* executable's file name, which comm truncates to 15 bytes */
 };
 
 /* Fixed part of a data event; `captured_len` payload bytes follow it. */
@@ -89,8 +92,11 @@ struct oe_data_meta {
 	__u32 captured_len; /* bytes that follow in payload[] */
 	__u16 direction;    /* OE_DIR_* */
 	__u16 syscall;      /* OE_SYS_* */
-	__u32 _pad;
+	__u32 seq;          /* per connection, +1 per data event: a jump means events were lost */
 };
+
+/* oe_data_meta.seq when the connection left the table before the event was built. */
+#define OE_SEQ_UNKNOWN 0xffffffff
 
 /* A data event as the probes build it; only meta + captured_len bytes are sent. */
 struct oe_data {
@@ -141,7 +147,7 @@ struct oe_conn_info {
 	__u64 conn_id;
 	__u16 role;
 	__u16 flags;
-	__u32 _pad;
+	__u32 seq; /* next oe_data_meta.seq */
 };
 
 #endif /* OTEL_EBPF_EVENTS_H */

@@ -34,4 +34,6 @@ pub struct Connection {
     /// TLS: its plaintext comes from the OpenSSL probes; bytes seen at the
     /// socket are ciphertext and ignored.
     pub tls: bool,
+    /// The data event number expected next (`DataEvent::seq`).
+    pub next_seq: Option<u32>,
 }

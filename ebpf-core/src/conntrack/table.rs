@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::events::{ConnOpen, DataEvent, Header};
-use crate::process::{IdentityConfig, ProcessIdentity, ProcessTable};
+use crate::process::{IdentityConfig, ProcessIdentity, ProcessTable, TaskHint};
 use crate::protocol::http1::{Http1Parser, HttpExchange};
 use crate::protocol::Chunk;
 
@@ -37,6 +37,10 @@ pub struct ConnTracker {
     processes: ProcessTable,
     /// Connections whose parser failed, since start.
     pub parse_errors: u64,
+    /// Holes in connections' event numbering (kernel drops), since start.
+    pub gaps: u64,
+    /// Requests dropped unanswered because of such holes, since start.
+    pub requests_lost: u64,
     /// Connections that need no more payload: the kernel can stop copying their bytes.
     pub muted: Vec<Mute>,
     /// Processes that sent or received what looks like a TLS record at the
@@ -71,7 +75,10 @@ impl ConnTracker {
     pub fn open(&mut self, hdr: &Header, open: &ConnOpen, out: &mut Vec<Exchange>) {
         // An fd reused without a close we saw: finish the old connection first.
         self.close(hdr, out);
-        let process = self.processes.get_or_read(hdr.tgid, &open.comm);
+        let process = self.processes.get_or_read_hinted(
+            hdr.tgid,
+            &TaskHint { comm: &open.comm, exe: &open.exe, parent_tgid: Some(open.parent_tgid) },
+        );
         self.conns.insert(
             (hdr.tgid, hdr.fd),
             Connection {
@@ -81,6 +88,7 @@ impl ConnTracker {
                 stream: StreamState::Unclassified,
                 last_seen_ns: hdr.ts_ns,
                 tls: false,
+                next_seq: None,
             },
         );
     }
@@ -98,8 +106,23 @@ impl ConnTracker {
             stream: StreamState::Unclassified,
             last_seen_ns: hdr.ts_ns,
             tls: false,
+            next_seq: None,
         });
         conn.last_seen_ns = hdr.ts_ns;
+        // A hole in the numbering: the kernel lost events of this connection
+        // (ring buffer full). Drop half-known exchanges and resynchronise
+        // rather than pair a request with the wrong response.
+        if let Some(seq) = data.seq {
+            if conn.next_seq.is_some_and(|expected| expected != seq) {
+                self.gaps += 1;
+                if let StreamState::Http1(parser) = &mut conn.stream {
+                    self.scratch.clear();
+                    self.requests_lost += parser.gap(&mut self.scratch) as u64;
+                    self.scratch.clear();
+                }
+            }
+            conn.next_seq = Some(seq.wrapping_add(1));
+        }
         let mute = Mute { tgid: hdr.tgid, fd: hdr.fd, conn_id: hdr.conn_id, tls: data.tls };
         if data.tls != conn.tls {
             if !data.tls {
@@ -223,12 +246,14 @@ mod tests {
             peer: ("127.0.0.1".parse().unwrap(), 50000),
             role: 1,
             comm: "server".into(),
+            exe: "server".into(),
+            parent_tgid: 1,
         };
         t.open(&hdr(1), &open, out);
     }
 
     fn feed(t: &mut ConnTracker, ts: u64, direction: Direction, payload: &[u8], tls: bool, out: &mut Vec<Exchange>) {
-        let data = DataEvent { direction, total_len: payload.len() as u32, payload, tls };
+        let data = DataEvent { direction, total_len: payload.len() as u32, payload, seq: None, tls };
         t.data(&hdr(ts), &data, out);
     }
 

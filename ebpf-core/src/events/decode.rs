@@ -27,6 +27,10 @@ pub struct ConnOpen {
     pub role: u16,
     /// Task name at the time (15 bytes at most).
     pub comm: String,
+    /// The executable's file name (not truncated); empty for kernel threads.
+    pub exe: String,
+    /// The process's parent (its identity stands in for a fork gone too soon).
+    pub parent_tgid: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +38,9 @@ pub struct DataEvent<'a> {
     pub direction: Direction,
     pub total_len: u32,
     pub payload: &'a [u8],
+    /// Position in the connection's data events; a jump means the kernel
+    /// lost events in between. None when the kernel could not number it.
+    pub seq: Option<u32>,
     /// Plaintext of a TLS connection, from the OpenSSL probes; false for
     /// bytes seen at the socket (plaintext, or ciphertext of a TLS connection
     /// not yet known as such).
@@ -83,7 +90,8 @@ fn addr(bytes: [u8; 16]) -> IpAddr {
     }
 }
 
-fn comm(raw: &[std::os::raw::c_char; 16]) -> String {
+/// A NUL-terminated (or full) C char array as text.
+fn c_str(raw: &[std::os::raw::c_char]) -> String {
     let bytes: Vec<u8> = raw.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
     String::from_utf8_lossy(&bytes).into_owned()
 }
@@ -100,7 +108,9 @@ pub fn decode(bytes: &[u8]) -> Result<Event<'_>, DecodeError> {
                     local: (addr(e.local_addr), e.local_port),
                     peer: (addr(e.peer_addr), e.peer_port),
                     role: e.role,
-                    comm: comm(&e.comm),
+                    comm: c_str(&e.comm),
+                    exe: c_str(&e.exe),
+                    parent_tgid: e.parent_tgid,
                 },
             ))
         }
@@ -116,13 +126,14 @@ pub fn decode(bytes: &[u8]) -> Result<Event<'_>, DecodeError> {
                 .get(..m.captured_len as usize)
                 .ok_or(DecodeError::BadCapturedLen { captured: m.captured_len, available: rest.len() })?;
             let tls = matches!(u32::from(m.syscall), abi::OE_SYS_SSL_READ | abi::OE_SYS_SSL_WRITE);
-            Ok(Event::Data(hdr, DataEvent { direction, total_len: m.total_len.max(m.captured_len), payload, tls }))
+            let seq = (m.seq != abi::OE_SEQ_UNKNOWN).then_some(m.seq);
+            Ok(Event::Data(hdr, DataEvent { direction, total_len: m.total_len.max(m.captured_len), payload, seq, tls }))
         }
         abi::OE_EV_CONN_CLOSE => Ok(Event::ConnClose(hdr)),
         abi::OE_EV_PROC_EXIT => Ok(Event::ProcessExit(hdr)),
         abi::OE_EV_PROC_EXEC => {
             let e: oe_proc_exec = read(bytes, "exec event")?;
-            Ok(Event::ProcessExec(hdr, comm(&e.comm)))
+            Ok(Event::ProcessExec(hdr, c_str(&e.comm)))
         }
         other => Err(DecodeError::UnknownKind(other)),
     }
@@ -147,7 +158,7 @@ mod tests {
     fn layouts_match_the_header() {
         assert_eq!(size_of::<oe_event_header>(), 32);
         assert_eq!(size_of::<oe_data_meta>(), 48);
-        assert_eq!(size_of::<oe_conn_open>(), 88);
+        assert_eq!(size_of::<oe_conn_open>(), 160);
     }
 
     #[test]
@@ -200,10 +211,17 @@ mod tests {
         b.extend_from_slice(&2u16.to_ne_bytes());
         b.extend_from_slice(&(abi::OE_ROLE_SERVER as u16).to_ne_bytes());
         b.extend_from_slice(b"nginx\0\0\0\0\0\0\0\0\0\0\0");
+        b.extend_from_slice(&77u32.to_ne_bytes()); // parent_tgid
+        b.extend_from_slice(&0u32.to_ne_bytes());
+        let mut exe = [0u8; 64];
+        exe[..33].copy_from_slice(b"nginx-with-a-long-executable-name");
+        b.extend_from_slice(&exe);
         let Event::ConnOpen(_, c) = decode(&b).unwrap() else { panic!("not open") };
         assert_eq!(c.local, ("127.0.0.1".parse().unwrap(), 8080));
         assert_eq!(c.peer, ("::1".parse().unwrap(), 5555));
         assert_eq!(c.comm, "nginx");
+        assert_eq!(c.exe, "nginx-with-a-long-executable-name");
+        assert_eq!(c.parent_tgid, 77);
     }
 
     #[test]

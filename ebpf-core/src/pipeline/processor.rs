@@ -135,6 +135,8 @@ impl Processor {
             self.exited.clear();
         }
         self.stats.parse_errors.store(self.conns.parse_errors, Relaxed);
+        self.stats.stream_gaps.store(self.conns.gaps, Relaxed);
+        self.stats.requests_lost.store(self.conns.requests_lost, Relaxed);
         self.stats.connections.store(self.conns.len() as u64, Relaxed);
         self.stats.processes.store(self.conns.process_count() as u64, Relaxed);
     }

@@ -14,7 +14,7 @@ pub enum PreflightError {
     Privileges { missing: String, have: u64 },
     #[error("the kernel has no BTF (/sys/kernel/btf/vmlinux is missing): a kernel built with CONFIG_DEBUG_INFO_BTF=y is required")]
     NoBtf,
-    #[error("kernel {release} is too old: eBPF ring buffers need Linux 5.8 or newer")]
+    #[error("kernel {release} is too old: Linux 5.12 or newer is needed (eBPF ring buffers, atomic fetch-and-add)")]
     KernelTooOld { release: String },
     #[error("tracefs is not mounted at /sys/kernel/tracing and mounting it failed ({0}); mount it with `mount -t tracefs nodev /sys/kernel/tracing`")]
     NoTracefs(String),
@@ -75,7 +75,7 @@ fn check_kernel_version() -> Result<(), PreflightError> {
     let release = release.trim().to_string();
     let mut parts = release.split(|c: char| !c.is_ascii_digit()).filter_map(|p| p.parse::<u32>().ok());
     let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
-    if (major, minor) < (5, 8) {
+    if (major, minor) < (5, 12) {
         return Err(PreflightError::KernelTooOld { release });
     }
     Ok(())

@@ -52,18 +52,17 @@ impl ProcessIdentity {
     /// Reads /proc/<pid>; `comm` (from the kernel event) names a process already gone.
     /// With the default `IdentityConfig` (no command line).
     pub fn read(pid: u32, comm: &str) -> Self {
-        Self::read_with(pid, comm, &IdentityConfig::default(), &mut Lookups::default())
+        Self::try_read_with(pid, comm, &IdentityConfig::default(), &mut Lookups::default())
+            .unwrap_or_else(|| Self::from_comm(pid, comm))
     }
 
     /// Reads each /proc/<pid> file once, each capped in size. A file that
     /// cannot be read (the process exited meanwhile, a kernel thread, no
-    /// permission) leaves its fields empty; nothing here fails.
-    pub(super) fn read_with(pid: u32, comm: &str, config: &IdentityConfig, lookups: &mut Lookups) -> Self {
+    /// permission) leaves its fields empty. None when the process is gone
+    /// (or was never in this /proc).
+    pub(super) fn try_read_with(pid: u32, comm: &str, config: &IdentityConfig, lookups: &mut Lookups) -> Option<Self> {
         let proc_dir = format!("/proc/{pid}");
-        let Ok(stat) = read_capped(format!("{proc_dir}/stat"), SMALL_FILE_LIMIT) else {
-            // Gone already (or never seen by this /proc): the event's comm is all there is.
-            return Self::from_comm(pid, comm);
-        };
+        let stat = read_capped(format!("{proc_dir}/stat"), SMALL_FILE_LIMIT).ok()?;
         let stat = procfs::parse_stat(&stat);
         let executable_path = fs::read_link(format!("{proc_dir}/exe"))
             .ok()
@@ -92,7 +91,7 @@ impl ProcessIdentity {
             None
         };
         let containers = read_container_ids(&proc_dir, &mut lookups.mounts);
-        Self {
+        Some(Self {
             pid,
             service_name: name.unwrap_or_else(|| executable_name.clone()),
             executable_name,
@@ -105,7 +104,7 @@ impl ProcessIdentity {
             command_line,
             container_id: containers.container_id,
             k8s_pod_uid: containers.pod_uid,
-        }
+        })
     }
 
     /// Identity from the kernel's task name alone.
@@ -174,7 +173,7 @@ mod tests {
     #[test]
     fn reads_own_command_line_when_asked() {
         let config = IdentityConfig { command_line: true };
-        let me = ProcessIdentity::read_with(std::process::id(), "", &config, &mut Lookups::default());
+        let me = ProcessIdentity::try_read_with(std::process::id(), "", &config, &mut Lookups::default()).unwrap();
         let expected = std::env::args().collect::<Vec<_>>().join(" ");
         assert_eq!(me.command_line.as_deref(), Some(expected.as_str()));
     }

@@ -24,4 +24,4 @@ mod table;
 pub use config::IdentityConfig;
 pub use host::HostInfo;
 pub use identity::ProcessIdentity;
-pub use table::ProcessTable;
+pub use table::{ProcessTable, TaskHint};

@@ -6,6 +6,16 @@ use std::sync::Arc;
 use super::config::IdentityConfig;
 use super::identity::{Lookups, ProcessIdentity};
 
+/// What the kernel reported about a task, from its connection event.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TaskHint<'a> {
+    /// Task name (15 bytes at most).
+    pub comm: &'a str,
+    /// Executable file name; empty when unknown.
+    pub exe: &'a str,
+    pub parent_tgid: Option<u32>,
+}
+
 /// The cache of process identities.
 ///
 /// An identity is read from /proc the first time a pid is seen and kept
@@ -36,16 +46,43 @@ impl ProcessTable {
     }
 
     pub fn get_or_read(&mut self, pid: u32, comm: &str) -> Arc<ProcessIdentity> {
+        self.get_or_read_hinted(pid, &TaskHint { comm, exe: "", parent_tgid: None })
+    }
+
+    /// As `get_or_read`, with what the kernel said about the task, for a
+    /// process gone before /proc could be read.
+    pub fn get_or_read_hinted(&mut self, pid: u32, hint: &TaskHint<'_>) -> Arc<ProcessIdentity> {
         if let Some(identity) = self.by_pid.get(&pid) {
             return identity.clone();
         }
-        let identity = Arc::new(if self.offline {
-            ProcessIdentity::from_comm(pid, comm)
+        let read = if self.offline {
+            None
         } else {
-            ProcessIdentity::read_with(pid, comm, &self.config, &mut self.lookups)
-        });
+            ProcessIdentity::try_read_with(pid, hint.comm, &self.config, &mut self.lookups)
+        };
+        let identity = Arc::new(read.unwrap_or_else(|| self.from_hint(pid, hint)));
         self.by_pid.insert(pid, identity.clone());
         identity
+    }
+
+    /// A process already gone. A fork that did not exec ran its parent's
+    /// executable with its parent's environment: it is its parent's service
+    /// (a forking server's short-lived children). Otherwise the kernel's
+    /// names are all there is; the executable's beats the 15-byte comm.
+    fn from_hint(&self, pid: u32, hint: &TaskHint<'_>) -> ProcessIdentity {
+        let parent = hint.parent_tgid.and_then(|ppid| self.by_pid.get(&ppid));
+        if let Some(parent) = parent.filter(|p| !hint.exe.is_empty() && p.executable_name == hint.exe) {
+            return ProcessIdentity {
+                pid,
+                parent_pid: Some(parent.pid),
+                // Its own start time is unknown, so no id can be generated for it.
+                start_time_ticks: None,
+                service_instance_id: None,
+                ..(**parent).clone()
+            };
+        }
+        let name = if hint.exe.is_empty() { hint.comm } else { hint.exe };
+        ProcessIdentity { parent_pid: hint.parent_tgid, ..ProcessIdentity::from_comm(pid, name) }
     }
 
     /// Forgets `pid` and reads it again: for `exec`, which gives the process
@@ -71,6 +108,31 @@ impl ProcessTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gone_fork_inherits_its_parent() {
+        let mut table = ProcessTable::default();
+        let me = std::process::id();
+        let parent = table.get_or_read(me, "");
+        let gone = u32::MAX - 7;
+        let exe = parent.executable_name.clone();
+        let child = table.get_or_read_hinted(gone, &TaskHint { comm: "x", exe: &exe, parent_tgid: Some(me) });
+        assert_eq!(child.pid, gone);
+        assert_eq!(child.parent_pid, Some(me));
+        assert_eq!(child.service_name, parent.service_name);
+        assert_eq!(child.executable_path, parent.executable_path);
+        assert_eq!(child.start_time_ticks, None);
+    }
+
+    #[test]
+    fn gone_process_keeps_its_whole_executable_name() {
+        let mut table = ProcessTable::default();
+        let hint = TaskHint { comm: "curl-with-a-lon", exe: "curl-with-a-long-name", parent_tgid: Some(1) };
+        let id = table.get_or_read_hinted(u32::MAX - 8, &hint);
+        assert_eq!(id.executable_name, "curl-with-a-long-name");
+        assert_eq!(id.service_name, "curl-with-a-long-name");
+        assert_eq!(id.parent_pid, Some(1));
+    }
 
     #[test]
     fn caches_until_removed() {
