@@ -74,6 +74,8 @@ type Config struct {
 	Routes RoutesConfig `mapstructure:"routes"`
 	// Identity configures what the resource of a traced process carries.
 	Identity IdentityConfig `mapstructure:"identity"`
+	// TLS configures HTTPS plaintext capture at OpenSSL (uprobes).
+	TLS TLSConfig `mapstructure:"tls"`
 
 	// prevent unkeyed literal initialization
 	_ struct{}
@@ -110,6 +112,16 @@ type RoutesConfig struct {
 	Patterns []string `mapstructure:"patterns"`
 	// Heuristic turns ID-like path segments into {id} when no pattern matches.
 	Heuristic bool `mapstructure:"heuristic"`
+
+	// prevent unkeyed literal initialization
+	_ struct{}
+}
+
+// TLSConfig says whether HTTPS is traced.
+type TLSConfig struct {
+	// Enabled attaches uprobes to the OpenSSL libraries processes use, so
+	// HTTPS requests become spans and metrics with url.scheme=https.
+	Enabled bool `mapstructure:"enabled"`
 
 	// prevent unkeyed literal initialization
 	_ struct{}
@@ -177,6 +189,7 @@ func createDefaultConfig() component.Config {
 			MaxSeriesPerMetric: defaultMaxSeries,
 		},
 		Routes: RoutesConfig{Heuristic: true},
+		TLS:    TLSConfig{Enabled: true},
 	}
 }
 
@@ -261,6 +274,11 @@ type nativeConfig struct {
 	Metrics        nativeMetrics   `json:"metrics"`
 	Routes         nativeRoutes    `json:"routes"`
 	Identity       nativeIdentity  `json:"identity"`
+	TLS            nativeTLS       `json:"tls"`
+}
+
+type nativeTLS struct {
+	Enabled bool `json:"enabled"`
 }
 
 type nativeTraces struct {
@@ -346,5 +364,6 @@ func (cfg *Config) nativeJSON(traces, metrics bool) ([]byte, error) {
 		},
 		Routes:   nativeRoutes{Patterns: nonNil(cfg.Routes.Patterns), Heuristic: cfg.Routes.Heuristic},
 		Identity: nativeIdentity{CommandLine: cfg.Identity.CommandLine},
+		TLS:      nativeTLS{Enabled: cfg.TLS.Enabled},
 	})
 }

@@ -49,6 +49,7 @@ func TestLoadConfig(t *testing.T) {
 				Metrics:     MetricsConfig{Interval: 10 * time.Second, Temporality: "delta", MaxSeriesPerMetric: 500},
 				Routes:      RoutesConfig{Patterns: []string{"/users/{id}", "/static/*"}, Heuristic: false},
 				Identity:    IdentityConfig{CommandLine: true},
+				TLS:         TLSConfig{Enabled: false},
 			},
 		},
 		{
@@ -174,7 +175,8 @@ func TestNativeJSON(t *testing.T) {
 		"traces":{"enabled":true},
 		"metrics":{"enabled":true,"interval_ms":60000,"temporality":"cumulative","max_series_per_metric":2000},
 		"routes":{"patterns":[],"heuristic":true},
-		"identity":{"command_line":false}}`, string(b))
+		"identity":{"command_line":false},
+		"tls":{"enabled":true}}`, string(b))
 
 	cfg.Batch.Timeout = 250 * time.Millisecond
 	cfg.Selection.Exclude.PIDs = []int{7}
