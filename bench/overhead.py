@@ -28,9 +28,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HOST = os.path.join(ROOT, "target/release/examples/bench_host")
 MODES = {
     "off": None,
-    "traces": "{}",
-    # Every signal this build has; metrics join here as they land.
-    "all": '{"capture_size": 1024}',
+    # Spans only: no metrics aggregation, no OpenSSL uprobes.
+    "traces": '{"metrics": {"enabled": false}, "tls": {"enabled": false}}',
+    # The defaults: spans, RED metrics, HTTPS uprobes.
+    "all": "{}",
 }
 
 
