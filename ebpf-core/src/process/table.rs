@@ -60,7 +60,7 @@ impl ProcessTable {
         } else {
             ProcessIdentity::try_read_with(pid, hint.comm, &self.config, &mut self.lookups)
         };
-        let identity = Arc::new(read.unwrap_or_else(|| self.from_hint(pid, hint)));
+        let identity = Arc::new(read.unwrap_or_else(|| self.identity_from_hint(pid, hint)));
         self.by_pid.insert(pid, identity.clone());
         identity
     }
@@ -69,7 +69,7 @@ impl ProcessTable {
     /// executable with its parent's environment: it is its parent's service
     /// (a forking server's short-lived children). Otherwise the kernel's
     /// names are all there is; the executable's beats the 15-byte comm.
-    fn from_hint(&self, pid: u32, hint: &TaskHint<'_>) -> ProcessIdentity {
+    fn identity_from_hint(&self, pid: u32, hint: &TaskHint<'_>) -> ProcessIdentity {
         let parent = hint.parent_tgid.and_then(|ppid| self.by_pid.get(&ppid));
         if let Some(parent) = parent.filter(|p| !hint.exe.is_empty() && p.executable_name == hint.exe) {
             return ProcessIdentity {
