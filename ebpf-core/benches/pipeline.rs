@@ -14,7 +14,7 @@ use std::time::Instant;
 use ebpf_core::events::recording::read_records;
 use ebpf_core::pipeline::Processor;
 use ebpf_core::stats::Stats;
-use ebpf_core::{Config, Signal};
+use ebpf_core::{Batch, Config, Signal};
 
 /// Counts allocations so the run can report allocations per request.
 struct Counting;
@@ -41,6 +41,26 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+/// What the batches held.
+#[derive(Default)]
+struct Tally {
+    batches: usize,
+    bytes: usize,
+    spans: usize,
+    points: usize,
+}
+
+impl Tally {
+    fn add(&mut self, b: &Batch) {
+        self.batches += 1;
+        self.bytes += b.data.len();
+        match b.signal {
+            Signal::Traces => self.spans += b.items,
+            _ => self.points += b.items,
+        }
+    }
+}
+
 const FIXTURE: &[u8] = include_bytes!("../tests/fixtures/events/python_curl.bin");
 
 fn main() {
@@ -50,7 +70,7 @@ fn main() {
     // BENCH_CONFIG: a JSON config to compare, e.g. '{"metrics":{"enabled":false}}'.
     let config = std::env::var("BENCH_CONFIG").map_or_else(|_| Ok(Config::default()), |c| Config::from_json(&c));
     let mut p = Processor::replay(&config.expect("BENCH_CONFIG"), stats.clone());
-    let (mut batches, mut bytes, mut spans, mut items) = (0usize, 0usize, 0usize, 0usize);
+    let mut t = Tally::default();
     let now = Instant::now();
     // Warm up: caches, first allocations of every table.
     for r in &records {
@@ -60,44 +80,25 @@ fn main() {
     let start = Instant::now();
     for round in 0..rounds {
         for r in &records {
-            p.handle(r, now, &mut |b| {
-                batches += 1;
-                bytes += b.data.len();
-                if b.signal == Signal::Traces {
-                    spans += b.items;
-                } else {
-                    items += b.items;
-                }
-            });
+            p.handle(r, now, &mut |b| t.add(&b));
         }
         p.take_muted().for_each(drop);
         // What the worker's metrics interval does in production: export and
         // release series of processes that exited.
         if round % 1000 == 999 {
-            p.flush(&mut |b| {
-                batches += 1;
-                bytes += b.data.len();
-                items += b.items;
-            });
+            p.flush(&mut |b| t.add(&b));
         }
     }
-    p.flush(&mut |b| {
-        batches += 1;
-        bytes += b.data.len();
-        if b.signal == Signal::Traces {
-            spans += b.items;
-        } else {
-            items += b.items;
-        }
-    });
+    p.flush(&mut |b| t.add(&b));
     let elapsed = start.elapsed();
     let allocs = ALLOCS.load(Relaxed) - allocs_before;
     let events = (rounds * records.len()) as f64;
     assert_eq!(stats.snapshot().parse_errors, 0);
+    let Tally { batches, bytes, spans, points } = t;
     let spans = spans as f64;
     println!(
         "pipeline: {events:.0} events, {spans:.0} spans in {:.3}s: {:.2} M events/s, {:.0} ns/event, \
-         {:.1} allocations/span, {batches} batches ({items} metric points), {:.1} MiB OTLP",
+         {:.1} allocations/span, {batches} batches ({points} metric points), {:.1} MiB OTLP",
         elapsed.as_secs_f64(),
         events / elapsed.as_secs_f64() / 1e6,
         elapsed.as_nanos() as f64 / events,
