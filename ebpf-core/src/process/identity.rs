@@ -68,6 +68,9 @@ impl ProcessIdentity {
             .ok()
             .map(|p| p.to_string_lossy().trim_end_matches(" (deleted)").to_string())
             .filter(|p| !p.is_empty());
+        // A zombie (exited, not yet reaped) still has a stat but no exe and an
+        // empty environment: what the kernel's event says is better than that.
+        executable_path.as_ref()?;
         let executable_name = executable_path
             .as_deref()
             .and_then(|p| p.rsplit('/').next())
