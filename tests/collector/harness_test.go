@@ -267,28 +267,35 @@ func (s span) String() string {
 	return fmt.Sprintf("%s %s service.name=%s %v (%v)", s.span.Kind(), s.span.Name(), s.serviceName(), s.span.Attributes().AsRaw(), s.duration())
 }
 
-// readSpans parses the file exporter's output: one OTLP JSON export request
-// per line. A last line still being written is skipped.
-func readSpans(t *testing.T, path string) []span {
+// eachExportLine calls fn with every complete line of a file exporter's
+// output (one OTLP JSON export request per line); a last line still being
+// written is skipped, a missing file has none.
+func eachExportLine(t *testing.T, path string, fn func(line []byte)) {
 	t.Helper()
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil
+		return
 	}
 	require.NoError(t, err)
 	defer f.Close()
-	var spans []span
-	var u ptrace.JSONUnmarshaler
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 64<<20)
 	for sc.Scan() {
 		line := sc.Bytes()
-		if len(bytes.TrimSpace(line)) == 0 {
-			continue
+		if len(bytes.TrimSpace(line)) == 0 || !json.Valid(line) {
+			continue // empty, or partially written
 		}
-		if !json.Valid(line) {
-			continue // partially written
-		}
+		fn(line)
+	}
+	require.NoError(t, sc.Err())
+}
+
+// readSpans parses the file exporter's trace output.
+func readSpans(t *testing.T, path string) []span {
+	t.Helper()
+	var spans []span
+	var u ptrace.JSONUnmarshaler
+	eachExportLine(t, path, func(line []byte) {
 		td, err := u.UnmarshalTraces(line)
 		require.NoError(t, err, "file exporter line: %s", line)
 		for i := 0; i < td.ResourceSpans().Len(); i++ {
@@ -300,8 +307,7 @@ func readSpans(t *testing.T, path string) []span {
 				}
 			}
 		}
-	}
-	require.NoError(t, sc.Err())
+	})
 	return spans
 }
 

@@ -6,9 +6,6 @@ package collector
 // metrics.
 
 import (
-	"bufio"
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -350,25 +347,12 @@ func (p metricPoint) String() string {
 	return fmt.Sprintf("%s pid=%d %v count=%d", p.name, p.pid(), p.attrs.AsRaw(), p.count)
 }
 
-// readMetricPoints parses the file exporter's metrics output: one OTLP JSON
-// export request per line. A last line still being written is skipped.
+// readMetricPoints parses the file exporter's metrics output.
 func readMetricPoints(t *testing.T, path string) []metricPoint {
 	t.Helper()
-	f, err := os.Open(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	require.NoError(t, err)
-	defer f.Close()
 	var points []metricPoint
 	var u pmetric.JSONUnmarshaler
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 64<<20)
-	for sc.Scan() {
-		line := sc.Bytes()
-		if len(bytes.TrimSpace(line)) == 0 || !json.Valid(line) {
-			continue
-		}
+	eachExportLine(t, path, func(line []byte) {
 		md, err := u.UnmarshalMetrics(line)
 		require.NoError(t, err, "file exporter line: %s", line)
 		for i := 0; i < md.ResourceMetrics().Len(); i++ {
@@ -392,8 +376,7 @@ func readMetricPoints(t *testing.T, path string) []metricPoint {
 				}
 			}
 		}
-	}
-	require.NoError(t, sc.Err())
+	})
 	return points
 }
 
