@@ -122,11 +122,12 @@ func pathsOf(spans []span) []string {
 	return out
 }
 
-func describe(spans []span) string {
+// describe lists spans or metric points, one indented line each, for failure messages.
+func describe[T fmt.Stringer](items []T) string {
 	var b strings.Builder
-	for _, s := range spans {
+	for _, it := range items {
 		b.WriteString("\n  ")
-		b.WriteString(s.String())
+		b.WriteString(it.String())
 	}
 	return b.String()
 }

@@ -402,12 +402,3 @@ func maxCount(points []metricPoint, name string) uint64 {
 	}
 	return n
 }
-
-func describePoints(points []metricPoint) string {
-	var b strings.Builder
-	for _, p := range points {
-		b.WriteString("\n  ")
-		b.WriteString(p.String())
-	}
-	return b.String()
-}

@@ -96,7 +96,7 @@ func TestSelectionExclude(t *testing.T) {
 		t.Run(s.name, func(t *testing.T) {
 			noneOf(t, "server spans of an excluded process", describe(spansOf(spans, ptrace.SpanKindServer, s.port)))
 			noneOf(t, "spans of an excluded process", describe(spansOfPID(spans, s.pid())))
-			noneOf(t, "metrics of an excluded process", describePoints(httpPointsOf(points, s.pid())))
+			noneOf(t, "metrics of an excluded process", describe(httpPointsOf(points, s.pid())))
 			assert.Len(t, spansOf(spans, ptrace.SpanKindClient, s.port), 2, "curl is not excluded")
 		})
 	}
@@ -108,7 +108,7 @@ func TestSelectionExclude(t *testing.T) {
 			assert.Equal(t, "GET /orders/{id}", s.span.Name())
 		}
 		assert.Equal(t, uint64(2), maxCount(httpPointsOf(points, kept.pid()), serverDurationMetric),
-			"server requests counted:%s", describePoints(httpPointsOf(points, kept.pid())))
+			"server requests counted:%s", describe(httpPointsOf(points, kept.pid())))
 	})
 }
 
@@ -247,7 +247,7 @@ func TestSelectionIncludeFork(t *testing.T) {
 		t.Run("not included: "+s.name, func(t *testing.T) {
 			noneOf(t, "server spans", describe(spansOf(spans, ptrace.SpanKindServer, s.port)))
 			noneOf(t, "spans", describe(spansOfPID(spans, s.pid())))
-			noneOf(t, "metrics", describePoints(httpPointsOf(points, s.pid())))
+			noneOf(t, "metrics", describe(httpPointsOf(points, s.pid())))
 		})
 	}
 
