@@ -22,6 +22,8 @@ const (
 	defaultQueueSize       = 64
 	defaultMetricsInterval = time.Minute
 	defaultMaxSeries       = 2000
+	// defaultGenAIMaxBodyBytes matches the library's default (1 MiB).
+	defaultGenAIMaxBodyBytes = 1 << 20
 
 	minRingBufferSize = 4096
 	maxRingBufferSize = 1 << 31 // the largest power of two in a u32
@@ -76,6 +78,26 @@ type Config struct {
 	Identity IdentityConfig `mapstructure:"identity"`
 	// TLS configures HTTPS plaintext capture at OpenSSL (uprobes).
 	TLS TLSConfig `mapstructure:"tls"`
+	// GenAI configures LLM API call recognition (gen_ai.* spans and metrics).
+	GenAI GenAIConfig `mapstructure:"genai"`
+
+	// prevent unkeyed literal initialization
+	_ struct{}
+}
+
+// GenAIConfig says how LLM API calls are recognised and what is kept of them.
+type GenAIConfig struct {
+	// Enabled recognises OpenAI-compatible, Anthropic, Gemini and Ollama
+	// calls (and Providers) and emits gen_ai.* spans and metrics.
+	Enabled bool `mapstructure:"enabled"`
+	// CaptureContent adds prompts and completions to spans
+	// (gen_ai.input.messages, gen_ai.output.messages). Off: they never leave the host.
+	CaptureContent bool `mapstructure:"capture_content"`
+	// MaxBodyBytes is the most bytes kept per request or response body.
+	MaxBodyBytes int `mapstructure:"max_body_bytes"`
+	// Providers adds LLM APIs without a rebuild: each entry is passed to the
+	// library as is (see the README for its keys) and checked there.
+	Providers []map[string]any `mapstructure:"providers"`
 
 	// prevent unkeyed literal initialization
 	_ struct{}
@@ -190,6 +212,7 @@ func createDefaultConfig() component.Config {
 		},
 		Routes: RoutesConfig{Heuristic: true},
 		TLS:    TLSConfig{Enabled: true},
+		GenAI:  GenAIConfig{Enabled: true, MaxBodyBytes: defaultGenAIMaxBodyBytes},
 	}
 }
 
@@ -275,6 +298,14 @@ type nativeConfig struct {
 	Routes         nativeRoutes    `json:"routes"`
 	Identity       nativeIdentity  `json:"identity"`
 	TLS            nativeTLS       `json:"tls"`
+	GenAI          nativeGenAI     `json:"genai"`
+}
+
+type nativeGenAI struct {
+	Enabled        bool             `json:"enabled"`
+	CaptureContent bool             `json:"capture_content"`
+	MaxBodyBytes   int              `json:"max_body_bytes"`
+	Providers      []map[string]any `json:"providers"`
 }
 
 type nativeTLS struct {
@@ -365,5 +396,11 @@ func (cfg *Config) nativeJSON(traces, metrics bool) ([]byte, error) {
 		Routes:   nativeRoutes{Patterns: nonNil(cfg.Routes.Patterns), Heuristic: cfg.Routes.Heuristic},
 		Identity: nativeIdentity{CommandLine: cfg.Identity.CommandLine},
 		TLS:      nativeTLS{Enabled: cfg.TLS.Enabled},
+		GenAI: nativeGenAI{
+			Enabled:        cfg.GenAI.Enabled,
+			CaptureContent: cfg.GenAI.CaptureContent,
+			MaxBodyBytes:   cfg.GenAI.MaxBodyBytes,
+			Providers:      nonNil(cfg.GenAI.Providers),
+		},
 	})
 }

@@ -50,7 +50,21 @@ func TestLoadConfig(t *testing.T) {
 				Routes:      RoutesConfig{Patterns: []string{"/users/{id}", "/static/*"}, Heuristic: false},
 				Identity:    IdentityConfig{CommandLine: true},
 				TLS:         TLSConfig{Enabled: false},
+				GenAI: GenAIConfig{
+					Enabled:        true,
+					CaptureContent: true,
+					MaxBodyBytes:   65536,
+					Providers: []map[string]any{{
+						"name":      "my-gateway",
+						"inherit":   "openai",
+						"endpoints": []any{map[string]any{"path": "/gateway/chat", "operation": "chat"}},
+					}},
+				},
 			},
+		},
+		{
+			id:          component.NewIDWithName(metadata.Type, "bad_provider"),
+			errValidate: ErrRejectedByLibrary,
 		},
 		{
 			id:          component.NewIDWithName(metadata.Type, "bad_temporality"),
@@ -138,6 +152,7 @@ func TestValidate(t *testing.T) {
 		{name: "metrics delta", mutate: func(c *Config) { c.Metrics.Temporality = "delta" }},
 		{name: "max series zero", mutate: func(c *Config) { c.Metrics.MaxSeriesPerMetric = 0 }, want: []error{ErrMaxSeries}},
 		{name: "bad glob", mutate: func(c *Config) { c.Selection.Exclude.CommandLines = []string{"{unclosed"} }, want: []error{ErrRejectedByLibrary}},
+		{name: "genai body limit too small", mutate: func(c *Config) { c.GenAI.MaxBodyBytes = 100 }, want: []error{ErrRejectedByLibrary}},
 		{
 			name: "every problem at once",
 			mutate: func(c *Config) {
@@ -176,7 +191,8 @@ func TestNativeJSON(t *testing.T) {
 		"metrics":{"enabled":true,"interval_ms":60000,"temporality":"cumulative","max_series_per_metric":2000},
 		"routes":{"patterns":[],"heuristic":true},
 		"identity":{"command_line":false},
-		"tls":{"enabled":true}}`, string(b))
+		"tls":{"enabled":true},
+		"genai":{"enabled":true,"capture_content":false,"max_body_bytes":1048576,"providers":[]}}`, string(b))
 
 	cfg.Batch.Timeout = 250 * time.Millisecond
 	cfg.Selection.Exclude.PIDs = []int{7}

@@ -5,6 +5,7 @@ use serde::Deserialize;
 
 pub use crate::metrics::MetricsConfig;
 pub use crate::process::IdentityConfig;
+pub use crate::protocol::genai::GenAiConfig;
 pub use crate::routes::RoutesConfig;
 pub use crate::selection::SelectionConfig;
 use crate::selection::{Selector, SelectorError};
@@ -36,6 +37,9 @@ pub struct Config {
     pub routes: RoutesConfig,
     /// HTTPS: plaintext captured at OpenSSL's SSL_read/SSL_write with uprobes.
     pub tls: TlsConfig,
+    /// LLM API calls (OpenAI-compatible, Anthropic, Gemini, Ollama and
+    /// user-defined providers): `gen_ai.*` spans and metrics.
+    pub genai: GenAiConfig,
     /// Debugging aid, off by default: append every raw kernel event to this
     /// file (length-prefixed, see `events::recording`). It holds payload
     /// prefixes, so it is as sensitive as a packet capture.
@@ -91,6 +95,7 @@ impl Default for Config {
             metrics: MetricsConfig::default(),
             routes: RoutesConfig::default(),
             tls: TlsConfig::default(),
+            genai: GenAiConfig::default(),
             record_events: None,
         }
     }
@@ -116,6 +121,8 @@ pub enum ConfigError {
     NotAnObject,
     #[error("invalid config: {field} = {value}: {reason}")]
     Value { field: &'static str, value: String, reason: &'static str },
+    #[error("invalid config: genai: {0}")]
+    GenAi(String),
 }
 
 impl Config {
@@ -160,6 +167,7 @@ impl Config {
         Selector::new(&self.selection)?;
         self.metrics.validate()?;
         self.routes.validate()?;
+        crate::protocol::genai::Catalog::new(&self.genai).map_err(ConfigError::GenAi)?;
         Ok(())
     }
 }

@@ -12,7 +12,7 @@ use parking_lot::Mutex;
 use crate::batch::Batch;
 use crate::config::{Config, ConfigError};
 use crate::pipeline::{spawn_worker, Processor, WorkerHandle};
-use crate::probes::{preflight, PreflightError, ProbeError, ProbeSettings, Probes};
+use crate::probes::{preflight, CaptureRule, PreflightError, ProbeError, ProbeSettings, Probes};
 use crate::selection::{PidMode, PortMode, ProcessFacts, Selector};
 use crate::stats::{Stats, StatsSnapshot};
 use crate::tls::TlsTracer;
@@ -144,6 +144,7 @@ impl Instance {
             pid_decisions,
             port_decisions: selector.port_decisions(),
             tls: self.config.tls.enabled,
+            full_capture_prefixes: full_capture_prefixes(&self.config.genai),
         })?;
         let mut probes = probes;
         let tls = probes.tls_ready().then(|| {
@@ -225,5 +226,17 @@ fn running_pids() -> impl Iterator<Item = u32> {
 impl Drop for Instance {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// Request lines the kernel switches to full capture on: the LLM API
+/// endpoints' literal prefixes (their bodies outgrow `capture_size`).
+fn full_capture_prefixes(config: &crate::config::GenAiConfig) -> Vec<Vec<u8>> {
+    if !config.enabled {
+        return Vec::new();
+    }
+    match crate::protocol::genai::Catalog::new(config) {
+        Ok(catalog) => catalog.kernel_prefixes(abi::OE_MAX_CAPTURE_RULES as usize, CaptureRule::MAX_LEN),
+        Err(_) => Vec::new(), // validated with the config
     }
 }

@@ -8,12 +8,15 @@ use std::sync::Arc;
 
 use ebpf_core::clock::WallClock;
 use ebpf_core::conntrack::{Endpoints, Exchange};
-use ebpf_core::metrics::{HttpMetrics, MetricsConfig, HTTP_METRIC_NAMES, SELF_METRIC_NAMES};
+use ebpf_core::metrics::{
+    GenAiObservation, HttpMetrics, MetricsConfig, GENAI_METRIC_NAMES, HTTP_METRIC_NAMES, SELF_METRIC_NAMES,
+};
 use ebpf_core::otlp::{process_resource, HostInfo};
 use ebpf_core::process::ProcessIdentity;
-use ebpf_core::protocol::http1::{HttpExchange, HttpVersion};
+use ebpf_core::protocol::genai::GenAiCall;
+use ebpf_core::protocol::http1::{HttpExchange, HttpVersion, KeptBodies};
 use ebpf_core::protocol::Role;
-use ebpf_core::spans::{http_span, IdGenerator};
+use ebpf_core::spans::{genai_span, http_span, IdGenerator};
 use ebpf_core::StatsSnapshot;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
@@ -90,6 +93,38 @@ fn registry() -> HashMap<String, bool> {
     attrs
 }
 
+fn full_genai_call() -> GenAiCall {
+    let text = || Some("x".to_string());
+    GenAiCall {
+        provider: "openai".into(),
+        operation: "chat".into(),
+        request_model: text(),
+        response_model: text(),
+        response_id: text(),
+        stream: true,
+        input_tokens: Some(1),
+        output_tokens: Some(2),
+        cache_read_input_tokens: Some(3),
+        cache_creation_input_tokens: Some(4),
+        reasoning_output_tokens: Some(5),
+        finish_reasons: vec!["stop".into()],
+        error_type: Some("rate_limit_exceeded".into()),
+        request_max_tokens: Some(6),
+        request_temperature: Some(0.5),
+        request_top_p: Some(0.9),
+        request_top_k: Some(40.0),
+        request_seed: Some(7),
+        request_frequency_penalty: Some(0.1),
+        request_presence_penalty: Some(0.2),
+        request_stop_sequences: vec!["END".into()],
+        request_choice_count: Some(2),
+        system_instructions: text(),
+        input_messages: text(),
+        output_messages: text(),
+        problem: None,
+    }
+}
+
 fn exchange(role: Role, method: &str, status: Option<u16>) -> Exchange {
     Exchange {
         http: HttpExchange {
@@ -105,6 +140,7 @@ fn exchange(role: Role, method: &str, status: Option<u16>) -> Exchange {
             response_end_ns: 4,
             request_body_size: 5,
             response_body_size: 6,
+            bodies: None,
         },
         process: Arc::new(ProcessIdentity::from_comm(1, "x")),
         endpoints: Some(Endpoints {
@@ -127,6 +163,16 @@ fn every_emitted_attribute_is_a_current_convention() {
             let span = http_span(&exchange(role, method, status), Some("/a/{id}"), &clock, ids);
             keys.extend(span.attributes.into_iter().map(|kv| kv.key));
         }
+        // An LLM call with every GenAI field set (content capture included).
+        for status in [Some(200), Some(429), None] {
+            let mut ex = exchange(role, "POST", status);
+            ex.http.bodies = Some(Box::new(KeptBodies { response_body_start_ns: Some(3), ..KeptBodies::default() }));
+            let span = genai_span(&ex, None, &full_genai_call(), &clock, ids);
+            keys.extend(span.attributes.into_iter().map(|kv| kv.key));
+        }
+    }
+    for key in ["gen_ai.usage.input_tokens", "gen_ai.response.time_to_first_chunk", "gen_ai.input.messages"] {
+        assert!(keys.iter().any(|k| k == key), "the sample spans lack {key}");
     }
     // Every field set, the opt-in command line included, so every key the resource can carry appears.
     let identity = ProcessIdentity {
@@ -246,6 +292,28 @@ fn sample_metrics() -> ExportMetricsServiceRequest {
         }
     }
     assert!(metrics.overflowed() > 0, "the sample should reach the overflow series");
+    let process = Arc::new(ProcessIdentity::from_comm(2, "llm"));
+    for role in [Role::Client, Role::Server] {
+        for error_type in [None, Some("rate_limit_error")] {
+            metrics.record_genai(
+                &process,
+                &GenAiObservation {
+                    role,
+                    operation: "chat",
+                    provider: "openai",
+                    request_model: Some("m"),
+                    response_model: Some("m-1"),
+                    server_address: Some("api.openai.com"),
+                    server_port: Some(443),
+                    error_type,
+                    duration_ns: 2_000_000_000,
+                    first_chunk_ns: Some(100_000_000),
+                    input_tokens: Some(10),
+                    output_tokens: Some(20),
+                },
+            );
+        }
+    }
     let host =
         HostInfo { host_name: "h".into(), host_id: Some("3d1219c7c4c5404aaa1f6d2a48adfda4".into()), boot_id: None };
     let stats = StatsSnapshot::default();
@@ -300,7 +368,8 @@ fn every_emitted_metric_is_a_current_convention() {
 
     // The sample covers every name the receiver can emit, and the allowlists
     // hold nothing that is not needed.
-    let all: BTreeSet<String> = HTTP_METRIC_NAMES.iter().chain(&SELF_METRIC_NAMES).map(|s| s.to_string()).collect();
+    let all: BTreeSet<String> =
+        HTTP_METRIC_NAMES.iter().chain(&GENAI_METRIC_NAMES).chain(&SELF_METRIC_NAMES).map(|s| s.to_string()).collect();
     assert_eq!(names, all, "the sample misses metrics, or the name lists are stale");
     let project: BTreeSet<&str> = PROJECT_METRIC_NAMES.iter().copied().collect();
     assert_eq!(project, SELF_METRIC_NAMES.iter().copied().collect(), "PROJECT_METRIC_NAMES must be exactly these");

@@ -25,6 +25,7 @@ const volatile __u8 pid_mode = OE_PIDS_ALL;   /* OE_PIDS_*: process selection */
 const volatile __u8 port_mode = OE_PORTS_ALL; /* OE_PORTS_*: connection selection */
 const volatile __u64 wakeup_bytes = 1 << 20;  /* wake the reader only past this much queued data */
 const volatile __u8 tls_enabled = 0;          /* the OpenSSL uprobes (tls.bpf.c) are in use */
+const volatile __u32 capture_rule_count = 0;  /* entries of `capture_rules` in use */
 
 /* Syscall tracepoint records. Our own layouts (stable tracepoint ABI: 8 bytes
  * of common fields, the syscall nr, then 8-byte slots) so no CO-RE relocation
@@ -153,6 +154,15 @@ struct {
 	__type(key, struct tls_sock_key);
 	__type(value, struct tls_sock);
 } tls_socks SEC(".maps");
+
+/* Request-line prefixes that switch a connection to full capture (LLM APIs);
+ * written by userspace before attaching. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, OE_MAX_CAPTURE_RULES);
+	__type(key, __u32);
+	__type(value, struct oe_capture_rule);
+} capture_rules SEC(".maps");
 
 /* Drop and overflow counters, per CPU; indexes OE_CNT_*. */
 struct {

@@ -160,9 +160,67 @@ static __always_inline __u32 copy_iov(__u8 *dst, const struct io_args *a, __u32 
 	return off;
 }
 
+/* Does this payload start with a request line a full-capture rule names?
+ * Only payloads starting "POST " get this far; 16 rules of 8 word compares. */
+static __always_inline bool wants_full_capture(const __u8 *payload, __u32 len)
+{
+	if (capture_rule_count == 0 || len < 5)
+		return false;
+	if (payload[0] != 'P' || payload[1] != 'O' || payload[2] != 'S' || payload[3] != 'T' || payload[4] != ' ')
+		return false;
+	const __u64 *words = (const __u64 *)payload;
+	for (__u32 i = 0; i < OE_MAX_CAPTURE_RULES; i++) {
+		if (i >= capture_rule_count)
+			break;
+		struct oe_capture_rule *r = bpf_map_lookup_elem(&capture_rules, &i);
+		if (!r)
+			break;
+		if (r->len == 0 || r->len > len)
+			continue;
+		__u64 diff = 0;
+#pragma unroll
+		for (int w = 0; w < OE_CAPTURE_RULE_WORDS; w++)
+			diff |= (words[w] ^ r->word[w]) & r->mask[w];
+		if (diff == 0)
+			return true;
+	}
+	return false;
+}
+
+static __always_inline void send(struct oe_data *ev, __u32 copied)
+{
+	if (copied > OE_MAX_CAPTURE)
+		copied = OE_MAX_CAPTURE;
+	ev->meta.captured_len = copied;
+	if (bpf_ringbuf_output(&events, ev, offsetof(struct oe_data, payload) + copied, wakeup_flag()))
+		count(OE_CNT_RINGBUF_FULL);
+}
+
+/* Full capture: [from, to) of a user buffer, at most OE_FULL_CHUNKS / 2
+ * events. Offsets derive from the loop index alone, which keeps the
+ * verifier's walk of the loop short. */
+static __always_inline void send_range(struct oe_data *ev, struct oe_conn_info *ci, __u64 buf, __u64 from, __u64 to)
+{
+	for (__u32 i = 0; i < OE_FULL_CHUNKS / 2; i++) {
+		__u64 off = from + (__u64)i * OE_MAX_CAPTURE;
+		if (off >= to)
+			break;
+		__u64 left = to - off;
+		__u32 n = left > OE_MAX_CAPTURE ? OE_MAX_CAPTURE : (__u32)left;
+		ev->meta.seq = __sync_fetch_and_add(&ci->seq, 1);
+		ev->meta.total_len = n;
+		/* Unreadable (paged out): counted, not copied. */
+		if (bpf_probe_read_user(ev->payload, n, (void *)(buf + off)))
+			n = 0;
+		send(ev, n);
+	}
+}
+
 /* Sends a data event: the prefix of what moved through a->buf (an iovec
  * array when a->iovcnt > 0), `moved` bytes in all. Shared by the syscall exit
- * below and the OpenSSL uretprobe (tls.bpf.c). */
+ * below and the OpenSSL uretprobe (tls.bpf.c). A connection in full capture
+ * gets all of a contiguous buffer, as consecutive events each looking like a
+ * syscall of its own (only the last may have uncaptured bytes). */
 static __always_inline void emit_data(__u64 pid_tgid, const struct io_args *a, __u64 moved)
 {
 	__u32 zero = 0;
@@ -178,9 +236,12 @@ static __always_inline void emit_data(__u64 pid_tgid, const struct io_args *a, _
 	 * (EAGAIN) leave no hole; a hole means the ring buffer dropped one. */
 	struct oe_fd_key key = { .tgid = pid_tgid >> 32, .fd = a->fd };
 	struct oe_conn_info *ci = bpf_map_lookup_elem(&conns, &key);
-	ev->meta.seq = ci && ci->conn_id == a->conn_id ? __sync_fetch_and_add(&ci->seq, 1) : OE_SEQ_UNKNOWN;
+	if (ci && ci->conn_id != a->conn_id)
+		ci = NULL;
+	ev->meta.seq = ci ? __sync_fetch_and_add(&ci->seq, 1) : OE_SEQ_UNKNOWN;
+	bool full = ci && (ci->flags & OE_CONN_F_FULL);
 
-	__u32 cap = capture_bytes;
+	__u32 cap = full ? OE_MAX_CAPTURE : capture_bytes;
 	if (cap > OE_MAX_CAPTURE)
 		cap = OE_MAX_CAPTURE;
 	if (moved < cap)
@@ -196,9 +257,35 @@ static __always_inline void emit_data(__u64 pid_tgid, const struct io_args *a, _
 	}
 	if (copied > OE_MAX_CAPTURE)
 		copied = OE_MAX_CAPTURE;
-	ev->meta.captured_len = copied;
-	if (bpf_ringbuf_output(&events, ev, offsetof(struct oe_data, payload) + copied, wakeup_flag()))
-		count(OE_CNT_RINGBUF_FULL);
+	if (ci && !full && wants_full_capture(ev->payload, copied)) {
+		ci->flags |= OE_CONN_F_FULL;
+		full = true;
+	}
+	if (!full || a->iovcnt != 0 || copied == 0 || moved <= copied) {
+		send(ev, copied);
+		return;
+	}
+	/* The rest follows in events of their own: all of it up to
+	 * OE_FULL_BYTES; past that its first and last halves, with an event
+	 * that only counts the middle (usage totals sit at a body's end). */
+	ev->meta.total_len = copied;
+	send(ev, copied);
+	__u64 half = OE_FULL_BYTES / 2, mid, tail;
+	if (moved <= OE_FULL_BYTES) {
+		mid = copied + half < moved ? copied + half : moved;
+		tail = mid;
+	} else {
+		mid = half;
+		tail = moved - half;
+	}
+	send_range(ev, ci, a->buf, copied, mid);
+	if (tail > mid) {
+		ev->meta.seq = __sync_fetch_and_add(&ci->seq, 1);
+		__u64 hole = tail - mid;
+		ev->meta.total_len = hole > 0xffffffffULL ? 0xffffffff : (__u32)hole;
+		send(ev, 0);
+	}
+	send_range(ev, ci, a->buf, tail, moved);
 }
 
 /* One exit program serves every data syscall: their sys_exit records match. */

@@ -141,6 +141,9 @@ struct oe_fd_key {
 #define OE_CONN_F_MUTED 1     /* userspace needs no more payload: data syscalls are not captured */
 #define OE_CONN_F_TLS 2       /* set by the kernel: OpenSSL reads/writes it; its syscalls carry ciphertext, never captured */
 #define OE_CONN_F_TLS_MUTED 4 /* userspace needs no more TLS plaintext (not a protocol it parses) */
+#define OE_CONN_F_FULL 8      /* set by the kernel: a request line matched a full-capture rule (LLM API
+			       * traffic): every byte is captured, in OE_MAX_CAPTURE pieces, up to
+			       * OE_FULL_CHUNKS events per syscall */
 
 /* Value of the connection table. Userspace sets `flags` on live entries. */
 struct oe_conn_info {
@@ -148,6 +151,28 @@ struct oe_conn_info {
 	__u16 role;
 	__u16 flags;
 	__u32 seq; /* next oe_data_meta.seq */
+};
+
+/* Full capture (OE_CONN_F_FULL): a syscall is split into OE_MAX_CAPTURE-byte
+ * events, all of it up to OE_FULL_BYTES; a larger one gives its first and
+ * last OE_FULL_BYTES / 2 and, between them, one event that only counts the
+ * middle (captured_len 0). At most OE_FULL_CHUNKS + 2 events follow the
+ * first. Only contiguous buffers (read/write/send/recv, OpenSSL) are split;
+ * an iovec call gives its first OE_MAX_CAPTURE bytes. */
+#define OE_FULL_CHUNKS 32
+#define OE_FULL_BYTES (OE_FULL_CHUNKS * OE_MAX_CAPTURE)
+
+/* Full-capture rules (`capture_rules` array map, `capture_rule_count` of them
+ * used): a payload whose first `len` bytes equal `bytes` (e.g. "POST
+ * /v1/chat/completions") turns on OE_CONN_F_FULL for its connection. Compared
+ * 8 bytes at a time under `mask`, which userspace fills from `len`. */
+#define OE_MAX_CAPTURE_RULES 16
+#define OE_CAPTURE_RULE_WORDS 8 /* 64 bytes */
+struct oe_capture_rule {
+	__u64 word[OE_CAPTURE_RULE_WORDS];
+	__u64 mask[OE_CAPTURE_RULE_WORDS];
+	__u32 len;
+	__u32 _pad;
 };
 
 #endif /* OTEL_EBPF_EVENTS_H */

@@ -18,6 +18,7 @@
 //! temp dirs, deadlines, privileges).
 
 pub mod clients;
+pub mod genai;
 pub mod receiver;
 pub mod scenario;
 pub mod servers;

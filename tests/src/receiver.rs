@@ -10,6 +10,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use otel_ebpf::otel_ebpf_result::{self, *};
 use otel_ebpf::otel_ebpf_signal::*;
@@ -36,6 +37,8 @@ struct Collected {
     spans: Vec<SpanRec>,
     raw: Vec<Vec<u8>>,
     other_signals: usize,
+    /// The bytes of every metrics batch (also in `raw`), decoded on demand.
+    metric_raw: Vec<Vec<u8>>,
     /// Set when the poll thread ended: why.
     ended: Option<String>,
     /// A decode or protocol failure seen by the poll thread.
@@ -129,6 +132,18 @@ impl Receiver {
     /// Batches of other signals than traces (metrics) received so far.
     pub fn other_batches(&self) -> usize {
         self.shared.data.lock().unwrap().other_signals
+    }
+
+    /// Every metrics batch received so far, decoded; panics on one that does not decode.
+    pub fn metric_requests(&self) -> Vec<ExportMetricsServiceRequest> {
+        let batches = self.shared.data.lock().unwrap().metric_raw.clone();
+        batches
+            .iter()
+            .map(|b| {
+                ExportMetricsServiceRequest::decode(b.as_slice())
+                    .unwrap_or_else(|e| panic!("metrics batch of {} bytes does not decode: {e}", b.len()))
+            })
+            .collect()
     }
 
     /// True when any received batch's bytes (every signal) contain `needle`.
@@ -274,6 +289,9 @@ fn poll_loop(handle: usize, shared: &Shared) {
                 }
             } else {
                 data.other_signals += 1;
+                if signal == OTEL_EBPF_SIGNAL_METRICS {
+                    data.metric_raw.push(bytes.clone());
+                }
             }
             data.raw.push(bytes);
         }

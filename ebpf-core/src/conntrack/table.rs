@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::events::{ConnOpen, DataEvent, Header};
 use crate::process::{IdentityConfig, ProcessIdentity, ProcessTable, TaskHint};
-use crate::protocol::http1::{Http1Parser, HttpExchange};
+use crate::protocol::http1::{BodyPolicy, Http1Parser, HttpExchange};
 use crate::protocol::Chunk;
 
 use super::connection::{Connection, Endpoints, StreamState};
@@ -47,6 +47,8 @@ pub struct ConnTracker {
     /// socket: they may have loaded a TLS library the probes do not know yet.
     pub tls_suspects: Vec<u32>,
     scratch: Vec<HttpExchange>,
+    /// Which exchanges' bodies the parsers keep (LLM API calls).
+    body_policy: Option<Arc<dyn BodyPolicy>>,
 }
 
 impl ConnTracker {
@@ -57,6 +59,12 @@ impl ConnTracker {
     /// For replaying recorded events: identities come from the events only.
     pub fn offline() -> Self {
         Self { processes: ProcessTable::offline(), ..Self::default() }
+    }
+
+    /// Parsers created from now on keep the bodies `policy` selects.
+    pub fn with_body_policy(mut self, policy: Option<Arc<dyn BodyPolicy>>) -> Self {
+        self.body_policy = policy;
+        self
     }
 
     pub fn len(&self) -> usize {
@@ -142,7 +150,7 @@ impl ConnTracker {
                 return;
             }
             conn.stream = if Http1Parser::looks_like_http(data.payload) {
-                StreamState::Http1(Box::default())
+                StreamState::Http1(Box::new(Http1Parser::with_policy(self.body_policy.clone())))
             } else {
                 if !data.tls && looks_like_tls_record(data.payload) {
                     self.tls_suspects.push(hdr.tgid);

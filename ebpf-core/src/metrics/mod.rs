@@ -64,6 +64,7 @@
 //! through a borrowed key (`series::KeyView`); only a new series allocates
 //! (its owned key: the route and a Host name).
 
+mod genai;
 mod histogram;
 mod self_telemetry;
 mod series;
@@ -91,6 +92,7 @@ use crate::process::ProcessIdentity;
 use crate::protocol::Role;
 use crate::stats::StatsSnapshot;
 
+pub use genai::{GenAiObservation, GENAI_METRIC_NAMES};
 pub use histogram::{BODY_SIZE_BOUNDS, DURATION_BOUNDS_S};
 pub use self_telemetry::SELF_METRIC_NAMES;
 
@@ -165,11 +167,13 @@ struct ProcessSeries {
     identity: Arc<ProcessIdentity>,
     server: SeriesMap,
     client: SeriesMap,
+    /// LLM API calls (`genai`), both sides.
+    genai: genai::GenAiMap,
 }
 
 impl ProcessSeries {
     fn is_empty(&self) -> bool {
-        self.server.is_empty() && self.client.is_empty()
+        self.server.is_empty() && self.client.is_empty() && self.genai.is_empty()
     }
 }
 
@@ -231,7 +235,12 @@ impl HttpMetrics {
     /// Attribute sets currently held (overflow series included), all processes.
     pub fn series_count(&self) -> usize {
         let family = |m: &SeriesMap| m.series.len() + usize::from(m.overflow.is_some());
-        self.processes.values().flatten().chain(&self.retired).map(|p| family(&p.server) + family(&p.client)).sum()
+        self.processes
+            .values()
+            .flatten()
+            .chain(&self.retired)
+            .map(|p| family(&p.server) + family(&p.client) + p.genai.len())
+            .sum()
     }
 
     /// Adds one completed exchange. `route` is its `http.route`, if known:
@@ -239,28 +248,43 @@ impl HttpMetrics {
     /// exchanges (see `crate::routes`, `crate::spans::http_common::path_of`);
     /// it is ignored for client exchanges, so callers need not compute it.
     pub fn record(&mut self, ex: &Exchange, route: Option<&str>) {
-        let states = self.processes.entry(ex.process.pid).or_default();
-        // Same Arc (the usual case), else same content (identity read again).
-        let same = |s: &ProcessSeries| Arc::ptr_eq(&s.identity, &ex.process) || *s.identity == *ex.process;
-        let index = match states.iter().position(same) {
-            Some(i) => i,
-            None => {
-                states.push(ProcessSeries {
-                    identity: ex.process.clone(),
-                    server: SeriesMap::default(),
-                    client: SeriesMap::default(),
-                });
-                states.len() - 1
-            }
-        };
-        let state = &mut states[index];
+        let (max_series, start) = (self.max_series, self.last_collect_ns);
+        let state = self.process_state(&ex.process);
         let (map, route) = match ex.http.role {
             Role::Server => (&mut state.server, route),
             Role::Client => (&mut state.client, None),
         };
-        if !map.record(KeyView::of(ex, route), &ex.http, self.max_series, self.last_collect_ns) {
+        if !map.record(KeyView::of(ex, route), &ex.http, max_series, start) {
             self.overflowed += 1;
         }
+    }
+
+    /// Adds one LLM API call of `process` (on top of its HTTP exchange,
+    /// recorded by `record`).
+    pub fn record_genai(&mut self, process: &Arc<ProcessIdentity>, call: &GenAiObservation<'_>) {
+        let (max_series, start) = (self.max_series, self.last_collect_ns);
+        if !self.process_state(process).genai.record(call, max_series, start) {
+            self.overflowed += 1;
+        }
+    }
+
+    fn process_state(&mut self, process: &Arc<ProcessIdentity>) -> &mut ProcessSeries {
+        let states = self.processes.entry(process.pid).or_default();
+        // Same Arc (the usual case), else same content (identity read again).
+        let same = |s: &ProcessSeries| Arc::ptr_eq(&s.identity, process) || *s.identity == **process;
+        let index = match states.iter().position(same) {
+            Some(i) => i,
+            None => {
+                states.push(ProcessSeries {
+                    identity: process.clone(),
+                    server: SeriesMap::default(),
+                    client: SeriesMap::default(),
+                    genai: genai::GenAiMap::default(),
+                });
+                states.len() - 1
+            }
+        };
+        &mut states[index]
     }
 
     /// The process `pid` exited: its series are exported by the next
@@ -300,6 +324,7 @@ impl HttpMetrics {
                 for s in states.iter_mut() {
                     s.server.reset_for_delta();
                     s.client.reset_for_delta();
+                    s.genai.reset_for_delta();
                 }
                 states.retain(|s| !s.is_empty());
                 !states.is_empty()
@@ -360,6 +385,31 @@ impl HttpMetrics {
                     })),
                 });
             }
+        }
+        let temporality = self.temporality;
+        let genai_start = |series_start: u64| match temporality {
+            Temporality::Cumulative => series_start,
+            Temporality::Delta => interval_start,
+        };
+        let mut genai_points: [Vec<HistogramDataPoint>; 6] = Default::default();
+        for (i, point) in state.genai.points(genai_start, now) {
+            genai_points[i].push(point);
+        }
+        for (i, data_points) in genai_points.into_iter().enumerate() {
+            if data_points.is_empty() {
+                continue;
+            }
+            let (unit, description) = genai::GENAI_METRIC_INFO[i];
+            metrics.push(Metric {
+                name: GENAI_METRIC_NAMES[i].to_string(),
+                description: description.to_string(),
+                unit: unit.to_string(),
+                metadata: Vec::new(),
+                data: Some(metric::Data::Histogram(OtlpHistogram {
+                    data_points,
+                    aggregation_temporality: temporality.otlp(),
+                })),
+            });
         }
         metrics
     }

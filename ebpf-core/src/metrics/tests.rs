@@ -36,6 +36,7 @@ fn exchange(process: &Arc<ProcessIdentity>, role: Role, status: Option<u16>, dur
             response_end_ns: 10 * SEC + duration_ns,
             request_body_size: 0,
             response_body_size: 10,
+            bodies: None,
         },
         process: process.clone(),
         endpoints: Some(Endpoints {

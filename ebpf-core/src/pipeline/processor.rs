@@ -10,11 +10,14 @@ use crate::clock::WallClock;
 use crate::config::Config;
 use crate::conntrack::{ConnTracker, Exchange, Mute};
 use crate::events::{decode, Event};
-use crate::metrics::HttpMetrics;
+use crate::metrics::{GenAiObservation, HttpMetrics};
 use crate::otlp::HostInfo;
+use crate::protocol::genai::GenAiCall;
 use crate::protocol::Role;
 use crate::routes::RouteMatcher;
-use crate::spans::{http_span, path_of, IdGenerator};
+use crate::spans::{first_chunk_ns, genai_error_type, genai_server, genai_span, http_span, path_of, IdGenerator};
+
+use super::genai::GenAiStage;
 use crate::stats::Stats;
 
 /// Connections silent this long are dropped (their close event was lost).
@@ -29,6 +32,8 @@ pub struct Processor {
     next_metrics: Instant,
     routes: RouteMatcher,
     route_buf: String,
+    /// LLM API calls; None when `genai.enabled` is off.
+    genai: Option<Arc<GenAiStage>>,
     host: HostInfo,
     ids: IdGenerator,
     clock: WallClock,
@@ -58,8 +63,10 @@ impl Processor {
         let host = HostInfo::read();
         let clock = WallClock::new();
         let now_unix = clock.to_unix_ns(crate::clock::monotonic_now_ns());
+        let genai = GenAiStage::new(&config.genai);
         Self {
-            conns,
+            conns: conns.with_body_policy(genai.as_ref().map(GenAiStage::body_policy)),
+            genai,
             batcher: config.traces.enabled.then(|| {
                 SpanBatcher::new(config.batch.max_spans, Duration::from_millis(config.batch.timeout_ms), host.clone())
             }),
@@ -117,11 +124,18 @@ impl Processor {
                 Role::Server => self.routes.route_in(path_of(&ex.http.target), &mut self.route_buf),
                 Role::Client => None,
             };
+            let call = self.genai.as_ref().and_then(|g| g.analyse(&ex));
             if let Some(metrics) = &mut self.metrics {
                 metrics.record(&ex, route);
+                if let Some(call) = &call {
+                    record_genai(metrics, &ex, call);
+                }
             }
             if let Some(batcher) = &mut self.batcher {
-                let span = http_span(&ex, route, &self.clock, &mut self.ids);
+                let span = match &call {
+                    Some(call) => genai_span(&ex, route, call, &self.clock, &mut self.ids),
+                    None => http_span(&ex, route, &self.clock, &mut self.ids),
+                };
                 if let Some(batch) = batcher.push(&ex.process, span, now) {
                     emit(batch);
                 }
@@ -194,4 +208,27 @@ impl Processor {
         }
         self.collect_metrics(crate::clock::monotonic_now_ns(), emit);
     }
+}
+
+fn record_genai(metrics: &mut HttpMetrics, ex: &Exchange, call: &GenAiCall) {
+    let (server_address, server_port) = genai_server(ex);
+    let error_type = genai_error_type(ex, call);
+    let http = &ex.http;
+    metrics.record_genai(
+        &ex.process,
+        &GenAiObservation {
+            role: http.role,
+            operation: &call.operation,
+            provider: &call.provider,
+            request_model: call.request_model.as_deref(),
+            response_model: call.response_model.as_deref(),
+            server_address: server_address.as_deref(),
+            server_port,
+            error_type: error_type.as_deref(),
+            duration_ns: http.response_end_ns.saturating_sub(http.request_start_ns),
+            first_chunk_ns: first_chunk_ns(ex, call),
+            input_tokens: call.input_tokens,
+            output_tokens: call.output_tokens,
+        },
+    );
 }

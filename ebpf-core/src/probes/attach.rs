@@ -2,13 +2,13 @@
 
 use std::path::Path;
 
-use aya::maps::{HashMap, MapData, RingBuf};
+use aya::maps::{Array, HashMap, MapData, RingBuf};
 use aya::programs::uprobe::{UProbeAttachLocation, UProbeLink, UProbeScope};
 use aya::programs::{RawTracePoint, TracePoint, UProbe};
 use aya::{Ebpf, EbpfLoader};
 use ebpf_probes::abi;
 
-use super::kernel_maps::{ConnTable, KernelCounters, PidFilter};
+use super::kernel_maps::{CaptureRule, ConnTable, KernelCounters, PidFilter};
 
 /// How a program attaches.
 #[derive(Clone, Copy)]
@@ -75,6 +75,9 @@ pub struct ProbeSettings {
     pub port_decisions: Vec<(u16, bool)>,
     /// Load the OpenSSL uprobe programs (attached later, per library file, by `crate::tls`).
     pub tls: bool,
+    /// Request-line prefixes that switch a connection to full capture (LLM
+    /// APIs), at most `OE_MAX_CAPTURE_RULES`; longer ones are cut.
+    pub full_capture_prefixes: Vec<Vec<u8>>,
 }
 
 /// The OpenSSL uprobe programs of `tls.bpf.c`: (function, entry program).
@@ -144,6 +147,12 @@ pub struct Probes {
 
 impl Probes {
     pub fn load(settings: &ProbeSettings) -> Result<Self, ProbeError> {
+        let rules: Vec<CaptureRule> = settings
+            .full_capture_prefixes
+            .iter()
+            .take(abi::OE_MAX_CAPTURE_RULES as usize)
+            .map(|p| CaptureRule::new(p))
+            .collect();
         let mut ebpf = EbpfLoader::new()
             .override_global("self_tgid", &settings.self_tgid, true)
             .override_global("capture_bytes", &settings.capture_bytes, true)
@@ -151,6 +160,7 @@ impl Probes {
             .override_global("port_mode", &settings.port_mode, true)
             .override_global("wakeup_bytes", &(u64::from(settings.ring_buffer_size) / 4), true)
             .override_global("tls_enabled", &u8::from(settings.tls), true)
+            .override_global("capture_rule_count", &(rules.len() as u32), true)
             .map_max_entries("events", settings.ring_buffer_size)
             .map_max_entries("conns", settings.max_connections)
             .map_max_entries("not_sock", settings.max_connections)
@@ -169,6 +179,16 @@ impl Probes {
         for &(port, traced) in &settings.port_decisions {
             let v = if traced { abi::OE_PID_TRACE } else { abi::OE_PID_SKIP } as u8;
             ports.insert(port, v, 0).map_err(|e| ProbeError::Selection { map: "port_filter", source: Box::new(e) })?;
+        }
+
+        // Borrowed, not taken: the programs still to load refer to it.
+        let rules_map = ebpf.map_mut("capture_rules").ok_or(ProbeError::MissingMap { map: "capture_rules" })?;
+        let mut capture_rules: Array<&mut MapData, CaptureRule> =
+            Array::try_from(rules_map).map_err(|e| ProbeError::Map { map: "capture_rules", source: Box::new(e) })?;
+        for (i, rule) in rules.iter().enumerate() {
+            capture_rules
+                .set(i as u32, rule, 0)
+                .map_err(|e| ProbeError::Selection { map: "capture_rules", source: Box::new(e) })?;
         }
 
         for &(program, hook) in ATTACHMENTS {

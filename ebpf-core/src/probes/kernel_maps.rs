@@ -1,7 +1,7 @@
 //! Typed views of the maps userspace reads or writes.
 
 use aya::maps::{HashMap, MapData, PerCpuArray};
-use ebpf_probes::abi::{self, oe_conn_info, oe_fd_key};
+use ebpf_probes::abi::{self, oe_capture_rule, oe_conn_info, oe_fd_key};
 
 /// `struct oe_fd_key` as an aya map key.
 #[derive(Clone, Copy)]
@@ -12,6 +12,38 @@ pub struct FdKey(pub oe_fd_key);
 #[derive(Clone, Copy)]
 #[repr(transparent)]
 pub struct ConnInfo(pub oe_conn_info);
+
+/// `struct oe_capture_rule` as an aya map value.
+#[derive(Clone, Copy)]
+#[repr(transparent)]
+pub struct CaptureRule(pub oe_capture_rule);
+
+impl CaptureRule {
+    /// Longest prefix one rule can hold.
+    pub const MAX_LEN: usize = abi::OE_CAPTURE_RULE_WORDS as usize * 8;
+
+    /// The rule matching payloads that start with `prefix` (cut to `MAX_LEN`).
+    /// Words are compared as the kernel loads them: native byte order.
+    pub fn new(prefix: &[u8]) -> Self {
+        let prefix = &prefix[..prefix.len().min(Self::MAX_LEN)];
+        let mut rule = oe_capture_rule { word: [0; 8], mask: [0; 8], len: prefix.len() as u32, _pad: 0 };
+        for (w, (word, mask)) in rule.word.iter_mut().zip(rule.mask.iter_mut()).enumerate() {
+            let (mut bytes, mut mask_bytes) = ([0u8; 8], [0u8; 8]);
+            for (i, (b, m)) in bytes.iter_mut().zip(mask_bytes.iter_mut()).enumerate() {
+                if let Some(&p) = prefix.get(w * 8 + i) {
+                    *b = p;
+                    *m = 0xff;
+                }
+            }
+            *word = u64::from_ne_bytes(bytes);
+            *mask = u64::from_ne_bytes(mask_bytes);
+        }
+        Self(rule)
+    }
+}
+
+// SAFETY: as below: a bindgen-generated #[repr(C)] struct of integers, no implicit padding.
+unsafe impl aya::Pod for CaptureRule {}
 
 // SAFETY: both wrap bindgen-generated #[repr(C)] structs of plain integers,
 // valid for any bit pattern, with explicit padding fields (see events.h).

@@ -6,5 +6,5 @@ mod kernel_maps;
 mod preflight;
 
 pub use attach::{ProbeError, ProbeSettings, Probes, TLS_ENTRY_PROGRAMS, TLS_RETURN_PROGRAM};
-pub use kernel_maps::{ConnTable, KernelCounters, PidFilter};
+pub use kernel_maps::{CaptureRule, ConnTable, KernelCounters, PidFilter};
 pub use preflight::{preflight, PreflightError};

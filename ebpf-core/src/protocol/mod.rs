@@ -3,6 +3,7 @@
 //! completed request/response exchanges. Parsers never panic on bad input:
 //! garbage puts the connection's parser into a failed state.
 
+pub mod genai;
 pub mod http1;
 
 /// Which way bytes moved, seen from the traced process.
@@ -29,7 +30,7 @@ pub struct Chunk<'a> {
 
 /// Which side of the exchange the traced process was on, decided from the
 /// direction the request travelled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {
     /// The request was read by the process: it served it.
     Server,

@@ -140,6 +140,7 @@ mod tests {
                 response_end_ns: 101_000,
                 request_body_size: 0,
                 response_body_size: 12,
+                bodies: None,
             },
             process: Arc::new(ProcessIdentity {
                 pid: 7,

@@ -1,4 +1,5 @@
-//! Message bodies: counted and skipped, never kept.
+//! Message bodies: counted and skipped. Their payload bytes are handed to a
+//! sink, which keeps them only for the exchanges a layer above asked for.
 
 use super::error::{MessageKind, ParseError};
 
@@ -39,11 +40,17 @@ impl Body {
         matches!(self, Body::UntilClose)
     }
 
-    /// Consume captured body bytes from the front of `data`.
-    pub(super) fn feed(&mut self, data: &[u8]) -> Result<Progress, ParseError> {
+    /// Consume captured body bytes from the front of `data`; `sink` gets the
+    /// payload among them (chunk framing removed), in order.
+    pub(super) fn feed(&mut self, data: &[u8], sink: impl FnMut(&[u8])) -> Result<Progress, ParseError> {
         match self {
-            Body::Chunked(decoder) => decoder.feed(data),
-            _ => Ok(self.skip_counted(data.len() as u64)),
+            Body::Chunked(decoder) => decoder.feed(data, sink),
+            _ => {
+                let mut sink = sink;
+                let progress = self.skip_counted(data.len() as u64);
+                sink(&data[..progress.consumed as usize]);
+                Ok(progress)
+            }
         }
     }
 
@@ -114,7 +121,7 @@ impl ChunkedDecoder {
         ParseError::InvalidChunk { message: self.message, reason }
     }
 
-    fn feed(&mut self, data: &[u8]) -> Result<Progress, ParseError> {
+    fn feed(&mut self, data: &[u8], mut sink: impl FnMut(&[u8])) -> Result<Progress, ParseError> {
         let mut i = 0usize;
         let mut payload = 0u64;
         while i < data.len() {
@@ -122,6 +129,7 @@ impl ChunkedDecoder {
                 ChunkState::Done => break,
                 ChunkState::Data { remaining } => {
                     let take = remaining.min((data.len() - i) as u64);
+                    sink(&data[i..i + take as usize]);
                     i += take as usize;
                     payload += take;
                     self.state = if remaining == take {
@@ -242,7 +250,7 @@ mod tests {
         let mut body = Body::chunked(MessageKind::Response);
         let (mut consumed, mut payload) = (0u64, 0u64);
         for piece in wire.chunks(step) {
-            let p = body.feed(piece)?;
+            let p = body.feed(piece, |_| {})?;
             consumed += p.consumed;
             payload += p.payload;
             if p.done {
@@ -275,16 +283,16 @@ mod tests {
     #[test]
     fn skip_passes_payload_and_closing_crlf_only() {
         let mut body = Body::chunked(MessageKind::Response);
-        body.feed(b"10\r\nabc").unwrap();
+        body.feed(b"10\r\nabc", |_| {}).unwrap();
         // 13 payload bytes and the CRLF after them were not captured.
         let p = body.skip(15);
         assert_eq!((p.consumed, p.payload, p.done), (15, 13, false));
-        let p = body.feed(b"0\r\n\r\n").unwrap();
+        let p = body.feed(b"0\r\n\r\n", |_| {}).unwrap();
         assert!(p.done);
 
         // Stops before the next chunk-size line, having passed the CRLF.
         let mut body = Body::chunked(MessageKind::Response);
-        body.feed(b"4\r\nab").unwrap();
+        body.feed(b"4\r\nab", |_| {}).unwrap();
         let p = body.skip(9);
         assert_eq!((p.consumed, p.payload, p.done), (4, 2, false));
         let p = body.skip(5);
@@ -302,9 +310,26 @@ mod tests {
     }
 
     #[test]
+    fn the_sink_gets_payload_without_framing_at_every_split() {
+        let wire = b"5;a=b\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
+        for step in 1..wire.len() {
+            let mut body = Body::chunked(MessageKind::Response);
+            let mut kept = Vec::new();
+            for piece in wire.chunks(step) {
+                body.feed(piece, |p| kept.extend_from_slice(p)).unwrap();
+            }
+            assert_eq!(kept, b"hello world", "step {step}");
+        }
+        let mut body = Body::Length { remaining: 3 };
+        let mut kept = Vec::new();
+        body.feed(b"abcdef", |p| kept.extend_from_slice(p)).unwrap();
+        assert_eq!(kept, b"abc");
+    }
+
+    #[test]
     fn length_body_stops_at_its_end() {
         let mut body = Body::Length { remaining: 4 };
-        let p = body.feed(b"abcdefg").unwrap();
+        let p = body.feed(b"abcdefg", |_| {}).unwrap();
         assert_eq!((p.consumed, p.payload, p.done), (4, 4, true));
     }
 }

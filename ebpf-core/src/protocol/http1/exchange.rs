@@ -1,5 +1,6 @@
 use std::fmt;
 
+use super::kept::KeptBodies;
 use crate::protocol::Role;
 
 /// One request and its final response (or the lack of one), reduced to what
@@ -42,6 +43,8 @@ pub struct HttpExchange {
     pub request_body_size: u64,
     /// Payload bytes, counted the same way as `request_body_size`.
     pub response_body_size: u64,
+    /// The bodies, when the parser's `BodyPolicy` kept them.
+    pub bodies: Option<Box<KeptBodies>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -9,6 +9,7 @@ use httparse::{Header, ParserConfig, Status};
 use super::body::Body;
 use super::error::{MessageKind, ParseError};
 use super::exchange::HttpVersion;
+use super::kept::ShortValue;
 use super::{MAX_HEAD_BYTES, MAX_HOST_BYTES, MAX_TARGET_BYTES};
 
 /// More headers than this is far outside real traffic.
@@ -48,12 +49,17 @@ pub(super) struct RequestHead {
     pub target: String,
     pub version: HttpVersion,
     pub host: Option<String>,
+    /// Content-Encoding (only read when the body is kept).
+    pub content_encoding: ShortValue,
     framing: Framing,
 }
 
 #[derive(Debug)]
 pub(super) struct ResponseHead {
     pub status: u16,
+    /// Content-Type and Content-Encoding (only read when the body is kept).
+    pub content_type: ShortValue,
+    pub content_encoding: ShortValue,
     framing: Framing,
 }
 
@@ -122,11 +128,14 @@ pub(super) fn parse_request(buf: &[u8]) -> Result<Parsed<RequestHead>, ParseErro
     };
     let mut framing = Framing::new();
     let mut host = None;
+    let mut content_encoding = ShortValue::default();
     for h in req.headers.iter() {
         if h.name.eq_ignore_ascii_case("host") {
             if host.is_none() {
                 host = Some(String::from_utf8_lossy(cap_bytes(h.value, MAX_HOST_BYTES)).into_owned());
             }
+        } else if h.name.eq_ignore_ascii_case("content-encoding") {
+            content_encoding = ShortValue::new(h.value);
         } else {
             framing.observe(h, message)?;
         }
@@ -144,6 +153,7 @@ pub(super) fn parse_request(buf: &[u8]) -> Result<Parsed<RequestHead>, ParseErro
         target: cap_str(req.path.unwrap_or_default(), MAX_TARGET_BYTES).to_owned(),
         version: HttpVersion::from_minor(req.version.unwrap_or(1)),
         host,
+        content_encoding,
         framing,
     };
     Ok(Some((len, head)))
@@ -165,10 +175,17 @@ pub(super) fn parse_response(buf: &[u8]) -> Result<Parsed<ResponseHead>, ParseEr
         Err(reason) => return Err(ParseError::MalformedHead { message, reason }),
     };
     let mut framing = Framing::new();
+    let (mut content_type, mut content_encoding) = (ShortValue::default(), ShortValue::default());
     for h in resp.headers.iter() {
-        framing.observe(h, message)?;
+        if h.name.eq_ignore_ascii_case("content-type") {
+            content_type = ShortValue::new(h.value);
+        } else if h.name.eq_ignore_ascii_case("content-encoding") {
+            content_encoding = ShortValue::new(h.value);
+        } else {
+            framing.observe(h, message)?;
+        }
     }
-    let head = ResponseHead { status: resp.code.unwrap_or_default(), framing };
+    let head = ResponseHead { status: resp.code.unwrap_or_default(), content_type, content_encoding, framing };
     Ok(Some((len, head)))
 }
 

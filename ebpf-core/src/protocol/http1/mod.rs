@@ -18,12 +18,15 @@
 //!   for a chunk that starts a request.
 //!
 //! Only what spans need is kept: method, target, Host and sizes. Other header
-//! values and bodies are never stored.
+//! values and bodies are never stored, except for the exchanges a
+//! `BodyPolicy` selects (LLM API calls): their bodies, bounded, and their
+//! Content-Type/Content-Encoding.
 
 mod body;
 mod error;
 mod exchange;
 mod head;
+mod kept;
 mod parser;
 mod sniff;
 
@@ -32,6 +35,7 @@ mod tests;
 
 pub use error::{MessageKind, ParseError};
 pub use exchange::{HttpExchange, HttpVersion};
+pub use kept::{BodyPolicy, KeptBodies, KeptBody};
 pub use parser::Http1Parser;
 
 /// Most bytes held while waiting for a head to end. Real heads are a few

@@ -38,11 +38,13 @@
 //! (see `gap`).
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use super::body::Body;
 use super::error::{MessageKind, ParseError};
 use super::exchange::{HttpExchange, HttpVersion};
 use super::head::{self, HeadBuffer, HeadStep, MethodKind, RequestHead, ResponseBody, ResponseHead};
+use super::kept::{BodyPolicy, KeptBodies, KeptBody};
 use super::sniff::skip_line_breaks;
 use super::{sniff, MAX_PIPELINED};
 use crate::protocol::{Chunk, Direction, Role};
@@ -95,6 +97,8 @@ pub struct Http1Parser {
     /// A request was unframed on this connection at some point, so requests
     /// pipelined inside its lost bytes may have gone unseen.
     requests_were_unframed: bool,
+    /// Which exchanges' bodies to keep; None keeps none.
+    policy: Option<Arc<dyn BodyPolicy>>,
 }
 
 /// One direction's progress through its messages.
@@ -121,6 +125,8 @@ struct Pending {
     response_start_ns: Option<u64>,
     response_end_ns: Option<u64>,
     response_body_size: u64,
+    /// Bodies, for the exchanges the policy keeps.
+    kept: Option<Box<KeptBodies>>,
 }
 
 impl Default for Http1Parser {
@@ -131,7 +137,14 @@ impl Default for Http1Parser {
 
 impl Http1Parser {
     pub fn new() -> Self {
+        Self::with_policy(None)
+    }
+
+    /// A parser that keeps the bodies of the exchanges `policy` selects
+    /// (`HttpExchange::bodies`).
+    pub fn with_policy(policy: Option<Arc<dyn BodyPolicy>>) -> Self {
         Http1Parser {
+            policy,
             state: State::Open,
             role: None,
             pending: VecDeque::new(),
@@ -176,7 +189,11 @@ impl Http1Parser {
                 // other body still in progress was cut short by the close.
                 let end = if body.is_until_close() { self.responses.last_ts } else { ts_ns };
                 if let Some(i) = self.responding() {
-                    self.pending[i].response_end_ns = Some(end);
+                    let p = &mut self.pending[i];
+                    p.response_end_ns = Some(end);
+                    if let Some(kept) = p.kept.as_deref_mut() {
+                        kept.response.complete = body.is_until_close();
+                    }
                 }
             }
         }
@@ -314,6 +331,10 @@ impl Http1Parser {
             Sync::Framed => {}
             Sync::Unframed => {
                 stream.last_ts = ts;
+                let lost = data.len() as u64 + uncaptured;
+                if let Some(kept) = self.kept_body(kind) {
+                    kept.lose(lost);
+                }
                 return Ok(());
             }
             Sync::Resync => {
@@ -337,9 +358,18 @@ impl Http1Parser {
         }
         stream.last_ts = ts;
         while !data.is_empty() && self.state == State::Open {
-            let stream = self.stream(kind);
+            let keep_at = self.keeping(kind);
+            let (stream, pending) = match kind {
+                MessageKind::Request => (&mut self.requests, &mut self.pending),
+                MessageKind::Response => (&mut self.responses, &mut self.pending),
+            };
             let consumed = if let Some(body) = stream.body.as_mut() {
-                let progress = body.feed(data)?;
+                let mut kept = keep_at.and_then(|i| pending.get_mut(i)).and_then(|p| p.kept.as_deref_mut());
+                let progress = body.feed(data, |payload| {
+                    if let Some(k) = kept.as_deref_mut() {
+                        k.body_mut(kind).push(payload);
+                    }
+                })?;
                 self.body_progress(kind, progress.payload, progress.done, ts);
                 usize::try_from(progress.consumed).unwrap_or(data.len())
             } else {
@@ -377,6 +407,9 @@ impl Http1Parser {
             };
             let progress = body.skip(uncaptured);
             uncaptured -= progress.consumed.min(uncaptured);
+            if let Some(kept) = self.kept_body(kind) {
+                kept.lose(progress.payload);
+            }
             self.body_progress(kind, progress.payload, progress.done, ts);
             if progress.consumed == 0 && !progress.done {
                 self.lose_body_framing(kind)?;
@@ -404,7 +437,10 @@ impl Http1Parser {
             self.requests_were_unframed = true;
             None
         };
+        let limit = self.policy.as_ref().map_or(0, |p| p.keep_limit(&head.method, &head.target, head.host.as_deref()));
+        let kept = (limit > 0).then(|| Box::new(KeptBodies::new(limit, &head.content_encoding)));
         self.pending.push_back(Pending {
+            kept,
             request_end_ns: (framed && body.is_none()).then_some(ts),
             method: head.method,
             method_kind: head.method_kind,
@@ -449,6 +485,10 @@ impl Http1Parser {
             let p = &mut self.pending[i];
             p.status = Some(head.status);
             p.response_start_ns = Some(start_ns);
+            if let Some(kept) = p.kept.as_deref_mut() {
+                kept.response_content_type = head.content_type.to_string_opt();
+                kept.response_content_encoding = head.content_encoding.to_string_opt();
+            }
         }
         if !framed && !head.switches(method_kind) {
             if self.awaiting_response().is_some() {
@@ -533,6 +573,9 @@ impl Http1Parser {
                     p.request_body_size += payload;
                     if done {
                         p.request_end_ns = Some(ts);
+                        if let Some(kept) = p.kept.as_deref_mut() {
+                            kept.request.complete = true;
+                        }
                     }
                 }
                 if done {
@@ -547,6 +590,12 @@ impl Http1Parser {
                         if done {
                             p.response_end_ns = Some(ts);
                         }
+                        if let Some(kept) = p.kept.as_deref_mut() {
+                            if payload > 0 {
+                                kept.response_body_start_ns.get_or_insert(ts);
+                            }
+                            kept.response.complete |= done;
+                        }
                     }
                 }
                 if done {
@@ -555,6 +604,23 @@ impl Http1Parser {
                 }
             }
         }
+    }
+
+    /// The pending exchange whose body in `kind` is being read, if its bodies
+    /// are kept.
+    fn keeping(&self, kind: MessageKind) -> Option<usize> {
+        let i = match kind {
+            // Requests arrive in order: the one with a body in progress is the newest.
+            MessageKind::Request => self.pending.len().checked_sub(1)?,
+            MessageKind::Response if self.orphan_response => return None,
+            MessageKind::Response => self.responding()?,
+        };
+        self.pending[i].kept.is_some().then_some(i)
+    }
+
+    fn kept_body(&mut self, kind: MessageKind) -> Option<&mut KeptBody> {
+        let i = self.keeping(kind)?;
+        self.pending[i].kept.as_deref_mut().map(|k| k.body_mut(kind))
     }
 
     /// The oldest request without a final response head.
@@ -612,6 +678,7 @@ impl Pending {
             response_end_ns: self.response_end_ns.unwrap_or(self.request_start_ns),
             request_body_size: self.request_body_size,
             response_body_size: self.response_body_size,
+            bodies: self.kept,
         }
     }
 }

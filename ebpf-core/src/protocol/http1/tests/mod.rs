@@ -5,6 +5,7 @@
 mod degraded;
 mod edge_cases;
 mod fixtures;
+mod kept_bodies;
 
 use super::{Http1Parser, HttpExchange, ParseError};
 use crate::protocol::{Chunk, Direction, Role};
