@@ -27,6 +27,11 @@ pub struct Stats {
     pub tls_attach_errors: AtomicU64,
     /// TLS plaintext the kernel dropped because its socket was unknown.
     pub tls_no_socket: AtomicU64,
+    /// LLM API calls recognised.
+    pub genai_calls: AtomicU64,
+    /// Of those, calls whose bodies could not be read in full (token counts
+    /// or models may be missing from their telemetry).
+    pub genai_incomplete: AtomicU64,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +50,8 @@ pub struct StatsSnapshot {
     pub tls_libraries: u64,
     pub tls_attach_errors: u64,
     pub tls_no_socket: u64,
+    pub genai_calls: u64,
+    pub genai_incomplete: u64,
 }
 
 impl Stats {
@@ -64,6 +71,8 @@ impl Stats {
             tls_libraries: self.tls_libraries.load(Relaxed),
             tls_attach_errors: self.tls_attach_errors.load(Relaxed),
             tls_no_socket: self.tls_no_socket.load(Relaxed),
+            genai_calls: self.genai_calls.load(Relaxed),
+            genai_incomplete: self.genai_incomplete.load(Relaxed),
         }
     }
 }

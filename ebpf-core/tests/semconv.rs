@@ -41,6 +41,8 @@ const PROJECT_METRIC_NAMES: &[&str] = &[
     "ebpf_receiver.metric.overflows",
     "ebpf_receiver.connections.tracked",
     "ebpf_receiver.processes.traced",
+    "ebpf_receiver.genai.calls",
+    "ebpf_receiver.genai.incomplete",
 ];
 
 fn semconv_dir() -> PathBuf {

@@ -19,6 +19,7 @@
 
 pub mod clients;
 pub mod genai;
+pub mod metric_points;
 pub mod receiver;
 pub mod scenario;
 pub mod servers;

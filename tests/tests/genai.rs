@@ -20,6 +20,7 @@ use integration_tests::genai::{
     assert_calls, assert_genai_metrics, assert_not_exported, curl_llm, describe_ledger, is_genai, run_llm_client,
     wait_for_calls, LedgerEntry, LlmCall, MockLlm,
 };
+use integration_tests::metric_points::{describe_points, metric_points};
 use integration_tests::{require_root, unique_token, Receiver};
 use serde_json::json;
 
@@ -225,6 +226,11 @@ fn python_client_over_tls_every_provider() {
     assert_calls(&spans, &ledger, &[run.pid], &mock);
     assert_genai_metrics(&rx, &ledger, &[run.pid], &mock);
     assert_not_exported(&rx, &secrets(&marker, &ledger, &keys));
+    // Self-telemetry: each call seen twice (client and mock), all read in full.
+    let points = metric_points(&rx);
+    let total = |name: &str| points.iter().filter(|p| p.name == name).map(|p| p.sum).sum::<f64>();
+    assert_eq!(total("ebpf_receiver.genai.calls"), 2.0 * ledger.len() as f64, "{}", describe_points(&points));
+    assert_eq!(total("ebpf_receiver.genai.incomplete"), 0.0, "{}", describe_points(&points));
 }
 
 /// (1b) Responses over 64 KiB (12,000 output tokens), one JSON body written

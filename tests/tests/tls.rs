@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
 
 use integration_tests::clients::curl_with;
+use integration_tests::metric_points::{describe_points, metric_points, MetricPoint};
 use integration_tests::scenario::sorted_by_start;
 use integration_tests::span::SpanRec;
 use integration_tests::tls::{
@@ -266,6 +267,35 @@ fn nginx_https_spans_have_the_shape_of_plain_http_spans() {
         );
     }
     assert_eq!(rx.stats().parse_errors, 0, "parse errors: ciphertext was parsed?\n{d}");
+
+    // Metrics (the final export at stop): nginx's server duration series
+    // pair up, HTTP and HTTPS, with the same attributes but url.scheme and
+    // one request each.
+    let points: Vec<MetricPoint> = metric_points(&rx)
+        .into_iter()
+        .filter(|p| p.pid == Some(spid) && p.name == "http.server.request.duration")
+        .collect();
+    let dp = describe_points(&points);
+    for (_, code, _, _) in &pairs {
+        let status = code.to_string();
+        let by_scheme = |scheme: &str| -> &MetricPoint {
+            let v: Vec<&MetricPoint> = points
+                .iter()
+                .filter(|p| p.attr("url.scheme") == Some(scheme) && p.attr("http.response.status_code") == Some(&status))
+                .collect();
+            assert_eq!(v.len(), 1, "one {scheme} series for status {status}:\n{dp}");
+            v[0]
+        };
+        let (plain, tls) = (by_scheme("http"), by_scheme("https"));
+        assert_eq!((plain.count, tls.count), (1, 1), "one request each:\n{dp}");
+        let without_scheme = |p: &MetricPoint| {
+            let mut a = p.attrs.clone();
+            a.remove("url.scheme");
+            a
+        };
+        assert_eq!(without_scheme(plain), without_scheme(tls), "same attributes but url.scheme:\n{dp}");
+        assert_eq!(plain.unit, tls.unit);
+    }
 }
 
 /// Same name, kind, status and attribute keys; the same values but for `differ`.

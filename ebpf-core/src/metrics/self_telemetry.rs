@@ -24,7 +24,7 @@ struct Counter {
 }
 
 /// Monotonic sums; the `u64` handed to `value` is `HttpMetrics::overflowed()`.
-const COUNTERS: [Counter; 7] = [
+const COUNTERS: [Counter; 9] = [
     Counter {
         name: "ebpf_receiver.events.read",
         unit: "{event}",
@@ -74,6 +74,20 @@ const COUNTERS: [Counter; 7] = [
         attribute: None,
         value: |_, overflowed| overflowed,
     },
+    Counter {
+        name: "ebpf_receiver.genai.calls",
+        unit: "{call}",
+        description: "LLM API calls recognised.",
+        attribute: None,
+        value: |s, _| s.genai_calls,
+    },
+    Counter {
+        name: "ebpf_receiver.genai.incomplete",
+        unit: "{call}",
+        description: "LLM API calls whose bodies could not be read in full: token counts or models may be missing.",
+        attribute: None,
+        value: |s, _| s.genai_incomplete,
+    },
 ];
 
 struct GaugeInfo {
@@ -99,7 +113,7 @@ const GAUGES: [GaugeInfo; 2] = [
 ];
 
 /// Every self-telemetry metric name.
-pub const SELF_METRIC_NAMES: [&str; 9] = [
+pub const SELF_METRIC_NAMES: [&str; 11] = [
     COUNTERS[0].name,
     COUNTERS[1].name,
     COUNTERS[2].name,
@@ -107,6 +121,8 @@ pub const SELF_METRIC_NAMES: [&str; 9] = [
     COUNTERS[4].name,
     COUNTERS[5].name,
     COUNTERS[6].name,
+    COUNTERS[7].name,
+    COUNTERS[8].name,
     GAUGES[0].name,
     GAUGES[1].name,
 ];

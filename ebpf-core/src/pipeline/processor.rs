@@ -125,6 +125,14 @@ impl Processor {
                 Role::Client => None,
             };
             let call = self.genai.as_ref().and_then(|g| g.analyse(&ex));
+            if let Some(call) = &call {
+                self.stats.genai_calls.fetch_add(1, Relaxed);
+                if let Some(problem) = call.problem {
+                    self.stats.genai_incomplete.fetch_add(1, Relaxed);
+                    // The path only: a query string may hold an API key.
+                    log::debug!("{} {}: {problem}", call.operation, path_of(&ex.http.target));
+                }
+            }
             if let Some(metrics) = &mut self.metrics {
                 metrics.record(&ex, route);
                 if let Some(call) = &call {
