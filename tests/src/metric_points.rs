@@ -133,4 +133,3 @@ fn number(p: &opentelemetry_proto::tonic::metrics::v1::NumberDataPoint) -> f64 {
 pub fn describe_points<'a>(points: impl IntoIterator<Item = &'a MetricPoint>) -> String {
     points.into_iter().map(|p| format!("  {}\n", p.describe())).collect()
 }
-
