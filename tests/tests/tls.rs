@@ -281,7 +281,9 @@ fn nginx_https_spans_have_the_shape_of_plain_http_spans() {
         let by_scheme = |scheme: &str| -> &MetricPoint {
             let v: Vec<&MetricPoint> = points
                 .iter()
-                .filter(|p| p.attr("url.scheme") == Some(scheme) && p.attr("http.response.status_code") == Some(&status))
+                .filter(|p| {
+                    p.attr("url.scheme") == Some(scheme) && p.attr("http.response.status_code") == Some(&status)
+                })
                 .collect();
             assert_eq!(v.len(), 1, "one {scheme} series for status {status}:\n{dp}");
             v[0]
