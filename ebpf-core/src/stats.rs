@@ -21,9 +21,10 @@ pub struct Stats {
     pub connections: AtomicU64,
     /// Processes with a cached identity (traced and seen), a gauge.
     pub processes: AtomicU64,
-    /// Library (or executable) files whose OpenSSL functions carry uprobes.
+    /// Library (or executable) files whose OpenSSL functions carry uprobes,
+    /// and Go executables whose `crypto/tls` does.
     pub tls_libraries: AtomicU64,
-    /// OpenSSL uprobes the kernel refused (the library stays uninstrumented).
+    /// TLS functions whose uprobes the kernel refused (they stay uninstrumented).
     pub tls_attach_errors: AtomicU64,
     /// TLS plaintext the kernel dropped because its socket was unknown.
     pub tls_no_socket: AtomicU64,

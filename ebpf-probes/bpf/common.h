@@ -24,7 +24,7 @@ const volatile __u32 capture_bytes = 1024; /* payload prefix per syscall, <= OE_
 const volatile __u8 pid_mode = OE_PIDS_ALL;   /* OE_PIDS_*: process selection */
 const volatile __u8 port_mode = OE_PORTS_ALL; /* OE_PORTS_*: connection selection */
 const volatile __u64 wakeup_bytes = 1 << 20;  /* wake the reader only past this much queued data */
-const volatile __u8 tls_enabled = 0;          /* the OpenSSL uprobes (tls.bpf.c) are in use */
+const volatile __u8 tls_enabled = 0;          /* the TLS uprobes (tls.bpf.c, gotls.bpf.c) are in use */
 const volatile __u32 capture_rule_count = 0;  /* entries of `capture_rules` in use */
 
 /* Syscall tracepoint records. Our own layouts (stable tracepoint ABI: 8 bytes

@@ -172,7 +172,12 @@ static __always_inline bool wants_full_capture(const __u8 *payload, __u32 len)
 	for (__u32 i = 0; i < OE_MAX_CAPTURE_RULES; i++) {
 		if (i >= capture_rule_count)
 			break;
-		struct oe_capture_rule *r = bpf_map_lookup_elem(&capture_rules, &i);
+		/* The lookup takes its key's address: a copy, so that the counter is
+		 * not kept as 4 bytes at an unaligned stack offset, where the
+		 * verifier loses its value and, seeing no progress, rejects the
+		 * loop as infinite (it did once this was inlined into gotls.bpf.c). */
+		__u32 key = i;
+		struct oe_capture_rule *r = bpf_map_lookup_elem(&capture_rules, &key);
 		if (!r)
 			break;
 		if (r->len == 0 || r->len > len)

@@ -3,6 +3,7 @@
 #include "conn.bpf.c"
 #include "data.bpf.c"
 #include "tls.bpf.c"
+#include "gotls.bpf.c"
 #include "proc.bpf.c"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

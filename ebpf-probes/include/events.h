@@ -48,8 +48,9 @@ typedef int64_t __s64;
 #define OE_SYS_SENDTO 7
 #define OE_SYS_SENDMSG 8
 #define OE_SYS_SENDFILE 9
-/* Plaintext handed to / returned by OpenSSL (uprobes, tls.bpf.c): the
- * connection is TLS and these bytes are what the application sent or received. */
+/* Plaintext handed to / returned by OpenSSL (uprobes, tls.bpf.c) or Go's
+ * crypto/tls (gotls.bpf.c): the connection is TLS and these bytes are what the
+ * application sent or received. */
 #define OE_SYS_SSL_READ 10
 #define OE_SYS_SSL_WRITE 11
 
@@ -139,11 +140,13 @@ struct oe_fd_key {
 
 /* oe_conn_info.flags */
 #define OE_CONN_F_MUTED 1     /* userspace needs no more payload: data syscalls are not captured */
-#define OE_CONN_F_TLS 2       /* set by the kernel: OpenSSL reads/writes it; its syscalls carry ciphertext, never captured */
+#define OE_CONN_F_TLS 2       /* set by the kernel: OpenSSL or Go crypto/tls reads/writes it; its syscalls carry ciphertext, never captured */
 #define OE_CONN_F_TLS_MUTED 4 /* userspace needs no more TLS plaintext (not a protocol it parses) */
 #define OE_CONN_F_FULL 8      /* set by the kernel: a request line matched a full-capture rule (LLM API
 			       * traffic): every byte is captured, in OE_MAX_CAPTURE pieces, up to
 			       * OE_FULL_CHUNKS events per syscall */
+#define OE_CONN_F_GO_JOINING 16 /* kernel only (gotls.bpf.c): a Go TLS connection met mid-stream; its
+				 * writes are not captured until a Read is seen starting */
 
 /* Value of the connection table. Userspace sets `flags` on live entries. */
 struct oe_conn_info {

@@ -375,7 +375,8 @@ fn a_connection_whose_handshake_was_seen_as_ciphertext_still_gets_its_https_span
         server.port,
         &paths,
         Duration::from_millis(2000),
-        Duration::from_millis(1500),
+        // Room for the rescan and the attach on a loaded machine.
+        Duration::from_millis(3000),
         Some(libdir.path()),
     );
     let mut rx = receiver_for_ports(&[server.port]);

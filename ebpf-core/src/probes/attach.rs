@@ -96,6 +96,19 @@ const TLS_CALLS_IN_FLIGHT: u32 = 16384;
 /// The uretprobe of every function in `TLS_ENTRY_PROGRAMS`.
 pub const TLS_RETURN_PROGRAM: &str = "oe_ssl_ret";
 
+/// Go `crypto/tls` (`gotls.bpf.c`): `(*Conn).Read`'s entry, and a plain
+/// uprobe on each of its `RET` instructions (uretprobes are unsafe on Go)...
+const GO_TLS_READ_PROGRAM: &str = "oe_go_tls_read_enter";
+const GO_TLS_READ_RET_PROGRAM: &str = "oe_go_tls_read_ret";
+/// ...`.Write`'s entry (it emits there), and the handshakes' entries.
+const GO_TLS_WRITE_PROGRAM: &str = "oe_go_tls_write_enter";
+const GO_TLS_HANDSHAKE_PROGRAM: &str = "oe_go_tls_handshake";
+const GO_TLS_PROGRAMS: [&str; 4] =
+    [GO_TLS_READ_PROGRAM, GO_TLS_READ_RET_PROGRAM, GO_TLS_WRITE_PROGRAM, GO_TLS_HANDSHAKE_PROGRAM];
+
+/// Goroutines inside a Go `crypto/tls` Read at once (`go_tls_reads`).
+const GO_TLS_READS_IN_FLIGHT: u32 = 16384;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
     #[error("loading the eBPF object failed: {0}")]
@@ -131,6 +144,13 @@ pub enum ProbeError {
     },
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum GoTlsPrograms {
+    NotLoaded,
+    Ready,
+    Failed,
+}
+
 /// The loaded, attached probes. Dropping it detaches and unloads everything.
 pub struct Probes {
     // Dropping it detaches every link and unloads the programs.
@@ -141,6 +161,12 @@ pub struct Probes {
     pub pid_filter: PidFilter,
     /// The OpenSSL uprobe programs loaded (verified) and ready to attach.
     tls_ready: bool,
+    /// The Go `crypto/tls` ones: loaded when the first Go binary using
+    /// `crypto/tls` is found, since verifying them costs about a second.
+    go_tls: GoTlsPrograms,
+    /// Written at start-up only, but held open: the Go programs, loaded
+    /// later, refer to it by file descriptor.
+    _port_filter: HashMap<MapData, u16, u8>,
     /// Their attachments (dropping one detaches it).
     tls_links: Vec<UProbeLink>,
 }
@@ -167,6 +193,7 @@ impl Probes {
             // TLS off: its maps shrink to nothing.
             .map_max_entries("tls_socks", if settings.tls { settings.max_connections } else { 1 })
             .map_max_entries("tls_calls", if settings.tls { TLS_CALLS_IN_FLIGHT } else { 1 })
+            .map_max_entries("go_tls_reads", if settings.tls { GO_TLS_READS_IN_FLIGHT } else { 1 })
             .load(ebpf_probes::object())
             .map_err(|e| ProbeError::Load(Box::new(e)))?;
 
@@ -220,14 +247,23 @@ impl Probes {
 
         // TLS is an extra: a kernel that rejects the uprobe programs still
         // gets plaintext HTTP.
-        let tls_ready = settings.tls && load_tls_programs(&mut ebpf);
+        let openssl = TLS_ENTRY_PROGRAMS.iter().map(|(_, p)| *p).chain([TLS_RETURN_PROGRAM]);
+        let tls_ready = settings.tls && load_uprobe_programs(&mut ebpf, "TLS", openssl);
 
         let events = take_map(&mut ebpf, "events", RingBuf::try_from)?;
         let counters = KernelCounters::new(take_map(&mut ebpf, "counters", TryFrom::try_from)?);
         let conns = ConnTable::new(take_map(&mut ebpf, "conns", TryFrom::try_from)?);
-        // The port table is only written at start-up; the kernel keeps its own reference.
-        drop(ports);
-        Ok(Self { ebpf: Some(ebpf), events, counters, conns, pid_filter, tls_ready, tls_links: Vec::new() })
+        Ok(Self {
+            ebpf: Some(ebpf),
+            events,
+            counters,
+            conns,
+            pid_filter,
+            tls_ready,
+            go_tls: GoTlsPrograms::NotLoaded,
+            _port_filter: ports,
+            tls_links: Vec::new(),
+        })
     }
 
     /// True when the OpenSSL uprobe programs are loaded and can be attached.
@@ -246,7 +282,53 @@ impl Probes {
         Ok(())
     }
 
-    /// OpenSSL probe attachments held (two per function).
+    /// Loads (verifies) the Go `crypto/tls` programs on first use; a
+    /// failure is final. They are an extra: OpenSSL's work without them.
+    fn go_tls_programs(&mut self) -> Result<(), String> {
+        if self.go_tls == GoTlsPrograms::NotLoaded {
+            let ebpf = self.ebpf.as_mut().filter(|_| self.tls_ready).ok_or("the TLS programs are not loaded")?;
+            let started = std::time::Instant::now();
+            self.go_tls = if load_uprobe_programs(ebpf, "Go crypto/tls", GO_TLS_PROGRAMS) {
+                log::info!("TLS: Go crypto/tls programs loaded in {:?}", started.elapsed());
+                GoTlsPrograms::Ready
+            } else {
+                GoTlsPrograms::Failed
+            };
+        }
+        match self.go_tls {
+            GoTlsPrograms::Ready => Ok(()),
+            _ => Err("the Go crypto/tls programs could not be loaded".into()),
+        }
+    }
+
+    /// Attaches the Go probes to one executable, at file offsets: every RET
+    /// of `crypto/tls.(*Conn).Read`, then its entry and `.Write`'s. All or
+    /// nothing: a Read entry without all its RETs would leave calls in flight
+    /// that never end, and either function alone gives half of each exchange.
+    pub fn attach_go_tls(&mut self, target: &Path, read: u64, read_rets: &[u64], write: u64) -> Result<(), String> {
+        self.go_tls_programs()?;
+        // On a failure, `links` is dropped: what was attached is detached.
+        let mut links = Vec::with_capacity(read_rets.len() + 2);
+        for &ret in read_rets {
+            links.push(self.attach_uprobe(GO_TLS_READ_RET_PROGRAM, target, ret)?);
+        }
+        links.push(self.attach_uprobe(GO_TLS_READ_PROGRAM, target, read)?);
+        links.push(self.attach_uprobe(GO_TLS_WRITE_PROGRAM, target, write)?);
+        self.tls_links.extend(links);
+        Ok(())
+    }
+
+    /// Attaches the Go handshake probe at the entry of `clientHandshake` or
+    /// `serverHandshake` (file offset `entry`).
+    pub fn attach_go_tls_handshake(&mut self, target: &Path, entry: u64) -> Result<(), String> {
+        self.go_tls_programs()?;
+        let link = self.attach_uprobe(GO_TLS_HANDSHAKE_PROGRAM, target, entry)?;
+        self.tls_links.push(link);
+        Ok(())
+    }
+
+    /// TLS probe attachments held (OpenSSL: two per function; Go: one per
+    /// entry and per RET of Read).
     pub fn tls_link_count(&self) -> usize {
         self.tls_links.len()
     }
@@ -268,9 +350,9 @@ impl Probes {
     }
 }
 
-fn load_tls_programs(ebpf: &mut Ebpf) -> bool {
-    let names = TLS_ENTRY_PROGRAMS.iter().map(|(_, p)| *p).chain([TLS_RETURN_PROGRAM]);
-    for program in names {
+/// Loads (verifies) uprobe programs; false, with a warning, if any fails.
+fn load_uprobe_programs(ebpf: &mut Ebpf, what: &str, programs: impl IntoIterator<Item = &'static str>) -> bool {
+    for program in programs {
         let loaded = match ebpf.program_mut(program) {
             None => Err("missing from the object".to_string()),
             Some(prog) => match <&mut UProbe>::try_from(prog) {
@@ -279,7 +361,7 @@ fn load_tls_programs(ebpf: &mut Ebpf) -> bool {
             },
         };
         if let Err(e) = loaded {
-            log::warn!("TLS capture disabled: eBPF program {program} could not be loaded: {e}");
+            log::warn!("{what} capture disabled: eBPF program {program} could not be loaded: {e}");
             return false;
         }
     }
@@ -302,7 +384,8 @@ impl Probes {
     /// counters) stay readable so events already queued can be drained.
     pub fn detach(&mut self) {
         // Each uprobe takes the kernel ~0.1 s to remove (10 per OpenSSL
-        // library); removals are serialised there, so threads do not help.
+        // library, ~10 per Go binary); removals are serialised there, so
+        // threads do not help.
         self.tls_links.clear();
         self.ebpf.take();
     }

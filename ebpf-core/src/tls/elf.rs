@@ -30,12 +30,25 @@ pub enum ElfError {
 
 /// The offsets of the `FUNCTIONS` `path` defines (not merely imports).
 pub fn ssl_offsets(path: &Path) -> Result<Offsets, ElfError> {
-    let map = Mapped::open(path)?;
-    offsets_in(map.bytes())
+    with_elf(path, ssl_offsets_of)
 }
 
 /// As `ssl_offsets`, on the bytes of the file.
 pub fn offsets_in(data: &[u8]) -> Result<Offsets, ElfError> {
+    parse_native(data).map(|obj| ssl_offsets_of(&obj))
+}
+
+/// Maps `path` and hands `f` its ELF object, when built for this machine:
+/// one read of the file for every question asked about it.
+pub fn with_elf<T>(path: &Path, f: impl FnOnce(&object::File<'_>) -> T) -> Result<T, ElfError> {
+    let map = Mapped::open(path)?;
+    let obj = parse_native(map.bytes())?;
+    Ok(f(&obj))
+}
+
+/// The ELF object in `data`, when built for this machine (the probes read
+/// registers with its calling convention).
+fn parse_native(data: &[u8]) -> Result<object::File<'_>, ElfError> {
     if !data.starts_with(b"\x7fELF") {
         return Err(ElfError::NotElf);
     }
@@ -50,6 +63,11 @@ pub fn offsets_in(data: &[u8]) -> Result<Offsets, ElfError> {
     if obj.architecture() != native {
         return Err(ElfError::OtherArch(obj.architecture()));
     }
+    Ok(obj)
+}
+
+/// The offsets of the `FUNCTIONS` an object defines.
+pub fn ssl_offsets_of(obj: &object::File<'_>) -> Offsets {
     let mut found: Offsets = Vec::new();
     // Shared libraries export them; static copies only have .symtab (if not stripped).
     for sym in obj.dynamic_symbols().chain(obj.symbols()) {
@@ -65,12 +83,12 @@ pub fn offsets_in(data: &[u8]) -> Result<Offsets, ElfError> {
         if found.iter().any(|(f, _)| *f == function) {
             continue;
         }
-        if let Some(offset) = file_offset(&obj, &sym) {
+        if let Some(offset) = file_offset(obj, &sym) {
             found.push((function, offset));
         }
     }
     found.sort_by_key(|(f, _)| FUNCTIONS.iter().position(|x| x == f));
-    Ok(found)
+    found
 }
 
 /// True when the offsets cover reading and writing.
@@ -81,7 +99,7 @@ pub fn is_usable(offsets: &Offsets) -> bool {
 
 /// Virtual address → file offset, through the section holding the symbol
 /// (what the kernel's uprobe API wants).
-fn file_offset(obj: &object::File<'_>, sym: &object::Symbol<'_, '_>) -> Option<u64> {
+pub fn file_offset(obj: &object::File<'_>, sym: &object::Symbol<'_, '_>) -> Option<u64> {
     let section = obj.section_by_index(sym.section_index()?).ok()?;
     let (offset, size) = section.file_range()?;
     let rel = sym.address().checked_sub(section.address())?;

@@ -1,6 +1,8 @@
 //! TLS plaintext: finds the OpenSSL libraries processes use and attaches the
 //! uprobes of `ebpf-probes/bpf/tls.bpf.c` to each file, once, for every
 //! process (a uprobe belongs to the file, so later users are covered too).
+//! Go executables using `crypto/tls` get those of `gotls.bpf.c` (see `go`),
+//! found the same way: they are executables of processes.
 //!
 //! Where libraries are found:
 //! - at start: the system's (`ldconfig -p`) and every file any running
@@ -17,6 +19,7 @@
 
 pub mod discovery;
 pub mod elf;
+pub mod go;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
@@ -52,7 +55,7 @@ const MAX_ATTACHED: usize = 512;
 enum FileState {
     /// Uprobes attached.
     Attached,
-    /// Not OpenSSL, or not for this machine.
+    /// Neither OpenSSL nor Go `crypto/tls` (or not instrumentable), or not for this machine.
     NotTls,
     /// Could not be read or attached; not retried.
     Failed,
@@ -101,7 +104,7 @@ impl TlsTracer {
                 self.schedule(now, pid);
             }
         }
-        log::info!("TLS: OpenSSL uprobes attached to {} file(s)", self.attached);
+        log::info!("TLS: uprobes attached to {} file(s) (OpenSSL libraries, Go executables)", self.attached);
     }
 
     /// A process replaced its image.
@@ -173,7 +176,7 @@ impl TlsTracer {
             let host_path = PathBuf::from(format!("/proc/{pid}/root{}", entry.path));
             self.consider(probes, &host_path, entry.path, Some(entry.id));
         }
-        // OpenSSL linked statically into the executable.
+        // OpenSSL linked statically into the executable, or a Go program.
         // (Attached through the magic link: it resolves to the file itself,
         // whatever mount namespace the process lives in.)
         let exe = PathBuf::from(format!("/proc/{pid}/exe"));
@@ -210,14 +213,30 @@ impl TlsTracer {
     }
 
     fn inspect_and_attach(&mut self, probes: &mut Probes, path: &Path, shown: &str) -> FileState {
-        let offsets = match elf::ssl_offsets(path) {
-            Ok(o) if elf::is_usable(&o) => o,
-            Ok(_) | Err(elf::ElfError::NotElf | elf::ElfError::OtherArch(_)) => return FileState::NotTls,
+        let (ssl, go) = match elf::with_elf(path, |obj| (elf::ssl_offsets_of(obj), go::inspect(obj))) {
+            Ok(found) => found,
+            Err(elf::ElfError::NotElf | elf::ElfError::OtherArch(_)) => return FileState::NotTls,
             Err(e) => {
                 log::debug!("TLS: cannot read {shown}: {e}");
                 return FileState::NotTls;
             }
         };
+        let ssl = Some(ssl).filter(elf::is_usable);
+        let go = match go {
+            Ok(go) => go,
+            // Most stripped Go binaries do not speak TLS at all: not worth a line each.
+            Err(e @ go::GoError::Stripped) => {
+                log::debug!("TLS: {shown}: {e}");
+                None
+            }
+            Err(e) => {
+                log::info!("TLS: {shown}: {e}");
+                None
+            }
+        };
+        if ssl.is_none() && go.is_none() {
+            return FileState::NotTls;
+        }
         if self.attached >= MAX_ATTACHED {
             if !self.warned_limit {
                 log::warn!("TLS: {MAX_ATTACHED} libraries instrumented already; {shown} and later ones are not");
@@ -225,26 +244,55 @@ impl TlsTracer {
             }
             return FileState::Failed;
         }
-        let mut functions = 0;
+        let mut done = Vec::new();
         let mut errors = Vec::new();
-        for &(function, offset) in &offsets {
-            match attach_function(probes, path, function, offset) {
-                Ok(()) => functions += 1,
-                Err(e) => errors.push(format!("{function}: {e}")),
+        if let Some(offsets) = &ssl {
+            let mut functions = 0;
+            for &(function, offset) in offsets {
+                match attach_function(probes, path, function, offset) {
+                    Ok(()) => functions += 1,
+                    Err(e) => errors.push(format!("{function}: {e}")),
+                }
+            }
+            if functions > 0 {
+                done.push(format!("OpenSSL, {functions} functions"));
+            }
+        }
+        if let Some(go) = &go {
+            if let Some(what) = attach_go(probes, path, go, &mut errors) {
+                done.push(what);
             }
         }
         if !errors.is_empty() {
             self.stats.tls_attach_errors.fetch_add(errors.len() as u64, Relaxed);
             log::warn!("TLS: attaching uprobes to {shown} failed: {}", errors.join("; "));
         }
-        if functions == 0 {
+        if done.is_empty() {
             return FileState::Failed;
         }
         self.attached += 1;
         self.stats.tls_libraries.fetch_add(1, Relaxed);
-        log::info!("TLS: instrumented {shown} ({functions} functions)");
+        log::info!("TLS: instrumented {shown} ({})", done.join("; "));
         FileState::Attached
     }
+}
+
+/// Go `crypto/tls`: Read and Write, then the handshakes (they flag new
+/// connections TLS before their first record). What was attached, if anything.
+fn attach_go(probes: &mut Probes, path: &Path, go: &go::GoTls, errors: &mut Vec<String>) -> Option<String> {
+    if let Err(e) = probes.attach_go_tls(path, go.read.entry, &go.read.rets, go.write) {
+        errors.push(format!("Go crypto/tls Read and Write: {e}"));
+        return None;
+    }
+    let mut handshakes = 0;
+    for &entry in &go.handshakes {
+        match probes.attach_go_tls_handshake(path, entry) {
+            Ok(()) => handshakes += 1,
+            Err(e) => errors.push(format!("Go crypto/tls handshake: {e}")),
+        }
+    }
+    let rets = go.read.rets.len();
+    Some(format!("Go {} crypto/tls: Read ({rets} RETs), Write, {handshakes} handshakes", go.version))
 }
 
 fn attach_function(probes: &mut Probes, path: &Path, function: &str, offset: u64) -> Result<(), String> {
