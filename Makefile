@@ -38,11 +38,15 @@ test: deps lint test-rust test-collector fuzz-smoke
 fuzz-smoke: deps
 	FUZZ_SECONDS=$${FUZZ_SECONDS:-15} scripts/fuzz.sh
 
-# Benchmarks (root): userspace pipeline on recorded events, then overhead on
-# real servers under wrk. Results go to BENCHMARKS.md by hand, with the command.
+# Benchmarks (root): userspace pipeline on recorded events, overhead on real
+# servers under wrk, memory (RSS, BPF maps; the collector too when dist/ has
+# it) and the zero-loss request rate. Results go to BENCHMARKS.md by hand,
+# with the command.
 bench: deps
 	$(CARGO) bench -p ebpf-core --bench pipeline
 	python3 bench/overhead.py --rounds 5 --duration 5
+	python3 bench/memory.py
+	python3 bench/loss.py
 
 clean:
 	$(CARGO) clean

@@ -53,6 +53,9 @@ def wait_port(port, timeout=10):
 
 
 def start_nginx(work, port):
+    # mkdtemp makes the directory 0700: nginx's worker (nobody) would answer
+    # 403 Forbidden (a 153-byte error page) instead of serving the file.
+    os.chmod(work, 0o755)
     os.makedirs(os.path.join(work, "www"), exist_ok=True)
     with open(os.path.join(work, "www", "index.html"), "w") as f:
         f.write("hello from nginx\n")

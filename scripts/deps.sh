@@ -21,6 +21,8 @@ have ip || need+=(iproute2)
 have openssl || need+=(openssl)
 pkg libssl-dev || need+=(libssl-dev)
 have capsh || need+=(libcap2-bin)
+# tests/tests/ffi_asan.rs runs the C ABI misuse program under valgrind too.
+have valgrind || need+=(valgrind)
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

@@ -32,8 +32,21 @@ thread_local! {
     static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
 }
 
+/// Longest message kept: errors quote the bad input (an unknown key, a
+/// value), which can be as large as the config itself.
+const MAX_ERROR_BYTES: usize = 4096;
+
 pub(crate) fn set_last_error(msg: impl Into<String>) {
-    LAST_ERROR.with(|e| *e.borrow_mut() = msg.into());
+    let mut msg = msg.into();
+    if msg.len() > MAX_ERROR_BYTES {
+        let mut cut = MAX_ERROR_BYTES;
+        while !msg.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        msg.truncate(cut);
+        msg.push_str("… (cut)");
+    }
+    LAST_ERROR.with(|e| *e.borrow_mut() = msg);
 }
 
 pub(crate) fn clear_last_error() {
@@ -63,4 +76,17 @@ pub unsafe extern "C" fn otel_ebpf_last_error(buf: *mut c_char, buf_len: usize) 
             msg.len()
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn huge_messages_are_cut_at_a_char_boundary() {
+        set_last_error("é".repeat(10_000));
+        let len = LAST_ERROR.with(|e| e.borrow().len());
+        assert!(len <= MAX_ERROR_BYTES + "… (cut)".len(), "{len}");
+        assert!(LAST_ERROR.with(|e| e.borrow().ends_with("(cut)")));
+    }
 }
