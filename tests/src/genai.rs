@@ -25,7 +25,7 @@ pub use crate::metric_points::{describe_points, metric_points, MetricPoint};
 use crate::receiver::Receiver;
 use crate::servers::python;
 use crate::span::SpanRec;
-use crate::util::{repo_root, wait_until, which, TempDir};
+use crate::util::{repo_root, stop_child, wait_until, which, TempDir};
 
 /// The mock's pause before the head of a stream (its `--first-delay`
 /// default): every streamed call's time to first chunk is at least this.
@@ -138,13 +138,7 @@ impl MockLlm {
 
 impl Drop for MockLlm {
     fn drop(&mut self) {
-        let pid = self.child.id() as libc::pid_t;
-        // SAFETY: signalling our own child, not yet reaped.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
-        if wait_until(Duration::from_secs(3), || self.child.try_wait().ok().flatten()).is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        stop_child(&mut self.child);
     }
 }
 

@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use crate::util::{free_port, repo_root, target_dir, wait_until, which, TempDir};
+use crate::util::{free_port, repo_root, stop_child, target_dir, wait_until, which, TempDir};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ServerKind {
@@ -235,14 +235,7 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let pid = self.child.id() as libc::pid_t;
-        // SAFETY: signalling our own child, not yet reaped.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
-        let exited = wait_until(Duration::from_secs(3), || self.child.try_wait().ok().flatten());
-        if exited.is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        stop_child(&mut self.child);
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::servers::{is_listening, python};
 use crate::span::SpanRec;
-use crate::util::{free_port, repo_root, wait_until, which, TempDir};
+use crate::util::{free_port, repo_root, stop_child, wait_until, which, TempDir};
 
 /// A self-signed certificate for `localhost`, in its own directory.
 #[derive(Debug)]
@@ -160,13 +160,7 @@ impl TlsServer {
 
 impl Drop for TlsServer {
     fn drop(&mut self) {
-        let pid = self.child.id() as libc::pid_t;
-        // SAFETY: signalling our own child, not yet reaped.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
-        if wait_until(Duration::from_secs(3), || self.child.try_wait().ok().flatten()).is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        stop_child(&mut self.child);
     }
 }
 
@@ -355,4 +349,33 @@ pub fn run_static_client(port: u16, delay: Duration, paths: &[&str]) -> (u32, u1
     let mut words = stdout.split_whitespace().map(|w| w.parse::<i64>().expect("a number"));
     let local_port = words.next().expect("local port") as u16;
     (pid, local_port, words.map(|c| c as u16).collect())
+}
+
+/// The HTTP checks of one exchange (as `SpanRec::assert_http`, which
+/// expects plain HTTP's scheme), plus the HTTPS ones (`assert_https`).
+pub fn assert_https_exchange(span: &SpanRec, method: &str, path: &str, status: i64, port: u16, client_port: u16) {
+    span.assert_well_formed();
+    let d = span.describe();
+    // SERVER spans are named by their http.route when one is known.
+    let name = match span.str_attr("http.route") {
+        Some(route) if span.is_server() => format!("{method} {route}"),
+        _ => method.to_string(),
+    };
+    assert_eq!(span.span.name, name, "{d}");
+    assert_eq!(span.str_attr("http.request.method"), Some(method), "{d}");
+    assert_eq!(span.url_path(), Some(path), "url.path without the query: {d}");
+    assert_eq!(span.http_status(), Some(status), "{d}");
+    assert_eq!(span.str_attr("network.protocol.version"), Some("1.1"), "{d}");
+    assert_eq!(span.str_attr("server.address"), Some("127.0.0.1"), "{d}");
+    assert_eq!(span.server_port(), Some(port), "{d}");
+    let error = if span.is_server() { status >= 500 } else { status >= 400 };
+    let status_str = status.to_string();
+    assert_eq!(span.str_attr("error.type"), error.then_some(status_str.as_str()), "{d}");
+    if span.is_server() {
+        assert_eq!(span.str_attr("client.address"), Some("127.0.0.1"), "{d}");
+        assert_eq!(span.peer_port(), Some(client_port), "network.peer.port is the client's port: {d}");
+    } else {
+        assert_eq!(span.peer_port(), Some(port), "{d}");
+    }
+    assert_https(span, port, path);
 }

@@ -126,3 +126,15 @@ pub fn unique_token(prefix: &str) -> String {
 pub fn contains_bytes(haystack: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
 }
+
+/// Stops a child process we started: SIGTERM, then SIGKILL if it is still
+/// there after 3 s; always reaped.
+pub fn stop_child(child: &mut std::process::Child) {
+    let pid = child.id() as libc::pid_t;
+    // SAFETY: signalling our own child, not yet reaped.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    if wait_until(Duration::from_secs(3), || child.try_wait().ok().flatten()).is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}

@@ -17,7 +17,7 @@ use integration_tests::clients::curl_with;
 use integration_tests::scenario::sorted_by_start;
 use integration_tests::servers::is_listening;
 use integration_tests::span::SpanRec;
-use integration_tests::tls::{assert_https, Cert};
+use integration_tests::tls::{assert_https_exchange, Cert};
 use integration_tests::util::{free_port, repo_root, target_dir, wait_until, which, TempDir};
 use integration_tests::{require_root, unique_token, CurlResult, Receiver, WAIT};
 
@@ -200,34 +200,6 @@ fn receiver_for_port(port: u16) -> Receiver {
     ))
 }
 
-/// The HTTP checks of one exchange, plus the HTTPS ones.
-fn assert_exchange(span: &SpanRec, method: &str, path: &str, status: i64, port: u16, client_port: u16) {
-    span.assert_well_formed();
-    let d = span.describe();
-    // SERVER spans are named by their http.route when one is known.
-    let name = match span.str_attr("http.route") {
-        Some(route) if span.is_server() => format!("{method} {route}"),
-        _ => method.to_string(),
-    };
-    assert_eq!(span.span.name, name, "{d}");
-    assert_eq!(span.str_attr("http.request.method"), Some(method), "{d}");
-    assert_eq!(span.url_path(), Some(path), "url.path without the query: {d}");
-    assert_eq!(span.http_status(), Some(status), "{d}");
-    assert_eq!(span.str_attr("network.protocol.version"), Some("1.1"), "{d}");
-    assert_eq!(span.str_attr("server.address"), Some("127.0.0.1"), "{d}");
-    assert_eq!(span.server_port(), Some(port), "{d}");
-    let error = if span.is_server() { status >= 500 } else { status >= 400 };
-    let status_str = status.to_string();
-    assert_eq!(span.str_attr("error.type"), error.then_some(status_str.as_str()), "{d}");
-    if span.is_server() {
-        assert_eq!(span.str_attr("client.address"), Some("127.0.0.1"), "{d}");
-        assert_eq!(span.peer_port(), Some(client_port), "network.peer.port is the client's port: {d}");
-    } else {
-        assert_eq!(span.peer_port(), Some(port), "{d}");
-    }
-    assert_https(span, port, path);
-}
-
 fn dump(spans: &[SpanRec]) -> String {
     spans.iter().map(|s| format!("  {}\n", s.describe())).collect()
 }
@@ -320,10 +292,10 @@ fn go_https_server_and_clients_give_https_spans() {
         let srv: Vec<&SpanRec> = rel.iter().filter(|s| s.pid() == Some(spid) && s.peer_port() == Some(cport)).collect();
         assert_eq!(srv.len(), 1, "one SERVER span for curl's {method} {path}:\n{d}");
         assert!(srv[0].is_server(), "{d}");
-        assert_exchange(srv[0], method, path, *code, port, cport);
+        assert_https_exchange(srv[0], method, path, *code, port, cport);
         let cli: Vec<&SpanRec> = rel.iter().filter(|s| s.pid() == Some(c.pid)).collect();
         assert_eq!(cli.len(), 1, "one CLIENT span from the curl of {path}:\n{d}");
-        assert_exchange(cli[0], method, path, *code, port, cport);
+        assert_https_exchange(cli[0], method, path, *code, port, cport);
     }
 
     let srv = sorted_by_start(rx.spans_where(|s| s.pid() == Some(spid) && s.peer_port() == Some(go_port)));
@@ -332,8 +304,8 @@ fn go_https_server_and_clients_give_https_spans() {
     assert_eq!((srv.len(), cli.len()), (go_cases.len(), go_cases.len()), "one span per request per side:\n{d}");
     for (i, (method, path, code)) in go_cases.iter().enumerate() {
         assert!(srv[i].is_server() && cli[i].is_client(), "{d}");
-        assert_exchange(&srv[i], method, path, *code, port, go_port);
-        assert_exchange(&cli[i], method, path, *code, port, go_port);
+        assert_https_exchange(&srv[i], method, path, *code, port, go_port);
+        assert_https_exchange(&cli[i], method, path, *code, port, go_port);
         assert_eq!(cli[i].service_name(), Some("go-tls-client"), "{d}");
     }
     assert!(!rx.raw_contains(token.as_bytes()), "the query string leaked into the exported bytes");
@@ -380,11 +352,11 @@ fn a_go_tls_connection_opened_before_the_receiver_is_joined_cleanly() {
         let rest: Vec<&SpanRec> = spans.iter().filter(|s| s.url_path() != Some("/after/1")).collect();
         assert!(spans.len() - rest.len() <= 1, "/after/1 once at most ({side}):\n{d}");
         if let Some(s) = spans.iter().find(|s| s.url_path() == Some("/after/1")) {
-            assert_exchange(s, "GET", "/after/1", 200, port, first.local_port);
+            assert_https_exchange(s, "GET", "/after/1", 200, port, first.local_port);
         }
         assert_eq!(rest.len(), traced.len(), "one {side} span per request after the first, none before:\n{d}");
         for (s, (m, p, code)) in rest.iter().zip(traced) {
-            assert_exchange(s, m, p, i64::from(*code), port, first.local_port);
+            assert_https_exchange(s, m, p, i64::from(*code), port, first.local_port);
         }
     }
     assert_eq!(rx.stats().parse_errors, 0, "parse errors: the connection was joined mid-message?");
@@ -442,7 +414,7 @@ fn a_go_server_started_after_the_receiver_is_found_at_its_exec() {
         let cport = c.local_ports[0];
         let srv: Vec<&SpanRec> = spans.iter().filter(|s| s.peer_port() == Some(cport)).collect();
         assert_eq!(srv.len(), 1, "one SERVER span for {method} {path}:\n{d}");
-        assert_exchange(srv[0], method, path, *code, port, cport);
+        assert_https_exchange(srv[0], method, path, *code, port, cport);
     }
     assert!(
         spans.iter().all(|s| s.url_path().is_some_and(|p| p.starts_with("/warmup/"))

@@ -14,7 +14,8 @@ use integration_tests::metric_points::{describe_points, metric_points, MetricPoi
 use integration_tests::scenario::sorted_by_start;
 use integration_tests::span::SpanRec;
 use integration_tests::tls::{
-    assert_https, libssl_copy, maps_libssl_from, run_static_client, static_openssl_client, Cert, PyTlsClient, TlsServer,
+    assert_https_exchange, libssl_copy, maps_libssl_from, run_static_client, static_openssl_client, Cert, PyTlsClient,
+    TlsServer,
 };
 use integration_tests::{require_root, unique_token, CurlResult, Receiver, WAIT};
 
@@ -31,35 +32,6 @@ fn receiver_for_ports(ports: &[u16]) -> Receiver {
 /// One curl process, one TLS connection, one GET per URL.
 fn curl_k(urls: &[String]) -> CurlResult {
     curl_with(urls, &["-k"])
-}
-
-/// The HTTP checks of one exchange (as `SpanRec::assert_http`, which expects
-/// plain HTTP's scheme), plus the HTTPS ones.
-fn assert_exchange(span: &SpanRec, path: &str, status: i64, port: u16, client_port: u16) {
-    span.assert_well_formed();
-    let d = span.describe();
-    // SERVER spans are named by their http.route when one is known.
-    let name = match span.str_attr("http.route") {
-        Some(route) if span.is_server() => format!("GET {route}"),
-        _ => "GET".to_string(),
-    };
-    assert_eq!(span.span.name, name, "{d}");
-    assert_eq!(span.str_attr("http.request.method"), Some("GET"), "{d}");
-    assert_eq!(span.url_path(), Some(path), "url.path without the query: {d}");
-    assert_eq!(span.http_status(), Some(status), "{d}");
-    assert_eq!(span.str_attr("network.protocol.version"), Some("1.1"), "{d}");
-    assert_eq!(span.str_attr("server.address"), Some("127.0.0.1"), "{d}");
-    assert_eq!(span.server_port(), Some(port), "{d}");
-    let error = if span.is_server() { status >= 500 } else { status >= 400 };
-    let status_str = status.to_string();
-    assert_eq!(span.str_attr("error.type"), error.then_some(status_str.as_str()), "{d}");
-    if span.is_server() {
-        assert_eq!(span.str_attr("client.address"), Some("127.0.0.1"), "{d}");
-        assert_eq!(span.peer_port(), Some(client_port), "network.peer.port is curl's port: {d}");
-    } else {
-        assert_eq!(span.peer_port(), Some(port), "{d}");
-    }
-    assert_https(span, port, path);
 }
 
 /// Every span of the server process or of the curl processes, or naming the port.
@@ -112,12 +84,12 @@ fn three_https_requests(rx: &mut Receiver, server: &TlsServer) {
         let srv: Vec<&SpanRec> = rel.iter().filter(|s| s.pid() == Some(spid) && s.url_path() == Some(path)).collect();
         assert_eq!(srv.len(), 1, "one SERVER span for {path}:\n{d}");
         assert!(srv[0].is_server(), "{d}");
-        assert_exchange(srv[0], path, *code, server.port, c.local_ports[0]);
+        assert_https_exchange(srv[0], "GET", path, *code, server.port, c.local_ports[0]);
         let cli: Vec<&SpanRec> = rel.iter().filter(|s| s.pid() == Some(c.pid)).collect();
         assert_eq!(cli.len(), 1, "one span from the curl of {path}:\n{d}");
         assert!(cli[0].is_client(), "{d}");
         assert_eq!(cli[0].service_name(), Some("curl"), "{d}");
-        assert_exchange(cli[0], path, *code, server.port, c.local_ports[0]);
+        assert_https_exchange(cli[0], "GET", path, *code, server.port, c.local_ports[0]);
     }
     assert!(!rx.raw_contains(token.as_bytes()), "the query string leaked into the exported bytes");
     // Ciphertext never reached the HTTP parser: it would have failed on it.
@@ -181,10 +153,10 @@ fn python_importing_ssl_late_with_its_own_libssl_is_traced() {
         let srv: Vec<&SpanRec> =
             spans.iter().filter(|s| s.pid() == Some(spid) && s.url_path() == Some(path.as_str())).collect();
         assert_eq!(srv.len(), 1, "one SERVER span for {path}:\n{d}");
-        assert_exchange(srv[0], &path, 200, server.port, c.local_ports[0]);
+        assert_https_exchange(srv[0], "GET", &path, 200, server.port, c.local_ports[0]);
         let cli: Vec<&SpanRec> = spans.iter().filter(|s| s.pid() == Some(c.pid)).collect();
         assert_eq!(cli.len(), 1, "one CLIENT span for {path}:\n{d}");
-        assert_exchange(cli[0], &path, 200, server.port, c.local_ports[0]);
+        assert_https_exchange(cli[0], "GET", &path, 200, server.port, c.local_ports[0]);
     }
 }
 
@@ -255,8 +227,8 @@ fn nginx_https_spans_have_the_shape_of_plain_http_spans() {
         };
         let (ps, ts) = (server_span(plain_port), server_span(tls_port));
         let (pc, tc) = (client_span(plain.pid), client_span(tls.pid));
-        assert_exchange(ts, path, *code, tls_port, tls.local_ports[0]);
-        assert_exchange(tc, path, *code, tls_port, tls.local_ports[0]);
+        assert_https_exchange(ts, "GET", path, *code, tls_port, tls.local_ports[0]);
+        assert_https_exchange(tc, "GET", path, *code, tls_port, tls.local_ports[0]);
         assert_eq!(ps.str_attr("url.scheme"), Some("http"), "{}", ps.describe());
         same_shape(ps, ts, &["url.scheme", "server.port", "network.peer.port"]);
         same_shape(pc, tc, &["url.full", "server.port", "network.peer.port"]);
@@ -348,8 +320,8 @@ fn https_keepalive_requests_each_get_their_span() {
     let d = dump(&[srv.clone(), cli.clone()].concat());
     assert_eq!((srv.len(), cli.len()), (5, 5), "one span per request per side:\n{d}");
     for (i, (path, code)) in paths.iter().zip(codes).enumerate() {
-        assert_exchange(&srv[i], path, i64::from(code), server.port, c.local_ports[0]);
-        assert_exchange(&cli[i], path, i64::from(code), server.port, c.local_ports[0]);
+        assert_https_exchange(&srv[i], "GET", path, i64::from(code), server.port, c.local_ports[0]);
+        assert_https_exchange(&cli[i], "GET", path, i64::from(code), server.port, c.local_ports[0]);
     }
     assert_eq!(rx.stats().parse_errors, 0, "parse errors: ciphertext was parsed?\n{d}");
 }
@@ -395,7 +367,7 @@ fn a_connection_whose_handshake_was_seen_as_ciphertext_still_gets_its_https_span
     let d = dump(&cli);
     assert_eq!(cli.len(), 3, "one CLIENT span per request on the connection:\n{d}");
     for (span, (path, code)) in cli.iter().zip(paths.iter().zip([200, 200, 404])) {
-        assert_exchange(span, path, code, server.port, res.local_port);
+        assert_https_exchange(span, "GET", path, code, server.port, res.local_port);
     }
     assert_eq!(rx.stats().parse_errors, 0, "parse errors: ciphertext was parsed?\n{d}");
 }
@@ -421,7 +393,7 @@ fn an_executable_with_openssl_linked_statically_is_traced() {
     let d = dump(&cli);
     assert_eq!(cli.len(), 3, "one CLIENT span per request:\n{d}");
     for (span, (path, code)) in cli.iter().zip(paths.iter().zip([200, 404, 200])) {
-        assert_exchange(span, path, code, server.port, local_port);
+        assert_https_exchange(span, "GET", path, code, server.port, local_port);
     }
     assert_eq!(rx.stats().parse_errors, 0, "parse errors: ciphertext was parsed?\n{d}");
 }

@@ -115,11 +115,18 @@ impl TlsTracer {
     }
 
     /// A process moved TLS records at a socket: maybe a library we miss.
+    /// Scanned at once, or, if it was scanned less than `SUSPECT_INTERVAL`
+    /// ago, when that interval ends: a library loaded just after a scan
+    /// (an `import ssl` right after start-up) must not wait for ever.
     pub fn suspect(&mut self, pid: u32, now: Instant) {
-        if self.scanned.get(&pid).is_some_and(|t| now.saturating_duration_since(*t) < SUSPECT_INTERVAL) {
-            return;
+        let due = match self.scanned.get(&pid) {
+            Some(t) if now.saturating_duration_since(*t) < SUSPECT_INTERVAL => *t + SUSPECT_INTERVAL,
+            _ => now,
+        };
+        if self.queue.iter().any(|Reverse((d, p))| *p == pid && *d >= due) {
+            return; // already coming
         }
-        self.schedule(now, pid);
+        self.schedule(due, pid);
     }
 
     /// Scans what is due, within a small time budget.
@@ -321,4 +328,23 @@ fn system_libraries() -> Vec<String> {
 /// Every process id in /proc.
 fn running_pids() -> impl Iterator<Item = u32> {
     std::fs::read_dir("/proc").into_iter().flatten().filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+}
+
+#[cfg(test)]
+mod suspect_tests {
+    use super::*;
+
+    #[test]
+    fn a_suspect_scanned_just_before_is_rescanned_when_the_interval_ends() {
+        let mut tls = TlsTracer::new(Arc::new(Stats::default()));
+        let t0 = Instant::now();
+        tls.scanned.insert(42, t0);
+        tls.suspect(42, t0 + Duration::from_millis(300));
+        tls.suspect(42, t0 + Duration::from_millis(400)); // a repeat: queued once
+        let queued: Vec<(Instant, u32)> = tls.queue.iter().map(|Reverse(e)| *e).collect();
+        assert_eq!(queued, vec![(t0 + SUSPECT_INTERVAL, 42)]);
+        // Long after the last scan: at once.
+        tls.suspect(7, t0);
+        assert!(tls.queue.iter().any(|Reverse((d, p))| *p == 7 && *d == t0));
+    }
 }
