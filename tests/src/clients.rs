@@ -32,18 +32,7 @@ fn run_curl_bin(curl: &std::path::Path, urls: &[String], extra: &[&str]) -> Curl
     for url in urls {
         cmd.arg("--output").arg("/dev/null").arg(url);
     }
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    cmd.env_remove("http_proxy").env_remove("HTTP_PROXY").env_remove("OTEL_SERVICE_NAME");
-    let child = cmd.spawn().expect("spawn curl");
-    let pid = child.id();
-    let out = child.wait_with_output().expect("wait for curl");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "curl {urls:?} failed: {}\n{stdout}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (pid, stdout) = run_curl_command(cmd, &format!("{urls:?}"));
     let mut res = CurlResult { pid, codes: vec![], connects: vec![], local_ports: vec![] };
     for line in stdout.lines() {
         let f: Vec<&str> = line.split_whitespace().collect();
@@ -54,6 +43,27 @@ fn run_curl_bin(curl: &std::path::Path, urls: &[String], extra: &[&str]) -> Curl
     }
     assert_eq!(res.codes.len(), urls.len(), "curl printed one line per URL: {stdout}");
     res
+}
+
+/// Runs a prepared curl command as its own process, without proxies from the
+/// environment or an inherited `OTEL_SERVICE_NAME`; panics unless it
+/// succeeds. Returns its pid and what it printed (`--write-out`).
+pub fn run_curl_command(mut cmd: Command, what: &str) -> (u32, String) {
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    for var in ["http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "OTEL_SERVICE_NAME"] {
+        cmd.env_remove(var);
+    }
+    let child = cmd.spawn().expect("spawn curl");
+    let pid = child.id();
+    let out = child.wait_with_output().expect("wait for curl");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "curl {what} failed: {}\n{stdout}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (pid, stdout)
 }
 
 /// GETs `urls` from one curl process with extra curl arguments (e.g. `--parallel`).

@@ -21,6 +21,7 @@ use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 use serde_json::{json, Value as Json};
 
+use crate::clients::run_curl_command;
 pub use crate::metric_points::{describe_points, metric_points, MetricPoint};
 use crate::receiver::Receiver;
 use crate::servers::python;
@@ -459,19 +460,7 @@ pub fn curl_llm(url: &str, headers: &[(&str, &str)], body: &Json, stream: bool) 
     cmd.arg("-o").arg(&out_file);
     cmd.args(["-w", "%{http_code} %{local_port} %{time_starttransfer} %{time_total}"]);
     cmd.arg(url);
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    cmd.env_remove("http_proxy").env_remove("HTTP_PROXY").env_remove("https_proxy").env_remove("HTTPS_PROXY");
-    cmd.env_remove("OTEL_SERVICE_NAME");
-    let child = cmd.spawn().expect("spawn curl");
-    let pid = child.id();
-    let out = child.wait_with_output().expect("wait for curl");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "curl {url} failed: {}\n{stdout}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (pid, stdout) = run_curl_command(cmd, url);
     let f: Vec<&str> = stdout.split_whitespace().collect();
     assert_eq!(f.len(), 4, "unexpected curl --write-out {stdout:?}");
     let mut body = String::new();
