@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 
-from benchlib import free_port, wait_port
+from benchlib import free_port, start_nginx, wait_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HOST = os.path.join(ROOT, "target/release/examples/bench_host")
@@ -34,34 +34,6 @@ MODES = {
     # The defaults: spans, RED metrics, HTTPS uprobes.
     "all": "{}",
 }
-
-
-def start_nginx(work, port):
-    # mkdtemp makes the directory 0700: nginx's worker (nobody) would answer
-    # 403 Forbidden (a 153-byte error page) instead of serving the file.
-    os.chmod(work, 0o755)
-    os.makedirs(os.path.join(work, "www"), exist_ok=True)
-    with open(os.path.join(work, "www", "index.html"), "w") as f:
-        f.write("hello from nginx\n")
-    conf = os.path.join(work, "nginx.conf")
-    with open(conf, "w") as f:
-        f.write(f"""
-worker_processes 1;
-daemon off;
-pid {work}/nginx.pid;
-error_log {work}/error.log;
-events {{ worker_connections 1024; }}
-http {{
-  access_log off;
-  client_body_temp_path {work}/body; proxy_temp_path {work}/proxy;
-  fastcgi_temp_path {work}/fcgi; uwsgi_temp_path {work}/uwsgi; scgi_temp_path {work}/scgi;
-  keepalive_requests 1000000;
-  server {{ listen 127.0.0.1:{port}; root {work}/www; }}
-}}
-""")
-    p = subprocess.Popen(["nginx", "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_port(port)
-    return p
 
 
 def start_demo(work, port):
@@ -148,7 +120,7 @@ def main():
     try:
         for server in args.servers.split(","):
             port = free_port()
-            proc = start_nginx(work, port) if server == "nginx" else start_demo(work, port)
+            proc = start_nginx(work, port, connections=1024) if server == "nginx" else start_demo(work, port)
             try:
                 run_wrk(port, 2, args.connections)  # warm-up
                 runs = {m: [] for m in MODES}
