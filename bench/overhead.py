@@ -8,7 +8,17 @@ throughput ratio, p50/p99 latency ratio, and the receiver's CPU per 1,000
 requests, split into kernel-side BPF run time (kernel.bpf_stats_enabled) and
 userspace CPU of the host process (/proc/<pid>/stat).
 
+Half load: before the rounds, one wrk run without the receiver measures the
+server's saturation rate; in every round, next to each mode's wrk run, a
+fixed-rate run at half that rate (bench/loadgen.go `rate`, the same number
+of keep-alive connections; latency from each request's scheduled send time,
+so a stall is charged to every request it delays: no coordinated omission)
+gives p50/p99 at a load the server handles comfortably. The second table
+reports their medians and the p99 ratio against no receiver (the target:
+<= 1.10). A run whose client could not hold the rate is marked saturated.
+
 usage: bench/overhead.py [--rounds 5] [--duration 5] [--connections 32] [--out BENCHMARKS.md]
+       bench/overhead.py --rounds 1 --duration 2      # a quick smoke (~1 minute once built)
 Needs root, wrk, nginx, go; builds what it needs with cargo/go.
 """
 import argparse
@@ -23,7 +33,7 @@ import sys
 import tempfile
 import time
 
-from benchlib import free_port, start_nginx, wait_port
+from benchlib import build_loadgen, free_port, start_nginx, wait_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HOST = os.path.join(ROOT, "target/release/examples/bench_host")
@@ -78,27 +88,88 @@ def run_wrk(port, duration, connections):
     return rps, total, parse_latency(out, "50%"), parse_latency(out, "99%")
 
 
-def one_run(mode, port, args):
-    host = None
-    if MODES[mode] is not None:
-        host = subprocess.Popen([HOST, str(args.duration + 30), MODES[mode]],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        line = host.stderr.readline()
-        if "started" not in line:
-            raise RuntimeError(f"bench_host failed: {line}{host.stderr.read()}")
-    bpf0 = bpf_run_ns()
-    cpu0 = cpu_ns(host.pid) if host else 0
-    rps, total, p50, p99 = run_wrk(port, args.duration, args.connections)
-    bpf1 = bpf_run_ns()
-    cpu1 = cpu_ns(host.pid) if host else 0
-    stats = {}
+def run_rate(loadgen, port, rate, duration, connections):
+    """bench/loadgen.go at a fixed rate: its JSON summary (latencies in µs
+    from each request's scheduled time)."""
+    out = subprocess.run([loadgen, "rate", "-addr", f"127.0.0.1:{port}", "-rate", f"{rate:.0f}",
+                          "-duration", f"{duration}s", "-conns", str(connections)],
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"loadgen failed ({out.returncode}): {out.stdout}{out.stderr}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def start_host(mode, args):
+    if MODES[mode] is None:
+        return None
+    host = subprocess.Popen([HOST, str(args.duration + 30), MODES[mode]],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    line = host.stderr.readline()
+    if "started" not in line:
+        raise RuntimeError(f"bench_host failed: {line}{host.stderr.read()}")
+    return host
+
+
+def settle(host, limit, window=0.25):
+    """Waits until the receiver is idle (under 5% of a CPU over `window`),
+    at most `limit` seconds: its start-up work (scanning processes and their
+    libraries, loading Go TLS probes: seconds of CPU on a small machine)
+    would otherwise land in the measurement, which is about steady state."""
+    if host is None:
+        return 0.0
+    t0 = time.time()
+    time.sleep(window)
+    while time.time() - t0 < limit:
+        c0 = cpu_ns(host.pid)
+        time.sleep(window)
+        if cpu_ns(host.pid) - c0 < 0.05 * window * 1e9:
+            break
+    return time.time() - t0
+
+
+def stop_host(host):
     if host:
         host.send_signal(signal.SIGKILL)
         host.wait()
+
+
+def one_run(mode, port, args):
+    """Saturation: wrk as fast as the server answers."""
+    host = start_host(mode, args)
+    try:
+        bpf0 = bpf_run_ns()
+        cpu0 = cpu_ns(host.pid) if host else 0
+        rps, total, p50, p99 = run_wrk(port, args.duration, args.connections)
+        bpf1 = bpf_run_ns()
+        cpu1 = cpu_ns(host.pid) if host else 0
+    finally:
+        stop_host(host)
     return {
         "rps": rps, "requests": total, "p50_us": p50, "p99_us": p99,
         "bpf_ns": bpf1[0] - bpf0[0], "bpf_runs": bpf1[1] - bpf0[1],
-        "user_ns": cpu1 - cpu0, **stats,
+        "user_ns": cpu1 - cpu0,
+    }
+
+
+def rate_run(mode, port, rate, loadgen, args):
+    """Half load: loadgen at a fixed `rate`, against a fresh receiver."""
+    host = start_host(mode, args)
+    try:
+        settled = settle(host, args.settle)
+        bpf0 = bpf_run_ns()
+        cpu0 = cpu_ns(host.pid) if host else 0
+        gen = run_rate(loadgen, port, rate, args.duration, args.connections)
+        bpf1 = bpf_run_ns()
+        cpu1 = cpu_ns(host.pid) if host else 0
+    finally:
+        stop_host(host)
+    return {
+        "target": rate, "achieved": gen["achieved_rate"], "requests": gen["ok"], "errors": gen["errors"],
+        "not_sent": gen["not_sent"], "p50_us": gen["p50_us"], "p99_us": gen["p99_us"],
+        "p999_us": gen["p999_us"], "max_us": gen["max_us"],
+        # The client could not hold the rate: latencies then measure a queue.
+        "saturated": gen["not_sent"] > 0 or gen["errors"] > 0 or gen["achieved_rate"] < 0.97 * rate,
+        "bpf_ns": bpf1[0] - bpf0[0], "user_ns": cpu1 - cpu0, "settle_s": settled,
     }
 
 
@@ -108,6 +179,11 @@ def main():
     ap.add_argument("--duration", type=int, default=5)
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--servers", default="nginx,go")
+    ap.add_argument("--load", type=float, default=0.5,
+                    help="fixed-rate phase at this fraction of the saturation rate without the receiver")
+    ap.add_argument("--settle", type=float, default=5,
+                    help="at most this many seconds waiting, before a fixed-rate phase, for the receiver's "
+                         "start-up work to end (its CPU use under 5%%)")
     ap.add_argument("--out")
     args = ap.parse_args()
     if os.geteuid() != 0:
@@ -116,28 +192,41 @@ def main():
                    cwd=ROOT, check=True)
     subprocess.run(["sysctl", "-qw", "kernel.bpf_stats_enabled=1"], check=True)
     work = tempfile.mkdtemp(prefix="oe-bench-")
-    results = {}
+    loadgen = build_loadgen(work)
+    results, half = {}, {}
     try:
         for server in args.servers.split(","):
             port = free_port()
             proc = start_nginx(work, port, connections=1024) if server == "nginx" else start_demo(work, port)
             try:
                 run_wrk(port, 2, args.connections)  # warm-up
+                # The saturation rate without the receiver sets the fixed rate of every round.
+                calib = run_wrk(port, args.duration, args.connections)[0]
+                rate = calib * args.load
+                print(f"{server}: {calib:.0f} req/s at saturation without the receiver; "
+                      f"fixed-rate phases at {rate:.0f} req/s", file=sys.stderr)
                 runs = {m: [] for m in MODES}
+                rates = {m: [] for m in MODES}
                 for r in range(args.rounds):
                     # Rotate the order each round so drift hits every mode alike.
                     order = list(MODES)[r % 3:] + list(MODES)[:r % 3]
                     for mode in order:
                         runs[mode].append(one_run(mode, port, args))
-                        print(f"{server} round {r + 1} {mode}: {runs[mode][-1]['rps']:.0f} req/s", file=sys.stderr)
+                        rates[mode].append(rate_run(mode, port, rate, loadgen, args))
+                        h = rates[mode][-1]
+                        print(f"{server} round {r + 1} {mode}: {runs[mode][-1]['rps']:.0f} req/s; "
+                              f"at {rate:.0f}/s (after {h['settle_s']:.1f}s settling): "
+                              f"p50 {h['p50_us']:.0f} µs p99 {h['p99_us']:.0f} µs"
+                              f"{' (saturated)' if h['saturated'] else ''}", file=sys.stderr)
                 results[server] = runs
+                half[server] = {"calibration": calib, "rate": rate, "runs": rates}
             finally:
                 proc.terminate()
                 proc.wait()
     finally:
         subprocess.run(["sysctl", "-qw", "kernel.bpf_stats_enabled=0"])
         shutil.rmtree(work, ignore_errors=True)
-    report = render(results, args)
+    report = render(results, args) + "\n" + render_half(half, args)
     print(report)
     if args.out:
         with open(args.out, "w") as f:
@@ -146,6 +235,10 @@ def main():
 
 def med(runs, key):
     return statistics.median(r[key] for r in runs)
+
+
+def ratio(a, b):
+    return a / b if b else float("nan")
 
 
 def render(results, args):
@@ -167,6 +260,28 @@ def render(results, args):
                 f"{med(rs, 'p50_us'):.0f} | {med(rs, 'p50_us') / med(base, 'p50_us'):.2f} | "
                 f"{med(rs, 'p99_us'):.0f} | {med(rs, 'p99_us') / med(base, 'p99_us'):.2f} | "
                 f"{bpf_ns:.0f} | {bpf_runs:.1f} | {per_run:.0f} | {user:.0f} | {(bpf_ns + user) / 1000:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def render_half(half, args):
+    lines = [f"Fixed rate at {args.load:g}× the saturation rate without the receiver (bench/loadgen.go rate, "
+             f"{args.connections} keep-alive connections, {args.duration}s per run; latency from each request's "
+             f"scheduled time; medians of {args.rounds} rounds interleaved with the runs above). "
+             f"Target: p99 ratio <= 1.10.", ""]
+    lines.append("| server | mode | target req/s | achieved req/s | p50 µs | p50 ratio | p99 µs | p99 ratio | "
+                 "p99.9 µs | total CPU µs/req | saturated runs |")
+    lines.append("|---|---|---|---|---|---|---|---|---|---|---|")
+    for server, h in half.items():
+        base = h["runs"]["off"]
+        for mode, rs in h["runs"].items():
+            reqs = max(1, sum(r["requests"] for r in rs))
+            cpu = (sum(r["bpf_ns"] for r in rs) + sum(r["user_ns"] for r in rs)) / reqs / 1000
+            sat = sum(r["saturated"] for r in rs)
+            lines.append(
+                f"| {server} | {mode} | {h['rate']:.0f} | {med(rs, 'achieved'):.0f} | "
+                f"{med(rs, 'p50_us'):.0f} | {ratio(med(rs, 'p50_us'), med(base, 'p50_us')):.2f} | "
+                f"{med(rs, 'p99_us'):.0f} | {ratio(med(rs, 'p99_us'), med(base, 'p99_us')):.2f} | "
+                f"{med(rs, 'p999_us'):.0f} | {cpu:.2f} | {sat}/{len(rs)} |")
     return "\n".join(lines) + "\n"
 
 

@@ -29,6 +29,16 @@ const (
 	maxRingBufferSize = 1 << 31 // the largest power of two in a u32
 	maxCaptureSize    = 4096
 	minMaxConnections = 64
+
+	// Size limits, the library's (ebpf-core/src/config.rs, selection/config.rs):
+	// beyond them a configuration costs seconds and GiBs to compile.
+	maxPIDsPerList     = 65536     // the kernel's pid table
+	maxGlobsPerList    = 10000     // exe_paths, command_lines
+	maxGlobBytes       = 256 << 10 // bytes of globs in one list
+	maxPorts           = 1024      // distinct ports, include and exclude together: the kernel's port table
+	maxRoutePatterns   = 10000
+	maxGenAIProviders  = 1000
+	maxConfigJSONBytes = native.MaxConfigBytes
 )
 
 // Sentinel errors of Config.Validate; the returned error wraps every one that
@@ -45,6 +55,10 @@ var (
 	ErrMetricsInterval = errors.New("metrics.interval must be a whole number of milliseconds between 100ms and 24h")
 	ErrTemporality     = errors.New(`metrics.temporality must be "cumulative" or "delta"`)
 	ErrMaxSeries       = errors.New("metrics.max_series_per_metric must be between 1 and 1000000")
+	// ErrTooMany: a list longer than its limit (the error names the key).
+	ErrTooMany = errors.New("too many entries")
+	// ErrTooLarge: the configuration, as the library receives it, is over 4 MiB.
+	ErrTooLarge = errors.New("the configuration is larger than the 4 MiB the eBPF library accepts")
 	// ErrRejectedByLibrary wraps what only the native library checks (the
 	// glob syntax of exe_paths and command_lines), with its message.
 	ErrRejectedByLibrary = errors.New("the eBPF library rejects the configuration")
@@ -252,6 +266,7 @@ func (cfg *Config) Validate() error {
 			break
 		}
 	}
+	errs = append(errs, cfg.checkListSizes()...)
 	if t := cfg.Metrics.Interval; t < 100*time.Millisecond || t > 24*time.Hour || t%time.Millisecond != 0 {
 		errs = append(errs, fmt.Errorf("%w (got %v)", ErrMetricsInterval, t))
 	}
@@ -268,10 +283,52 @@ func (cfg *Config) Validate() error {
 	if err != nil {
 		return err
 	}
+	if len(cfgJSON) > maxConfigJSONBytes {
+		return fmt.Errorf("%w (%d bytes of JSON, at most %d)", ErrTooLarge, len(cfgJSON), maxConfigJSONBytes)
+	}
 	if err := native.CheckConfig(cfgJSON); err != nil {
 		return fmt.Errorf("%w: %w", ErrRejectedByLibrary, err)
 	}
 	return nil
+}
+
+// checkListSizes mirrors the library's limits on list sizes, so that they
+// are reported with every other problem and before anything is compiled.
+func (cfg *Config) checkListSizes() []error {
+	var errs []error
+	tooMany := func(key string, n, limit int, unit string) {
+		if n > limit {
+			errs = append(errs, fmt.Errorf("%w: %s has %d %s: at most %d are allowed", ErrTooMany, key, n, unit, limit))
+		}
+	}
+	tooMany("selection.include.pids", len(cfg.Selection.Include.PIDs), maxPIDsPerList, "entries")
+	tooMany("selection.exclude.pids and exclude_pids together", len(cfg.Selection.Exclude.PIDs)+len(cfg.ExcludePIDs),
+		maxPIDsPerList, "entries")
+	for _, side := range []struct {
+		name string
+		c    Criteria
+	}{{"include", cfg.Selection.Include}, {"exclude", cfg.Selection.Exclude}} {
+		for _, list := range []struct {
+			key   string
+			globs []string
+		}{{"exe_paths", side.c.ExePaths}, {"command_lines", side.c.CommandLines}} {
+			name := "selection." + side.name + "." + list.key
+			tooMany(name, len(list.globs), maxGlobsPerList, "entries")
+			bytes := 0
+			for _, g := range list.globs {
+				bytes += len(g)
+			}
+			tooMany(name, bytes, maxGlobBytes, "bytes of globs")
+		}
+	}
+	ports := map[int]struct{}{}
+	for _, p := range append(append([]int{}, cfg.Selection.Include.Ports...), cfg.Selection.Exclude.Ports...) {
+		ports[p] = struct{}{}
+	}
+	tooMany("selection.include.ports and selection.exclude.ports", len(ports), maxPorts, "distinct ports")
+	tooMany("routes.patterns", len(cfg.Routes.Patterns), maxRoutePatterns, "entries")
+	tooMany("genai.providers", len(cfg.GenAI.Providers), maxGenAIProviders, "entries")
+	return errs
 }
 
 func firstOutside(xs []int, lowest int, highest uint64) *int {

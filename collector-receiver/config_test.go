@@ -2,8 +2,10 @@ package ebpfreceiver
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -245,4 +247,137 @@ func TestBadGlobMessage(t *testing.T) {
 	require.ErrorIs(t, err, ErrRejectedByLibrary)
 	assert.Contains(t, err.Error(), "selection.include.exe_paths")
 	assert.Contains(t, err.Error(), "/usr/bin/[oops")
+}
+
+func pids(n int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = i + 1
+	}
+	return out
+}
+
+func globs(n int, format string) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf(format, i)
+	}
+	return out
+}
+
+// Every list limit: exactly at it accepted (by Go and by the library), one
+// over refused with a message naming the key and the limit.
+func TestListLimits(t *testing.T) {
+	bigGlobs := func(extra int) []string { // 64 globs of 4 KiB: 256 KiB, plus `extra` bytes
+		out := globs(64, "/%04d")
+		for i := range out {
+			out[i] += strings.Repeat("a", 4096-5)
+		}
+		out[63] += strings.Repeat("a", extra)
+		return out
+	}
+	tests := []struct {
+		name    string
+		atLimit func(*Config)
+		over    func(*Config)
+		message string
+	}{
+		{
+			name:    "include pids",
+			atLimit: func(c *Config) { c.Selection.Include.PIDs = pids(65536) },
+			over:    func(c *Config) { c.Selection.Include.PIDs = pids(65537) },
+			message: "selection.include.pids has 65537 entries: at most 65536 are allowed",
+		},
+		{
+			name:    "exclude pids with exclude_pids",
+			atLimit: func(c *Config) { c.Selection.Exclude.PIDs, c.ExcludePIDs = pids(65535), []int{70000} },
+			over:    func(c *Config) { c.Selection.Exclude.PIDs, c.ExcludePIDs = pids(65536), []int{70000} },
+			message: "selection.exclude.pids and exclude_pids together has 65537 entries: at most 65536",
+		},
+		{
+			name:    "exe_paths",
+			atLimit: func(c *Config) { c.Selection.Include.ExePaths = globs(10000, "/usr/bin/app%d*") },
+			over:    func(c *Config) { c.Selection.Include.ExePaths = globs(10001, "/usr/bin/app%d*") },
+			message: "selection.include.exe_paths has 10001 entries: at most 10000 are allowed",
+		},
+		{
+			name:    "command_lines",
+			atLimit: func(c *Config) { c.Selection.Exclude.CommandLines = globs(10000, "*worker-%d*") },
+			over:    func(c *Config) { c.Selection.Exclude.CommandLines = globs(10001, "*worker-%d*") },
+			message: "selection.exclude.command_lines has 10001 entries: at most 10000 are allowed",
+		},
+		{
+			name:    "bytes of globs",
+			atLimit: func(c *Config) { c.Selection.Exclude.ExePaths = bigGlobs(0) },
+			over:    func(c *Config) { c.Selection.Exclude.ExePaths = bigGlobs(1) },
+			message: "selection.exclude.exe_paths has 262145 bytes of globs: at most 262144 are allowed",
+		},
+		{
+			name: "distinct ports",
+			atLimit: func(c *Config) {
+				c.Selection.Include.Ports, c.Selection.Exclude.Ports = pids(512), append(pids(1024)[512:], 1)
+			},
+			over: func(c *Config) {
+				c.Selection.Include.Ports, c.Selection.Exclude.Ports = pids(512), pids(1025)[512:]
+			},
+			message: "selection.include.ports and selection.exclude.ports has 1025 distinct ports: at most 1024",
+		},
+		{
+			name:    "route patterns",
+			atLimit: func(c *Config) { c.Routes.Patterns = globs(10000, "/r%d/{id}") },
+			over:    func(c *Config) { c.Routes.Patterns = globs(10001, "/r%d/{id}") },
+			message: "routes.patterns has 10001 entries: at most 10000 are allowed",
+		},
+		{
+			name: "genai providers",
+			atLimit: func(c *Config) {
+				for i := range 1000 {
+					c.GenAI.Providers = append(c.GenAI.Providers, map[string]any{"name": fmt.Sprintf("p%d", i), "inherit": "openai"})
+				}
+			},
+			over: func(c *Config) {
+				for i := range 1001 {
+					c.GenAI.Providers = append(c.GenAI.Providers, map[string]any{"name": fmt.Sprintf("p%d", i), "inherit": "openai"})
+				}
+			},
+			message: "genai.providers has 1001 entries: at most 1000 are allowed",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := validConfig()
+			tt.atLimit(cfg)
+			require.NoError(t, cfg.Validate(), "exactly at the limit: Go and the library accept it")
+			cfg = validConfig()
+			tt.over(cfg)
+			err := cfg.Validate()
+			require.ErrorIs(t, err, ErrTooMany)
+			assert.Contains(t, err.Error(), tt.message)
+		})
+	}
+}
+
+// The library's own limits agree with Go's: one over is refused there too.
+func TestLibraryEnforcesTheSameLimits(t *testing.T) {
+	cfg := validConfig()
+	cfg.Selection.Include.PIDs = pids(65537)
+	b, err := cfg.nativeJSON(true, true)
+	require.NoError(t, err)
+	err = native.CheckConfig(b)
+	require.ErrorIs(t, err, native.ErrConfig)
+	assert.Contains(t, err.Error(), "selection.include.pids has 65537 entries: at most 65536")
+}
+
+// Lists each within their limits can still add up to more JSON than the
+// library reads.
+func TestConfigSizeLimit(t *testing.T) {
+	cfg := validConfig()
+	// 10,000 route patterns (the most allowed) of ~420 bytes: 4.2 MB of JSON.
+	cfg.Routes.Patterns = globs(10000, "/"+strings.Repeat("segment/", 52)+"%d")
+	b, err := cfg.nativeJSON(true, true)
+	require.NoError(t, err)
+	require.Greater(t, len(b), maxConfigJSONBytes)
+	err = cfg.Validate()
+	require.ErrorIs(t, err, ErrTooLarge)
+	assert.NotErrorIs(t, err, ErrTooMany)
 }

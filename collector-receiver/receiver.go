@@ -162,9 +162,16 @@ func (r *ebpfReceiver) Shutdown(ctx context.Context) error {
 		r.set.Logger.Info("eBPF probes detached",
 			zap.Uint64("events_read", s.EventsRead),
 			zap.Uint64("events_lost", s.EventsLost),
+			zap.Uint64("decode_errors", s.DecodeErrors),
+			zap.Uint64("stream_gaps", s.StreamGaps),
+			zap.Uint64("requests_lost", s.RequestsLost),
 			zap.Uint64("spans_exported", s.SpansExported),
 			zap.Uint64("batches_dropped", s.BatchesDropped),
-			zap.Uint64("parse_errors", s.ParseErrors))
+			zap.Uint64("spans_dropped", s.SpansDropped),
+			zap.Uint64("parse_errors", s.ParseErrors),
+			zap.Uint64("tls_libraries", s.TLSLibraries),
+			zap.Uint64("tls_attach_errors", s.TLSAttachErrors),
+			zap.Uint64("tls_no_socket", s.TLSNoSocket))
 	}
 	freeErr := r.inst.Free()
 	r.inst = nil

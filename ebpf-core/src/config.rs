@@ -13,6 +13,24 @@ use crate::selection::{Selector, SelectorError};
 /// Largest payload prefix one event can carry (`OE_MAX_CAPTURE` in events.h).
 pub const MAX_CAPTURE_SIZE: u32 = ebpf_probes::abi::OE_MAX_CAPTURE;
 
+/// Largest JSON configuration accepted, in bytes (4 MiB). Every list at its
+/// limit fits (65,536 pids in ~0.5 MB, 10,000 globs of 100 bytes in ~1 MB);
+/// larger inputs cost memory and seconds to parse before any other check
+/// (64 MiB of pids took 2.5 s and 1.1 GiB).
+pub const MAX_CONFIG_BYTES: usize = 4 << 20;
+
+/// Most `routes.patterns`: each is tried in order on every server request.
+pub const MAX_ROUTE_PATTERNS: usize = 10_000;
+
+/// Most `genai.providers`: 1,000 build in 0.1 s; 40,000 took 6 s and 1.4 GiB.
+pub const MAX_GENAI_PROVIDERS: usize = 1000;
+
+/// Most host globs, and most endpoints, of all `genai.providers` together
+/// (each provider's hosts compile into a matcher of their own: 1,000
+/// providers of 350 hosts took 3 s and 400 MiB).
+pub const MAX_GENAI_HOSTS: usize = 10_000;
+pub const MAX_GENAI_ENDPOINTS: usize = 10_000;
+
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -123,11 +141,26 @@ pub enum ConfigError {
     Value { field: &'static str, value: String, reason: &'static str },
     #[error("invalid config: genai: {0}")]
     GenAi(String),
+    #[error("invalid config: {bytes} bytes of JSON: at most {limit} (4 MiB) are accepted")]
+    TooLarge { bytes: usize, limit: usize },
+    #[error("invalid config: {field} has {count} entries: at most {limit} are allowed")]
+    TooMany { field: &'static str, count: usize, limit: usize },
+}
+
+/// Rejects a JSON configuration of more than [`MAX_CONFIG_BYTES`] before
+/// reading it; hosts may call it on raw bytes (the C ABI does, before UTF-8).
+pub fn check_json_size(bytes: usize) -> Result<(), ConfigError> {
+    if bytes > MAX_CONFIG_BYTES {
+        return Err(ConfigError::TooLarge { bytes, limit: MAX_CONFIG_BYTES });
+    }
+    Ok(())
 }
 
 impl Config {
-    /// Parses and validates a JSON config; `{}` (or empty input) gives the defaults.
+    /// Parses and validates a JSON config; `{}` (or empty input) gives the
+    /// defaults. Inputs over [`MAX_CONFIG_BYTES`] are refused unread.
     pub fn from_json(json: &str) -> Result<Self, ConfigError> {
+        check_json_size(json.len())?;
         let config: Config = if json.trim().is_empty() {
             Config::default()
         } else {
@@ -141,6 +174,30 @@ impl Config {
         };
         config.validate()?;
         Ok(config)
+    }
+
+    /// Lists outside `selection` within their limits, before anything is compiled.
+    fn check_list_sizes(&self) -> Result<(), ConfigError> {
+        let providers = &self.genai.providers;
+        for (field, count, limit) in [
+            ("routes.patterns", self.routes.patterns.len(), MAX_ROUTE_PATTERNS),
+            ("genai.providers", providers.len(), MAX_GENAI_PROVIDERS),
+            (
+                "genai.providers[].hosts (every provider's together)",
+                providers.iter().map(|p| p.hosts.len()).sum(),
+                MAX_GENAI_HOSTS,
+            ),
+            (
+                "genai.providers[].endpoints (every provider's together)",
+                providers.iter().map(|p| p.endpoints.len()).sum(),
+                MAX_GENAI_ENDPOINTS,
+            ),
+        ] {
+            if count > limit {
+                return Err(ConfigError::TooMany { field, count, limit });
+            }
+        }
+        Ok(())
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -164,6 +221,8 @@ impl Config {
         if self.queue_size == 0 {
             return bad("queue_size", &self.queue_size, "must be at least 1");
         }
+        self.check_list_sizes()?;
+        // The selector checks its own lists' sizes before compiling anything.
         Selector::new(&self.selection)?;
         self.metrics.validate()?;
         self.routes.validate()?;
@@ -231,5 +290,70 @@ mod tests {
     fn malformed_json_is_an_error() {
         assert!(Config::from_json("{").is_err());
         assert!(Config::from_json("[]").is_err());
+    }
+
+    #[test]
+    fn config_size_is_capped() {
+        // Exactly at the limit (whitespace inside braces): accepted.
+        let at = format!("{{{}}}", " ".repeat(MAX_CONFIG_BYTES - 2));
+        assert_eq!(at.len(), MAX_CONFIG_BYTES);
+        assert_eq!(Config::from_json(&at).unwrap(), Config::default());
+        // One byte over: refused, with the size and the limit.
+        let over = format!("{{{}}}", " ".repeat(MAX_CONFIG_BYTES - 1));
+        let err = Config::from_json(&over).unwrap_err().to_string();
+        assert!(err.contains("4194305 bytes of JSON: at most 4194304 (4 MiB)"), "{err}");
+        assert!(check_json_size(MAX_CONFIG_BYTES).is_ok());
+        assert!(check_json_size(MAX_CONFIG_BYTES + 1).is_err());
+    }
+
+    #[test]
+    fn route_patterns_are_capped() {
+        let patterns = |n: usize| (0..n).map(|i| format!("\"/r{i}/{{id}}\"")).collect::<Vec<_>>().join(",");
+        let at = format!(r#"{{"routes": {{"patterns": [{}]}}}}"#, patterns(MAX_ROUTE_PATTERNS));
+        assert_eq!(Config::from_json(&at).unwrap().routes.patterns.len(), MAX_ROUTE_PATTERNS);
+        let over = format!(r#"{{"routes": {{"patterns": [{}]}}}}"#, patterns(MAX_ROUTE_PATTERNS + 1));
+        let err = Config::from_json(&over).unwrap_err().to_string();
+        assert!(err.contains("routes.patterns has 10001 entries: at most 10000 are allowed"), "{err}");
+    }
+
+    #[test]
+    fn genai_provider_lists_are_capped() {
+        let provider = |i: usize, hosts: usize, endpoints: usize| {
+            let hosts = (0..hosts).map(|h| format!("\"h{i}-{h}.example\"")).collect::<Vec<_>>().join(",");
+            let endpoints = (0..endpoints)
+                .map(|e| format!(r#"{{"path": "/p{i}/{e}/{{model}}", "operation": "chat"}}"#))
+                .collect::<Vec<_>>()
+                .join(",");
+            format!(r#"{{"name": "p{i}", "inherit": "openai", "hosts": [{hosts}], "endpoints": [{endpoints}]}}"#)
+        };
+        let config = |providers: Vec<String>| format!(r#"{{"genai": {{"providers": [{}]}}}}"#, providers.join(","));
+        let check = |json: String, want: Option<&str>| match (Config::from_json(&json), want) {
+            (Ok(_), None) => {}
+            (Err(e), Some(want)) => assert!(e.to_string().contains(want), "{e}"),
+            (got, want) => panic!("{want:?}: {got:?}"),
+        };
+        check(config((0..MAX_GENAI_PROVIDERS).map(|i| provider(i, 0, 0)).collect()), None);
+        check(
+            config((0..=MAX_GENAI_PROVIDERS).map(|i| provider(i, 0, 0)).collect()),
+            Some("genai.providers has 1001 entries: at most 1000 are allowed"),
+        );
+        // Hosts and endpoints count across providers: 4 × 2,500 is the limit.
+        check(config((0..4).map(|i| provider(i, 2500, 2500)).collect()), None);
+        check(
+            config((0..4).map(|i| provider(i, 2500 + usize::from(i == 3), 0)).collect()),
+            Some("genai.providers[].hosts (every provider's together) has 10001 entries: at most 10000"),
+        );
+        check(
+            config((0..4).map(|i| provider(i, 0, 2500 + usize::from(i == 0))).collect()),
+            Some("genai.providers[].endpoints (every provider's together) has 10001 entries: at most 10000"),
+        );
+    }
+
+    #[test]
+    fn selection_limits_are_config_errors() {
+        let pids = (1..=65_537).map(|p| p.to_string()).collect::<Vec<_>>().join(",");
+        let err = Config::from_json(&format!(r#"{{"selection": {{"exclude": {{"pids": [{pids}]}}}}}}"#)).unwrap_err();
+        assert!(matches!(err, ConfigError::Selection(_)), "{err:?}");
+        assert!(err.to_string().contains("selection.exclude.pids has 65537 entries: at most 65536"), "{err}");
     }
 }

@@ -7,6 +7,19 @@
 #include <stdint.h>
 
 /*
+ Size in bytes of `otel_ebpf_stats` as version 0.1.0 defined it (six
+ counters): what `otel_ebpf_stats_get` writes.
+ */
+#define OTEL_EBPF_STATS_V1_SIZE 48
+
+/*
+ Largest configuration `otel_ebpf_new` and `otel_ebpf_config_validate`
+ accept, in bytes without the NUL (4 MiB); longer ones are
+ `OTEL_EBPF_ERR_CONFIG` without being read.
+ */
+#define OTEL_EBPF_MAX_CONFIG_BYTES 4194304
+
+/*
  Outcome of every call. Values are stable: never renumber, only append.
  */
 enum otel_ebpf_result
@@ -104,6 +117,11 @@ typedef struct otel_ebpf_instance otel_ebpf_instance;
 
 /*
  Counters of one instance, for health checks and tests.
+
+ The struct only grows, at its end. `otel_ebpf_stats_get` fills the six
+ fields of version 0.1.0 (up to `connections`), so a program built against
+ an older header never has more written than it allocated;
+ `otel_ebpf_stats_get_sized` fills as many fields as the caller's struct has.
  */
 typedef struct otel_ebpf_stats {
   /*
@@ -130,6 +148,51 @@ typedef struct otel_ebpf_stats {
    Connections currently tracked.
    */
   uint64_t connections;
+  /*
+   Kernel events userspace could not decode (a bug or a version
+   mismatch). This field and the ones after it came after version 0.1.0:
+   only `otel_ebpf_stats_get_sized` fills them.
+   */
+  uint64_t decode_errors;
+  /*
+   Spans inside the batches counted by `batches_dropped`.
+   */
+  uint64_t spans_dropped;
+  /*
+   Holes in connections' event numbering: events the kernel lost in the
+   middle of a connection's stream.
+   */
+  uint64_t stream_gaps;
+  /*
+   Requests that produced no span because the kernel lost their events
+   (`events_lost` counts the events themselves).
+   */
+  uint64_t requests_lost;
+  /*
+   Processes traced with a cached identity (a gauge).
+   */
+  uint64_t processes;
+  /*
+   Files (libraries, executables) whose TLS functions carry uprobes.
+   */
+  uint64_t tls_libraries;
+  /*
+   TLS functions whose uprobes the kernel refused (left uninstrumented).
+   */
+  uint64_t tls_attach_errors;
+  /*
+   TLS plaintext the kernel dropped because its socket was unknown
+   (applications doing their own socket I/O under a memory BIO).
+   */
+  uint64_t tls_no_socket;
+  /*
+   LLM API calls recognised.
+   */
+  uint64_t genai_calls;
+  /*
+   Of those, calls whose bodies could not be read in full.
+   */
+  uint64_t genai_incomplete;
 } otel_ebpf_stats;
 
 #ifdef __cplusplus
@@ -138,7 +201,8 @@ extern "C" {
 
 /*
  Creates a stopped instance from a JSON configuration (`{}` gives the
- defaults; see README for the keys). On success `*instance_out` holds a
+ defaults; see README for the keys and their limits; at most
+ `OTEL_EBPF_MAX_CONFIG_BYTES`). On success `*instance_out` holds a
  handle to pass to `otel_ebpf_free` eventually.
 
  # Safety
@@ -226,13 +290,31 @@ otel_ebpf_result otel_ebpf_stop(struct otel_ebpf_instance *instance);
 otel_ebpf_result otel_ebpf_free(struct otel_ebpf_instance *instance);
 
 /*
- Copies the instance's counters into `*stats_out`.
+ Copies the first six counters (up to `connections`, the struct of version
+ 0.1.0: `OTEL_EBPF_STATS_V1_SIZE` bytes) into `*stats_out` and leaves the
+ rest of it untouched. Use `otel_ebpf_stats_get_sized` for every counter.
 
  # Safety
- `instance` must be NULL or a handle from `otel_ebpf_new`; `stats_out` NULL or writable.
+ `instance` must be NULL or a handle from `otel_ebpf_new`; `stats_out` NULL
+ or `OTEL_EBPF_STATS_V1_SIZE` writable bytes.
  */
 otel_ebpf_result otel_ebpf_stats_get(const struct otel_ebpf_instance *instance,
                                      struct otel_ebpf_stats *stats_out);
+
+/*
+ Copies the instance's counters into `*stats_out`, which is `stats_size`
+ bytes long: pass `sizeof(otel_ebpf_stats)`. Exactly
+ `min(stats_size, sizeof(otel_ebpf_stats))` bytes are written, so a caller
+ built against an older (shorter) or newer (longer) header is safe; fields
+ the library does not know are left untouched (zero them first).
+
+ # Safety
+ `instance` must be NULL or a handle from `otel_ebpf_new`; `stats_out` NULL
+ or `stats_size` writable bytes.
+ */
+otel_ebpf_result otel_ebpf_stats_get_sized(const struct otel_ebpf_instance *instance,
+                                           struct otel_ebpf_stats *stats_out,
+                                           size_t stats_size);
 
 /*
  The library version, a static NUL-terminated string such as "0.1.0".

@@ -40,6 +40,11 @@ pub enum otel_ebpf_signal {
 }
 
 /// Counters of one instance, for health checks and tests.
+///
+/// The struct only grows, at its end. `otel_ebpf_stats_get` fills the six
+/// fields of version 0.1.0 (up to `connections`), so a program built against
+/// an older header never has more written than it allocated;
+/// `otel_ebpf_stats_get_sized` fills as many fields as the caller's struct has.
 #[allow(non_camel_case_types)]
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default)]
@@ -56,9 +61,57 @@ pub struct otel_ebpf_stats {
     pub parse_errors: u64,
     /// Connections currently tracked.
     pub connections: u64,
+    /// Kernel events userspace could not decode (a bug or a version
+    /// mismatch). This field and the ones after it came after version 0.1.0:
+    /// only `otel_ebpf_stats_get_sized` fills them.
+    pub decode_errors: u64,
+    /// Spans inside the batches counted by `batches_dropped`.
+    pub spans_dropped: u64,
+    /// Holes in connections' event numbering: events the kernel lost in the
+    /// middle of a connection's stream.
+    pub stream_gaps: u64,
+    /// Requests that produced no span because the kernel lost their events
+    /// (`events_lost` counts the events themselves).
+    pub requests_lost: u64,
+    /// Processes traced with a cached identity (a gauge).
+    pub processes: u64,
+    /// Files (libraries, executables) whose TLS functions carry uprobes.
+    pub tls_libraries: u64,
+    /// TLS functions whose uprobes the kernel refused (left uninstrumented).
+    pub tls_attach_errors: u64,
+    /// TLS plaintext the kernel dropped because its socket was unknown
+    /// (applications doing their own socket I/O under a memory BIO).
+    pub tls_no_socket: u64,
+    /// LLM API calls recognised.
+    pub genai_calls: u64,
+    /// Of those, calls whose bodies could not be read in full.
+    pub genai_incomplete: u64,
 }
 
+/// Size in bytes of `otel_ebpf_stats` as version 0.1.0 defined it (six
+/// counters): what `otel_ebpf_stats_get` writes.
+pub const OTEL_EBPF_STATS_V1_SIZE: usize = 48;
+
+/// Largest configuration `otel_ebpf_new` and `otel_ebpf_config_validate`
+/// accept, in bytes without the NUL (4 MiB); longer ones are
+/// `OTEL_EBPF_ERR_CONFIG` without being read.
+pub const OTEL_EBPF_MAX_CONFIG_BYTES: usize = 4194304;
+
+const _: () = assert!(OTEL_EBPF_MAX_CONFIG_BYTES == ebpf_core::config::MAX_CONFIG_BYTES);
+const _: () = assert!(std::mem::offset_of!(otel_ebpf_stats, decode_errors) == OTEL_EBPF_STATS_V1_SIZE);
+
 type Outcome = Result<otel_ebpf_result, (otel_ebpf_result, String)>;
+
+/// The configuration string, refused unread when over the size limit.
+///
+/// # Safety
+/// `config_json` must be a non-NULL, NUL-terminated string.
+unsafe fn config_str<'a>(config_json: *const c_char) -> Result<&'a str, (otel_ebpf_result, String)> {
+    // SAFETY: the caller guarantees a NUL-terminated string.
+    let bytes = unsafe { CStr::from_ptr(config_json) }.to_bytes();
+    ebpf_core::config::check_json_size(bytes.len()).map_err(|e| (OTEL_EBPF_ERR_CONFIG, e.to_string()))?;
+    std::str::from_utf8(bytes).map_err(|e| (OTEL_EBPF_ERR_CONFIG, format!("config is not valid UTF-8: {e}")))
+}
 
 fn instance(handle: *const otel_ebpf_instance) -> Result<Arc<Instance>, (otel_ebpf_result, String)> {
     if handle.is_null() {
@@ -70,7 +123,8 @@ fn instance(handle: *const otel_ebpf_instance) -> Result<Arc<Instance>, (otel_eb
 }
 
 /// Creates a stopped instance from a JSON configuration (`{}` gives the
-/// defaults; see README for the keys). On success `*instance_out` holds a
+/// defaults; see README for the keys and their limits; at most
+/// `OTEL_EBPF_MAX_CONFIG_BYTES`). On success `*instance_out` holds a
 /// handle to pass to `otel_ebpf_free` eventually.
 ///
 /// # Safety
@@ -85,10 +139,8 @@ pub unsafe extern "C" fn otel_ebpf_new(
         if config_json.is_null() || instance_out.is_null() {
             return Err((OTEL_EBPF_ERR_NULL, "config_json and instance_out must not be NULL".into()));
         }
-        // SAFETY: the caller guarantees a NUL-terminated string.
-        let bytes = unsafe { CStr::from_ptr(config_json) }.to_bytes();
-        let json = std::str::from_utf8(bytes)
-            .map_err(|e| (OTEL_EBPF_ERR_CONFIG, format!("config is not valid UTF-8: {e}")))?;
+        // SAFETY: checked non-NULL above; the caller guarantees NUL termination.
+        let json = unsafe { config_str(config_json) }?;
         let inst = Instance::from_json(json).map_err(|e| (OTEL_EBPF_ERR_CONFIG, e.to_string()))?;
         let id = INSTANCES.insert(Arc::new(inst));
         // SAFETY: checked non-NULL above; the caller guarantees it is writable.
@@ -109,10 +161,8 @@ pub unsafe extern "C" fn otel_ebpf_config_validate(config_json: *const c_char) -
         if config_json.is_null() {
             return Err((OTEL_EBPF_ERR_NULL, "config_json must not be NULL".into()));
         }
-        // SAFETY: the caller guarantees a NUL-terminated string.
-        let bytes = unsafe { CStr::from_ptr(config_json) }.to_bytes();
-        let json = std::str::from_utf8(bytes)
-            .map_err(|e| (OTEL_EBPF_ERR_CONFIG, format!("config is not valid UTF-8: {e}")))?;
+        // SAFETY: checked non-NULL above; the caller guarantees NUL termination.
+        let json = unsafe { config_str(config_json) }?;
         Config::from_json(json).map_err(|e| (OTEL_EBPF_ERR_CONFIG, e.to_string()))?;
         Ok(OTEL_EBPF_OK)
     })
@@ -261,14 +311,36 @@ pub unsafe extern "C" fn otel_ebpf_free(instance: *mut otel_ebpf_instance) -> ot
     })
 }
 
-/// Copies the instance's counters into `*stats_out`.
+/// Copies the first six counters (up to `connections`, the struct of version
+/// 0.1.0: `OTEL_EBPF_STATS_V1_SIZE` bytes) into `*stats_out` and leaves the
+/// rest of it untouched. Use `otel_ebpf_stats_get_sized` for every counter.
 ///
 /// # Safety
-/// `instance` must be NULL or a handle from `otel_ebpf_new`; `stats_out` NULL or writable.
+/// `instance` must be NULL or a handle from `otel_ebpf_new`; `stats_out` NULL
+/// or `OTEL_EBPF_STATS_V1_SIZE` writable bytes.
 #[no_mangle]
 pub unsafe extern "C" fn otel_ebpf_stats_get(
     instance: *const otel_ebpf_instance,
     stats_out: *mut otel_ebpf_stats,
+) -> otel_ebpf_result {
+    // SAFETY: forwarded; the caller guarantees the v1 size.
+    unsafe { otel_ebpf_stats_get_sized(instance, stats_out, OTEL_EBPF_STATS_V1_SIZE) }
+}
+
+/// Copies the instance's counters into `*stats_out`, which is `stats_size`
+/// bytes long: pass `sizeof(otel_ebpf_stats)`. Exactly
+/// `min(stats_size, sizeof(otel_ebpf_stats))` bytes are written, so a caller
+/// built against an older (shorter) or newer (longer) header is safe; fields
+/// the library does not know are left untouched (zero them first).
+///
+/// # Safety
+/// `instance` must be NULL or a handle from `otel_ebpf_new`; `stats_out` NULL
+/// or `stats_size` writable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn otel_ebpf_stats_get_sized(
+    instance: *const otel_ebpf_instance,
+    stats_out: *mut otel_ebpf_stats,
+    stats_size: usize,
 ) -> otel_ebpf_result {
     guard(|| -> Outcome {
         if stats_out.is_null() {
@@ -282,9 +354,23 @@ pub unsafe extern "C" fn otel_ebpf_stats_get(
             batches_dropped: s.batches_dropped,
             parse_errors: s.parse_errors,
             connections: s.connections,
+            decode_errors: s.decode_errors,
+            spans_dropped: s.spans_dropped,
+            stream_gaps: s.stream_gaps,
+            requests_lost: s.requests_lost,
+            processes: s.processes,
+            tls_libraries: s.tls_libraries,
+            tls_attach_errors: s.tls_attach_errors,
+            tls_no_socket: s.tls_no_socket,
+            genai_calls: s.genai_calls,
+            genai_incomplete: s.genai_incomplete,
         };
-        // SAFETY: checked non-NULL above; the caller guarantees it is writable.
-        unsafe { *stats_out = out };
+        let n = stats_size.min(std::mem::size_of::<otel_ebpf_stats>());
+        // SAFETY: checked non-NULL above; the caller guarantees `stats_size`
+        // writable bytes, and n <= stats_size and n <= size_of(out).
+        unsafe {
+            std::ptr::copy_nonoverlapping((&out as *const otel_ebpf_stats).cast::<u8>(), stats_out.cast::<u8>(), n)
+        };
         Ok(OTEL_EBPF_OK)
     })
 }

@@ -8,8 +8,9 @@
  *   ffi_misuse [--no-start] [--no-huge]
  *
  * Without root (or with --no-start) the parts that need running probes are
- * skipped: the instance cannot start. --no-huge skips the 64 MiB configs
- * (slow under valgrind). Exit status: 0 when every check passed, 1
+ * skipped: the instance cannot start. --no-huge skips the 64 MiB configs and
+ * the malformed ones just under OTEL_EBPF_MAX_CONFIG_BYTES (slow under
+ * valgrind); the checks of each limit, at it and one over, always run. Exit status: 0 when every check passed, 1
  * otherwise (each failure is printed, as FAIL; known issues as WARN).
  */
 #define _GNU_SOURCE
@@ -95,6 +96,8 @@ static void nulls(void) {
   CHECK_RC(otel_ebpf_stop(NULL), OTEL_EBPF_ERR_NULL);
   CHECK_RC(otel_ebpf_stats_get(NULL, &stats), OTEL_EBPF_ERR_NULL);
   CHECK_RC(otel_ebpf_stats_get(NULL, NULL), OTEL_EBPF_ERR_NULL);
+  CHECK_RC(otel_ebpf_stats_get_sized(NULL, &stats, sizeof stats), OTEL_EBPF_ERR_NULL);
+  CHECK_RC(otel_ebpf_stats_get_sized(NULL, NULL, 0), OTEL_EBPF_ERR_NULL);
   CHECK_RC(otel_ebpf_batch_data(NULL, &data, &len), OTEL_EBPF_ERR_NULL);
   CHECK_RC(otel_ebpf_batch_data(NULL, NULL, NULL), OTEL_EBPF_ERR_NULL);
   CHECK(otel_ebpf_batch_signal(NULL) == OTEL_EBPF_SIGNAL_NONE, "signal of NULL");
@@ -106,6 +109,7 @@ static void nulls(void) {
   inst = new_ok("{}");
   CHECK_RC(otel_ebpf_poll(inst, 0, NULL), OTEL_EBPF_ERR_NULL);
   CHECK_RC(otel_ebpf_stats_get(inst, NULL), OTEL_EBPF_ERR_NULL);
+  CHECK_RC(otel_ebpf_stats_get_sized(inst, NULL, sizeof stats), OTEL_EBPF_ERR_NULL);
   CHECK_RC(otel_ebpf_free(inst), OTEL_EBPF_OK);
 }
 
@@ -129,6 +133,7 @@ static void bad_handles(void) {
     CHECK(out == NULL, "poll on a forged handle wrote a batch");
     CHECK_RC(otel_ebpf_stop(inst), OTEL_EBPF_ERR_INVALID_HANDLE);
     CHECK_RC(otel_ebpf_stats_get(inst, &stats), OTEL_EBPF_ERR_INVALID_HANDLE);
+    CHECK_RC(otel_ebpf_stats_get_sized(inst, &stats, sizeof stats), OTEL_EBPF_ERR_INVALID_HANDLE);
     CHECK_RC(otel_ebpf_free(inst), OTEL_EBPF_ERR_INVALID_HANDLE);
     CHECK(otel_ebpf_batch_signal(b) == OTEL_EBPF_SIGNAL_NONE, "signal of a forged batch");
     CHECK_RC(otel_ebpf_batch_data(b, &data, &len), OTEL_EBPF_ERR_INVALID_HANDLE);
@@ -169,6 +174,24 @@ static void states(void) {
   CHECK(out == NULL, "no batch");
   CHECK_RC(otel_ebpf_stats_get(inst, &stats), OTEL_EBPF_OK);
   CHECK(stats.events_read == 0 && stats.spans_exported == 0, "fresh counters");
+  CHECK(stats.decode_errors == UINT64_MAX, "stats_get wrote past the 0.1.0 struct");
+  CHECK_RC(otel_ebpf_stats_get_sized(inst, &stats, sizeof stats), OTEL_EBPF_OK);
+  CHECK(stats.decode_errors == 0 && stats.genai_incomplete == 0, "fresh counters, every one");
+  /* Callers with the struct of an older header (or a shorter buffer): heap
+   * blocks of exactly that size, so that ASan catches any write past them. */
+  void *v1 = malloc(OTEL_EBPF_STATS_V1_SIZE);
+  CHECK_RC(otel_ebpf_stats_get(inst, v1), OTEL_EBPF_OK);
+  CHECK_RC(otel_ebpf_stats_get_sized(inst, v1, OTEL_EBPF_STATS_V1_SIZE), OTEL_EBPF_OK);
+  free(v1);
+  unsigned char *tiny = malloc(3);
+  CHECK_RC(otel_ebpf_stats_get_sized(inst, (otel_ebpf_stats *)tiny, 3), OTEL_EBPF_OK);
+  CHECK_RC(otel_ebpf_stats_get_sized(inst, (otel_ebpf_stats *)tiny, 0), OTEL_EBPF_OK);
+  free(tiny);
+  /* A caller with a longer struct (a newer header): the tail is left alone. */
+  unsigned char longer[sizeof(otel_ebpf_stats) + 16];
+  memset(longer, 0xab, sizeof longer);
+  CHECK_RC(otel_ebpf_stats_get_sized(inst, (otel_ebpf_stats *)longer, sizeof longer), OTEL_EBPF_OK);
+  CHECK(longer[sizeof(otel_ebpf_stats)] == 0xab && longer[sizeof longer - 1] == 0xab, "wrote past the struct");
   CHECK_RC(otel_ebpf_stop(inst), OTEL_EBPF_OK); /* stop before start */
   CHECK_RC(otel_ebpf_stop(inst), OTEL_EBPF_OK); /* double stop */
   CHECK_RC(otel_ebpf_free(inst), OTEL_EBPF_OK);
@@ -205,8 +228,95 @@ static char *build(size_t n, const char *head, const char *fill, const char *tai
 }
 
 #define HUGE_SIZE ((size_t)64 << 20)
+/* Room for build()'s head and tail under OTEL_EBPF_MAX_CONFIG_BYTES. */
+#define NEAR_LIMIT ((size_t)OTEL_EBPF_MAX_CONFIG_BYTES - 64)
 
 static int no_huge;
+
+/* Malformed configurations of about `n` bytes: deep nesting (no stack
+ * overflow), a huge key, number and string, garbage, an unterminated string. */
+static void malformed(size_t n, const char *size) {
+  char what[64];
+  char *s;
+#define MALFORMED(head, fill, tail, label)        \
+  do {                                            \
+    s = build(n, head, fill, tail);               \
+    snprintf(what, sizeof what, "%s %s", size, label); \
+    expect_config_error(what, s);                 \
+    free(s);                                      \
+  } while (0)
+  MALFORMED("", "[", "", "of '['");
+  MALFORMED("", "{\"a\":", "", "of nested objects");
+  MALFORMED("{\"routes\":{\"patterns\":", "[", "", "nesting inside a known key");
+  MALFORMED("{\"", "k", "\":1}", "unknown key");
+  size_t key_msg = otel_ebpf_last_error(NULL, 0);
+  CHECK(key_msg <= 4200, "the last error of a %s unknown key is %zu bytes: it should be bounded", size, key_msg);
+  MALFORMED("{\"capture_size\":", "9", "}", "number");
+  MALFORMED("{\"routes\":{\"patterns\":[\"", "a", "", "unterminated string");
+  MALFORMED("", "\xfe", "", "of 0xfe");
+  MALFORMED("{\"capture_size\":\"", "x", "\"}", "string for a number");
+  size_t str_msg = otel_ebpf_last_error(NULL, 0);
+  CHECK(str_msg <= 4200, "the last error of a %s wrong-typed string is %zu bytes: it should be bounded", size,
+        str_msg);
+#undef MALFORMED
+}
+
+/* `{"selection":{<side>:{<key>:[...]}}}` with `count` entries: pids 1..count,
+ * or globs "/app/<i>*". */
+static char *list_config(const char *key, size_t count, int globs) {
+  size_t cap = count * 24 + 128, at = 0;
+  char *s = malloc(cap);
+  if (!s) abort();
+  at += (size_t)snprintf(s + at, cap - at, "{\"selection\":{\"include\":{\"%s\":[", key);
+  for (size_t i = 0; i < count; i++)
+    at += (size_t)snprintf(s + at, cap - at, globs ? "%s\"/app/%zu*\"" : "%s%zu", i ? "," : "", i + 1);
+  snprintf(s + at, cap - at, "]}}}");
+  return s;
+}
+
+static void expect_accepted(const char *what, const char *cfg) {
+  double t0 = now_s();
+  otel_ebpf_instance *inst = NULL;
+  otel_ebpf_result rc = otel_ebpf_new(cfg, &inst);
+  CHECK(rc == OTEL_EBPF_OK && inst != NULL, "%s: new returned %u", what, (unsigned)rc);
+  CHECK_RC(otel_ebpf_config_validate(cfg), OTEL_EBPF_OK);
+  if (inst) CHECK_RC(otel_ebpf_free(inst), OTEL_EBPF_OK);
+  fprintf(stderr, "  config %-44s -> %u in %.2fs\n", what, (unsigned)rc, now_s() - t0);
+}
+
+/* Each limit: exactly at it accepted, one over refused with a message that
+ * names the key (or the size). */
+static void limits(void) {
+  char *s = malloc(OTEL_EBPF_MAX_CONFIG_BYTES + 2);
+  if (!s) abort();
+  memset(s, ' ', OTEL_EBPF_MAX_CONFIG_BYTES + 1);
+  s[0] = '{';
+  s[OTEL_EBPF_MAX_CONFIG_BYTES - 1] = '}';
+  s[OTEL_EBPF_MAX_CONFIG_BYTES] = 0;
+  expect_accepted("exactly OTEL_EBPF_MAX_CONFIG_BYTES", s);
+  s[OTEL_EBPF_MAX_CONFIG_BYTES - 1] = ' ';
+  s[OTEL_EBPF_MAX_CONFIG_BYTES] = '}';
+  s[OTEL_EBPF_MAX_CONFIG_BYTES + 1] = 0;
+  expect_config_error("OTEL_EBPF_MAX_CONFIG_BYTES + 1", s);
+  CHECK(strstr(last_error(), "4194305 bytes of JSON: at most 4194304") != NULL, "size and limit in the message");
+  free(s);
+
+  s = list_config("pids", 65536, 0);
+  expect_accepted("65,536 pids", s);
+  free(s);
+  s = list_config("pids", 65537, 0);
+  expect_config_error("65,537 pids", s);
+  CHECK(strstr(last_error(), "selection.include.pids has 65537 entries: at most 65536") != NULL, "pid limit named");
+  free(s);
+  s = list_config("exe_paths", 10000, 1);
+  expect_accepted("10,000 exe_paths globs", s);
+  free(s);
+  s = list_config("exe_paths", 10001, 1);
+  expect_config_error("10,001 exe_paths globs", s);
+  CHECK(strstr(last_error(), "selection.include.exe_paths has 10001 entries: at most 10000") != NULL,
+        "glob limit named");
+  free(s);
+}
 
 static void bad_configs(void) {
   /* Not UTF-8, in many shapes. */
@@ -226,58 +336,28 @@ static void bad_configs(void) {
   expect_config_error("control char in string", "{\"routes\":{\"patterns\":[\"/a\x01\"]}}");
   expect_config_error("trailing garbage", "{} {}");
 
+  limits();
   if (no_huge) {
-    fprintf(stderr, "  skipped: 64 MiB configs (--no-huge)\n");
+    fprintf(stderr, "  skipped: 64 MiB and near-limit configs (--no-huge)\n");
     return;
   }
-  /* 64 MiB inputs: deep nesting (no stack overflow), a huge key, a huge
-   * number, garbage, a huge unterminated string. */
-  char *s;
-  s = build(HUGE_SIZE, "", "[", "");
-  expect_config_error("64 MiB of '['", s);
-  free(s);
-  s = build(HUGE_SIZE, "", "{\"a\":", "");
-  expect_config_error("64 MiB of nested objects", s);
-  free(s);
-  s = build(HUGE_SIZE, "{\"routes\":{\"patterns\":", "[", "");
-  expect_config_error("64 MiB nesting inside a known key", s);
-  free(s);
-  s = build(HUGE_SIZE, "{\"", "k", "\":1}");
-  expect_config_error("64 MiB unknown key", s);
-  size_t key_msg = otel_ebpf_last_error(NULL, 0);
-  CHECK(key_msg <= 4200, "the last error of a 64 MiB unknown key is %zu bytes: it should be bounded", key_msg);
-  free(s);
-  s = build(HUGE_SIZE, "{\"capture_size\":", "9", "}");
-  expect_config_error("64 MiB number", s);
-  free(s);
-  s = build(HUGE_SIZE, "{\"routes\":{\"patterns\":[\"", "a", "");
-  expect_config_error("64 MiB unterminated string", s);
-  free(s);
-  s = build(HUGE_SIZE, "", "\xfe", "");
-  expect_config_error("64 MiB of 0xfe", s);
-  free(s);
-  s = build(HUGE_SIZE, "{\"capture_size\":\"", "x", "\"}");
-  expect_config_error("64 MiB string for a number", s);
-  size_t str_msg = otel_ebpf_last_error(NULL, 0);
-  CHECK(str_msg <= 4200, "the last error of a 64 MiB wrong-typed string is %zu bytes: it should be bounded", str_msg);
-  free(s);
+  /* Malformed inputs just under the size limit, which the parser reads, and
+   * at 64 MiB, which it refuses unread. */
+  malformed(NEAR_LIMIT, "4 MiB");
+  malformed(HUGE_SIZE, "64 MiB");
 
-  /* 64 MiB of valid JSON: accepted or refused, but answered. */
-  s = build(HUGE_SIZE, "{", " ", "}");
-  otel_ebpf_instance *inst = NULL;
-  double t0 = now_s();
-  otel_ebpf_result rc = otel_ebpf_new(s, &inst);
-  fprintf(stderr, "  config %-44s -> %u in %.2fs\n", "64 MiB of whitespace in {}", (unsigned)rc, now_s() - t0);
-  CHECK(rc == OTEL_EBPF_OK || rc == OTEL_EBPF_ERR_CONFIG, "64 MiB whitespace: %u", (unsigned)rc);
-  if (rc == OTEL_EBPF_OK) CHECK_RC(otel_ebpf_free(inst), OTEL_EBPF_OK);
+  /* Valid JSON over the limit: refused for its size, quickly. */
+  char *s = build(HUGE_SIZE, "{", " ", "}");
+  expect_config_error("64 MiB of whitespace in {}", s);
+  CHECK(strstr(last_error(), "at most 4194304") != NULL, "the message names the limit");
   free(s);
   s = build(HUGE_SIZE, "{\"selection\":{\"exclude\":{\"pids\":[1", ",1", "]}}}");
-  inst = NULL;
-  t0 = now_s();
-  rc = otel_ebpf_new(s, &inst);
-  fprintf(stderr, "  config %-44s -> %u in %.2fs\n", "64 MiB pid list (33M pids)", (unsigned)rc, now_s() - t0);
-  CHECK(rc == OTEL_EBPF_OK || rc == OTEL_EBPF_ERR_CONFIG, "64 MiB pid list: %u", (unsigned)rc);
-  if (rc == OTEL_EBPF_OK) CHECK_RC(otel_ebpf_free(inst), OTEL_EBPF_OK);
+  expect_config_error("64 MiB pid list (33M pids)", s);
+  free(s);
+  /* Under the size limit, over the pid-list limit (2M pids). */
+  s = build(NEAR_LIMIT, "{\"selection\":{\"exclude\":{\"pids\":[1", ",1", "]}}}");
+  expect_config_error("4 MiB pid list (2M pids)", s);
+  CHECK(strstr(last_error(), "selection.exclude.pids") != NULL, "the message names the key");
   free(s);
 }
 

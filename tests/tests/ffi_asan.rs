@@ -1,8 +1,10 @@
 //! The C ABI misused from C (tests/c/ffi_misuse.c, through the committed
 //! header, linked against the release static library): NULLs, forged,
 //! dangling and destroyed handles, double stop/free, poll after destroy,
-//! racing frees, concurrent pollers woken by stop and by free, invalid UTF-8
-//! and 64 MiB configs. Built with AddressSanitizer and UndefinedBehaviorSanitizer
+//! racing frees, concurrent pollers woken by stop and by free, invalid UTF-8,
+//! malformed configs just under the 4 MiB size limit and at 64 MiB (refused
+//! unread), each configuration limit (size, pids, globs) at and one over it,
+//! and the stats struct read into buffers of older, shorter and longer sizes. Built with AddressSanitizer and UndefinedBehaviorSanitizer
 //! (leak checking on), and run again under valgrind when it is installed.
 //! Every misuse must answer an error code, never crash or touch memory it
 //! should not. Without root the checks that need running probes are skipped.
@@ -108,7 +110,8 @@ fn ffi_misuse_under_valgrind() {
     };
     let args = start_args();
     let bin = build(&lib, "ffi_misuse", false).expect("plain build");
-    // The 64 MiB configs take minutes under valgrind; ASan covers them.
+    // The 64 MiB and near-limit malformed configs take minutes under
+    // valgrind; ASan covers them. The limit checks still run.
     let out = Command::new(valgrind)
         .args(["-q", "--error-exitcode=99", "--leak-check=full", "--errors-for-leak-kinds=definite"])
         .args(["--show-leak-kinds=definite", "--track-origins=yes"])

@@ -33,6 +33,10 @@ const (
 	resultPanic         = 8
 )
 
+// MaxConfigBytes is the largest JSON configuration the library accepts
+// (OTEL_EBPF_MAX_CONFIG_BYTES, 4 MiB); longer ones are ErrConfig.
+const MaxConfigBytes = C.OTEL_EBPF_MAX_CONFIG_BYTES
+
 // Signal says which OTLP export request a batch holds.
 type Signal uint32
 
@@ -242,30 +246,52 @@ func (i *Instance) Free() error {
 	return err
 }
 
-// Stats are the counters of an instance.
+// Stats are the counters of an instance (otel_ebpf_stats).
 type Stats struct {
 	EventsRead     uint64
-	EventsLost     uint64
+	EventsLost     uint64 // events the kernel dropped (ring buffer or tables full)
 	SpansExported  uint64
 	BatchesDropped uint64
 	ParseErrors    uint64
-	Connections    uint64
+	Connections    uint64 // a gauge
+	DecodeErrors   uint64 // kernel events userspace could not decode
+	SpansDropped   uint64 // spans inside the dropped batches
+	StreamGaps     uint64 // holes in connections' event numbering (events lost mid-stream)
+	RequestsLost   uint64 // requests dropped unanswered because of those holes
+	Processes      uint64 // processes traced, a gauge
+	TLSLibraries   uint64 // files whose TLS functions carry uprobes
+	// TLSAttachErrors are TLS functions whose uprobes the kernel refused.
+	TLSAttachErrors uint64
+	// TLSNoSocket is TLS plaintext the kernel dropped: its socket was unknown.
+	TLSNoSocket     uint64
+	GenAICalls      uint64 // LLM API calls recognised
+	GenAIIncomplete uint64 // of those, calls whose bodies were not read in full
 }
 
 // Stats reads the instance's counters.
 func (i *Instance) Stats() (Stats, error) {
 	var s C.otel_ebpf_stats
-	if _, err := call("otel_ebpf_stats_get", func() C.uint32_t {
-		return C.uint32_t(C.otel_ebpf_stats_get(i.ptr, &s))
+	if _, err := call("otel_ebpf_stats_get_sized", func() C.uint32_t {
+		return C.uint32_t(C.otel_ebpf_stats_get_sized(i.ptr, &s, C.size_t(unsafe.Sizeof(s))))
 	}); err != nil {
 		return Stats{}, err
 	}
 	return Stats{
-		EventsRead:     uint64(s.events_read),
-		EventsLost:     uint64(s.events_lost),
-		SpansExported:  uint64(s.spans_exported),
-		BatchesDropped: uint64(s.batches_dropped),
-		ParseErrors:    uint64(s.parse_errors),
-		Connections:    uint64(s.connections),
+		EventsRead:      uint64(s.events_read),
+		EventsLost:      uint64(s.events_lost),
+		SpansExported:   uint64(s.spans_exported),
+		BatchesDropped:  uint64(s.batches_dropped),
+		ParseErrors:     uint64(s.parse_errors),
+		Connections:     uint64(s.connections),
+		DecodeErrors:    uint64(s.decode_errors),
+		SpansDropped:    uint64(s.spans_dropped),
+		StreamGaps:      uint64(s.stream_gaps),
+		RequestsLost:    uint64(s.requests_lost),
+		Processes:       uint64(s.processes),
+		TLSLibraries:    uint64(s.tls_libraries),
+		TLSAttachErrors: uint64(s.tls_attach_errors),
+		TLSNoSocket:     uint64(s.tls_no_socket),
+		GenAICalls:      uint64(s.genai_calls),
+		GenAIIncomplete: uint64(s.genai_incomplete),
 	}, nil
 }

@@ -3,6 +3,7 @@ package native
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -54,7 +55,20 @@ func TestStoppedLifecycleWithoutStart(t *testing.T) {
 	assert.ErrorIs(t, err, ErrState)
 	require.NoError(t, inst.Stop())
 	require.NoError(t, inst.Stop())
-	_, err = inst.Stats()
+	st, err := inst.Stats()
 	require.NoError(t, err)
+	assert.Equal(t, Stats{}, st, "an instance that never started counts nothing")
 	require.NoError(t, inst.Free())
+	_, err = inst.Stats()
+	assert.ErrorIs(t, err, ErrNull, "after Free the handle is gone")
+}
+
+// Configurations over the size limit are refused unread, with the limit in the message.
+func TestConfigSizeLimit(t *testing.T) {
+	at := []byte("{" + strings.Repeat(" ", MaxConfigBytes-2) + "}")
+	require.NoError(t, CheckConfig(at))
+	over := append([]byte("{ "), at[1:]...)
+	err := CheckConfig(over)
+	require.ErrorIs(t, err, ErrConfig)
+	assert.Contains(t, err.Error(), "at most 4194304")
 }

@@ -17,6 +17,21 @@ pub struct Criteria {
 }
 
 impl Criteria {
+    /// Most pids in one list (`include.pids`, `exclude.pids`): as many as
+    /// the kernel's `pid_filter` table holds (65,536 entries).
+    pub const MAX_PIDS: usize = 65_536;
+    /// Most globs in one list (`exe_paths`, `command_lines`): 10,000 compile
+    /// in ~0.1 s; 100,000 took 6 s and 86 MiB, millions minutes and GiBs.
+    pub const MAX_GLOBS: usize = 10_000;
+    /// Most bytes of globs in one list (256 KiB): heavy wildcards cost the
+    /// glob compiler far more than their count says (one 4 MB `*x*x…` glob
+    /// took 4 s and 2 GiB); at this size the worst took 0.3 s and ~150 MiB.
+    pub const MAX_GLOB_BYTES: usize = 256 * 1024;
+    /// Most distinct ports in `include.ports` and `exclude.ports` together:
+    /// the size of the kernel's `port_filter` table (1,024 entries), which
+    /// holds every one of them.
+    pub const MAX_PORTS: usize = 1024;
+
     pub(crate) fn has_process_rules(&self) -> bool {
         !self.pids.is_empty() || !self.exe_paths.is_empty() || !self.command_lines.is_empty()
     }
