@@ -29,7 +29,7 @@ fn main() {
     for (name, src) in OBJECTS {
         let obj = out.join(format!("{name}.bpf.o"));
         let status = Command::new(&clang)
-            // -mcpu=v3: atomic fetch-and-add (connection sequence numbers); Linux 5.12+.
+            // -mcpu=v3: atomic fetch-and-add (connection sequence numbers); Linux 5.12+ (the exit-only data path needs 5.15).
             .args(["-O2", "-g", "-target", "bpf", "-mcpu=v3", "-D__TARGET_ARCH_x86", "-Wall", "-Werror"])
             .arg("-I")
             .arg(&include)

@@ -18,6 +18,9 @@ pub struct Stats {
     pub stream_gaps: AtomicU64,
     /// Requests dropped unanswered because of those holes.
     pub requests_lost: AtomicU64,
+    /// Requests whose every event the kernel lost (no hole marks them in
+    /// any stream userspace saw); `StatsSnapshot::requests_lost` adds them.
+    pub requests_unseen: AtomicU64,
     pub connections: AtomicU64,
     /// Processes with a cached identity (traced and seen), a gauge.
     pub processes: AtomicU64,
@@ -45,6 +48,8 @@ pub struct StatsSnapshot {
     pub spans_dropped: u64,
     pub parse_errors: u64,
     pub stream_gaps: u64,
+    /// Requests that produced no span because events were lost: cut by a
+    /// hole after their start, or lost from their start on.
     pub requests_lost: u64,
     pub connections: u64,
     pub processes: u64,
@@ -66,7 +71,7 @@ impl Stats {
             spans_dropped: self.spans_dropped.load(Relaxed),
             parse_errors: self.parse_errors.load(Relaxed),
             stream_gaps: self.stream_gaps.load(Relaxed),
-            requests_lost: self.requests_lost.load(Relaxed),
+            requests_lost: self.requests_lost.load(Relaxed) + self.requests_unseen.load(Relaxed),
             connections: self.connections.load(Relaxed),
             processes: self.processes.load(Relaxed),
             tls_libraries: self.tls_libraries.load(Relaxed),

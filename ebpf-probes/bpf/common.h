@@ -38,7 +38,8 @@ struct sys_enter_ctx {
 
 struct sys_exit_ctx {
 	__u64 _common;
-	__s64 id;
+	__s32 nr; /* the syscall number; the 4 bytes after it are padding */
+	__s32 _pad;
 	__s64 ret;
 };
 
@@ -83,9 +84,7 @@ struct {
 	__type(value, __u8);
 } port_filter SEC(".maps");
 
-/* Syscalls in flight, by thread: sys_enter remembers, sys_exit consumes.
- * Plain (preallocated) hashes: faster than LRU; entries of threads that die
- * mid-call are removed by the exit program. */
+/* A data call to capture: its buffer and connection. */
 struct io_args {
 	__u64 buf;     /* user buffer, or user iovec array when iovcnt > 0 */
 	__u64 conn_id;
@@ -95,22 +94,6 @@ struct io_args {
 	__u16 dir;     /* OE_DIR_* */
 	__u32 _pad;
 };
-
-/* A read/write in flight on a tracked socket. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
-	__type(value, struct io_args);
-} in_flight SEC(".maps");
-
-/* connect() in flight, by thread: the fd, until sys_exit tells how it went. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
-	__type(value, __s32);
-} connecting SEC(".maps");
 
 /* An OpenSSL call in flight, by thread (tls.bpf.c): the uprobe at entry
  * remembers it, data syscalls made inside it name its socket (and are not

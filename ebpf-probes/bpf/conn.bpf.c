@@ -28,29 +28,18 @@ int oe_exit_accept4(struct sys_exit_ctx *ctx)
 	return on_accept_exit(ctx);
 }
 
-SEC("tracepoint/syscalls/sys_enter_connect")
-int oe_enter_connect(struct sys_enter_ctx *ctx)
-{
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	if (!is_traced(pid_tgid >> 32))
-		return 0;
-	__s32 fd = (__s32)ctx->args[0];
-	bpf_map_update_elem(&connecting, &pid_tgid, &fd, BPF_ANY);
-	return 0;
-}
-
 SEC("tracepoint/syscalls/sys_exit_connect")
 int oe_exit_connect(struct sys_exit_ctx *ctx)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__s32 *fdp = bpf_map_lookup_elem(&connecting, &pid_tgid);
-	if (!fdp)
-		return 0;
-	__s32 fd = *fdp;
-	bpf_map_delete_elem(&connecting, &pid_tgid);
 	/* Non-blocking connects return -EINPROGRESS with both ends already bound. */
 	if (ctx->ret != 0 && ctx->ret != -EINPROGRESS)
 		return 0;
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (!is_traced(pid_tgid >> 32))
+		return 0;
+	/* The fd argument, from the user registers saved at entry. */
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+	__s32 fd = (__s32)regs->di;
 	struct sock *sk = fd_to_sock(fd);
 	if (is_tcp(sk))
 		track_conn(pid_tgid, fd, sk, OE_ROLE_CLIENT);
@@ -66,7 +55,10 @@ int oe_enter_close(struct sys_enter_ctx *ctx)
 		return 0;
 	struct oe_conn_info *info = bpf_map_lookup_elem(&conns, &key);
 	if (!info) {
-		bpf_map_delete_elem(&not_sock, &key);
+		/* Looked up first: a delete takes the bucket lock even on a miss,
+		 * and most closed fds (files) were never cached. */
+		if (bpf_map_lookup_elem(&not_sock, &key))
+			bpf_map_delete_elem(&not_sock, &key);
 		return 0;
 	}
 	__u64 conn_id = info->conn_id;

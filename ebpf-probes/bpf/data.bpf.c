@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 OR Apache-2.0 */
 /* Payload capture: what traced processes read from and write to TCP sockets.
- * sys_enter remembers the buffer of a call on a tracked socket; sys_exit
- * copies the prefix of what actually moved into the ring buffer. */
+ * Only the syscalls' exits are traced: the arguments are still in the
+ * thread's saved user registers there, so a call costs one program run, not
+ * two, and one that moved nothing (EAGAIN) returns at the first test. */
 #include "sock.h"
 
 #define MAX_IOV 8
@@ -12,7 +13,36 @@
 struct scratch {
 	struct oe_data ev;
 	__u8 spill[OE_MAX_CAPTURE];
+	/* The exit program's call, decoded here rather than on the stack: the
+	 * verifier does not track map memory, so the nine syscalls' constants
+	 * reach emit_data as one state instead of nine (which blew its budget). */
+	struct io_args args;
+	/* Full capture: what the tail-called program still has to send. */
+	struct {
+		__u64 buf;
+		__u64 copied;
+		__u64 moved;
+	} rest;
 };
+
+/* The rest of a fully captured buffer is sent by a program of its own,
+ * reached by tail call: its loops are verified once there, not along every
+ * path of each capturing program (which took them to the verifier's
+ * 1M-instruction limit). One array per program type: a tail call stays
+ * within its type. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} rest_tp SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} rest_uprobe SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -35,110 +65,10 @@ struct iovec_abi {
 	__u64 len;
 };
 
-static __always_inline int remember(__s32 fd, __u64 buf, __u32 iovcnt, __u16 sys, __u16 dir)
-{
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	if (!is_traced(pid_tgid >> 32))
-		return 0;
-	struct oe_conn_info *conn = lookup_conn(pid_tgid, fd);
-	if (!conn)
-		return 0;
-	if (tls_enabled) {
-		/* Inside SSL_read/SSL_write/handshake: ciphertext of this socket.
-		 * Never copied; it names the socket for the uretprobe. */
-		struct tls_call *tc = bpf_map_lookup_elem(&tls_calls, &pid_tgid);
-		if (tc) {
-			tc->fd = fd;
-			tc->conn_id = conn->conn_id;
-			if (!(conn->flags & OE_CONN_F_TLS))
-				conn->flags |= OE_CONN_F_TLS;
-			return 0;
-		}
-	}
-	/* Muted: userspace found the stream is nothing it parses. TLS: its
-	 * syscalls outside OpenSSL calls (alerts, late handshake) are ciphertext. */
-	if (conn->flags & (OE_CONN_F_MUTED | OE_CONN_F_TLS))
-		return 0;
-	struct io_args a = {
-		.buf = buf, .conn_id = conn->conn_id, .fd = fd, .iovcnt = iovcnt, .sys = sys, .dir = dir,
-	};
-	if (bpf_map_update_elem(&in_flight, &pid_tgid, &a, BPF_ANY))
-		count(OE_CNT_IO_TABLE_FULL);
-	return 0;
-}
-
-static __always_inline int remember_msg(__s32 fd, __u64 msg, __u16 sys, __u16 dir)
-{
-	struct user_msghdr_abi m;
-	if (bpf_probe_read_user(&m, sizeof(m), (void *)msg))
-		return 0;
-	if (m.iovlen == 0)
-		return 0;
-	return remember(fd, m.iov, m.iovlen > MAX_IOV ? MAX_IOV : (__u32)m.iovlen, sys, dir);
-}
-
-SEC("tracepoint/syscalls/sys_enter_read")
-int oe_enter_read(struct sys_enter_ctx *ctx)
-{
-	return remember(ctx->args[0], ctx->args[1], 0, OE_SYS_READ, OE_DIR_INGRESS);
-}
-
-SEC("tracepoint/syscalls/sys_enter_readv")
-int oe_enter_readv(struct sys_enter_ctx *ctx)
-{
-	return remember(ctx->args[0], ctx->args[1], ctx->args[2] > MAX_IOV ? MAX_IOV : ctx->args[2],
-			OE_SYS_READV, OE_DIR_INGRESS);
-}
-
-SEC("tracepoint/syscalls/sys_enter_recvfrom")
-int oe_enter_recvfrom(struct sys_enter_ctx *ctx)
-{
-	if (ctx->args[3] & MSG_PEEK) /* the same bytes will be read again */
-		return 0;
-	return remember(ctx->args[0], ctx->args[1], 0, OE_SYS_RECVFROM, OE_DIR_INGRESS);
-}
-
-SEC("tracepoint/syscalls/sys_enter_recvmsg")
-int oe_enter_recvmsg(struct sys_enter_ctx *ctx)
-{
-	if (ctx->args[2] & MSG_PEEK)
-		return 0;
-	return remember_msg(ctx->args[0], ctx->args[1], OE_SYS_RECVMSG, OE_DIR_INGRESS);
-}
-
-SEC("tracepoint/syscalls/sys_enter_write")
-int oe_enter_write(struct sys_enter_ctx *ctx)
-{
-	return remember(ctx->args[0], ctx->args[1], 0, OE_SYS_WRITE, OE_DIR_EGRESS);
-}
-
-SEC("tracepoint/syscalls/sys_enter_writev")
-int oe_enter_writev(struct sys_enter_ctx *ctx)
-{
-	return remember(ctx->args[0], ctx->args[1], ctx->args[2] > MAX_IOV ? MAX_IOV : ctx->args[2],
-			OE_SYS_WRITEV, OE_DIR_EGRESS);
-}
-
-SEC("tracepoint/syscalls/sys_enter_sendto")
-int oe_enter_sendto(struct sys_enter_ctx *ctx)
-{
-	return remember(ctx->args[0], ctx->args[1], 0, OE_SYS_SENDTO, OE_DIR_EGRESS);
-}
-
-SEC("tracepoint/syscalls/sys_enter_sendmsg")
-int oe_enter_sendmsg(struct sys_enter_ctx *ctx)
-{
-	return remember_msg(ctx->args[0], ctx->args[1], OE_SYS_SENDMSG, OE_DIR_EGRESS);
-}
-
-/* sendfile moves file bytes to the socket: counted, never copied. */
-SEC("tracepoint/syscalls/sys_enter_sendfile64")
-int oe_enter_sendfile64(struct sys_enter_ctx *ctx)
-{
-	return remember(ctx->args[0], 0, 0, OE_SYS_SENDFILE, OE_DIR_EGRESS);
-}
-
-static __always_inline __u32 copy_iov(__u8 *dst, const struct io_args *a, __u32 cap)
+/* Gathers up to cap (<= room) bytes of an iovec array into dst, which must
+ * hold 2 * room bytes: a piece may start anywhere below room (a power of
+ * two) and run up to room more. */
+static __always_inline __u32 copy_iov(__u8 *dst, const struct io_args *a, __u32 cap, __u32 room)
 {
 	__u32 off = 0;
 	for (int i = 0; i < MAX_IOV; i++) {
@@ -150,9 +80,9 @@ static __always_inline __u32 copy_iov(__u8 *dst, const struct io_args *a, __u32 
 		__u32 n = cap - off;
 		if (iov.len < n)
 			n = iov.len;
-		if (n > OE_MAX_CAPTURE)
-			n = OE_MAX_CAPTURE;
-		off &= OE_MAX_CAPTURE - 1;
+		if (n > room)
+			n = room;
+		off &= room - 1;
 		if (bpf_probe_read_user(dst + off, n, (void *)iov.base))
 			break;
 		off += n;
@@ -192,13 +122,27 @@ static __always_inline bool wants_full_capture(const __u8 *payload, __u32 len)
 	return false;
 }
 
-static __always_inline void send(struct oe_data *ev, __u32 copied)
+/* False when the event was lost (counted). */
+static __always_inline bool send(struct oe_data *ev, __u32 copied)
 {
 	if (copied > OE_MAX_CAPTURE)
 		copied = OE_MAX_CAPTURE;
 	ev->meta.captured_len = copied;
-	if (bpf_ringbuf_output(&events, ev, offsetof(struct oe_data, payload) + copied, wakeup_flag()))
+	if (bpf_ringbuf_output(&events, ev, offsetof(struct oe_data, payload) + copied, wakeup_flag())) {
 		count(OE_CNT_RINGBUF_FULL);
+		return false;
+	}
+	return true;
+}
+
+/* The lost event was the first of a turn of the connection: for a known
+ * role, one in the request direction began a request, whose span is lost. */
+static __always_inline void count_lost_turn(const struct oe_conn_info *ci, bool egress)
+{
+	if (ci->role == OE_ROLE_UNKNOWN)
+		count(OE_CNT_TURNS_LOST);
+	else if ((ci->role == OE_ROLE_CLIENT) == egress)
+		count(OE_CNT_REQUEST_STARTS_LOST);
 }
 
 /* Full capture: [from, to) of a user buffer, at most OE_FULL_CHUNKS / 2
@@ -221,13 +165,93 @@ static __always_inline void send_range(struct oe_data *ev, struct oe_conn_info *
 	}
 }
 
+/* Ring-buffer record sizes for events read straight into their record
+ * (one copy, not two: the scratch event is copied again by
+ * bpf_ringbuf_output). Powers of two; iovec calls get twice the room (see
+ * copy_iov). Larger captures and full capture go through the scratch. */
+#define OE_DIRECT_SMALL 256
+#define OE_DIRECT_LARGE 1024
+
+/* Builds the event in a record of `room` payload bytes. 0 when the scratch
+ * path must build it instead (a POST, while full-capture rules exist). */
+static __always_inline int emit_direct(__u64 pid_tgid, const struct io_args *a, __u64 moved,
+				       struct oe_conn_info *ci, __u32 cap, __u32 seq, bool turn,
+				       bool egress, __u32 room, bool iov)
+{
+	struct oe_data *rec =
+		bpf_ringbuf_reserve(&events, offsetof(struct oe_data, payload) + (iov ? 2 * room : room), 0);
+	if (!rec) {
+		count(OE_CNT_RINGBUF_FULL);
+		if (turn)
+			count_lost_turn(ci, egress);
+		return 1;
+	}
+	fill_header(&rec->meta.hdr, pid_tgid, OE_EV_DATA, a->fd, a->conn_id);
+	rec->meta.total_len = moved > 0xffffffffULL ? 0xffffffff : (__u32)moved;
+	rec->meta.direction = a->dir;
+	rec->meta.syscall = a->sys;
+	rec->meta.seq = seq;
+	__u32 copied = 0;
+	if (a->sys == OE_SYS_SENDFILE) {
+		copied = 0;
+	} else if (!iov) {
+		if (cap > room)
+			cap = room;
+		if (bpf_probe_read_user(rec->payload, cap, (void *)a->buf) == 0)
+			copied = cap;
+	} else {
+		copied = copy_iov(rec->payload, a, cap, room);
+	}
+	if (copied > room)
+		copied = room;
+	rec->meta.captured_len = copied;
+	/* A request that may turn on full capture is left to the scratch path,
+	 * which checks the rules: inlining their loop here four times would
+	 * cost the verifier more than the copy saved costs the request. */
+	if (capture_rule_count && copied >= 5 && rec->payload[0] == 'P' && rec->payload[1] == 'O' &&
+	    rec->payload[2] == 'S' && rec->payload[3] == 'T' && rec->payload[4] == ' ') {
+		bpf_ringbuf_discard(rec, BPF_RB_NO_WAKEUP);
+		return 0;
+	}
+	bpf_ringbuf_submit(rec, wakeup_flag());
+	return 1;
+}
+
 /* Sends a data event: the prefix of what moved through a->buf (an iovec
  * array when a->iovcnt > 0), `moved` bytes in all. Shared by the syscall exit
  * below and the OpenSSL uretprobe (tls.bpf.c). A connection in full capture
  * gets all of a contiguous buffer, as consecutive events each looking like a
  * syscall of its own (only the last may have uncaptured bytes). */
-static __always_inline void emit_data(__u64 pid_tgid, const struct io_args *a, __u64 moved)
+static __always_inline void emit_data(void *ctx, bool uprobe, __u64 pid_tgid, const struct io_args *a,
+				      __u64 moved, struct oe_conn_info *ci)
 {
+	/* Numbered only when the event is built, so calls that moved nothing
+	 * (EAGAIN) leave no hole; a hole means the ring buffer dropped one. */
+	__u32 seq = __sync_fetch_and_add(&ci->seq, 1);
+	bool full = ci->flags & OE_CONN_F_FULL;
+	bool egress = a->dir == OE_DIR_EGRESS;
+	bool turn = egress != ((ci->flags & OE_CONN_F_LAST_EGRESS) != 0);
+	if (turn)
+		ci->flags ^= OE_CONN_F_LAST_EGRESS;
+
+	__u32 cap = full ? OE_MAX_CAPTURE : capture_bytes;
+	if (cap > OE_MAX_CAPTURE)
+		cap = OE_MAX_CAPTURE;
+	if (moved < cap)
+		cap = (__u32)moved;
+	if (!full && cap <= OE_DIRECT_LARGE) {
+		bool iov = a->iovcnt != 0;
+		int done;
+		if (cap <= OE_DIRECT_SMALL)
+			done = iov ? emit_direct(pid_tgid, a, moved, ci, cap, seq, turn, egress, OE_DIRECT_SMALL, true)
+				   : emit_direct(pid_tgid, a, moved, ci, cap, seq, turn, egress, OE_DIRECT_SMALL, false);
+		else
+			done = iov ? emit_direct(pid_tgid, a, moved, ci, cap, seq, turn, egress, OE_DIRECT_LARGE, true)
+				   : emit_direct(pid_tgid, a, moved, ci, cap, seq, turn, egress, OE_DIRECT_LARGE, false);
+		if (done)
+			return;
+	}
+
 	__u32 zero = 0;
 	struct scratch *s = bpf_map_lookup_elem(&scratch_buf, &zero);
 	if (!s)
@@ -237,20 +261,12 @@ static __always_inline void emit_data(__u64 pid_tgid, const struct io_args *a, _
 	ev->meta.total_len = moved > 0xffffffffULL ? 0xffffffff : (__u32)moved;
 	ev->meta.direction = a->dir;
 	ev->meta.syscall = a->sys;
-	/* Numbered only when the event is built, so calls that moved nothing
-	 * (EAGAIN) leave no hole; a hole means the ring buffer dropped one. */
-	struct oe_fd_key key = { .tgid = pid_tgid >> 32, .fd = a->fd };
-	struct oe_conn_info *ci = bpf_map_lookup_elem(&conns, &key);
-	if (ci && ci->conn_id != a->conn_id)
-		ci = NULL;
-	ev->meta.seq = ci ? __sync_fetch_and_add(&ci->seq, 1) : OE_SEQ_UNKNOWN;
-	bool full = ci && (ci->flags & OE_CONN_F_FULL);
-
-	__u32 cap = full ? OE_MAX_CAPTURE : capture_bytes;
+	ev->meta.seq = seq;
+	/* Clang knows cap's bound from above and drops a plain re-check, but
+	 * the verifier lost it on the way here. */
+	barrier_var(cap);
 	if (cap > OE_MAX_CAPTURE)
 		cap = OE_MAX_CAPTURE;
-	if (moved < cap)
-		cap = (__u32)moved;
 	__u32 copied = 0;
 	if (a->sys == OE_SYS_SENDFILE) {
 		copied = 0;
@@ -258,23 +274,58 @@ static __always_inline void emit_data(__u64 pid_tgid, const struct io_args *a, _
 		if (bpf_probe_read_user(ev->payload, cap, (void *)a->buf) == 0)
 			copied = cap;
 	} else {
-		copied = copy_iov(ev->payload, a, cap);
+		copied = copy_iov(ev->payload, a, cap, OE_MAX_CAPTURE);
 	}
 	if (copied > OE_MAX_CAPTURE)
 		copied = OE_MAX_CAPTURE;
-	if (ci && !full && wants_full_capture(ev->payload, copied)) {
+	if (!full && wants_full_capture(ev->payload, copied)) {
 		ci->flags |= OE_CONN_F_FULL;
 		full = true;
 	}
+	/* Full capture of a contiguous buffer: the rest follows in events of
+	 * their own, all of it up to OE_FULL_BYTES; past that its first and
+	 * last halves, with an event that only counts the middle (usage totals
+	 * sit at a body's end). */
 	if (!full || a->iovcnt != 0 || copied == 0 || moved <= copied) {
-		send(ev, copied);
+		if (!send(ev, copied) && turn)
+			count_lost_turn(ci, egress);
 		return;
 	}
-	/* The rest follows in events of their own: all of it up to
-	 * OE_FULL_BYTES; past that its first and last halves, with an event
-	 * that only counts the middle (usage totals sit at a body's end). */
+	/* Not counted when lost here: keeping that state across the tail call
+	 * multiplies the verifier's paths. */
 	ev->meta.total_len = copied;
 	send(ev, copied);
+	s->rest.buf = a->buf;
+	s->rest.copied = copied;
+	s->rest.moved = moved;
+	if (uprobe)
+		bpf_tail_call(ctx, &rest_uprobe, 0);
+	else
+		bpf_tail_call(ctx, &rest_tp, 0);
+	count(OE_CNT_RINGBUF_FULL); /* no tail program: the rest is lost */
+}
+
+/* The tail of emit_data: the rest of a fully captured contiguous buffer, all
+ * of it up to OE_FULL_BYTES; past that its first and last halves, with an
+ * event that only counts the middle (usage totals sit at a body's end). The
+ * scratch event's header names the connection. */
+static __always_inline int send_rest(void)
+{
+	__u32 zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&scratch_buf, &zero);
+	if (!s)
+		return 0;
+	struct oe_data *ev = &s->ev;
+	struct oe_fd_key key = { .tgid = ev->meta.hdr.tgid, .fd = ev->meta.hdr.fd };
+	struct oe_conn_info *ci = bpf_map_lookup_elem(&conns, &key);
+	if (!ci || ci->conn_id != ev->meta.hdr.conn_id)
+		return 0;
+	__u64 buf = s->rest.buf, copied = s->rest.copied, moved = s->rest.moved;
+	/* Bounds the caller guaranteed, restated: from map memory the verifier
+	 * knows nothing, and unbounded offsets multiply its paths. A syscall
+	 * moves at most 0x7ffff000 bytes. */
+	if (copied == 0 || copied > OE_MAX_CAPTURE || moved <= copied || moved > 0x7ffff000)
+		return 0;
 	__u64 half = OE_FULL_BYTES / 2, mid, tail;
 	if (moved <= OE_FULL_BYTES) {
 		mid = copied + half < moved ? copied + half : moved;
@@ -283,29 +334,138 @@ static __always_inline void emit_data(__u64 pid_tgid, const struct io_args *a, _
 		mid = half;
 		tail = moved - half;
 	}
-	send_range(ev, ci, a->buf, copied, mid);
+	send_range(ev, ci, buf, copied, mid);
 	if (tail > mid) {
 		ev->meta.seq = __sync_fetch_and_add(&ci->seq, 1);
 		__u64 hole = tail - mid;
 		ev->meta.total_len = hole > 0xffffffffULL ? 0xffffffff : (__u32)hole;
 		send(ev, 0);
 	}
-	send_range(ev, ci, a->buf, tail, moved);
+	send_range(ev, ci, buf, tail, moved);
+	return 0;
 }
 
-/* One exit program serves every data syscall: their sys_exit records match. */
+SEC("tracepoint")
+int oe_rest_tp(void *ctx)
+{
+	return send_rest();
+}
+
+SEC("uprobe")
+int oe_rest_uprobe(struct pt_regs *ctx)
+{
+	return send_rest();
+}
+
+/* x86-64 syscall numbers (the tracepoint record's id) and argument registers. */
+#define NR_READ 0
+#define NR_WRITE 1
+#define NR_READV 19
+#define NR_WRITEV 20
+#define NR_SENDFILE 40
+#define NR_SENDTO 44
+#define NR_RECVFROM 45
+#define NR_SENDMSG 46
+#define NR_RECVMSG 47
+
+/* The call's arguments, from the user registers saved at syscall entry
+ * (unchanged by the syscall; only ax gets the result). Fills a->buf,
+ * iovcnt, sys and dir; false for calls not to capture. */
+static __always_inline bool syscall_args(__s32 nr, struct pt_regs *regs, struct io_args *a)
+{
+	__u64 arg1 = regs->si, arg2 = regs->dx;
+	a->buf = arg1;
+	a->iovcnt = 0;
+	switch (nr) {
+	case NR_READ:
+		a->sys = OE_SYS_READ;
+		a->dir = OE_DIR_INGRESS;
+		return true;
+	case NR_WRITE:
+		a->sys = OE_SYS_WRITE;
+		a->dir = OE_DIR_EGRESS;
+		return true;
+	case NR_READV:
+	case NR_WRITEV:
+		if (arg2 == 0)
+			return false;
+		a->iovcnt = arg2 > MAX_IOV ? MAX_IOV : (__u32)arg2;
+		a->sys = nr == NR_READV ? OE_SYS_READV : OE_SYS_WRITEV;
+		a->dir = nr == NR_READV ? OE_DIR_INGRESS : OE_DIR_EGRESS;
+		return true;
+	case NR_RECVFROM:
+		if (regs->r10 & MSG_PEEK) /* the same bytes will be read again */
+			return false;
+		a->sys = OE_SYS_RECVFROM;
+		a->dir = OE_DIR_INGRESS;
+		return true;
+	case NR_SENDTO:
+		a->sys = OE_SYS_SENDTO;
+		a->dir = OE_DIR_EGRESS;
+		return true;
+	case NR_RECVMSG:
+	case NR_SENDMSG: {
+		if (nr == NR_RECVMSG && (arg2 & MSG_PEEK))
+			return false;
+		struct user_msghdr_abi m;
+		if (bpf_probe_read_user(&m, sizeof(m), (void *)arg1) || m.iovlen == 0)
+			return false;
+		a->buf = m.iov;
+		a->iovcnt = m.iovlen > MAX_IOV ? MAX_IOV : (__u32)m.iovlen;
+		a->sys = nr == NR_RECVMSG ? OE_SYS_RECVMSG : OE_SYS_SENDMSG;
+		a->dir = nr == NR_RECVMSG ? OE_DIR_INGRESS : OE_DIR_EGRESS;
+		return true;
+	}
+	case NR_SENDFILE: /* file bytes to the socket: counted, never copied */
+		a->buf = 0;
+		a->sys = OE_SYS_SENDFILE;
+		a->dir = OE_DIR_EGRESS;
+		return true;
+	}
+	return false;
+}
+
+/* One exit program serves every data syscall: their sys_exit records match,
+ * and the record's syscall number says which call it was. */
 SEC("tracepoint/syscalls/sys_exit_read")
 int oe_exit_data(struct sys_exit_ctx *ctx)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	struct io_args *ap = bpf_map_lookup_elem(&in_flight, &pid_tgid);
-	if (!ap)
-		return 0;
-	struct io_args a = *ap;
-	bpf_map_delete_elem(&in_flight, &pid_tgid);
 	__s64 ret = ctx->ret;
 	if (ret <= 0)
 		return 0;
-	emit_data(pid_tgid, &a, (__u64)ret);
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (!is_traced(pid_tgid >> 32))
+		return 0;
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+	__s32 fd = (__s32)regs->di;
+	struct oe_conn_info *conn = lookup_conn(pid_tgid, fd);
+	if (!conn)
+		return 0;
+	if (tls_enabled) {
+		/* Inside SSL_read/SSL_write/handshake: ciphertext of this socket.
+		 * Never copied; it names the socket for the uretprobe. */
+		struct tls_call *tc = bpf_map_lookup_elem(&tls_calls, &pid_tgid);
+		if (tc) {
+			tc->fd = fd;
+			tc->conn_id = conn->conn_id;
+			if (!(conn->flags & OE_CONN_F_TLS))
+				conn->flags |= OE_CONN_F_TLS;
+			return 0;
+		}
+	}
+	/* Muted: userspace found the stream is nothing it parses. TLS: its
+	 * syscalls outside OpenSSL calls (alerts, late handshake) are ciphertext. */
+	if (conn->flags & (OE_CONN_F_MUTED | OE_CONN_F_TLS))
+		return 0;
+	__u32 zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&scratch_buf, &zero);
+	if (!s)
+		return 0;
+	struct io_args *a = &s->args;
+	a->conn_id = conn->conn_id;
+	a->fd = fd;
+	if (!syscall_args(ctx->nr, regs, a))
+		return 0;
+	emit_data(ctx, false, pid_tgid, a, (__u64)ret, conn);
 	return 0;
 }

@@ -183,7 +183,7 @@ int oe_go_tls_read_ret(struct pt_regs *ctx)
 	struct io_args a = {
 		.buf = r.buf, .conn_id = r.conn_id, .fd = r.fd, .iovcnt = 0, .sys = OE_SYS_SSL_READ, .dir = OE_DIR_INGRESS,
 	};
-	emit_data(pid_tgid, &a, (__u64)n);
+	emit_data(ctx, true, pid_tgid, &a, (__u64)n, conn);
 	return 0;
 }
 
@@ -204,7 +204,7 @@ int oe_go_tls_write_enter(struct pt_regs *ctx)
 		.buf = GO_ARG1(ctx), .conn_id = conn->conn_id, .fd = fd, .iovcnt = 0, .sys = OE_SYS_SSL_WRITE,
 		.dir = OE_DIR_EGRESS,
 	};
-	emit_data(pid_tgid, &a, (__u64)len);
+	emit_data(ctx, true, pid_tgid, &a, (__u64)len, conn);
 	return 0;
 }
 

@@ -51,9 +51,7 @@ int oe_process_exit(void *ctx)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tgid = pid_tgid >> 32;
-	/* A thread killed inside read(), connect() or SSL_read() never reaches the exit. */
-	bpf_map_delete_elem(&in_flight, &pid_tgid);
-	bpf_map_delete_elem(&connecting, &pid_tgid);
+	/* A thread killed inside SSL_read() never reaches its return. */
 	if (tls_enabled)
 		bpf_map_delete_elem(&tls_calls, &pid_tgid);
 	/* Beyond that, only the whole process going away matters: the last of its

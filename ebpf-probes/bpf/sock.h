@@ -75,6 +75,7 @@ static __always_inline struct oe_conn_info *track_conn(__u64 pid_tgid, __s32 fd,
 		/* creation time and CPU: unique without a shared counter */
 		.conn_id = (bpf_ktime_get_ns() << 6) | (bpf_get_smp_processor_id() & 63),
 		.role = role,
+		.flags = role == OE_ROLE_SERVER ? OE_CONN_F_LAST_EGRESS : 0,
 	};
 	bpf_map_delete_elem(&not_sock, &key);
 	if (bpf_map_update_elem(&conns, &key, &info, BPF_ANY)) {
@@ -112,6 +113,22 @@ static __always_inline struct oe_conn_info *track_conn(__u64 pid_tgid, __s32 fd,
 	return bpf_map_lookup_elem(&conns, &key);
 }
 
+/* Starts tracking fd if it is a TCP socket; 1 when it is now tracked.
+ * Global (not static) so the verifier checks it once, on its own, rather
+ * than along every path of every program that may discover a socket: the
+ * data exit program came close to the verifier's 1M-instruction limit. */
+__noinline int oe_discover_conn(__u64 pid_tgid, __s32 fd)
+{
+	struct sock *sk = fd_to_sock(fd);
+	if (!is_tcp(sk)) {
+		struct oe_fd_key key = { .tgid = pid_tgid >> 32, .fd = fd };
+		__u8 one = 1;
+		bpf_map_update_elem(&not_sock, &key, &one, BPF_ANY);
+		return 0;
+	}
+	return track_conn(pid_tgid, fd, sk, OE_ROLE_UNKNOWN) != NULL;
+}
+
 /* The tracked connection for fd, discovering sockets opened before we attached
  * (or obtained by dup/SCM_RIGHTS) on first use. NULL for anything else. */
 static __always_inline struct oe_conn_info *lookup_conn(__u64 pid_tgid, __s32 fd)
@@ -122,13 +139,9 @@ static __always_inline struct oe_conn_info *lookup_conn(__u64 pid_tgid, __s32 fd
 		return info;
 	if (bpf_map_lookup_elem(&not_sock, &key))
 		return NULL;
-	struct sock *sk = fd_to_sock(fd);
-	if (!is_tcp(sk)) {
-		__u8 one = 1;
-		bpf_map_update_elem(&not_sock, &key, &one, BPF_ANY);
+	if (!oe_discover_conn(pid_tgid, fd))
 		return NULL;
-	}
-	return track_conn(pid_tgid, fd, sk, OE_ROLE_UNKNOWN);
+	return bpf_map_lookup_elem(&conns, &key);
 }
 
 #endif

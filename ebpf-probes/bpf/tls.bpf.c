@@ -5,7 +5,7 @@
  * it finds, and oe_ssl_ret to the return of each.
  *
  *   entry     remembers the call by thread (tls_calls)
- *   syscalls  made inside it (data.bpf.c remember()) name its socket, flag the
+ *   syscalls  made inside it (data.bpf.c oe_exit_data()) name its socket, flag the
  *             connection OE_CONN_F_TLS and are not captured: ciphertext
  *   return    emits the plaintext as an ordinary data event of that
  *             connection, syscall OE_SYS_SSL_READ/WRITE
@@ -142,6 +142,6 @@ int oe_ssl_ret(struct pt_regs *ctx)
 	struct io_args a = {
 		.buf = c.buf, .conn_id = c.conn_id, .fd = c.fd, .iovcnt = 0, .sys = c.sys, .dir = c.dir,
 	};
-	emit_data(pid_tgid, &a, moved);
+	emit_data(ctx, true, pid_tgid, &a, moved, conn);
 	return 0;
 }

@@ -59,6 +59,13 @@ typedef int64_t __s64;
 #define OE_CNT_CONN_TABLE_FULL 1 /* a connection could not be tracked */
 #define OE_CNT_IO_TABLE_FULL 2  /* an in-flight syscall could not be remembered */
 #define OE_CNT_TLS_NO_SOCKET 3  /* TLS plaintext whose socket is unknown (memory BIO, stale SSL*): lost */
+/* Lost data events that began a request (the first event after the
+ * connection turned to the request direction: egress for a client, ingress
+ * for a server), so lost spans can be counted, not only lost events. */
+#define OE_CNT_REQUEST_STARTS_LOST 4
+/* The same for connections of unknown role (open before the probes):
+ * lost events that turned the direction; two make one request. */
+#define OE_CNT_TURNS_LOST 5
 #define OE_CNT_MAX 8
 
 /* Common prefix of every ring-buffer record. */
@@ -147,6 +154,8 @@ struct oe_fd_key {
 			       * OE_FULL_CHUNKS events per syscall */
 #define OE_CONN_F_GO_JOINING 16 /* kernel only (gotls.bpf.c): a Go TLS connection met mid-stream; its
 				 * writes are not captured until a Read is seen starting */
+#define OE_CONN_F_LAST_EGRESS 32 /* kernel only: the last data event went out (a turn starts a request);
+				  * set at first for servers, whose first event is a request coming in */
 
 /* Value of the connection table. Userspace sets `flags` on live entries. */
 struct oe_conn_info {

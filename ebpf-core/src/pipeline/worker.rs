@@ -87,6 +87,7 @@ pub fn spawn_worker(
             let counters = probes.counters.snapshot();
             stats.events_lost.store(counters.total_lost(), Relaxed);
             stats.tls_no_socket.store(counters.tls_no_socket, Relaxed);
+            stats.requests_unseen.store(counters.requests_unseen(), Relaxed);
         }
         // Hand over what is queued and close the queue first, so pollers
         // see the end now; detaching takes ~40 ms per tracepoint (an RCU
@@ -98,7 +99,9 @@ pub fn spawn_worker(
         }
         drop(tx);
         probes.detach();
-        stats.events_lost.store(probes.counters.snapshot().total_lost(), Relaxed);
+        let counters = probes.counters.snapshot();
+        stats.events_lost.store(counters.total_lost(), Relaxed);
+        stats.requests_unseen.store(counters.requests_unseen(), Relaxed);
     })?;
     Ok(WorkerHandle { stop, thread })
 }

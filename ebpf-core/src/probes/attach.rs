@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use aya::maps::{Array, HashMap, MapData, RingBuf};
+use aya::maps::{Array, HashMap, MapData, ProgramArray, RingBuf};
 use aya::programs::uprobe::{UProbeAttachLocation, UProbeLink, UProbeScope};
 use aya::programs::{RawTracePoint, TracePoint, UProbe};
 use aya::{Ebpf, EbpfLoader};
@@ -20,22 +20,13 @@ enum Hook {
 }
 
 /// Every program and where it attaches. Data syscalls share one exit
-/// program because their sys_exit records are identical.
+/// program because their sys_exit records are identical; they have no
+/// enter program (the exit reads the arguments from the saved registers).
 const ATTACHMENTS: &[(&str, Hook)] = &[
     ("oe_exit_accept", Hook::TracePoint("syscalls", &["sys_exit_accept"])),
     ("oe_exit_accept4", Hook::TracePoint("syscalls", &["sys_exit_accept4"])),
-    ("oe_enter_connect", Hook::TracePoint("syscalls", &["sys_enter_connect"])),
     ("oe_exit_connect", Hook::TracePoint("syscalls", &["sys_exit_connect"])),
     ("oe_enter_close", Hook::TracePoint("syscalls", &["sys_enter_close"])),
-    ("oe_enter_read", Hook::TracePoint("syscalls", &["sys_enter_read"])),
-    ("oe_enter_readv", Hook::TracePoint("syscalls", &["sys_enter_readv"])),
-    ("oe_enter_recvfrom", Hook::TracePoint("syscalls", &["sys_enter_recvfrom"])),
-    ("oe_enter_recvmsg", Hook::TracePoint("syscalls", &["sys_enter_recvmsg"])),
-    ("oe_enter_write", Hook::TracePoint("syscalls", &["sys_enter_write"])),
-    ("oe_enter_writev", Hook::TracePoint("syscalls", &["sys_enter_writev"])),
-    ("oe_enter_sendto", Hook::TracePoint("syscalls", &["sys_enter_sendto"])),
-    ("oe_enter_sendmsg", Hook::TracePoint("syscalls", &["sys_enter_sendmsg"])),
-    ("oe_enter_sendfile64", Hook::TracePoint("syscalls", &["sys_enter_sendfile64"])),
     (
         "oe_exit_data",
         Hook::TracePoint(
@@ -93,6 +84,11 @@ pub const TLS_ENTRY_PROGRAMS: &[(&str, &str)] = &[
 /// Threads inside an OpenSSL call at once (`tls_calls`).
 const TLS_CALLS_IN_FLIGHT: u32 = 16384;
 
+/// Full capture's rest of a buffer (`data.bpf.c`), reached by tail call from
+/// the data exit program and from the TLS programs respectively.
+const REST_TRACEPOINT_PROGRAM: &str = "oe_rest_tp";
+const REST_UPROBE_PROGRAM: &str = "oe_rest_uprobe";
+
 /// The uretprobe of every function in `TLS_ENTRY_PROGRAMS`.
 pub const TLS_RETURN_PROGRAM: &str = "oe_ssl_ret";
 
@@ -105,6 +101,9 @@ const GO_TLS_WRITE_PROGRAM: &str = "oe_go_tls_write_enter";
 const GO_TLS_HANDSHAKE_PROGRAM: &str = "oe_go_tls_handshake";
 const GO_TLS_PROGRAMS: [&str; 4] =
     [GO_TLS_READ_PROGRAM, GO_TLS_READ_RET_PROGRAM, GO_TLS_WRITE_PROGRAM, GO_TLS_HANDSHAKE_PROGRAM];
+
+/// Processes with a selection decision (`pid_filter`) when rules select some.
+const PID_FILTER_ENTRIES: u32 = 65536;
 
 /// Goroutines inside a Go `crypto/tls` Read at once (`go_tls_reads`).
 const GO_TLS_READS_IN_FLIGHT: u32 = 16384;
@@ -136,6 +135,8 @@ pub enum ProbeError {
         #[source]
         source: Box<aya::maps::MapError>,
     },
+    #[error("entering eBPF program {program} in tail-call array {array} failed: {reason}")]
+    TailCall { program: &'static str, array: &'static str, reason: String },
     #[error("opening eBPF map {map} failed: {source}")]
     Map {
         map: &'static str,
@@ -194,6 +195,11 @@ impl Probes {
             .map_max_entries("tls_socks", if settings.tls { settings.max_connections } else { 1 })
             .map_max_entries("tls_calls", if settings.tls { TLS_CALLS_IN_FLIGHT } else { 1 })
             .map_max_entries("go_tls_reads", if settings.tls { GO_TLS_READS_IN_FLIGHT } else { 1 })
+            // Tracing every process: no decision is ever stored (5 MiB saved).
+            .map_max_entries(
+                "pid_filter",
+                if settings.pid_mode == abi::OE_PIDS_ALL as u8 { 1 } else { PID_FILTER_ENTRIES },
+            )
             .load(ebpf_probes::object())
             .map_err(|e| ProbeError::Load(Box::new(e)))?;
 
@@ -217,6 +223,17 @@ impl Probes {
                 .set(i as u32, rule, 0)
                 .map_err(|e| ProbeError::Selection { map: "capture_rules", source: Box::new(e) })?;
         }
+
+        // Tail-called by the data exit program, never attached: loaded and
+        // entered in its array before that program attaches.
+        {
+            let program = REST_TRACEPOINT_PROGRAM;
+            let prog = ebpf.program_mut(program).ok_or(ProbeError::MissingProgram { program })?;
+            let verify = |e| ProbeError::Verify { program, source: Box::new(e) };
+            let tp: &mut TracePoint = prog.try_into().map_err(verify)?;
+            tp.load().map_err(verify)?;
+        }
+        set_tail_call(&mut ebpf, REST_TRACEPOINT_PROGRAM, "rest_tp")?;
 
         for &(program, hook) in ATTACHMENTS {
             let prog = ebpf.program_mut(program).ok_or(ProbeError::MissingProgram { program })?;
@@ -247,8 +264,16 @@ impl Probes {
 
         // TLS is an extra: a kernel that rejects the uprobe programs still
         // gets plaintext HTTP.
-        let openssl = TLS_ENTRY_PROGRAMS.iter().map(|(_, p)| *p).chain([TLS_RETURN_PROGRAM]);
-        let tls_ready = settings.tls && load_uprobe_programs(&mut ebpf, "TLS", openssl);
+        let openssl = TLS_ENTRY_PROGRAMS.iter().map(|(_, p)| *p).chain([TLS_RETURN_PROGRAM, REST_UPROBE_PROGRAM]);
+        let tls_ready = settings.tls
+            && load_uprobe_programs(&mut ebpf, "TLS", openssl)
+            && match set_tail_call(&mut ebpf, REST_UPROBE_PROGRAM, "rest_uprobe") {
+                Ok(()) => true,
+                Err(e) => {
+                    log::warn!("TLS capture disabled: {e}");
+                    false
+                }
+            };
 
         let events = take_map(&mut ebpf, "events", RingBuf::try_from)?;
         let counters = KernelCounters::new(take_map(&mut ebpf, "counters", TryFrom::try_from)?);
@@ -366,6 +391,16 @@ fn load_uprobe_programs(ebpf: &mut Ebpf, what: &str, programs: impl IntoIterator
         }
     }
     true
+}
+
+/// Enters the loaded `program` at index 0 of the program array `array`.
+fn set_tail_call(ebpf: &mut Ebpf, program: &'static str, array: &'static str) -> Result<(), ProbeError> {
+    let tail = |reason: String| ProbeError::TailCall { program, array, reason };
+    let prog = ebpf.program(program).ok_or(ProbeError::MissingProgram { program })?;
+    let fd = prog.fd().map_err(|e| tail(e.to_string()))?.try_clone().map_err(|e| tail(e.to_string()))?;
+    let map = ebpf.map_mut(array).ok_or(ProbeError::MissingMap { map: array })?;
+    let mut slots: ProgramArray<&mut MapData> = ProgramArray::try_from(map).map_err(|e| tail(e.to_string()))?;
+    slots.set(0, &fd, 0).map_err(|e| tail(e.to_string()))
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

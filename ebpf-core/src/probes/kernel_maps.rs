@@ -110,11 +110,22 @@ pub struct CounterSnapshot {
     /// TLS plaintext dropped because its socket was unknown (not in `total_lost`:
     /// it is not a table or buffer limit, see `OE_CNT_TLS_NO_SOCKET`).
     pub tls_no_socket: u64,
+    /// Lost events that began a request (`OE_CNT_REQUEST_STARTS_LOST`).
+    pub request_starts_lost: u64,
+    /// Lost events that turned a connection of unknown role (`OE_CNT_TURNS_LOST`).
+    pub turns_lost: u64,
 }
 
 impl CounterSnapshot {
     pub fn total_lost(&self) -> u64 {
         self.ringbuf_full + self.conn_table_full + self.io_table_full
+    }
+
+    /// Requests the kernel lost from their first event on: userspace never
+    /// saw them, so they count as lost spans beside those cut by a hole.
+    /// A turn of unknown direction is half a request/response exchange.
+    pub fn requests_unseen(&self) -> u64 {
+        self.request_starts_lost + self.turns_lost / 2
     }
 }
 
@@ -130,6 +141,8 @@ impl KernelCounters {
             conn_table_full: sum(abi::OE_CNT_CONN_TABLE_FULL),
             io_table_full: sum(abi::OE_CNT_IO_TABLE_FULL),
             tls_no_socket: sum(abi::OE_CNT_TLS_NO_SOCKET),
+            request_starts_lost: sum(abi::OE_CNT_REQUEST_STARTS_LOST),
+            turns_lost: sum(abi::OE_CNT_TURNS_LOST),
         }
     }
 }

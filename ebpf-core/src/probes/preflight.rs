@@ -14,7 +14,7 @@ pub enum PreflightError {
     Privileges { missing: String, have: u64 },
     #[error("the kernel has no BTF (/sys/kernel/btf/vmlinux is missing): a kernel built with CONFIG_DEBUG_INFO_BTF=y is required")]
     NoBtf,
-    #[error("kernel {release} is too old: Linux 5.12 or newer is needed (eBPF ring buffers, atomic fetch-and-add)")]
+    #[error("kernel {release} is too old: Linux 5.15 or newer is needed (eBPF ring buffers, atomic fetch-and-add, bpf_task_pt_regs)")]
     KernelTooOld { release: String },
     #[error("tracefs is not mounted at /sys/kernel/tracing and mounting it failed ({0}); mount it with `mount -t tracefs nodev /sys/kernel/tracing`")]
     NoTracefs(String),
@@ -73,12 +73,18 @@ fn check_privileges() -> Result<(), PreflightError> {
 fn check_kernel_version() -> Result<(), PreflightError> {
     let release = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     let release = release.trim().to_string();
-    let mut parts = release.split(|c: char| !c.is_ascii_digit()).filter_map(|p| p.parse::<u32>().ok());
-    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
-    if (major, minor) < (5, 12) {
+    if !kernel_new_enough(&release) {
         return Err(PreflightError::KernelTooOld { release });
     }
     Ok(())
+}
+
+/// 5.15: `bpf_task_pt_regs`, with which the data path reads a syscall's
+/// arguments at its exit (5.12 brought the atomics, 5.8 ring buffers).
+fn kernel_new_enough(release: &str) -> bool {
+    let mut parts = release.split(|c: char| !c.is_ascii_digit()).filter_map(|p| p.parse::<u32>().ok());
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (major, minor) >= (5, 15)
 }
 
 fn ensure_tracefs() -> Result<(), PreflightError> {
@@ -103,4 +109,19 @@ fn raise_memlock_limit() {
     let unlimited = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
     // SAFETY: setrlimit reads a valid, fully initialised rlimit struct.
     let _ = unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::kernel_new_enough;
+
+    #[test]
+    fn kernels_from_5_15_are_new_enough() {
+        for ok in ["5.15.0-91-generic", "6.1.0-27-amd64", "6.18.44-fc-v657", "10.0"] {
+            assert!(kernel_new_enough(ok), "{ok}");
+        }
+        for old in ["5.14.21-150400.24-default", "5.10.0-33-amd64", "4.18.0-553.el8_10.x86_64", "", "garbage"] {
+            assert!(!kernel_new_enough(old), "{old}");
+        }
+    }
 }
