@@ -5,6 +5,10 @@
 //! Input: tests/fixtures/events/python_curl.bin (real traffic, 8 connections,
 //! 6 request/response pairs), replayed many times; each replay opens and closes
 //! its connections again, so state is created and torn down as in production.
+//! `BENCH_FIXTURE=file` replays another recording (`record_events` in the
+//! configuration), 10 times by default: e.g. nginx under wrk, keep-alive
+//! connections (each replay starts with a hole in every connection's event
+//! numbering, which only drops the requests in flight).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -15,6 +19,9 @@ use ebpf_core::events::recording::read_records;
 use ebpf_core::pipeline::Processor;
 use ebpf_core::stats::Stats;
 use ebpf_core::{Batch, Config, Signal};
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use prost::Message;
 
 /// Counts allocations so the run can report allocations per request.
 struct Counting;
@@ -48,10 +55,24 @@ struct Tally {
     bytes: usize,
     spans: usize,
     points: usize,
+    /// Allocations of the encoding check, not the pipeline's.
+    check_allocs: u64,
 }
 
 impl Tally {
     fn add(&mut self, b: &Batch) {
+        // The first batches: encoded directly, they must be the bytes prost
+        // writes for what they decode to.
+        if self.batches < 4 {
+            let before = ALLOCS.load(Relaxed);
+            let canonical = match b.signal {
+                Signal::Traces => ExportTraceServiceRequest::decode(b.data.as_slice()).unwrap().encode_to_vec(),
+                _ => ExportMetricsServiceRequest::decode(b.data.as_slice()).unwrap().encode_to_vec(),
+            };
+            assert!(canonical == b.data, "batch not in prost's encoding");
+            drop(canonical);
+            self.check_allocs += ALLOCS.load(Relaxed) - before;
+        }
         self.batches += 1;
         self.bytes += b.data.len();
         match b.signal {
@@ -64,8 +85,11 @@ impl Tally {
 const FIXTURE: &[u8] = include_bytes!("../tests/fixtures/events/python_curl.bin");
 
 fn main() {
-    let records: Vec<&[u8]> = read_records(FIXTURE).collect();
-    let rounds: usize = std::env::var("ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(40_000);
+    // BENCH_FIXTURE: another recording (`record_events`), e.g. nginx under wrk.
+    let external = std::env::var("BENCH_FIXTURE").ok().map(|path| std::fs::read(path).expect("BENCH_FIXTURE"));
+    let records: Vec<&[u8]> = read_records(external.as_deref().unwrap_or(FIXTURE)).collect();
+    let default_rounds = if external.is_some() { 10 } else { 40_000 };
+    let rounds: usize = std::env::var("ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(default_rounds);
     let stats = Arc::new(Stats::default());
     // BENCH_CONFIG: a JSON config to compare, e.g. '{"metrics":{"enabled":false}}'.
     let config = std::env::var("BENCH_CONFIG").map_or_else(|_| Ok(Config::default()), |c| Config::from_json(&c));
@@ -91,10 +115,10 @@ fn main() {
     }
     p.flush(&mut |b| t.add(&b));
     let elapsed = start.elapsed();
-    let allocs = ALLOCS.load(Relaxed) - allocs_before;
+    let allocs = ALLOCS.load(Relaxed) - allocs_before - t.check_allocs;
     let events = (rounds * records.len()) as f64;
     assert_eq!(stats.snapshot().parse_errors, 0);
-    let Tally { batches, bytes, spans, points } = t;
+    let Tally { batches, bytes, spans, points, .. } = t;
     let spans = spans as f64;
     println!(
         "pipeline: {events:.0} events, {spans:.0} spans in {:.3}s: {:.2} M events/s, {:.0} ns/event, \

@@ -37,6 +37,8 @@ const PROJECT_METRIC_NAMES: &[&str] = &[
     "ebpf_receiver.decode.errors",
     "ebpf_receiver.spans.exported",
     "ebpf_receiver.batches.dropped",
+    "ebpf_receiver.spans.dropped",
+    "ebpf_receiver.requests.lost",
     "ebpf_receiver.parse.errors",
     "ebpf_receiver.metric.overflows",
     "ebpf_receiver.connections.tracked",

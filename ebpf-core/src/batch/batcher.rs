@@ -1,35 +1,91 @@
 //! Collects spans per process and cuts a batch when it holds `max_spans`
 //! spans or its oldest span has waited `timeout`.
 
-use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use opentelemetry_proto::tonic::trace::v1::Span;
+use prost::Message;
+use rustc_hash::FxHashMap;
 
-use crate::otlp::{encode_traces, HostInfo};
+use crate::otlp::{wire, HostInfo, TracesEncoder};
 use crate::process::ProcessIdentity;
 
 use super::{Batch, Signal};
+
+/// Span buffers kept for reuse after a batch is cut, and the largest kept.
+const SPARE_BUFFERS: usize = 4;
+const SPARE_MAX_BYTES: usize = 512 << 10;
+
+/// The pending spans of one process, already encoded.
+#[derive(Debug)]
+struct Group {
+    process: Arc<ProcessIdentity>,
+    /// `ScopeSpans.spans` fields: key, length, `Span` message, one after another.
+    spans: Vec<u8>,
+}
 
 #[derive(Debug)]
 pub struct SpanBatcher {
     max_spans: usize,
     timeout: Duration,
     host: HostInfo,
-    groups: HashMap<u32, (Arc<ProcessIdentity>, Vec<Span>)>,
+    /// Pending spans by pid (index into `groups`, in order of first span).
+    index: FxHashMap<u32, usize>,
+    groups: Vec<Group>,
+    spare: Vec<Vec<u8>>,
+    encoder: TracesEncoder,
+    /// The span being written, then framed into its group.
+    span: Vec<u8>,
+    /// Formatted attribute values of the span being written.
+    scratch: String,
     count: usize,
     oldest: Option<Instant>,
 }
 
 impl SpanBatcher {
     pub fn new(max_spans: usize, timeout: Duration, host: HostInfo) -> Self {
-        Self { max_spans, timeout, host, groups: HashMap::new(), count: 0, oldest: None }
+        Self {
+            max_spans,
+            timeout,
+            host,
+            index: FxHashMap::default(),
+            groups: Vec::new(),
+            spare: Vec::new(),
+            encoder: TracesEncoder::new(),
+            span: Vec::new(),
+            scratch: String::new(),
+            count: 0,
+            oldest: None,
+        }
     }
 
     /// Adds a span; returns a batch when this one filled it.
     pub fn push(&mut self, process: &Arc<ProcessIdentity>, span: Span, now: Instant) -> Option<Batch> {
-        self.groups.entry(process.pid).or_insert_with(|| (process.clone(), Vec::new())).1.push(span);
+        self.push_with(process, now, |buf, _| span.encode_raw(buf))
+    }
+
+    /// Adds the span `write` encodes (the fields of a `Span` message, e.g.
+    /// `crate::spans::write_http_span`; the `String` is scratch space for it);
+    /// returns a batch when this one filled it.
+    pub fn push_with(
+        &mut self,
+        process: &Arc<ProcessIdentity>,
+        now: Instant,
+        write: impl FnOnce(&mut Vec<u8>, &mut String),
+    ) -> Option<Batch> {
+        self.span.clear();
+        write(&mut self.span, &mut self.scratch);
+        let group = match self.index.entry(process.pid) {
+            Entry::Occupied(e) => *e.get(),
+            Entry::Vacant(e) => {
+                let spans = self.spare.pop().unwrap_or_default();
+                self.groups.push(Group { process: process.clone(), spans });
+                *e.insert(self.groups.len() - 1)
+            }
+        };
+        wire::len_field(&mut self.groups[group].spans, 2, &self.span);
         self.count += 1;
         self.oldest.get_or_insert(now);
         (self.count >= self.max_spans).then(|| self.flush()).flatten()
@@ -55,8 +111,17 @@ impl SpanBatcher {
         }
         let items = std::mem::take(&mut self.count);
         self.oldest = None;
-        let groups = std::mem::take(&mut self.groups);
-        let data = encode_traces(groups.into_values(), &self.host);
+        let data = self.encoder.encode(self.groups.iter().map(|g| (&*g.process, g.spans.as_slice())), &self.host);
+        self.index.clear();
+        for Group { mut spans, .. } in self.groups.drain(..) {
+            if self.spare.len() < SPARE_BUFFERS && spans.capacity() <= SPARE_MAX_BYTES {
+                spans.clear();
+                self.spare.push(spans);
+            }
+        }
+        if self.span.capacity() > SPARE_MAX_BYTES {
+            self.span = Vec::new();
+        }
         Some(Batch { signal: Signal::Traces, data, items })
     }
 }
@@ -94,6 +159,43 @@ mod tests {
         sizes.sort();
         assert_eq!(sizes, vec![1, 2]);
         assert!(b.flush().is_none());
+    }
+
+    /// Spans encoded on the way in give the bytes `encode_traces` gives.
+    #[test]
+    fn same_bytes_as_encode_traces() {
+        use crate::otlp::encode_traces;
+        use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, KeyValue};
+        let span = |n: u8| Span {
+            name: format!("GET /{n}"),
+            trace_id: vec![n; 16],
+            span_id: vec![n; 8],
+            kind: 2,
+            start_time_unix_nano: 5,
+            end_time_unix_nano: 6,
+            attributes: vec![KeyValue {
+                key: "k".into(),
+                value: Some(AnyValue { value: Some(Value::StringValue("v".repeat(usize::from(n) * 40))) }),
+                ..Default::default()
+            }],
+            status: Some(Default::default()),
+            ..Default::default()
+        };
+        let mut b = SpanBatcher::new(100, Duration::from_secs(60), host());
+        let now = Instant::now();
+        let (p1, p2) = (proc(1), proc(2));
+        for n in 0..6u8 {
+            b.push(if n % 3 == 0 { &p2 } else { &p1 }, span(n), now);
+        }
+        let got = b.flush().unwrap();
+        let expected =
+            encode_traces([(&*p2, vec![span(0), span(3)]), (&*p1, vec![span(1), span(2), span(4), span(5)])], &host());
+        assert_eq!(got.data, expected);
+        assert_eq!(got.items, 6);
+        // Buffers are reused for the next batch, which holds only its own spans.
+        b.push(&p1, span(7), now);
+        let expected = encode_traces([(&*p1, vec![span(7)])], &host());
+        assert_eq!(b.flush().unwrap().data, expected);
     }
 
     #[test]

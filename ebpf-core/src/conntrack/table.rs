@@ -1,8 +1,9 @@
 //! The userspace mirror of the kernel connection table. Feeds each data event
 //! to its connection's parser and returns the exchanges it completes.
 
-use std::collections::HashMap;
 use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
 
 use crate::events::{ConnOpen, DataEvent, Header};
 use crate::process::{IdentityConfig, ProcessIdentity, ProcessTable, TaskHint};
@@ -31,9 +32,15 @@ pub struct Mute {
     pub tls: bool,
 }
 
+/// The table gives memory back when it holds fewer than a quarter of what
+/// its capacity allows, once that capacity is at least this many entries.
+const SHRINK_MIN_CAPACITY: usize = 1024;
+
 #[derive(Debug, Default)]
 pub struct ConnTracker {
-    conns: HashMap<(u32, i32), Connection>,
+    /// By (tgid, fd). Keys are kernel-assigned numbers, not attacker-chosen
+    /// text: FxHash (no per-lookup SipHash) is safe here.
+    conns: FxHashMap<(u32, i32), Connection>,
     processes: ProcessTable,
     /// Connections whose parser failed, since start.
     pub parse_errors: u64,
@@ -73,6 +80,29 @@ impl ConnTracker {
 
     pub fn is_empty(&self) -> bool {
         self.conns.is_empty()
+    }
+
+    /// Connections the table has room for without growing.
+    pub fn capacity(&self) -> usize {
+        self.conns.capacity()
+    }
+
+    /// After removals: when the table is mostly empty, shrink it to twice what
+    /// it holds (so 10,000 connections closed do not keep their table). Each
+    /// shrink at least halves the capacity, so its cost is amortised over the
+    /// removals that led to it.
+    fn maybe_shrink(&mut self) {
+        let capacity = self.conns.capacity();
+        if capacity >= SHRINK_MIN_CAPACITY && self.conns.len() < capacity / 4 {
+            self.conns.shrink_to(self.conns.len() * 2);
+            // The parsers freed with the connections are small blocks the
+            // allocator keeps; hand the free pages back to the system.
+            #[cfg(all(target_os = "linux", target_env = "gnu"))]
+            // SAFETY: malloc_trim only releases free memory; no pointer is involved.
+            unsafe {
+                libc::malloc_trim(0);
+            }
+        }
     }
 
     /// Processes with an identity cached (seen on a connection and not exited).
@@ -186,6 +216,7 @@ impl ConnTracker {
     pub fn close(&mut self, hdr: &Header, out: &mut Vec<Exchange>) {
         if let Some(conn) = self.conns.remove(&(hdr.tgid, hdr.fd)) {
             self.finish(conn, hdr.ts_ns, out);
+            self.maybe_shrink();
         }
     }
 
@@ -199,6 +230,9 @@ impl ConnTracker {
             }
         }
         self.processes.remove(hdr.tgid);
+        if !fds.is_empty() {
+            self.maybe_shrink();
+        }
         fds
     }
 
@@ -213,6 +247,7 @@ impl ConnTracker {
                 self.finish(conn, ts, out);
             }
         }
+        self.maybe_shrink();
     }
 
     fn finish(&mut self, conn: Connection, ts_ns: u64, out: &mut Vec<Exchange>) {
@@ -334,6 +369,55 @@ mod tests {
         feed(&mut t, 4, Direction::Ingress, b"\x00binary", false, out);
         assert_eq!(t.muted, [Mute { tgid: TGID, fd: FD, conn_id: CONN, tls: false }]);
         assert!(t.tls_suspects.is_empty(), "not a TLS record");
+    }
+
+    #[test]
+    fn table_gives_memory_back_after_mass_close() {
+        let mut t = ConnTracker::offline();
+        let out = &mut Vec::new();
+        let hdr = |fd: i32| Header { ts_ns: 1, tgid: TGID, tid: TGID, fd, conn_id: fd as u64 };
+        for fd in 0..10_000 {
+            let data = DataEvent {
+                direction: Direction::Ingress,
+                total_len: 14,
+                payload: b"GET / HTTP/1.1",
+                seq: None,
+                tls: false,
+            };
+            t.data(&hdr(fd), &data, out);
+        }
+        assert_eq!(t.len(), 10_000);
+        let full = t.capacity();
+        assert!(full >= 10_000);
+        // All but 100 close: the table shrinks on the way down...
+        for fd in 100..10_000 {
+            t.close(&hdr(fd), out);
+        }
+        assert_eq!(t.len(), 100);
+        assert!(t.capacity() < full / 8, "capacity {} of {full}", t.capacity());
+        assert!(t.capacity() <= 4 * SHRINK_MIN_CAPACITY);
+        // ... not on every removal: below the minimum it stays put.
+        let small = t.capacity();
+        for fd in 0..100 {
+            t.close(&hdr(fd), out);
+        }
+        assert!(t.is_empty());
+        assert_eq!(t.capacity(), small);
+        // Connections of an exited process, and idle ones, count as removals too.
+        for fd in 0..5_000 {
+            let data = DataEvent {
+                direction: Direction::Ingress,
+                total_len: 14,
+                payload: b"GET / HTTP/1.1",
+                seq: None,
+                tls: false,
+            };
+            t.data(&hdr(fd), &data, out);
+        }
+        assert!(t.capacity() >= 5_000);
+        t.process_exit(&hdr(0), out);
+        assert!(t.is_empty());
+        assert!(t.capacity() < SHRINK_MIN_CAPACITY, "capacity {}", t.capacity());
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use std::net::{IpAddr, Ipv6Addr};
 
 use ebpf_probes::abi::{self, oe_conn_open, oe_data_meta, oe_event_header, oe_proc_exec};
-use zerocopy::FromBytes;
+use zerocopy::{FromBytes, IntoBytes};
 
 use crate::protocol::Direction;
 
@@ -92,8 +92,9 @@ fn addr(bytes: [u8; 16]) -> IpAddr {
 
 /// A NUL-terminated (or full) C char array as text.
 fn c_str(raw: &[std::os::raw::c_char]) -> String {
-    let bytes: Vec<u8> = raw.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
-    String::from_utf8_lossy(&bytes).into_owned()
+    let bytes = raw.as_bytes();
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    String::from_utf8_lossy(&bytes[..end]).into_owned()
 }
 
 pub fn decode(bytes: &[u8]) -> Result<Event<'_>, DecodeError> {

@@ -4,6 +4,8 @@
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::metrics::v1::HistogramDataPoint;
 
+use crate::otlp::wire;
+
 /// `http.*.request.duration` bounds in seconds, as the HTTP semantic conventions advise.
 pub const DURATION_BOUNDS_S: [f64; 14] =
     [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0];
@@ -98,6 +100,56 @@ impl<const N: usize> Histogram<N> {
     }
 }
 
+impl<const N: usize> Histogram<N> {
+    /// `to_point(..)` encoded straight into `buf` as `Histogram.data_points`
+    /// (field 1; the bytes `prost` writes for it); `attributes` are
+    /// already encoded as `HistogramDataPoint.attributes` (field 9).
+    pub(super) fn write_point(
+        &self,
+        buf: &mut Vec<u8>,
+        bounds: &[f64],
+        unit: f64,
+        attributes: &[u8],
+        start_time_unix_nano: u64,
+        time_unix_nano: u64,
+    ) {
+        let empty = self.count == 0;
+        let fixed = |v: u64| if v != 0 { 9 } else { 0 };
+        let packed = |n: usize| if n > 0 { wire::len_field_len(6, 8 * n) } else { 0 };
+        let len = fixed(start_time_unix_nano)
+            + fixed(time_unix_nano)
+            + fixed(self.count)
+            + 9
+            + packed(N)
+            + packed(bounds.len())
+            + attributes.len()
+            + if empty { 0 } else { 18 };
+        buf.reserve(len + 4);
+        wire::len_prefix(buf, 1, len);
+        // Fields in tag order: start 2, time 3, count 4, sum 5, bucket_counts 6,
+        // explicit_bounds 7, attributes 9, min 11, max 12.
+        wire::fixed64_field(buf, 2, start_time_unix_nano);
+        wire::fixed64_field(buf, 3, time_unix_nano);
+        wire::fixed64_field(buf, 4, self.count);
+        wire::double_field(buf, 5, self.sum as f64 / unit);
+        wire::len_prefix(buf, 6, 8 * N);
+        for c in &self.counts {
+            buf.extend_from_slice(&c.to_le_bytes());
+        }
+        if !bounds.is_empty() {
+            wire::len_prefix(buf, 7, 8 * bounds.len());
+            for b in bounds {
+                buf.extend_from_slice(&b.to_le_bytes());
+            }
+        }
+        buf.extend_from_slice(attributes);
+        if !empty {
+            wire::double_field(buf, 11, self.min as f64 / unit);
+            wire::double_field(buf, 12, self.max as f64 / unit);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,6 +172,28 @@ mod tests {
         assert_eq!((h.count, h.sum, h.min, h.max), (8, 1123, 0, 1000));
         let p = h.to_point(&[10.0, 20.0, 30.0], 1.0, vec![], 1, 2);
         assert_eq!((p.min, p.max, p.sum), (Some(0.0), Some(1000.0), Some(1123.0)));
+        // The direct encoding is prost's, with and without data, attributes, times.
+        let attrs = vec![crate::spans::str_attr("k", "v"), crate::spans::int_attr("n", 7)];
+        let mut encoded_attrs = Vec::new();
+        for kv in &attrs {
+            prost::encoding::message::encode(9, kv, &mut encoded_attrs);
+        }
+        for (h, start, now, unit) in
+            [(h.clone(), 1, 2, 1.0), (Histogram::<4>::new(), 0, 5, 1e9), (h.clone(), 0, 0, 1e9)]
+        {
+            for with_attrs in [false, true] {
+                let (a, e) = if with_attrs { (attrs.clone(), &encoded_attrs[..]) } else { (vec![], &[][..]) };
+                let mut expected = Vec::new();
+                prost::encoding::message::encode(
+                    1,
+                    &h.to_point(&[10.0, 20.0, 30.0], unit, a, start, now),
+                    &mut expected,
+                );
+                let mut got = Vec::new();
+                h.write_point(&mut got, &[10.0, 20.0, 30.0], unit, e, start, now);
+                assert_eq!(got, expected);
+            }
+        }
         h.reset();
         let p = h.to_point(&[10.0, 20.0, 30.0], 1.0, vec![], 1, 2);
         assert_eq!((p.count, p.min, p.max, p.bucket_counts), (0, None, None, vec![0; 4]));

@@ -71,15 +71,13 @@ mod series;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
 use opentelemetry_proto::tonic::metrics::v1::{
-    metric, AggregationTemporality, Histogram as OtlpHistogram, HistogramDataPoint, Metric, ResourceMetrics,
-    ScopeMetrics,
+    metric, AggregationTemporality, Histogram as OtlpHistogram, HistogramDataPoint, Metric,
 };
 use prost::Message;
 use serde::Deserialize;
@@ -87,7 +85,8 @@ use serde::Deserialize;
 use crate::batch::{Batch, Signal};
 use crate::config::ConfigError;
 use crate::conntrack::Exchange;
-use crate::otlp::{process_resource, HostInfo};
+use crate::otlp::wire::{self, AttrEncoder};
+use crate::otlp::{write_process_resource, HostInfo};
 use crate::process::ProcessIdentity;
 use crate::protocol::Role;
 use crate::stats::StatsSnapshot;
@@ -96,7 +95,7 @@ pub use genai::{GenAiObservation, GENAI_METRIC_NAMES};
 pub use histogram::{BODY_SIZE_BOUNDS, DURATION_BOUNDS_S};
 pub use self_telemetry::SELF_METRIC_NAMES;
 
-use series::{overflow_attributes, KeyView, Series, SeriesMap};
+use series::{KeyView, Series, SeriesMap, OVERFLOW_ATTRIBUTE};
 
 /// How exported points relate to each other in time.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -184,7 +183,7 @@ pub struct HttpMetrics {
     interval: Duration,
     max_series: usize,
     /// By pid; more than one entry when the pid's identity changed (exec).
-    processes: HashMap<u32, Vec<ProcessSeries>>,
+    processes: FxHashMap<u32, Vec<ProcessSeries>>,
     /// Forgotten processes, exported by the next `collect` then dropped.
     retired: Vec<ProcessSeries>,
     created_ns: u64,
@@ -192,6 +191,7 @@ pub struct HttpMetrics {
     last_collect_ns: u64,
     overflowed: u64,
     self_telemetry: self_telemetry::SelfTelemetry,
+    scratch: EncodeScratch,
 }
 
 fn unix_now_ns() -> u64 {
@@ -209,12 +209,13 @@ impl HttpMetrics {
             temporality: config.temporality,
             interval: config.interval(),
             max_series: config.max_series_per_metric.max(1),
-            processes: HashMap::new(),
+            processes: FxHashMap::default(),
             retired: Vec::new(),
             created_ns: now_unix_ns,
             last_collect_ns: now_unix_ns,
             overflowed: 0,
             self_telemetry: self_telemetry::SelfTelemetry::default(),
+            scratch: EncodeScratch::default(),
         }
     }
 
@@ -300,24 +301,33 @@ impl HttpMetrics {
     /// itself. `None` when there is nothing at all.
     pub fn collect(&mut self, now_unix_ns: u64, host: &HostInfo, self_stats: Option<&StatsSnapshot>) -> Option<Batch> {
         let interval_start = self.last_collect_ns.min(now_unix_ns);
+        let mut scratch = std::mem::take(&mut self.scratch);
         let mut states: Vec<&ProcessSeries> = self.processes.values().flatten().chain(&self.retired).collect();
         states.sort_by_key(|s| s.identity.pid);
         let mut items = 0;
-        let mut resource_metrics: Vec<ResourceMetrics> = states
-            .into_iter()
-            .filter_map(|state| {
-                let metrics = self.process_metrics(state, interval_start, now_unix_ns);
-                if metrics.is_empty() {
-                    return None;
-                }
-                items += metrics.iter().map(data_points).sum::<usize>();
-                Some(ResourceMetrics {
-                    resource: Some(process_resource(&state.identity, host)),
-                    scope_metrics: vec![ScopeMetrics { scope: Some(scope()), metrics, schema_url: String::new() }],
-                    schema_url: String::new(),
-                })
-            })
-            .collect();
+        // The ExportMetricsServiceRequest, written directly (the bytes prost
+        // writes for the same messages): ResourceMetrics are field 1.
+        let mut data = Vec::new();
+        for state in states {
+            scratch.metrics.clear();
+            let points = self.write_process_metrics(state, interval_start, now_unix_ns, &mut scratch);
+            if scratch.metrics.is_empty() {
+                continue;
+            }
+            items += points;
+            scratch.resource.clear();
+            write_process_resource(&state.identity, host, &mut scratch.resource, &mut scratch.text);
+            let resource_len = scratch.resource.len();
+            let scope_metrics_len = wire::len_field_len(1, scratch.scope.len()) + scratch.metrics.len();
+            let resource_metrics_len = wire::len_field_len(1, resource_len) + wire::len_field_len(2, scope_metrics_len);
+            data.reserve(wire::len_field_len(1, resource_metrics_len));
+            wire::len_prefix(&mut data, 1, resource_metrics_len);
+            // ResourceMetrics.resource (1), .scope_metrics (2): ScopeMetrics.scope (1), .metrics (2).
+            wire::len_field(&mut data, 1, &scratch.resource);
+            wire::len_prefix(&mut data, 2, scope_metrics_len);
+            wire::len_field(&mut data, 1, &scratch.scope);
+            data.extend_from_slice(&scratch.metrics);
+        }
         self.retired.clear();
         if self.temporality == Temporality::Delta {
             self.processes.retain(|_, states| {
@@ -340,54 +350,78 @@ impl HttpMetrics {
                 now_unix_ns,
             );
             items += rm.scope_metrics.iter().flat_map(|s| &s.metrics).map(data_points).sum::<usize>();
-            resource_metrics.push(rm);
+            prost::encoding::message::encode(1, &rm, &mut data);
         }
+        // Buffers grown by an unusually large export are not kept.
+        if scratch.metrics.capacity() > SCRATCH_KEEP_BYTES {
+            scratch = EncodeScratch::default();
+        }
+        self.scratch = scratch;
         self.last_collect_ns = now_unix_ns;
-        if resource_metrics.is_empty() {
+        if data.is_empty() {
             return None;
         }
-        let data = ExportMetricsServiceRequest { resource_metrics }.encode_to_vec();
         Some(Batch { signal: Signal::Metrics, data, items })
     }
 
-    fn process_metrics(&self, state: &ProcessSeries, interval_start: u64, now: u64) -> Vec<Metric> {
-        let mut metrics = Vec::new();
+    /// Writes the process's metrics as `ScopeMetrics.metrics` fields into
+    /// `scratch.metrics`; returns the number of data points.
+    fn write_process_metrics(
+        &self,
+        state: &ProcessSeries,
+        interval_start: u64,
+        now: u64,
+        scratch: &mut EncodeScratch,
+    ) -> usize {
+        let EncodeScratch { metrics: out, points, attrs, text, .. } = scratch;
+        let mut count = 0;
+        let temporality = self.temporality.otlp() as u64;
+        let body_bounds = BODY_SIZE_BOUNDS.map(|b| b as f64);
         for (role, map, names) in [(Role::Server, &state.server, &SERVER), (Role::Client, &state.client, &CLIENT)] {
-            let body_bounds = BODY_SIZE_BOUNDS.map(|b| b as f64);
-            let mut points: [Vec<HistogramDataPoint>; 3] = Default::default();
+            points.iter_mut().for_each(Vec::clear);
             let all = map.series.iter().map(|(k, s)| (Some(k), s)).chain(map.overflow.iter().map(|s| (None, s)));
             for (key, series) in all.filter(|(_, s)| s.has_data()) {
-                let attributes = key.map_or_else(overflow_attributes, |k| k.attributes(role));
+                attrs.clear();
+                match key {
+                    Some(k) => k.write_attributes(role, &mut AttrEncoder { buf: attrs, tag: 9, scratch: text }),
+                    None => wire::bool_kv(attrs, 9, OVERFLOW_ATTRIBUTE, true),
+                }
                 let start = match self.temporality {
                     Temporality::Cumulative => series.start_ns,
                     Temporality::Delta => interval_start,
                 }
                 .min(now);
                 let Series { duration, request_body, response_body, .. } = series;
-                points[0].push(duration.to_point(&DURATION_BOUNDS_S, 1e9, attributes.clone(), start, now));
-                points[1].push(request_body.to_point(&body_bounds, 1.0, attributes.clone(), start, now));
+                // Histogram.data_points (1).
+                duration.write_point(&mut points[0], &DURATION_BOUNDS_S, 1e9, attrs, start, now);
+                request_body.write_point(&mut points[1], &body_bounds, 1.0, attrs, start, now);
+                count += 2;
                 if response_body.count() > 0 {
-                    points[2].push(response_body.to_point(&body_bounds, 1.0, attributes, start, now));
+                    response_body.write_point(&mut points[2], &body_bounds, 1.0, attrs, start, now);
+                    count += 1;
                 }
             }
-            for (info, data_points) in names.iter().zip(points) {
+            for (info, data_points) in names.iter().zip(points.iter()) {
                 if data_points.is_empty() {
                     continue;
                 }
-                metrics.push(Metric {
-                    name: info.name.to_string(),
-                    description: info.description.to_string(),
-                    unit: info.unit.to_string(),
-                    metadata: Vec::new(),
-                    data: Some(metric::Data::Histogram(OtlpHistogram {
-                        data_points,
-                        aggregation_temporality: self.temporality.otlp(),
-                    })),
-                });
+                // Metric { name 1, description 2, unit 3, histogram 9 { data_points 1, temporality 2 } }.
+                let histogram_len = data_points.len() + 2;
+                let metric_len = wire::len_field_len(1, info.name.len())
+                    + wire::len_field_len(2, info.description.len())
+                    + wire::len_field_len(3, info.unit.len())
+                    + wire::len_field_len(9, histogram_len);
+                out.reserve(wire::len_field_len(2, metric_len));
+                wire::len_prefix(out, 2, metric_len);
+                wire::str_field(out, 1, info.name);
+                wire::str_field(out, 2, info.description);
+                wire::str_field(out, 3, info.unit);
+                wire::len_prefix(out, 9, histogram_len);
+                out.extend_from_slice(data_points);
+                wire::varint_field(out, 2, temporality);
             }
         }
-        let temporality = self.temporality;
-        let genai_start = |series_start: u64| match temporality {
+        let genai_start = |series_start: u64| match self.temporality {
             Temporality::Cumulative => series_start,
             Temporality::Delta => interval_start,
         };
@@ -399,21 +433,56 @@ impl HttpMetrics {
             if data_points.is_empty() {
                 continue;
             }
+            count += data_points.len();
             let (unit, description) = genai::GENAI_METRIC_INFO[i];
-            metrics.push(Metric {
+            let metric = Metric {
                 name: GENAI_METRIC_NAMES[i].to_string(),
                 description: description.to_string(),
                 unit: unit.to_string(),
                 metadata: Vec::new(),
                 data: Some(metric::Data::Histogram(OtlpHistogram {
                     data_points,
-                    aggregation_temporality: temporality.otlp(),
+                    aggregation_temporality: self.temporality.otlp(),
                 })),
-            });
+            };
+            prost::encoding::message::encode(2, &metric, out);
         }
-        metrics
+        count
     }
 }
+
+/// Buffers `collect` reuses from one export to the next.
+#[derive(Debug)]
+struct EncodeScratch {
+    /// The encoded `InstrumentationScope` of every process's metrics.
+    scope: Vec<u8>,
+    /// One process's resource.
+    resource: Vec<u8>,
+    /// One process's metrics.
+    metrics: Vec<u8>,
+    /// Duration, request body, response body points of one family.
+    points: [Vec<u8>; 3],
+    /// One series' attributes.
+    attrs: Vec<u8>,
+    /// Formatted attribute values.
+    text: String,
+}
+
+impl Default for EncodeScratch {
+    fn default() -> Self {
+        Self {
+            scope: scope().encode_to_vec(),
+            resource: Vec::new(),
+            metrics: Vec::new(),
+            points: Default::default(),
+            attrs: Vec::new(),
+            text: String::new(),
+        }
+    }
+}
+
+/// The largest scratch buffer kept between exports.
+const SCRATCH_KEEP_BYTES: usize = 1 << 20;
 
 struct MetricInfo {
     name: &'static str,

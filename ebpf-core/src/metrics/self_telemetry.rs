@@ -24,7 +24,7 @@ struct Counter {
 }
 
 /// Monotonic sums; the `u64` handed to `value` is `HttpMetrics::overflowed()`.
-const COUNTERS: [Counter; 9] = [
+const COUNTERS: [Counter; 11] = [
     Counter {
         name: "ebpf_receiver.events.read",
         unit: "{event}",
@@ -59,6 +59,20 @@ const COUNTERS: [Counter; 9] = [
         description: "Batches dropped because the host did not poll in time.",
         attribute: None,
         value: |s, _| s.batches_dropped,
+    },
+    Counter {
+        name: "ebpf_receiver.spans.dropped",
+        unit: "{span}",
+        description: "Spans inside batches dropped because the host did not poll in time.",
+        attribute: None,
+        value: |s, _| s.spans_dropped,
+    },
+    Counter {
+        name: "ebpf_receiver.requests.lost",
+        unit: "{request}",
+        description: "Requests that produced no span because the kernel lost their events (from their start, or cut by a hole).",
+        attribute: None,
+        value: |s, _| s.requests_lost,
     },
     Counter {
         name: "ebpf_receiver.parse.errors",
@@ -113,7 +127,7 @@ const GAUGES: [GaugeInfo; 2] = [
 ];
 
 /// Every self-telemetry metric name.
-pub const SELF_METRIC_NAMES: [&str; 11] = [
+pub const SELF_METRIC_NAMES: [&str; 13] = [
     COUNTERS[0].name,
     COUNTERS[1].name,
     COUNTERS[2].name,
@@ -123,6 +137,8 @@ pub const SELF_METRIC_NAMES: [&str; 11] = [
     COUNTERS[6].name,
     COUNTERS[7].name,
     COUNTERS[8].name,
+    COUNTERS[9].name,
+    COUNTERS[10].name,
     GAUGES[0].name,
     GAUGES[1].name,
 ];

@@ -10,10 +10,10 @@ use std::net::IpAddr;
 use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, KeyValue};
 
 use crate::conntrack::Exchange;
+use crate::otlp::wire::AttrSink;
 use crate::protocol::http1::{HttpExchange, HttpVersion};
 use crate::protocol::Role;
 use crate::spans::http_common::{client_server, error_type, known_method, ServerAddress, KNOWN_METHODS, METHOD_OTHER};
-use crate::spans::{int_attr, str_attr};
 
 use super::histogram::{Histogram, BODY_SIZE_BOUNDS, BODY_SIZE_BUCKETS, DURATION_BOUNDS_NS, DURATION_BUCKETS};
 
@@ -81,41 +81,41 @@ pub(super) struct SeriesKey {
 }
 
 impl SeriesKey {
-    /// The data point attributes. Never `url.path` nor anything else per request.
-    pub(super) fn attributes(&self, role: Role) -> Vec<KeyValue> {
-        let mut attrs = Vec::with_capacity(8);
+    /// The data point attributes, into any sink (`Vec<KeyValue>`, or encoded
+    /// straight into a buffer). Never `url.path` nor anything else per request.
+    pub(super) fn write_attributes(&self, role: Role, attrs: &mut impl AttrSink) {
         let method = KNOWN_METHODS.get(usize::from(self.method)).copied().unwrap_or(METHOD_OTHER);
-        attrs.push(str_attr("http.request.method", method));
-        attrs.push(str_attr("url.scheme", if self.tls { "https" } else { "http" }));
-        attrs.push(str_attr("network.protocol.version", self.version.as_str()));
+        attrs.str("http.request.method", method);
+        attrs.str("url.scheme", if self.tls { "https" } else { "http" });
+        attrs.str("network.protocol.version", self.version.as_str());
         if let Some(status) = self.status {
-            attrs.push(int_attr("http.response.status_code", i64::from(status)));
+            attrs.int("http.response.status_code", i64::from(status));
         }
         if let Some(e) = error_type(role, self.status) {
-            attrs.push(str_attr("error.type", e));
+            attrs.str("error.type", &e);
         }
         if let Some(route) = &self.route {
-            attrs.push(str_attr("http.route", &**route));
+            attrs.str("http.route", route);
         }
-        if let Some(address) = &self.server_address {
-            let address = match address {
-                OwnedAddress::Name(n) => n.to_string(),
-                OwnedAddress::Ip(ip) => ip.to_string(),
-            };
-            attrs.push(str_attr("server.address", address));
+        match &self.server_address {
+            Some(OwnedAddress::Name(n)) => attrs.str("server.address", n),
+            Some(OwnedAddress::Ip(ip)) => attrs.ip("server.address", *ip),
+            None => {}
         }
         if let Some(port) = self.server_port {
-            attrs.push(int_attr("server.port", i64::from(port)));
+            attrs.int("server.port", i64::from(port));
         }
-        attrs
     }
 }
 
 /// The only attribute of the series that takes what exceeds the series limit
 /// (the name the OpenTelemetry metrics SDK specification gives it).
+pub(super) const OVERFLOW_ATTRIBUTE: &str = "otel.metric.overflow";
+
+/// `OVERFLOW_ATTRIBUTE` as the attribute list.
 pub(super) fn overflow_attributes() -> Vec<KeyValue> {
     vec![KeyValue {
-        key: "otel.metric.overflow".to_string(),
+        key: OVERFLOW_ATTRIBUTE.to_string(),
         value: Some(AnyValue { value: Some(Value::BoolValue(true)) }),
         ..Default::default()
     }]
@@ -225,7 +225,9 @@ impl Series {
 /// The series of one metric family (server or client) of one process.
 #[derive(Debug, Default)]
 pub(super) struct SeriesMap {
-    pub(super) series: HashMap<SeriesKey, Series>,
+    /// foldhash: several times cheaper than SipHash on these small keys, and
+    /// seeded at random per process, as the keys hold request text (routes, Host).
+    pub(super) series: HashMap<SeriesKey, Series, foldhash::fast::RandomState>,
     /// Data whose attribute set found no room (`max_series_per_metric`).
     pub(super) overflow: Option<Series>,
 }

@@ -4,9 +4,10 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::collections::BTreeMap;
 
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value::Value, KeyValue};
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
-use opentelemetry_proto::tonic::metrics::v1::NumberDataPoint;
+use opentelemetry_proto::tonic::metrics::v1::{NumberDataPoint, ResourceMetrics};
 
 use crate::conntrack::Endpoints;
 use crate::protocol::http1::{HttpExchange, HttpVersion};
@@ -59,6 +60,8 @@ fn collect(m: &mut HttpMetrics, now: u64) -> Option<ExportMetricsServiceRequest>
     let batch = m.collect(now, &host(), None)?;
     assert_eq!(batch.signal, Signal::Metrics);
     let req = ExportMetricsServiceRequest::decode(batch.data.as_slice()).unwrap();
+    // Written directly, but the bytes prost writes for the same request.
+    assert_eq!(req.encode_to_vec(), batch.data);
     let points: usize =
         req.resource_metrics.iter().flat_map(|r| &r.scope_metrics).flat_map(|s| &s.metrics).map(data_points).sum();
     assert_eq!(batch.items, points);
@@ -500,6 +503,8 @@ fn self_telemetry() {
         let t1 = T0 + SEC;
         let batch = m.collect(t1, &host(), Some(&stats)).unwrap();
         let req = ExportMetricsServiceRequest::decode(batch.data.as_slice()).unwrap();
+        // Written directly, but the bytes prost writes for the same request.
+        assert_eq!(req.encode_to_vec(), batch.data);
         assert_eq!(req.resource_metrics.len(), 2);
         let own = req
             .resource_metrics
@@ -541,6 +546,8 @@ fn self_telemetry() {
         let t2 = T0 + 2 * SEC;
         let batch = m.collect(t2, &host(), Some(&stats)).unwrap();
         let req = ExportMetricsServiceRequest::decode(batch.data.as_slice()).unwrap();
+        // Written directly, but the bytes prost writes for the same request.
+        assert_eq!(req.encode_to_vec(), batch.data);
         let (read, lost, overflows) = match temporality {
             Temporality::Cumulative => ((250, T0), (2, T0), (2, T0)),
             Temporality::Delta => ((150, t1), (0, t1), (1, t1)),

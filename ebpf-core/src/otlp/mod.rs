@@ -2,6 +2,7 @@
 
 mod resource;
 mod traces;
+pub mod wire;
 
-pub use resource::{process_resource, HostInfo};
-pub use traces::encode_traces;
+pub use resource::{process_resource, write_process_resource, HostInfo};
+pub use traces::{encode_traces, TracesEncoder};

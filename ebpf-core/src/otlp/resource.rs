@@ -7,42 +7,51 @@
 //! `process.owner`, `host.name`, `host.id`, `container.id`, `k8s.pod.uid`,
 //! and `telemetry.sdk.{name,language,version}`.
 
-use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::resource::v1::Resource;
 
+use super::wire::{AttrEncoder, AttrSink};
 use crate::process::ProcessIdentity;
-use crate::spans::{int_attr, str_attr};
 
 /// Facts about this host, read once (`HostInfo::read()`).
 pub use crate::process::HostInfo;
 
 pub fn process_resource(p: &ProcessIdentity, host: &HostInfo) -> Resource {
     let mut attributes = Vec::with_capacity(16);
-    attributes.push(str_attr("service.name", p.service_name.as_str()));
-    opt_str(&mut attributes, "service.namespace", p.service_namespace.as_deref());
-    opt_str(&mut attributes, "service.instance.id", p.instance_id(host).as_deref());
-    attributes.push(int_attr("process.pid", i64::from(p.pid)));
-    if let Some(ppid) = p.parent_pid {
-        attributes.push(int_attr("process.parent_pid", i64::from(ppid)));
-    }
-    attributes.push(str_attr("process.executable.name", p.executable_name.as_str()));
-    opt_str(&mut attributes, "process.executable.path", p.executable_path.as_deref());
-    opt_str(&mut attributes, "process.command_line", p.command_line.as_deref());
-    opt_str(&mut attributes, "process.owner", p.owner.as_deref());
-    opt_str(&mut attributes, "host.name", Some(host.host_name.as_str()));
-    opt_str(&mut attributes, "host.id", host.host_id.as_deref());
-    opt_str(&mut attributes, "container.id", p.container_id.as_deref());
-    opt_str(&mut attributes, "k8s.pod.uid", p.k8s_pod_uid.as_deref());
-    attributes.push(str_attr("telemetry.sdk.name", crate::SDK_NAME));
-    attributes.push(str_attr("telemetry.sdk.language", "rust"));
-    attributes.push(str_attr("telemetry.sdk.version", crate::VERSION));
+    resource_attributes(p, host, &mut attributes);
     Resource { attributes, ..Default::default() }
 }
 
+/// `process_resource(p, host)` encoded straight into `buf` (its fields: the
+/// bytes `prost` writes for it); `scratch` holds formatted values.
+pub fn write_process_resource(p: &ProcessIdentity, host: &HostInfo, buf: &mut Vec<u8>, scratch: &mut String) {
+    resource_attributes(p, host, &mut AttrEncoder { buf, tag: 1, scratch });
+}
+
+fn resource_attributes(p: &ProcessIdentity, host: &HostInfo, attributes: &mut impl AttrSink) {
+    attributes.str("service.name", p.service_name.as_str());
+    opt_str(attributes, "service.namespace", p.service_namespace.as_deref());
+    opt_str(attributes, "service.instance.id", p.instance_id(host).as_deref());
+    attributes.int("process.pid", i64::from(p.pid));
+    if let Some(ppid) = p.parent_pid {
+        attributes.int("process.parent_pid", i64::from(ppid));
+    }
+    attributes.str("process.executable.name", p.executable_name.as_str());
+    opt_str(attributes, "process.executable.path", p.executable_path.as_deref());
+    opt_str(attributes, "process.command_line", p.command_line.as_deref());
+    opt_str(attributes, "process.owner", p.owner.as_deref());
+    opt_str(attributes, "host.name", Some(host.host_name.as_str()));
+    opt_str(attributes, "host.id", host.host_id.as_deref());
+    opt_str(attributes, "container.id", p.container_id.as_deref());
+    opt_str(attributes, "k8s.pod.uid", p.k8s_pod_uid.as_deref());
+    attributes.str("telemetry.sdk.name", crate::SDK_NAME);
+    attributes.str("telemetry.sdk.language", "rust");
+    attributes.str("telemetry.sdk.version", crate::VERSION);
+}
+
 /// A string attribute, left out when unknown or empty.
-fn opt_str(attributes: &mut Vec<KeyValue>, key: &str, value: Option<&str>) {
+fn opt_str(attributes: &mut impl AttrSink, key: &str, value: Option<&str>) {
     if let Some(v) = value.filter(|v| !v.is_empty()) {
-        attributes.push(str_attr(key, v));
+        attributes.str(key, v);
     }
 }
 
@@ -96,6 +105,30 @@ mod tests {
             ("telemetry.sdk.version".into(), s(crate::VERSION)),
         ];
         assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn direct_encoding_matches_prost() {
+        use prost::Message;
+        let full = ProcessIdentity {
+            pid: 42,
+            service_name: "checkout".into(),
+            executable_name: "java".into(),
+            executable_path: Some("/usr/bin/java".into()),
+            service_namespace: Some("shop".into()),
+            parent_pid: Some(1),
+            start_time_ticks: Some(5),
+            owner: Some("app".into()),
+            command_line: Some("java -jar app.jar".into()),
+            container_id: Some("c".repeat(64)),
+            ..Default::default()
+        };
+        let host = HostInfo { host_name: "node-1".into(), host_id: Some("m".into()), boot_id: Some("b".into()) };
+        for (p, host) in [(&full, &host), (&ProcessIdentity::from_comm(7, "curl"), &HostInfo::default())] {
+            let (mut buf, mut scratch) = (Vec::new(), String::new());
+            write_process_resource(p, host, &mut buf, &mut scratch);
+            assert_eq!(buf, process_resource(p, host).encode_to_vec());
+        }
     }
 
     #[test]

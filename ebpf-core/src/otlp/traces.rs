@@ -9,6 +9,69 @@ use std::borrow::Borrow;
 use crate::process::ProcessIdentity;
 
 use super::resource::{process_resource, HostInfo};
+use super::wire;
+
+/// Builds `ExportTraceServiceRequest`s around spans already encoded
+/// (`crate::spans::write_http_span`): the same bytes `encode_traces` gives
+/// for the same spans.
+#[derive(Debug)]
+pub struct TracesEncoder {
+    /// The encoded `InstrumentationScope` of every span.
+    scope: Vec<u8>,
+}
+
+impl Default for TracesEncoder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TracesEncoder {
+    pub fn new() -> Self {
+        Self { scope: scope().encode_to_vec() }
+    }
+
+    /// One request with a ResourceSpans per group; a group's bytes are its
+    /// spans as `ScopeSpans.spans` fields (key 2, length, `Span` message).
+    pub fn encode<'a>(
+        &self,
+        groups: impl IntoIterator<Item = (&'a ProcessIdentity, &'a [u8])>,
+        host: &HostInfo,
+    ) -> Vec<u8> {
+        // Sized first: one allocation for the whole request.
+        let groups: Vec<_> = groups
+            .into_iter()
+            .map(|(process, spans)| {
+                let resource = process_resource(process, host);
+                let resource_len = resource.encoded_len();
+                let scope_spans_len = wire::len_field_len(1, self.scope.len()) + spans.len();
+                let resource_spans_len = wire::len_field_len(1, resource_len) + wire::len_field_len(2, scope_spans_len);
+                (resource, resource_len, scope_spans_len, resource_spans_len, spans)
+            })
+            .collect();
+        let mut out = Vec::with_capacity(groups.iter().map(|g| wire::len_field_len(1, g.3)).sum());
+        for (resource, resource_len, scope_spans_len, resource_spans_len, spans) in groups {
+            // ExportTraceServiceRequest.resource_spans (1)
+            wire::len_prefix(&mut out, 1, resource_spans_len);
+            // ResourceSpans.resource (1), .scope_spans (2)
+            wire::len_prefix(&mut out, 1, resource_len);
+            resource.encode_raw(&mut out);
+            wire::len_prefix(&mut out, 2, scope_spans_len);
+            // ScopeSpans.scope (1), .spans (2) already framed
+            wire::len_field(&mut out, 1, &self.scope);
+            out.extend_from_slice(spans);
+        }
+        out
+    }
+}
+
+fn scope() -> InstrumentationScope {
+    InstrumentationScope {
+        name: crate::SDK_NAME.to_string(),
+        version: crate::VERSION.to_string(),
+        ..Default::default()
+    }
+}
 
 /// Encodes one request with a ResourceSpans per process.
 pub fn encode_traces<P: Borrow<ProcessIdentity>>(
@@ -19,15 +82,7 @@ pub fn encode_traces<P: Borrow<ProcessIdentity>>(
         .into_iter()
         .map(|(process, spans)| ResourceSpans {
             resource: Some(process_resource(process.borrow(), host)),
-            scope_spans: vec![ScopeSpans {
-                scope: Some(InstrumentationScope {
-                    name: crate::SDK_NAME.to_string(),
-                    version: crate::VERSION.to_string(),
-                    ..Default::default()
-                }),
-                spans,
-                schema_url: String::new(),
-            }],
+            scope_spans: vec![ScopeSpans { scope: Some(scope()), spans, schema_url: String::new() }],
             schema_url: String::new(),
         })
         .collect();

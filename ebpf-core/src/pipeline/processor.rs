@@ -15,13 +15,15 @@ use crate::otlp::HostInfo;
 use crate::protocol::genai::GenAiCall;
 use crate::protocol::Role;
 use crate::routes::RouteMatcher;
-use crate::spans::{first_chunk_ns, genai_error_type, genai_server, genai_span, http_span, path_of, IdGenerator};
+use crate::spans::{first_chunk_ns, genai_error_type, genai_server, genai_span, path_of, write_http_span, IdGenerator};
 
 use super::genai::GenAiStage;
 use crate::stats::Stats;
 
 /// Connections silent this long are dropped (their close event was lost).
 const IDLE_EXPIRY: Duration = Duration::from_secs(300);
+/// How often `tick` looks for such connections.
+const EXPIRY_SCAN_INTERVAL: Duration = Duration::from_secs(1);
 
 pub struct Processor {
     conns: ConnTracker,
@@ -30,6 +32,8 @@ pub struct Processor {
     /// None when metrics are disabled.
     metrics: Option<HttpMetrics>,
     next_metrics: Instant,
+    /// Monotonic time of the next scan for idle connections.
+    next_expiry_ns: u64,
     routes: RouteMatcher,
     route_buf: String,
     /// LLM API calls; None when `genai.enabled` is off.
@@ -72,6 +76,7 @@ impl Processor {
             }),
             metrics: config.metrics.enabled.then(|| HttpMetrics::new_at(&config.metrics, now_unix)),
             next_metrics: Instant::now() + config.metrics.interval(),
+            next_expiry_ns: 0,
             routes: config.routes.matcher().expect("routes validated with the config"),
             route_buf: String::new(),
             host,
@@ -87,7 +92,10 @@ impl Processor {
 
     /// Handles one record; a batch it completes goes to `emit`.
     pub fn handle(&mut self, record: &[u8], now: Instant, emit: &mut impl FnMut(Batch)) {
-        self.stats.events_read.fetch_add(1, Relaxed);
+        // The processor is the only writer of this counter: a plain load and
+        // store, not a locked read-modify-write per event.
+        let read = &self.stats.events_read;
+        read.store(read.load(Relaxed) + 1, Relaxed);
         let event = match decode(record) {
             Ok(e) => e,
             Err(e) => {
@@ -140,11 +148,14 @@ impl Processor {
                 }
             }
             if let Some(batcher) = &mut self.batcher {
-                let span = match &call {
-                    Some(call) => genai_span(&ex, route, call, &self.clock, &mut self.ids),
-                    None => http_span(&ex, route, &self.clock, &mut self.ids),
+                let (clock, ids) = (&self.clock, &mut self.ids);
+                let batch = match &call {
+                    Some(call) => batcher.push(&ex.process, genai_span(&ex, route, call, clock, ids), now),
+                    None => batcher.push_with(&ex.process, now, |buf, scratch| {
+                        write_http_span(&ex, route, clock, ids, buf, scratch)
+                    }),
                 };
-                if let Some(batch) = batcher.push(&ex.process, span, now) {
+                if let Some(batch) = batch {
                     emit(batch);
                 }
             }
@@ -167,8 +178,12 @@ impl Processor {
     /// due, expire idle connections, follow wall-clock steps.
     pub fn tick(&mut self, now: Instant, now_monotonic_ns: u64, emit: &mut impl FnMut(Batch)) {
         self.clock = WallClock::new();
-        let cutoff = now_monotonic_ns.saturating_sub(IDLE_EXPIRY.as_nanos() as u64);
-        self.conns.expire_idle(cutoff, &mut self.exchanges);
+        // A scan of every connection: once a second is plenty for a 5-minute expiry.
+        if now_monotonic_ns >= self.next_expiry_ns {
+            let cutoff = now_monotonic_ns.saturating_sub(IDLE_EXPIRY.as_nanos() as u64);
+            self.conns.expire_idle(cutoff, &mut self.exchanges);
+            self.next_expiry_ns = now_monotonic_ns + EXPIRY_SCAN_INTERVAL.as_nanos() as u64;
+        }
         self.drain_exchanges(now, emit);
         if let Some(batch) = self.batcher.as_mut().and_then(|b| b.tick(now)) {
             emit(batch);

@@ -1,6 +1,6 @@
 //! Identities by pid, read once per process and dropped when it exits.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::sync::Arc;
 
 use super::config::IdentityConfig;
@@ -25,7 +25,7 @@ pub struct TaskHint<'a> {
 /// `get_or_read` reads the new image.
 #[derive(Debug, Default)]
 pub struct ProcessTable {
-    by_pid: HashMap<u32, Arc<ProcessIdentity>>,
+    by_pid: FxHashMap<u32, Arc<ProcessIdentity>>,
     /// Replaying recorded events: the pids are not this host's, never read /proc.
     offline: bool,
     config: IdentityConfig,

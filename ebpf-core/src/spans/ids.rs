@@ -10,14 +10,26 @@ impl IdGenerator {
         Self { rng: fastrand::Rng::new() }
     }
 
+    /// Ids drawn from a fixed seed (tests comparing encodings).
+    #[doc(hidden)]
+    pub fn with_seed(seed: u64) -> Self {
+        Self { rng: fastrand::Rng::with_seed(seed) }
+    }
+
+    pub fn trace_id_bytes(&mut self) -> [u8; 16] {
+        self.rng.u128(1..).to_be_bytes()
+    }
+
+    pub fn span_id_bytes(&mut self) -> [u8; 8] {
+        self.rng.u64(1..).to_be_bytes()
+    }
+
     pub fn trace_id(&mut self) -> Vec<u8> {
-        let id = self.rng.u128(1..);
-        id.to_be_bytes().to_vec()
+        self.trace_id_bytes().to_vec()
     }
 
     pub fn span_id(&mut self) -> Vec<u8> {
-        let id = self.rng.u64(1..);
-        id.to_be_bytes().to_vec()
+        self.span_id_bytes().to_vec()
     }
 }
 
