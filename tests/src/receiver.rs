@@ -119,6 +119,18 @@ impl Receiver {
         s
     }
 
+    /// Every counter, through `otel_ebpf_stats_get_sized` (the fields after
+    /// `connections` too: `requests_lost`, `stream_gaps`, ...).
+    pub fn stats_all(&self) -> otel_ebpf_stats {
+        let mut s = otel_ebpf_stats::default();
+        // SAFETY: live handle (freed only in Drop), a writable struct of the size passed.
+        let rc = unsafe {
+            otel_ebpf::otel_ebpf_stats_get_sized(self.inst(), &mut s, std::mem::size_of::<otel_ebpf_stats>())
+        };
+        assert_eq!(rc, OTEL_EBPF_OK, "otel_ebpf_stats_get_sized: {}", last_error());
+        s
+    }
+
     /// Every span received so far.
     pub fn spans(&self) -> Vec<SpanRec> {
         self.shared.data.lock().unwrap().spans.clone()

@@ -78,6 +78,15 @@ impl SpanBatcher {
         self.span.clear();
         write(&mut self.span, &mut self.scratch);
         let group = match self.index.entry(process.pid) {
+            // The same pid after an exec() is another program with an
+            // identity of its own: its spans start a group (a resource) of
+            // their own rather than joining the old program's.
+            Entry::Occupied(mut e) if !Arc::ptr_eq(&self.groups[*e.get()].process, process) => {
+                let spans = self.spare.pop().unwrap_or_default();
+                self.groups.push(Group { process: process.clone(), spans });
+                e.insert(self.groups.len() - 1);
+                self.groups.len() - 1
+            }
             Entry::Occupied(e) => *e.get(),
             Entry::Vacant(e) => {
                 let spans = self.spare.pop().unwrap_or_default();
@@ -130,6 +139,7 @@ impl SpanBatcher {
 mod tests {
     use super::*;
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::any_value::Value;
     use prost::Message;
 
     fn proc(pid: u32) -> Arc<ProcessIdentity> {
@@ -150,15 +160,43 @@ mod tests {
     fn cuts_by_size_and_groups_by_process() {
         let mut b = SpanBatcher::new(3, Duration::from_secs(60), host());
         let now = Instant::now();
-        assert!(b.push(&proc(1), Span::default(), now).is_none());
+        let p1 = proc(1);
+        assert!(b.push(&p1, Span::default(), now).is_none());
         assert!(b.push(&proc(2), Span::default(), now).is_none());
-        let batch = b.push(&proc(1), Span::default(), now).expect("full batch");
+        let batch = b.push(&p1, Span::default(), now).expect("full batch");
         assert_eq!(batch.items, 3);
         let req = ExportTraceServiceRequest::decode(batch.data.as_slice()).unwrap();
         let mut sizes: Vec<usize> = req.resource_spans.iter().map(|r| r.scope_spans[0].spans.len()).collect();
         sizes.sort();
         assert_eq!(sizes, vec![1, 2]);
         assert!(b.flush().is_none());
+    }
+
+    /// A pid that exec()ed is another program: the spans after the exec go
+    /// under the new identity, not the old one's resource.
+    #[test]
+    fn a_new_identity_of_the_same_pid_gets_its_own_resource() {
+        let mut b = SpanBatcher::new(100, Duration::from_secs(60), host());
+        let now = Instant::now();
+        let before = proc(7);
+        let after = Arc::new(ProcessIdentity { service_name: "curl".into(), ..(*before).clone() });
+        b.push(&before, Span { name: "before".into(), ..Default::default() }, now);
+        b.push(&after, Span { name: "after".into(), ..Default::default() }, now);
+        b.push(&after, Span { name: "after".into(), ..Default::default() }, now);
+        let req = ExportTraceServiceRequest::decode(b.flush().unwrap().data.as_slice()).unwrap();
+        let by_service: Vec<(String, Vec<String>)> = req
+            .resource_spans
+            .iter()
+            .map(|r| {
+                let svc = r.resource.as_ref().unwrap().attributes.iter().find(|a| a.key == "service.name").unwrap();
+                let Some(Value::StringValue(name)) = svc.value.as_ref().unwrap().value.clone() else { panic!() };
+                (name, r.scope_spans[0].spans.iter().map(|s| s.name.clone()).collect())
+            })
+            .collect();
+        assert_eq!(
+            by_service,
+            vec![("svc7".into(), vec!["before".into()]), ("curl".into(), vec!["after".into(), "after".into()])]
+        );
     }
 
     /// Spans encoded on the way in give the bytes `encode_traces` gives.

@@ -221,10 +221,12 @@ impl ConnTracker {
     }
 
     /// The process exited: its sockets closed without close() calls. Returns
-    /// the fds it had, so the kernel table can forget them too.
-    pub fn process_exit(&mut self, hdr: &Header, out: &mut Vec<Exchange>) -> Vec<i32> {
-        let fds: Vec<i32> = self.conns.keys().filter(|(tgid, _)| *tgid == hdr.tgid).map(|&(_, fd)| fd).collect();
-        for &fd in &fds {
+    /// the fds it had and their connections, so the kernel table can forget
+    /// them too.
+    pub fn process_exit(&mut self, hdr: &Header, out: &mut Vec<Exchange>) -> Vec<(i32, u64)> {
+        let fds: Vec<(i32, u64)> =
+            self.conns.iter().filter(|((tgid, _), _)| *tgid == hdr.tgid).map(|(&(_, fd), c)| (fd, c.conn_id)).collect();
+        for &(fd, _) in &fds {
             if let Some(conn) = self.conns.remove(&(hdr.tgid, fd)) {
                 self.finish(conn, hdr.ts_ns, out);
             }

@@ -45,8 +45,9 @@ pub struct Processor {
     exchanges: Vec<Exchange>,
     /// Processes whose series to forget once their last exchanges are recorded.
     exited: Vec<u32>,
-    /// (tgid, fd) the kernel table should forget: sockets of exited processes.
-    pub forget: Vec<(u32, i32)>,
+    /// (tgid, fd, conn_id) the kernel table should forget: sockets of exited
+    /// processes (or of the image an exec replaced), if still those connections.
+    pub forget: Vec<(u32, i32, u64)>,
     /// Processes that exec()ed since the worker last looked: to re-select.
     pub execs: Vec<u32>,
 }
@@ -111,14 +112,14 @@ impl Processor {
             Event::ConnClose(h) => self.conns.close(&h, out),
             Event::ProcessExit(h) => {
                 let fds = self.conns.process_exit(&h, out);
-                self.forget.extend(fds.into_iter().map(|fd| (h.tgid, fd)));
+                self.forget.extend(fds.into_iter().map(|(fd, conn_id)| (h.tgid, fd, conn_id)));
                 self.exited.push(h.tgid);
             }
             // A new image: new identity, new selection decision. Its sockets
             // are forgotten too; survivors of the exec are found again lazily.
             Event::ProcessExec(h, _comm) => {
                 let fds = self.conns.process_exit(&h, out);
-                self.forget.extend(fds.into_iter().map(|fd| (h.tgid, fd)));
+                self.forget.extend(fds.into_iter().map(|(fd, conn_id)| (h.tgid, fd, conn_id)));
                 self.execs.push(h.tgid);
             }
         }

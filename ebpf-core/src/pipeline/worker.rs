@@ -60,8 +60,8 @@ pub fn spawn_worker(
             wait_readable(probes.events.as_raw_fd(), wait);
             drain(&mut probes, &mut processor, &mut emit, &mut recorder, DRAIN_BUDGET);
             processor.tick(Instant::now(), monotonic_now_ns(), &mut emit);
-            for (tgid, fd) in processor.forget.drain(..) {
-                probes.conns.remove(tgid, fd);
+            for (tgid, fd, conn_id) in processor.forget.drain(..) {
+                probes.conns.forget(tgid, fd, conn_id);
             }
             for m in processor.take_muted() {
                 probes.conns.mute(m.tgid, m.fd, m.conn_id, m.tls);
