@@ -70,7 +70,8 @@ const COUNTERS: [Counter; 11] = [
     Counter {
         name: "ebpf_receiver.requests.lost",
         unit: "{request}",
-        description: "Requests that produced no span because the kernel lost their events (from their start, or cut by a hole).",
+        description:
+            "Requests that produced no span because the kernel lost their events (from their start, or cut by a hole).",
         attribute: None,
         value: |s, _| s.requests_lost,
     },
