@@ -505,9 +505,6 @@ fn a_hundred_thousand_concurrent_connections() {
 /// receiver must have forgotten them (the gauge falls back) and every
 /// unanswered request must be reported (a span saying so) or counted lost.
 #[test]
-#[ignore = "bug: connections evicted from the kernel's LRU table (max_connections) are never forgotten by \
-            userspace (no close event; kept until the 5-minute idle expiry) and their requests are neither \
-            reported nor counted"]
 fn more_connections_than_the_kernel_table_holds() {
     if !require_root() {
         return;

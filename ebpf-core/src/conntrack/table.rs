@@ -238,6 +238,26 @@ impl ConnTracker {
         fds
     }
 
+    /// Drops the connections the kernel no longer tracks (`tracked(tgid, fd,
+    /// conn_id)` false): pushed out of its full LRU table, or closed while the
+    /// close event was lost. Neither sends a close event, so without this they
+    /// would wait for the idle expiry. Their pending requests end as on
+    /// expiry. Returns how many went.
+    pub fn reconcile(&mut self, mut tracked: impl FnMut(u32, i32, u64) -> bool, out: &mut Vec<Exchange>) -> usize {
+        let gone: Vec<(u32, i32)> =
+            self.conns.iter().filter(|(&(tgid, fd), c)| !tracked(tgid, fd, c.conn_id)).map(|(k, _)| *k).collect();
+        for key in &gone {
+            if let Some(conn) = self.conns.remove(key) {
+                let ts = conn.last_seen_ns;
+                self.finish(conn, ts, out);
+            }
+        }
+        if !gone.is_empty() {
+            self.maybe_shrink();
+        }
+        gone.len()
+    }
+
     /// Drops connections silent since `cutoff_ns` (their close was lost):
     /// bounds memory when events go missing.
     pub fn expire_idle(&mut self, cutoff_ns: u64, out: &mut Vec<Exchange>) {
@@ -420,6 +440,32 @@ mod tests {
         t.process_exit(&hdr(0), out);
         assert!(t.is_empty());
         assert!(t.capacity() < SHRINK_MIN_CAPACITY, "capacity {}", t.capacity());
+    }
+
+    /// Connections the kernel no longer holds (pushed out of its full LRU
+    /// table: no close event) leave userspace too, their requests reported.
+    #[test]
+    fn reconcile_drops_what_the_kernel_forgot() {
+        let mut t = ConnTracker::offline();
+        let out = &mut Vec::new();
+        let hdr = |fd: i32| Header { ts_ns: 1, tgid: TGID, tid: TGID, fd, conn_id: 100 + fd as u64 };
+        for fd in 0..4 {
+            let data = DataEvent {
+                direction: Direction::Ingress,
+                total_len: 18,
+                payload: b"GET / HTTP/1.1\r\n\r\n",
+                seq: None,
+                tls: false,
+            };
+            t.data(&hdr(fd), &data, out);
+        }
+        assert_eq!((t.len(), out.len()), (4, 0));
+        // The kernel still holds fds 0 and 3, and fd 2 as another connection.
+        let gone = t.reconcile(|tgid, fd, id| tgid == TGID && (fd == 0 || fd == 3) && id == 100 + fd as u64, out);
+        assert_eq!(gone, 2);
+        assert_eq!(t.len(), 2);
+        assert_eq!(out.len(), 2, "the unanswered requests of fds 1 and 2 end as exchanges");
+        assert_eq!(t.reconcile(|_, _, _| true, out), 0);
     }
 
     #[test]

@@ -196,6 +196,25 @@ impl Processor {
         }
     }
 
+    /// Connections tracked in userspace.
+    pub fn connections(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Drops the connections the kernel table no longer holds (see
+    /// `ConnTracker::reconcile`).
+    pub fn reconcile(
+        &mut self,
+        tracked: impl FnMut(u32, i32, u64) -> bool,
+        now: Instant,
+        emit: &mut impl FnMut(Batch),
+    ) -> usize {
+        let gone = self.conns.reconcile(tracked, &mut self.exchanges);
+        self.drain_exchanges(now, emit);
+        self.stats.connections.store(self.conns.len() as u64, Relaxed);
+        gone
+    }
+
     fn collect_metrics(&mut self, now_monotonic_ns: u64, emit: &mut impl FnMut(Batch)) {
         let snapshot = self.stats.snapshot();
         let now_unix = self.clock.to_unix_ns(now_monotonic_ns);

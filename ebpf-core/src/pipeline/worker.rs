@@ -25,6 +25,9 @@ use super::processor::Processor;
 /// the ring buffer is a quarter full (wakeups cost more than events), so this
 /// bounds the latency added to every event.
 const MAX_WAIT: Duration = Duration::from_millis(50);
+/// How often the connection table is checked against the kernel's, when
+/// that is needed at all (see the loop).
+const RECONCILE_EVERY: Duration = Duration::from_secs(1);
 /// Records handled between deadline checks under load.
 const DRAIN_BUDGET: usize = 4096;
 
@@ -54,6 +57,8 @@ pub fn spawn_worker(
     let stop_flag = stop.clone();
     let thread = std::thread::Builder::new().name("otel-ebpf-worker".into()).spawn(move || {
         let mut emit = |batch: Batch| send(&tx, batch, &stats);
+        let mut next_reconcile = Instant::now() + RECONCILE_EVERY;
+        let mut lost_at_reconcile = 0;
         while !stop_flag.load(Relaxed) {
             let now = Instant::now();
             let wait = processor.time_left(now).map_or(MAX_WAIT, |d| d.min(MAX_WAIT));
@@ -88,6 +93,20 @@ pub fn spawn_worker(
             stats.events_lost.store(counters.total_lost(), Relaxed);
             stats.tls_no_socket.store(counters.tls_no_socket, Relaxed);
             stats.requests_unseen.store(counters.requests_unseen(), Relaxed);
+            // Connections the kernel forgot without a close event: when its
+            // LRU table is nearly full (it pushes old ones out silently) or
+            // events were lost (close events among them). A lookup per
+            // connection, once a second, only then.
+            if now >= next_reconcile {
+                let lost = counters.total_lost();
+                let full = processor.connections() as u64 * 10 >= u64::from(probes.max_connections) * 9;
+                if full || lost != lost_at_reconcile {
+                    let conns = &probes.conns;
+                    processor.reconcile(|tgid, fd, id| conns.tracks(tgid, fd, id), now, &mut emit);
+                    lost_at_reconcile = lost;
+                }
+                next_reconcile = now + RECONCILE_EVERY;
+            }
         }
         // Hand over what is queued and close the queue first, so pollers
         // see the end now; detaching takes ~40 ms per tracepoint (an RCU

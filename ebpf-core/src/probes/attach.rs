@@ -160,6 +160,9 @@ pub struct Probes {
     pub counters: KernelCounters,
     pub conns: ConnTable,
     pub pid_filter: PidFilter,
+    /// Entries of the kernel connection table (an LRU: when it is full, new
+    /// connections push old ones out without telling anyone).
+    pub max_connections: u32,
     /// The OpenSSL uprobe programs loaded (verified) and ready to attach.
     tls_ready: bool,
     /// The Go `crypto/tls` ones: loaded when the first Go binary using
@@ -284,6 +287,7 @@ impl Probes {
             counters,
             conns,
             pid_filter,
+            max_connections: settings.max_connections,
             tls_ready,
             go_tls: GoTlsPrograms::NotLoaded,
             _port_filter: ports,

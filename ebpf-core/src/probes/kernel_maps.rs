@@ -76,6 +76,11 @@ impl ConnTable {
         }
     }
 
+    /// Is (tgid, fd) still connection `conn_id` in the kernel table?
+    pub fn tracks(&self, tgid: u32, fd: i32, conn_id: u64) -> bool {
+        matches!(self.0.get(&FdKey(oe_fd_key { tgid, fd }), 0), Ok(ConnInfo(info)) if info.conn_id == conn_id)
+    }
+
     /// Forgets (tgid, fd) if it is still connection `conn_id`: after an exec
     /// the new image may already have a socket of its own on that fd, which
     /// must stay. A key already gone (LRU eviction, close) is fine.
