@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -24,6 +25,9 @@ const (
 	// pollTimeout bounds how long one poll blocks, so that the poller notices
 	// a cancelled context even when the library is quiet.
 	pollTimeout = 200 * time.Millisecond
+	// releaseAfterBytes and releaseIdle: see releaseAfterBurst.
+	releaseAfterBytes = 64 << 20
+	releaseIdle       = 10 * time.Second
 	// minPollWait is the least time between two polls that found nothing.
 	minPollWait = 10 * time.Millisecond
 	transport   = "ebpf"
@@ -49,6 +53,10 @@ type ebpfReceiver struct {
 	shutdown bool
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
+
+	// The poller's own (see releaseAfterBurst).
+	sinceRelease int
+	lastBatch    time.Time
 }
 
 var (
@@ -203,6 +211,8 @@ func (r *ebpfReceiver) pollLoop(ctx context.Context, host component.Host) {
 			case <-time.After(pollTimeout):
 			}
 		case b != nil:
+			r.sinceRelease += len(b.Data)
+			r.lastBatch = time.Now()
 			r.consume(ctx, b)
 		case time.Since(polled) < minPollWait:
 			// The library answers "nothing yet" at once while it is busy
@@ -212,7 +222,24 @@ func (r *ebpfReceiver) pollLoop(ctx context.Context, host component.Host) {
 			case <-time.After(minPollWait):
 			}
 		}
+		if b == nil && err == nil {
+			r.releaseAfterBurst()
+		}
 	}
+}
+
+// releaseAfterBurst hands the memory a burst of telemetry left in the Go heap
+// back to the system once the burst is over. Go keeps freed heap for reuse
+// and returns it slowly: after a million short connections the collector
+// stayed 12 MiB (22%) above its earlier level. An agent on every node is
+// expected to come back down, so after releaseAfterBytes of batches and
+// releaseIdle without one, the heap is collected and returned once.
+func (r *ebpfReceiver) releaseAfterBurst() {
+	if r.sinceRelease < releaseAfterBytes || time.Since(r.lastBatch) < releaseIdle {
+		return
+	}
+	r.sinceRelease = 0
+	debug.FreeOSMemory()
 }
 
 // consume decodes one batch with pdata and hands it to the pipelines of its
