@@ -145,21 +145,33 @@ static __always_inline void count_lost_turn(const struct oe_conn_info *ci, bool 
 		count(OE_CNT_REQUEST_STARTS_LOST);
 }
 
+/* The scratch event of this CPU and the connection its header names, for
+ * the full-capture programs that build on an event emit_data started. */
+static __always_inline struct oe_conn_info *scratch_conn(struct scratch **s)
+{
+	__u32 zero = 0;
+	*s = bpf_map_lookup_elem(&scratch_buf, &zero);
+	if (!*s)
+		return NULL;
+	struct oe_data *ev = &(*s)->ev;
+	struct oe_fd_key key = { .tgid = ev->meta.hdr.tgid, .fd = ev->meta.hdr.fd };
+	struct oe_conn_info *ci = bpf_map_lookup_elem(&conns, &key);
+	if (!ci || ci->conn_id != ev->meta.hdr.conn_id)
+		return NULL;
+	return ci;
+}
+
 /* One piece of a full capture: n bytes at addr as an event of its own,
  * built in the scratch event whose header names the connection. Global, so
  * the verifier checks it once rather than once per iteration of the loops
  * below (it made each tail program cost 1.6 s to load). */
 __noinline int oe_send_piece(__u64 addr, __u32 n)
 {
-	__u32 zero = 0;
-	struct scratch *s = bpf_map_lookup_elem(&scratch_buf, &zero);
-	if (!s)
+	struct scratch *s;
+	struct oe_conn_info *ci = scratch_conn(&s);
+	if (!ci)
 		return 0;
 	struct oe_data *ev = &s->ev;
-	struct oe_fd_key key = { .tgid = ev->meta.hdr.tgid, .fd = ev->meta.hdr.fd };
-	struct oe_conn_info *ci = bpf_map_lookup_elem(&conns, &key);
-	if (!ci || ci->conn_id != ev->meta.hdr.conn_id)
-		return 0;
 	if (n > OE_MAX_CAPTURE)
 		n = OE_MAX_CAPTURE;
 	ev->meta.seq = __sync_fetch_and_add(&ci->seq, 1);
@@ -331,15 +343,11 @@ static __always_inline void emit_data(void *ctx, bool uprobe, __u64 pid_tgid, co
  * scratch event's header names the connection. */
 static __always_inline int send_rest(void)
 {
-	__u32 zero = 0;
-	struct scratch *s = bpf_map_lookup_elem(&scratch_buf, &zero);
-	if (!s)
+	struct scratch *s;
+	struct oe_conn_info *ci = scratch_conn(&s);
+	if (!ci)
 		return 0;
 	struct oe_data *ev = &s->ev;
-	struct oe_fd_key key = { .tgid = ev->meta.hdr.tgid, .fd = ev->meta.hdr.fd };
-	struct oe_conn_info *ci = bpf_map_lookup_elem(&conns, &key);
-	if (!ci || ci->conn_id != ev->meta.hdr.conn_id)
-		return 0;
 	__u64 buf = s->rest.buf, copied = s->rest.copied, moved = s->rest.moved;
 	/* Bounds the caller guaranteed, restated: from map memory the verifier
 	 * knows nothing, and unbounded offsets multiply its paths. A syscall

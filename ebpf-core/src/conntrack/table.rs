@@ -393,20 +393,18 @@ mod tests {
         assert!(t.tls_suspects.is_empty(), "not a TLS record");
     }
 
+    /// The first bytes of a request, as one ingress event.
+    fn request_head(payload: &'static [u8]) -> DataEvent<'static> {
+        DataEvent { direction: Direction::Ingress, total_len: payload.len() as u32, payload, seq: None, tls: false }
+    }
+
     #[test]
     fn table_gives_memory_back_after_mass_close() {
         let mut t = ConnTracker::offline();
         let out = &mut Vec::new();
         let hdr = |fd: i32| Header { ts_ns: 1, tgid: TGID, tid: TGID, fd, conn_id: fd as u64 };
         for fd in 0..10_000 {
-            let data = DataEvent {
-                direction: Direction::Ingress,
-                total_len: 14,
-                payload: b"GET / HTTP/1.1",
-                seq: None,
-                tls: false,
-            };
-            t.data(&hdr(fd), &data, out);
+            t.data(&hdr(fd), &request_head(b"GET / HTTP/1.1"), out);
         }
         assert_eq!(t.len(), 10_000);
         let full = t.capacity();
@@ -427,14 +425,7 @@ mod tests {
         assert_eq!(t.capacity(), small);
         // Connections of an exited process, and idle ones, count as removals too.
         for fd in 0..5_000 {
-            let data = DataEvent {
-                direction: Direction::Ingress,
-                total_len: 14,
-                payload: b"GET / HTTP/1.1",
-                seq: None,
-                tls: false,
-            };
-            t.data(&hdr(fd), &data, out);
+            t.data(&hdr(fd), &request_head(b"GET / HTTP/1.1"), out);
         }
         assert!(t.capacity() >= 5_000);
         t.process_exit(&hdr(0), out);
@@ -450,14 +441,7 @@ mod tests {
         let out = &mut Vec::new();
         let hdr = |fd: i32| Header { ts_ns: 1, tgid: TGID, tid: TGID, fd, conn_id: 100 + fd as u64 };
         for fd in 0..4 {
-            let data = DataEvent {
-                direction: Direction::Ingress,
-                total_len: 18,
-                payload: b"GET / HTTP/1.1\r\n\r\n",
-                seq: None,
-                tls: false,
-            };
-            t.data(&hdr(fd), &data, out);
+            t.data(&hdr(fd), &request_head(b"GET / HTTP/1.1\r\n\r\n"), out);
         }
         assert_eq!((t.len(), out.len()), (4, 0));
         // The kernel still holds fds 0 and 3, and fd 2 as another connection.
