@@ -244,8 +244,19 @@ impl ConnTracker {
     /// would wait for the idle expiry. Their pending requests end as on
     /// expiry. Returns how many went.
     pub fn reconcile(&mut self, mut tracked: impl FnMut(u32, i32, u64) -> bool, out: &mut Vec<Exchange>) -> usize {
-        let gone: Vec<(u32, i32)> =
-            self.conns.iter().filter(|(&(tgid, fd), c)| !tracked(tgid, fd, c.conn_id)).map(|(k, _)| *k).collect();
+        self.end_where(|&(tgid, fd), c| !tracked(tgid, fd, c.conn_id), out)
+    }
+
+    /// Drops connections silent since `cutoff_ns` (their close was lost):
+    /// bounds memory when events go missing.
+    pub fn expire_idle(&mut self, cutoff_ns: u64, out: &mut Vec<Exchange>) {
+        self.end_where(|_, c| c.last_seen_ns < cutoff_ns, out);
+    }
+
+    /// Ends the connections `pred` picks, at their last event (no close was
+    /// seen), and gives the table's memory back; returns how many.
+    fn end_where(&mut self, mut pred: impl FnMut(&(u32, i32), &Connection) -> bool, out: &mut Vec<Exchange>) -> usize {
+        let gone: Vec<(u32, i32)> = self.conns.iter().filter(|(k, c)| pred(k, c)).map(|(k, _)| *k).collect();
         for key in &gone {
             if let Some(conn) = self.conns.remove(key) {
                 let ts = conn.last_seen_ns;
@@ -256,20 +267,6 @@ impl ConnTracker {
             self.maybe_shrink();
         }
         gone.len()
-    }
-
-    /// Drops connections silent since `cutoff_ns` (their close was lost):
-    /// bounds memory when events go missing.
-    pub fn expire_idle(&mut self, cutoff_ns: u64, out: &mut Vec<Exchange>) {
-        let stale: Vec<(u32, i32)> =
-            self.conns.iter().filter(|(_, c)| c.last_seen_ns < cutoff_ns).map(|(k, _)| *k).collect();
-        for key in stale {
-            if let Some(conn) = self.conns.remove(&key) {
-                let ts = conn.last_seen_ns;
-                self.finish(conn, ts, out);
-            }
-        }
-        self.maybe_shrink();
     }
 
     fn finish(&mut self, conn: Connection, ts_ns: u64, out: &mut Vec<Exchange>) {

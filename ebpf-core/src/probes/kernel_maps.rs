@@ -85,9 +85,8 @@ impl ConnTable {
     /// the new image may already have a socket of its own on that fd, which
     /// must stay. A key already gone (LRU eviction, close) is fine.
     pub fn forget(&mut self, tgid: u32, fd: i32, conn_id: u64) {
-        let key = FdKey(oe_fd_key { tgid, fd });
-        if matches!(self.0.get(&key, 0), Ok(ConnInfo(info)) if info.conn_id == conn_id) {
-            let _ = self.0.remove(&key);
+        if self.tracks(tgid, fd, conn_id) {
+            let _ = self.0.remove(&FdKey(oe_fd_key { tgid, fd }));
         }
     }
 }
