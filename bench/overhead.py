@@ -36,7 +36,7 @@ import time
 from benchlib import build_loadgen, free_port, start_nginx, wait_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-HOST = os.path.join(ROOT, "target/release/examples/bench_host")
+HOST = os.environ.get("OE_BENCH_HOST", os.path.join(ROOT, "target/release/examples/bench_host"))
 MODES = {
     "off": None,
     # Spans only: no metrics aggregation, no OpenSSL uprobes.
@@ -188,8 +188,9 @@ def main():
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("overhead.py: needs root (eBPF)")
-    subprocess.run(["cargo", "build", "--release", "-q", "-p", "ebpf-core", "--example", "bench_host"],
-                   cwd=ROOT, check=True)
+    if "OE_BENCH_HOST" not in os.environ:
+        subprocess.run(["cargo", "build", "--release", "-q", "-p", "ebpf-core", "--example", "bench_host"],
+                       cwd=ROOT, check=True)
     subprocess.run(["sysctl", "-qw", "kernel.bpf_stats_enabled=1"], check=True)
     work = tempfile.mkdtemp(prefix="oe-bench-")
     loadgen = build_loadgen(work)

@@ -698,7 +698,7 @@ fn record_throughput() {
         let role = if i % 4 == 0 { Role::Client } else { Role::Server };
         let status = [Some(200), Some(200), Some(404), Some(500)][(i % 4) as usize];
         let mut ex = exchange(&p, role, status, (i + 1) * 3 * MS);
-        ex.http.target = format!("/api/v1/users/{}/orders/{}?x=1", i * 7919, i % 3);
+        ex.http.target = format!("/api/v1/users/{}/orders/{}?x=1", i * 7919, i % 3).into();
         exchanges.push(ex);
     }
     let mut buf = String::new();

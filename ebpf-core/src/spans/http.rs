@@ -215,7 +215,7 @@ mod tests {
                 method: method.into(),
                 target: target.into(),
                 version: HttpVersion::Http11,
-                host: host.map(String::from),
+                host: host.map(Into::into),
                 status,
                 request_start_ns: 1_000,
                 request_end_ns: 1_500,

@@ -1,5 +1,7 @@
 use std::fmt;
 
+use compact_str::CompactString;
+
 use super::kept::KeptBodies;
 use crate::protocol::Role;
 
@@ -16,15 +18,16 @@ use crate::protocol::Role;
 pub struct HttpExchange {
     /// Server if the request travelled Ingress, Client if Egress.
     pub role: Role,
-    /// As sent, e.g. "GET".
-    pub method: String,
+    /// As sent, e.g. "GET". Up to 24 bytes inline, as for `target` and
+    /// `host`: no allocation per exchange for most requests.
+    pub method: CompactString,
     /// Request-target as sent, cut to `MAX_TARGET_BYTES`.
-    pub target: String,
+    pub target: CompactString,
     /// Of the request line.
     pub version: HttpVersion,
     /// Host header value, cut to `MAX_HOST_BYTES`; `None` if absent or if the
     /// capture ended before its line did.
-    pub host: Option<String>,
+    pub host: Option<CompactString>,
     /// Final status; `None` when the connection ended before a final response head.
     pub status: Option<u16>,
     /// Timestamp of the chunk carrying the request's first byte.

@@ -1,14 +1,18 @@
-//! Request and response heads: httparse does the parsing; here we buffer a
+//! Request and response heads: `fast_head` splits the common strict shape,
+//! httparse parses everything else (and decides every error); here we buffer a
 //! head that arrives split and boil the parsed head down to what framing and
 //! spans need, dropping every other header value.
 
 use std::mem::MaybeUninit;
+
+use compact_str::CompactString;
 
 use httparse::{Header, ParserConfig, Status};
 
 use super::body::Body;
 use super::error::{MessageKind, ParseError};
 use super::exchange::HttpVersion;
+use super::fast_head;
 use super::kept::ShortValue;
 use super::{MAX_HEAD_BYTES, MAX_HOST_BYTES, MAX_TARGET_BYTES};
 
@@ -44,11 +48,11 @@ struct Framing {
 
 #[derive(Debug)]
 pub(super) struct RequestHead {
-    pub method: String,
+    pub method: CompactString,
     pub method_kind: MethodKind,
-    pub target: String,
+    pub target: CompactString,
     pub version: HttpVersion,
-    pub host: Option<String>,
+    pub host: Option<CompactString>,
     /// Content-Encoding (only read when the body is kept).
     pub content_encoding: ShortValue,
     framing: Framing,
@@ -118,6 +122,16 @@ impl ResponseHead {
 type Parsed<T> = Option<(usize, T)>;
 
 pub(super) fn parse_request(buf: &[u8]) -> Result<Parsed<RequestHead>, ParseError> {
+    let mut facts = RequestFacts::default();
+    if let Some((len, start)) = fast_head::split(buf, MAX_HEADERS, |name, value| facts.header(name, value)) {
+        if let Some((method, target, minor)) = fast_head::request_line(start) {
+            return facts.finish(method, target, minor).map(|head| Some((len, head)));
+        }
+    }
+    parse_request_httparse(buf)
+}
+
+fn parse_request_httparse(buf: &[u8]) -> Result<Parsed<RequestHead>, ParseError> {
     let message = MessageKind::Request;
     let mut headers = [const { MaybeUninit::<Header<'_>>::uninit() }; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut []);
@@ -126,40 +140,26 @@ pub(super) fn parse_request(buf: &[u8]) -> Result<Parsed<RequestHead>, ParseErro
         Ok(Status::Partial) => return Ok(None),
         Err(reason) => return Err(ParseError::MalformedHead { message, reason }),
     };
-    let mut framing = Framing::new();
-    let mut host = None;
-    let mut content_encoding = ShortValue::default();
+    let mut facts = RequestFacts::default();
     for h in req.headers.iter() {
-        if h.name.eq_ignore_ascii_case("host") {
-            if host.is_none() {
-                host = Some(String::from_utf8_lossy(cap_bytes(h.value, MAX_HOST_BYTES)).into_owned());
-            }
-        } else if h.name.eq_ignore_ascii_case("content-encoding") {
-            content_encoding = ShortValue::new(h.value);
-        } else {
-            framing.observe(h, message)?;
-        }
+        facts.header(h.name.as_bytes(), h.value);
     }
     // httparse fills these in before it can return Complete.
-    let method = req.method.unwrap_or_default();
-    let method_kind = match method {
-        "HEAD" => MethodKind::Head,
-        "CONNECT" => MethodKind::Connect,
-        _ => MethodKind::Other,
-    };
-    let head = RequestHead {
-        method: cap_str(method, MAX_METHOD_BYTES).to_owned(),
-        method_kind,
-        target: cap_str(req.path.unwrap_or_default(), MAX_TARGET_BYTES).to_owned(),
-        version: HttpVersion::from_minor(req.version.unwrap_or(1)),
-        host,
-        content_encoding,
-        framing,
-    };
+    let head = facts.finish(req.method.unwrap_or_default(), req.path.unwrap_or_default(), req.version.unwrap_or(1))?;
     Ok(Some((len, head)))
 }
 
 pub(super) fn parse_response(buf: &[u8]) -> Result<Parsed<ResponseHead>, ParseError> {
+    let mut facts = ResponseFacts::default();
+    if let Some((len, start)) = fast_head::split(buf, MAX_HEADERS, |name, value| facts.header(name, value)) {
+        if let Some(status) = fast_head::status_line(start) {
+            return facts.finish(status).map(|head| Some((len, head)));
+        }
+    }
+    parse_response_httparse(buf)
+}
+
+fn parse_response_httparse(buf: &[u8]) -> Result<Parsed<ResponseHead>, ParseError> {
     let message = MessageKind::Response;
     let mut headers = [const { MaybeUninit::<Header<'_>>::uninit() }; MAX_HEADERS];
     let mut resp = httparse::Response::new(&mut []);
@@ -174,19 +174,87 @@ pub(super) fn parse_response(buf: &[u8]) -> Result<Parsed<ResponseHead>, ParseEr
         Ok(Status::Partial) => return Ok(None),
         Err(reason) => return Err(ParseError::MalformedHead { message, reason }),
     };
-    let mut framing = Framing::new();
-    let (mut content_type, mut content_encoding) = (ShortValue::default(), ShortValue::default());
+    let mut facts = ResponseFacts::default();
     for h in resp.headers.iter() {
-        if h.name.eq_ignore_ascii_case("content-type") {
-            content_type = ShortValue::new(h.value);
-        } else if h.name.eq_ignore_ascii_case("content-encoding") {
-            content_encoding = ShortValue::new(h.value);
-        } else {
-            framing.observe(h, message)?;
+        facts.header(h.name.as_bytes(), h.value);
+    }
+    Ok(Some((len, facts.finish(resp.code.unwrap_or_default())?)))
+}
+
+/// What a request head's headers say, gathered header by header (from
+/// either parse path); the first framing error is kept for `finish`.
+#[derive(Default)]
+struct RequestFacts {
+    framing: Framing,
+    host: Option<CompactString>,
+    content_encoding: ShortValue,
+    error: Option<ParseError>,
+}
+
+impl RequestFacts {
+    fn header(&mut self, name: &[u8], value: &[u8]) {
+        if name.eq_ignore_ascii_case(b"host") {
+            if self.host.is_none() {
+                self.host = Some(CompactString::from_utf8_lossy(cap_bytes(value, MAX_HOST_BYTES)));
+            }
+        } else if name.eq_ignore_ascii_case(b"content-encoding") {
+            self.content_encoding = ShortValue::new(value);
+        } else if let Err(e) = self.framing.observe(name, value, MessageKind::Request) {
+            self.error.get_or_insert(e);
         }
     }
-    let head = ResponseHead { status: resp.code.unwrap_or_default(), content_type, content_encoding, framing };
-    Ok(Some((len, head)))
+
+    fn finish(self, method: &str, target: &str, minor: u8) -> Result<RequestHead, ParseError> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        let method_kind = match method {
+            "HEAD" => MethodKind::Head,
+            "CONNECT" => MethodKind::Connect,
+            _ => MethodKind::Other,
+        };
+        Ok(RequestHead {
+            method: cap_str(method, MAX_METHOD_BYTES).into(),
+            method_kind,
+            target: cap_str(target, MAX_TARGET_BYTES).into(),
+            version: HttpVersion::from_minor(minor),
+            host: self.host,
+            content_encoding: self.content_encoding,
+            framing: self.framing,
+        })
+    }
+}
+
+#[derive(Default)]
+struct ResponseFacts {
+    framing: Framing,
+    content_type: ShortValue,
+    content_encoding: ShortValue,
+    error: Option<ParseError>,
+}
+
+impl ResponseFacts {
+    fn header(&mut self, name: &[u8], value: &[u8]) {
+        if name.eq_ignore_ascii_case(b"content-type") {
+            self.content_type = ShortValue::new(value);
+        } else if name.eq_ignore_ascii_case(b"content-encoding") {
+            self.content_encoding = ShortValue::new(value);
+        } else if let Err(e) = self.framing.observe(name, value, MessageKind::Response) {
+            self.error.get_or_insert(e);
+        }
+    }
+
+    fn finish(self, status: u16) -> Result<ResponseHead, ParseError> {
+        match self.error {
+            Some(e) => Err(e),
+            None => Ok(ResponseHead {
+                status,
+                content_type: self.content_type,
+                content_encoding: self.content_encoding,
+                framing: self.framing,
+            }),
+        }
+    }
 }
 
 /// The facts of a request head whose end was not captured, from its complete
@@ -217,22 +285,24 @@ fn parse_complete_lines<T>(
     Ok(parse(&head)?.map(|(_, head)| head))
 }
 
-impl Framing {
-    fn new() -> Self {
+impl Default for Framing {
+    fn default() -> Self {
         Framing { content_length: None, transfer: TransferCoding::Absent }
     }
+}
 
-    fn observe(&mut self, h: &Header<'_>, message: MessageKind) -> Result<(), ParseError> {
-        if h.name.eq_ignore_ascii_case("content-length") {
-            let n = parse_content_length(h.value).ok_or(ParseError::InvalidContentLength { message })?;
+impl Framing {
+    fn observe(&mut self, name: &[u8], value: &[u8], message: MessageKind) -> Result<(), ParseError> {
+        if name.eq_ignore_ascii_case(b"content-length") {
+            let n = parse_content_length(value).ok_or(ParseError::InvalidContentLength { message })?;
             match self.content_length {
                 Some(prev) if prev != n => return Err(ParseError::InvalidContentLength { message }),
                 _ => self.content_length = Some(n),
             }
-        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
             // The last coding of the last Transfer-Encoding line is the one
             // that frames the message.
-            let last = h.value.split(|&b| b == b',').map(trim).rfind(|coding| !coding.is_empty());
+            let last = value.split(|&b| b == b',').map(trim).rfind(|coding| !coding.is_empty());
             match last {
                 Some(coding) if coding.eq_ignore_ascii_case(b"chunked") => {
                     self.transfer = TransferCoding::Chunked;
@@ -377,6 +447,50 @@ impl HeadBuffer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Both parse paths agree on every head the fast one takes, including
+    /// its cut-short prefixes and single-byte corruptions of it.
+    #[test]
+    fn fast_path_agrees_with_httparse() {
+        let heads: [&[u8]; 6] = [
+            b"GET /index.html?q=1 HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: curl/8.0\r\nAccept: */*\r\n\r\n",
+            b"POST /v1/chat HTTP/1.0\r\nHost:  api \r\nContent-Length: 5, 5\r\nContent-Encoding: gzip\r\n\r\nhello",
+            b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Sun, 22 Nov 2026 08:00:00 GMT\r\nContent-Type: text/html\r\nContent-Length: 17\r\nConnection: keep-alive\r\nETag: \"1-2\"\r\n\r\n",
+            b"HTTP/1.1 404 Not Found\r\nTransfer-Encoding: gzip, chunked\r\nX-Bin: \xff\xfe\r\n\r\n",
+            b"HTTP/1.0 500 Err\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
+            b"PUT /x HTTP/1.1\r\nContent-Length: +1\r\n\r\n",
+        ];
+        let mut checked = 0;
+        for head in heads {
+            assert!(fast_head::split(head, MAX_HEADERS, |_, _| {}).is_some(), "{}", head.escape_ascii());
+            let mut variants = vec![head.to_vec()];
+            variants.extend((1..head.len()).map(|n| head[..n].to_vec()));
+            for i in 0..head.len() {
+                for b in [b' ', b'\t', b'\r', b'\n', b':', 0x01, 0x7f, 0xc3, b'A'] {
+                    let mut v = head.to_vec();
+                    v[i] = b;
+                    variants.push(v);
+                }
+            }
+            for v in variants {
+                let (req, resp) = (parse_request(&v), parse_response(&v));
+                assert_eq!(
+                    format!("{req:?}"),
+                    format!("{:?}", parse_request_httparse(&v)),
+                    "{:?}",
+                    v.escape_ascii().to_string()
+                );
+                assert_eq!(
+                    format!("{resp:?}"),
+                    format!("{:?}", parse_response_httparse(&v)),
+                    "{:?}",
+                    v.escape_ascii().to_string()
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked > 3000, "{checked}");
+    }
 
     #[test]
     fn content_length_forms() {

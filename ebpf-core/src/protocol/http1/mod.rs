@@ -25,6 +25,7 @@
 mod body;
 mod error;
 mod exchange;
+mod fast_head;
 mod head;
 mod kept;
 mod parser;

@@ -113,11 +113,11 @@ struct Stream {
 
 #[derive(Debug)]
 struct Pending {
-    method: String,
+    method: compact_str::CompactString,
     method_kind: MethodKind,
-    target: String,
+    target: compact_str::CompactString,
     version: HttpVersion,
-    host: Option<String>,
+    host: Option<compact_str::CompactString>,
     request_start_ns: u64,
     request_end_ns: Option<u64>,
     request_body_size: u64,

@@ -387,7 +387,7 @@ fn long_target_and_host_are_capped() {
     let x = &run.out[0];
     assert_eq!(x.target.len(), MAX_TARGET_BYTES);
     assert!(x.target.starts_with("/ppp"));
-    assert_eq!(x.host.as_ref().map(String::len), Some(crate::protocol::http1::MAX_HOST_BYTES));
+    assert_eq!(x.host.as_ref().map(|h| h.len()), Some(crate::protocol::http1::MAX_HOST_BYTES));
 }
 
 #[test]

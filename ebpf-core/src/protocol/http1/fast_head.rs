@@ -1,0 +1,239 @@
+//! The common shape of a head, split into lines without httparse: nearly
+//! every head seen is a complete, strictly formed one, and httparse's
+//! general machinery (per-header SIMD set-up, the header array) was a fifth
+//! of the pipeline's time on small responses.
+//!
+//! What this accepts is a strict subset of what httparse accepts, with the
+//! same result; anything else (a head cut short, bare LF line ends, folded
+//! lines, spaces before a colon, non-ASCII in the start line, too many
+//! headers, every error) returns `None` and takes httparse's path, which
+//! gives the verdict. The differential tests below and the `http1_parser`
+//! fuzz target check that subset property.
+
+/// A strictly formed head: where it ends, its start line (no CRLF), and each
+/// header's name and value (value trimmed of spaces and tabs, as httparse
+/// trims it) handed to `header` in order. `None` for anything else.
+pub(super) fn split<'a>(
+    buf: &'a [u8],
+    max_headers: usize,
+    mut header: impl FnMut(&'a [u8], &'a [u8]),
+) -> Option<(usize, &'a [u8])> {
+    let first = line_end(buf, 0)?;
+    let mut pos = first + 2;
+    let mut count = 0;
+    loop {
+        if buf.get(pos..pos + 2)? == b"\r\n" {
+            return Some((pos + 2, &buf[..first]));
+        }
+        // One pass over the line: name bytes up to the colon, value bytes
+        // up to CR (neither class holds CR, LF or other controls).
+        let mut i = pos;
+        while i < buf.len() && TOKEN[usize::from(buf[i])] {
+            i += 1;
+        }
+        if i == pos || *buf.get(i)? != b':' {
+            return None;
+        }
+        let colon = i;
+        let i = value_end(buf, colon + 1);
+        if buf.get(i..i + 2)? != b"\r\n" {
+            return None;
+        }
+        count += 1;
+        if count > max_headers {
+            return None;
+        }
+        header(&buf[pos..colon], trim(&buf[colon + 1..i]));
+        pos = i + 2;
+    }
+}
+
+/// "METHOD SP target SP HTTP/1.x" with a token method and an ASCII target:
+/// (method, target, minor version).
+pub(super) fn request_line(line: &[u8]) -> Option<(&str, &str, u8)> {
+    let sp = line.iter().position(|&b| !is_token(b))?;
+    if sp == 0 || line[sp] != b' ' {
+        return None;
+    }
+    let rest = &line[sp + 1..];
+    let minor = version(rest.get(rest.len().checked_sub(8)?..)?)?;
+    let target = rest.get(..rest.len().checked_sub(9)?)?;
+    if rest[target.len()] != b' ' || target.is_empty() || !target.iter().all(|&b| (b'!'..=b'~').contains(&b)) {
+        return None;
+    }
+    // Both checked to be ASCII above.
+    Some((std::str::from_utf8(&line[..sp]).ok()?, std::str::from_utf8(target).ok()?, minor))
+}
+
+/// "HTTP/1.x SP ddd SP reason" with a printable ASCII reason: the status.
+pub(super) fn status_line(line: &[u8]) -> Option<u16> {
+    if line.len() < 13 || line[8] != b' ' || line[12] != b' ' {
+        return None;
+    }
+    version(&line[..8])?;
+    let mut status = 0u16;
+    for &d in &line[9..12] {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        status = status * 10 + u16::from(d - b'0');
+    }
+    line[13..].iter().all(|&b| b == b'\t' || (b' '..=b'~').contains(&b)).then_some(status)
+}
+
+fn version(v: &[u8]) -> Option<u8> {
+    match v {
+        b"HTTP/1.0" => Some(0),
+        b"HTTP/1.1" => Some(1),
+        _ => None,
+    }
+}
+
+/// Index of the CR of the CRLF that ends the line starting at `from`.
+fn line_end(buf: &[u8], from: usize) -> Option<usize> {
+    let lf = from + memchr::memchr(b'\n', buf.get(from..)?)?;
+    (lf > from && buf[lf - 1] == b'\r').then(|| lf - 1)
+}
+
+/// RFC 9110 tchar, as httparse's header-name table.
+static TOKEN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^' | b'_' | b'`' | b'|' | b'~'
+            );
+        b += 1;
+    }
+    t
+};
+
+/// Header value bytes httparse accepts: HTAB, SP, VCHAR, obs-text.
+static VALUE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = b == 0x09 || (b >= 0x20 && b != 0x7f);
+        b += 1;
+    }
+    t
+};
+
+/// Where the value bytes starting at `i` end: at the first byte that is not
+/// HTAB, SP, VCHAR or obs-text. Eight bytes at a time (values are most of a
+/// head's bytes): the lowest byte flagged below 0x20 or equal to 0x7f is
+/// exact, as a borrow only moves upwards.
+fn value_end(buf: &[u8], mut i: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    while let Some(chunk) = buf.get(i..i + 8) {
+        let w = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+        let control = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
+        let d = w ^ (ONES * 0x7f);
+        let del = d.wrapping_sub(ONES) & !d & HIGH;
+        let flagged = control | del;
+        if flagged == 0 {
+            i += 8;
+            continue;
+        }
+        let j = i + (flagged.trailing_zeros() / 8) as usize;
+        if buf[j] != b'\t' {
+            return j;
+        }
+        i = j + 1;
+    }
+    while i < buf.len() && VALUE[usize::from(buf[i])] {
+        i += 1;
+    }
+    i
+}
+
+fn is_token(b: u8) -> bool {
+    TOKEN[usize::from(b)]
+}
+
+fn trim(v: &[u8]) -> &[u8] {
+    let start = v.iter().position(|&b| b != b' ' && b != b'\t').unwrap_or(v.len());
+    let end = v.iter().rposition(|&b| b != b' ' && b != b'\t').map_or(start, |i| i + 1);
+    &v[start..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_a_strict_response() {
+        let head = b"HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Length:  17 \r\nX-Empty:\r\n\r\nbody";
+        let mut seen = Vec::new();
+        let (len, start) = split(head, 96, |n, v| seen.push((n, v))).unwrap();
+        assert_eq!(len, head.len() - 4);
+        assert_eq!(status_line(start), Some(200));
+        assert_eq!(seen, [(&b"Server"[..], &b"nginx"[..]), (b"Content-Length", b"17"), (b"X-Empty", b"")]);
+    }
+
+    #[test]
+    fn leaves_everything_unusual_to_httparse() {
+        for head in [
+            &b"HTTP/1.1 200 OK\r\nA: b\r\n"[..],      // cut short
+            b"HTTP/1.1 200 OK\nA: b\n\n",             // bare LF
+            b"HTTP/1.1 200 OK\r\nA : b\r\n\r\n",      // space before colon
+            b"HTTP/1.1 200 OK\r\nA: b\r\n c\r\n\r\n", // folded line
+            b"HTTP/1.1 200 OK\r\nA: b\x01\r\n\r\n",   // control byte
+            b"HTTP/1.1 200 OK\r\nA: b\rc\r\n\r\n",    // bare CR
+            b"HTTP/1.1 200 OK\r\n: b\r\n\r\n",        // empty name
+        ] {
+            assert!(split(head, 96, |_, _| {}).is_none(), "{:?}", String::from_utf8_lossy(head));
+        }
+        assert!(split(b"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\n\r\n", 1, |_, _| {}).is_none());
+        for line in [
+            &b"GET  / HTTP/1.1"[..],
+            b"GET / HTTP/2.0",
+            b"GET /\xc3\xa9 HTTP/1.1",
+            b"GET  HTTP/1.1",
+            b"G\x01T / HTTP/1.1",
+        ] {
+            assert!(request_line(line).is_none(), "{:?}", String::from_utf8_lossy(line));
+        }
+        for line in [&b"HTTP/1.1 200"[..], b"HTTP/1.1 2x0 OK", b"HTTP/1.1 200 \xff", b"HTTP/1.1  200 OK"] {
+            assert!(status_line(line).is_none(), "{:?}", String::from_utf8_lossy(line));
+        }
+    }
+
+    #[test]
+    fn value_end_matches_the_byte_table() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..20_000 {
+            let len = (state % 40) as usize;
+            let buf: Vec<u8> = (0..len)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    // Mostly printable, with controls, tabs, DEL and obs-text mixed in.
+                    match state % 16 {
+                        0 => (state >> 8) as u8 % 0x20,
+                        1 => 0x7f,
+                        2 => 0x80 | (state >> 8) as u8,
+                        _ => b' ' + ((state >> 8) as u8 % 0x5f),
+                    }
+                })
+                .collect();
+            for start in 0..=len {
+                let expected = (start..len).find(|&k| !VALUE[usize::from(buf[k])]).unwrap_or(len);
+                assert_eq!(value_end(&buf, start), expected, "{:?} from {start}", buf.escape_ascii().to_string());
+            }
+        }
+    }
+
+    #[test]
+    fn start_lines() {
+        assert_eq!(request_line(b"GET /a?b=c HTTP/1.0"), Some(("GET", "/a?b=c", 0)));
+        assert_eq!(request_line(b"OPTIONS * HTTP/1.1"), Some(("OPTIONS", "*", 1)));
+        assert_eq!(status_line(b"HTTP/1.0 404 Not Found"), Some(404));
+        assert_eq!(status_line(b"HTTP/1.1 204 "), Some(204));
+    }
+}
