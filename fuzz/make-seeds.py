@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Seeds the fuzz corpora from the recorded fixtures, so fuzzing starts from
-real traffic: http1_parser gets every HTTP fixture in the target's chunk
+real traffic: http1_head gets every recorded message, http1_parser gets every HTTP fixture in the target's chunk
 framing ([flags][len][uncaptured][bytes]: flags bit0 = egress), pipeline and
 event_decode get the recorded kernel events. Run from the repository root."""
 import os
@@ -29,7 +29,10 @@ def http_seed(name):
 
 def main():
     os.makedirs("fuzz/corpus/http1_parser", exist_ok=True)
+    os.makedirs("fuzz/corpus/http1_head", exist_ok=True)
     for f in sorted(os.listdir(f"{FIX}/http1")):
+        if f.endswith(".bin"):  # one whole message: its head starts it
+            open(f"fuzz/corpus/http1_head/{f[:-len('.bin')]}", "wb").write(open(f"{FIX}/http1/{f}", "rb").read())
         if f.endswith(".segments"):
             name = f[: -len(".segments")]
             open(f"fuzz/corpus/http1_parser/{name}", "wb").write(http_seed(name))

@@ -46,6 +46,12 @@ pub fn http1_parser(data: &[u8]) {
     }
 }
 
+/// Raw bytes as a request head and as a response head: the fast path must
+/// agree with httparse on every input (see `protocol/http1/fast_head.rs`).
+pub fn http1_head(data: &[u8]) {
+    assert!(crate::protocol::http1::head_paths_agree(data), "fast head path disagrees with httparse");
+}
+
 /// One ring-buffer record.
 pub fn event_decode(data: &[u8]) {
     let _ = crate::events::decode(data);
@@ -84,6 +90,7 @@ pub type Target = fn(&[u8]);
 /// Every entry point by name, for the regression test.
 pub const TARGETS: &[(&str, Target)] = &[
     ("http1_parser", http1_parser),
+    ("http1_head", http1_head),
     ("event_decode", event_decode),
     ("pipeline", pipeline),
     ("config_json", config_json),

@@ -28,6 +28,12 @@ fn entry_points_accept_real_inputs() {
     ebpf_core::fuzzing::pipeline(&events);
     ebpf_core::fuzzing::event_decode(&events[4..]);
     ebpf_core::fuzzing::config_json(br#"{"capture_size": 512}"#);
+    for entry in std::fs::read_dir(fixtures.join("http1")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "bin") {
+            ebpf_core::fuzzing::http1_head(&std::fs::read(&path).unwrap());
+        }
+    }
     ebpf_core::fuzzing::routes(b"/users/{id} /static/*\n/users/42");
     // A GET and its response, in the http1_parser framing.
     let req = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";

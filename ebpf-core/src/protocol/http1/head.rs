@@ -181,6 +181,13 @@ fn parse_response_httparse(buf: &[u8]) -> Result<Parsed<ResponseHead>, ParseErro
     Ok(Some((len, facts.finish(resp.code.unwrap_or_default())?)))
 }
 
+/// Do both parse paths give the same verdict on `buf` (the fast path's
+/// subset property)? For the fuzz target `http1_head`.
+pub(super) fn paths_agree(buf: &[u8]) -> bool {
+    format!("{:?}", parse_request(buf)) == format!("{:?}", parse_request_httparse(buf))
+        && format!("{:?}", parse_response(buf)) == format!("{:?}", parse_response_httparse(buf))
+}
+
 /// What a request head's headers say, gathered header by header (from
 /// either parse path); the first framing error is kept for `finish`.
 #[derive(Default)]

@@ -39,6 +39,13 @@ pub use exchange::{HttpExchange, HttpVersion};
 pub use kept::{BodyPolicy, KeptBodies, KeptBody};
 pub use parser::Http1Parser;
 
+/// Whether the strict-shape fast path and httparse parse `buf` as the same
+/// request and the same response head (or fail alike): for the fuzz target.
+#[doc(hidden)]
+pub fn head_paths_agree(buf: &[u8]) -> bool {
+    head::paths_agree(buf)
+}
+
 /// Most bytes held while waiting for a head to end. Real heads are a few
 /// hundred bytes; a peer past this is not one we can afford to follow.
 pub const MAX_HEAD_BYTES: usize = 16 * 1024;
