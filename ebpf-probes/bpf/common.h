@@ -23,7 +23,7 @@ const volatile __u32 self_tgid = 0;      /* the process hosting the library: nev
 const volatile __u32 capture_bytes = 1024; /* payload prefix per syscall, <= OE_MAX_CAPTURE */
 const volatile __u8 pid_mode = OE_PIDS_ALL;   /* OE_PIDS_*: process selection */
 const volatile __u8 port_mode = OE_PORTS_ALL; /* OE_PORTS_*: connection selection */
-const volatile __u64 wakeup_bytes = 1 << 20;  /* wake the reader only past this much queued data */
+const volatile __u64 wakeup_bytes = 1 << 20;  /* power of two: wake the reader as queued data crosses its multiples */
 const volatile __u8 tls_enabled = 0;          /* the TLS uprobes (tls.bpf.c, gotls.bpf.c) are in use */
 const volatile __u32 capture_rule_count = 0;  /* entries of `capture_rules` in use */
 
@@ -155,12 +155,23 @@ struct {
 	__type(value, __u64);
 } counters SEC(".maps");
 
-/* Waking the reader costs more than most events: it polls on a short timer
- * anyway, so only wake it early when the buffer is filling up. */
-static __always_inline __u64 wakeup_flag(void)
+/* Waking the reader costs more than most events (an irq_work IPI: a VM exit
+ * on a virtual machine). It sleeps on a short timer anyway, so it is woken
+ * early only as the queued data crosses a multiple of wakeup_bytes (a power
+ * of two, a quarter of the buffer): once per crossing, not on every record
+ * past it while the reader is still on its way. A crossing missed in a race
+ * between two CPUs costs at most the timer's wait. */
+static __always_inline __u64 wakeup_between(__u64 queued_before, __u64 size)
 {
-	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP
-									      : BPF_RB_NO_WAKEUP;
+	return (queued_before ^ (queued_before + size + 8)) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP
+									    : BPF_RB_NO_WAKEUP;
+}
+
+/* For a record of `size` bytes already reserved (so counted as queued). */
+static __always_inline __u64 wakeup_flag(__u64 size)
+{
+	__u64 queued = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+	return wakeup_between(queued > size + 8 ? queued - size - 8 : 0, size);
 }
 
 static __always_inline void count(__u32 idx)

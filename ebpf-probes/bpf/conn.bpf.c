@@ -70,6 +70,6 @@ int oe_enter_close(struct sys_enter_ctx *ctx)
 		return 0;
 	}
 	fill_header(&ev->hdr, pid_tgid, OE_EV_CONN_CLOSE, key.fd, conn_id);
-	bpf_ringbuf_submit(ev, wakeup_flag());
+	bpf_ringbuf_submit(ev, wakeup_flag(sizeof(*ev)));
 	return 0;
 }

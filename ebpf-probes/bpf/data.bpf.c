@@ -128,7 +128,8 @@ static __always_inline bool send(struct oe_data *ev, __u32 copied)
 	if (copied > OE_MAX_CAPTURE)
 		copied = OE_MAX_CAPTURE;
 	ev->meta.captured_len = copied;
-	if (bpf_ringbuf_output(&events, ev, offsetof(struct oe_data, payload) + copied, wakeup_flag())) {
+	__u64 size = offsetof(struct oe_data, payload) + copied;
+	if (bpf_ringbuf_output(&events, ev, size, wakeup_between(bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA), size))) {
 		count(OE_CNT_RINGBUF_FULL);
 		return false;
 	}
@@ -245,7 +246,7 @@ static __always_inline int emit_direct(__u64 pid_tgid, const struct io_args *a, 
 		bpf_ringbuf_discard(rec, BPF_RB_NO_WAKEUP);
 		return 0;
 	}
-	bpf_ringbuf_submit(rec, wakeup_flag());
+	bpf_ringbuf_submit(rec, wakeup_flag(offsetof(struct oe_data, payload) + (iov ? 2 * room : room)));
 	return 1;
 }
 

@@ -42,7 +42,7 @@ int oe_process_exec(void *ctx)
 	}
 	fill_header(&ev->hdr, pid_tgid, OE_EV_PROC_EXEC, -1, 0);
 	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
-	bpf_ringbuf_submit(ev, wakeup_flag());
+	bpf_ringbuf_submit(ev, wakeup_flag(sizeof(*ev)));
 	return 0;
 }
 
@@ -69,6 +69,6 @@ int oe_process_exit(void *ctx)
 		return 0;
 	}
 	fill_header(&ev->hdr, pid_tgid, OE_EV_PROC_EXIT, -1, 0);
-	bpf_ringbuf_submit(ev, wakeup_flag());
+	bpf_ringbuf_submit(ev, wakeup_flag(sizeof(*ev)));
 	return 0;
 }

@@ -108,7 +108,7 @@ static __always_inline struct oe_conn_info *track_conn(__u64 pid_tgid, __s32 fd,
 		const unsigned char *exe = BPF_CORE_READ(task, mm, exe_file, f_path.dentry, d_name.name);
 		if (exe)
 			bpf_probe_read_kernel_str(ev->exe, sizeof(ev->exe), exe);
-		bpf_ringbuf_submit(ev, wakeup_flag());
+		bpf_ringbuf_submit(ev, wakeup_flag(sizeof(*ev)));
 	}
 	return bpf_map_lookup_elem(&conns, &key);
 }
