@@ -2,8 +2,10 @@
 """Overhead of the receiver on real servers under wrk, measured side by side.
 
 For each server (nginx serving a small static file with keep-alive; the Go
-demo server with no sleep), runs interleaved rounds of three modes — no
-receiver, receiver (traces), receiver with every signal — and reports medians:
+demo server with no sleep), runs interleaved rounds of four modes — no
+receiver, receiver (traces), receiver with every signal, receiver (traces) with
+the load generator excluded so that only the server side is traced — and
+reports medians:
 throughput ratio, p50/p99 latency ratio, and the receiver's CPU per 1,000
 requests, split into kernel-side BPF run time (kernel.bpf_stats_enabled) and
 userspace CPU of the host process (/proc/<pid>/stat).
@@ -43,6 +45,10 @@ MODES = {
     "traces": '{"metrics": {"enabled": false}, "tls": {"enabled": false}}',
     # The defaults: spans, RED metrics, HTTPS uprobes.
     "all": "{}",
+    # Spans only, the load generators excluded: each request traced once, on
+    # the server's side only, as on a node whose clients are elsewhere.
+    "server": '{"metrics": {"enabled": false}, "tls": {"enabled": false}, '
+              '"selection": {"exclude": {"exe_paths": ["*/wrk", "*/loadgen"]}}}',
 }
 
 
@@ -210,7 +216,8 @@ def main():
                 rates = {m: [] for m in MODES}
                 for r in range(args.rounds):
                     # Rotate the order each round so drift hits every mode alike.
-                    order = list(MODES)[r % 3:] + list(MODES)[:r % 3]
+                    k = r % len(MODES)
+                    order = list(MODES)[k:] + list(MODES)[:k]
                     for mode in order:
                         runs[mode].append(one_run(mode, port, args))
                         rates[mode].append(rate_run(mode, port, rate, loadgen, args))
