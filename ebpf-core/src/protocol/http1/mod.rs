@@ -3,7 +3,7 @@
 //! The probes hand us each read()/write() as it happened, so messages arrive
 //! split at arbitrary bytes, several to a syscall (pipelining), or with their
 //! tails never captured. `Http1Parser` follows the framing of both directions
-//! (heads via `httparse`, bodies by Content-Length, chunked coding or close)
+//! (heads via `fast_head`, or `httparse` when unusual; bodies by Content-Length, chunked coding or close)
 //! and pairs requests with responses FIFO. Whenever the stream cannot be
 //! followed with certainty it fails for good instead of guessing, because a
 //! misframed stream would otherwise produce wrong spans for the rest of the
