@@ -28,7 +28,7 @@ pub(super) fn split<'a>(
         // One pass over the line: name bytes up to the colon, value bytes
         // up to CR (neither class holds CR, LF or other controls).
         let mut i = pos;
-        while i < buf.len() && TOKEN[usize::from(buf[i])] {
+        while i < buf.len() && is_token(buf[i]) {
             i += 1;
         }
         if i == pos || *buf.get(i)? != b':' {
