@@ -72,7 +72,9 @@ pub fn spawn_worker(
         let waiter = match RingWaiter::new(probes.events.as_raw_fd()) {
             Ok(w) => Some(w),
             Err(e) => {
-                log::warn!("epoll on the ring buffer failed ({e}); polling every {MAX_WAIT:?}");
+                log::warn!(
+                    "epoll on the ring buffer failed ({e}); draining on a timer ({BUSY_WAIT:?} to {MAX_WAIT:?})"
+                );
                 None
             }
         };
