@@ -5,7 +5,10 @@
  *
  *   oe_go_tls_read_enter   at the entry of Read: remembers the call
  *   oe_go_tls_read_ret     at every RET instruction of Read: emits what it read
- *   oe_go_tls_write_enter  at the entry of Write: emits what it is given
+ *   oe_go_tls_write_enter  at the entry of Write, just past its stack check:
+ *                          emits what it is given (a function that grows its
+ *                          stack runs again from its first byte, so a probe
+ *                          there would report one Write twice)
  *   oe_go_tls_handshake    at the entry of clientHandshake and serverHandshake
  *
  * Uretprobes are unsafe on Go: they rewrite the return address on the

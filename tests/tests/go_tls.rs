@@ -166,6 +166,13 @@ impl GoTlsClient {
         self.child.id()
     }
 
+    /// `STACKS n` (see tests/go/tls-client): n requests on a connection of
+    /// its own, each written from a fresh goroutine at a growing stack depth.
+    /// The reply's `code` is how many were answered 200.
+    fn stacks(&mut self, n: usize) -> GoReply {
+        self.request("STACKS", &n.to_string())
+    }
+
     fn request(&mut self, method: &str, path: &str) -> GoReply {
         let stdin = self.stdin.as_mut().expect("client stdin");
         writeln!(stdin, "{method} {path}").and_then(|()| stdin.flush()).expect("write to the Go client");
@@ -371,6 +378,59 @@ fn a_go_tls_connection_opened_before_the_receiver_is_joined_cleanly() {
         }
     }
     assert_eq!(rx.stats().parse_errors, 0, "parse errors: the connection was joined mid-message?");
+}
+
+/// A Go function whose stack check fails calls `runtime.morestack` and runs
+/// again from its first instruction: a probe there fired twice for one
+/// Write, and each such request was reported twice (mis-pairing every later
+/// exchange of the connection). Written from fresh goroutines at every depth
+/// of a range, some of these Writes are the ones that grow the stack.
+#[test]
+fn go_tls_writes_that_grow_their_goroutine_stack_are_reported_once() {
+    if !require_root() {
+        return;
+    }
+    const N: usize = 300;
+    let cert = Cert::generate();
+    let server = GoTlsServer::start(&cert);
+    let mut client = GoTlsClient::spawn(server.port);
+    let mut rx = receiver_for_port(server.port);
+    let (spid, cpid, port) = (server.pid(), client.pid(), server.port);
+    // The Go probes load when the receiver first finds a Go binary (see
+    // the joined-connection test): wait for a span of the Go server.
+    let ready = (0..40).any(|_| {
+        curl_with(&[server.url("/warmup")], &["-k"]);
+        std::thread::sleep(Duration::from_millis(250));
+        !rx.spans_where(|s| s.pid() == Some(spid) && s.url_path() == Some("/warmup")).is_empty()
+    });
+    assert!(ready, "no span of the Go server for curl's /warmup: its probes never attached");
+
+    let reply = client.stacks(N);
+    assert_eq!(reply.code as usize, N, "every request answered 200\n{}", server.log());
+    let on_conn = |s: &SpanRec| s.url_path().is_some_and(|p| p.starts_with("/stacks/"));
+    rx.wait_for(N, WAIT, "CLIENT spans of /stacks/*", |s| s.pid() == Some(cpid) && on_conn(s));
+    rx.wait_for(N, WAIT, "SERVER spans of /stacks/*", |s| s.pid() == Some(spid) && on_conn(s));
+    // Late duplicates would arrive with the rest: give them a batch timeout.
+    std::thread::sleep(Duration::from_millis(500));
+    drop(client);
+    rx.stop();
+
+    for (pid, side) in [(cpid, "client"), (spid, "server")] {
+        let spans = sorted_by_start(rx.spans_where(|s| s.pid() == Some(pid) && on_conn(s)));
+        let paths: Vec<&str> = spans.iter().filter_map(|s| s.url_path()).collect();
+        let want: Vec<String> = (0..N).map(|i| format!("/stacks/{i}")).collect();
+        let first_wrong = paths.iter().zip(&want).position(|(p, w)| p != w);
+        assert!(
+            paths.len() == N && first_wrong.is_none(),
+            "each request once, in order ({side} side): {} spans; first out of place at {first_wrong:?}: {:?}",
+            paths.len(),
+            first_wrong.map(|i| &paths[i..(i + 4).min(paths.len())]),
+        );
+        for (s, path) in spans.iter().zip(&want) {
+            assert_https_exchange(s, "GET", path, 200, port, reply.local_port);
+        }
+    }
+    assert_eq!(rx.stats().parse_errors, 0, "parse errors on the /stacks connection");
 }
 
 #[test]

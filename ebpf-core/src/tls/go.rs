@@ -10,8 +10,13 @@
 //! - Uretprobes would corrupt goroutine stacks (the runtime moves them), so
 //!   Read's returns are its `RET` instructions, found by decoding its machine
 //!   code from start to end. Write needs none: it is captured at entry.
+//! - "At entry" means just past the stack check that opens every Go function
+//!   that may grow its stack: when the check fails the function calls
+//!   `runtime.morestack` and jumps back to its first byte with the same
+//!   arguments, so a probe on that byte would fire twice for one call (one
+//!   Write reported twice).
 
-use iced_x86::{Decoder, DecoderOptions, Instruction, Mnemonic};
+use iced_x86::{Decoder, DecoderOptions, Instruction, Mnemonic, OpKind, Register};
 use object::{Object, ObjectSection, ObjectSymbol};
 
 use super::elf::file_offset;
@@ -32,7 +37,7 @@ pub struct GoTls {
     /// As the binary says it, e.g. `go1.26.8`.
     pub version: String,
     pub read: GoFunction,
-    /// Write's entry.
+    /// Write's entry, past its stack check.
     pub write: u64,
     /// The handshake functions present.
     pub handshakes: Vec<u64>,
@@ -100,12 +105,17 @@ pub fn inspect(obj: &object::File<'_>) -> Result<Option<GoTls>, GoError> {
         Some(m) if m < MIN_MINOR => return Err(GoError::TooOld(version)),
         Some(_) => {}
     }
-    let write = file_offset(obj, &write).ok_or(GoError::Function { function: WRITE, why: "not in the file".into() })?;
+    let (write_entry, write_code) = function_code(obj, &write, WRITE)?;
+    let write = write_entry + past_stack_check(write_code);
     Ok(Some(GoTls { version, read: function(obj, &read, READ)?, write, handshakes }))
 }
 
-/// A function's entry and `RET`s, as file offsets.
-fn function(obj: &object::File<'_>, sym: &object::Symbol<'_, '_>, name: &'static str) -> Result<GoFunction, GoError> {
+/// A function's entry (file offset) and machine code.
+fn function_code<'a>(
+    obj: &object::File<'a>,
+    sym: &object::Symbol<'a, '_>,
+    name: &'static str,
+) -> Result<(u64, &'a [u8]), GoError> {
     let fail = |why: &str| GoError::Function { function: name, why: why.to_string() };
     let entry = file_offset(obj, sym).ok_or_else(|| fail("not in the file"))?;
     let section = sym.section_index().and_then(|i| obj.section_by_index(i).ok()).ok_or_else(|| fail("no section"))?;
@@ -115,6 +125,13 @@ fn function(obj: &object::File<'_>, sym: &object::Symbol<'_, '_>, name: &'static
     let len = usize::try_from(sym.size()).map_err(|_| fail("bad size"))?;
     let code =
         start.checked_add(len).and_then(|end| data.get(start..end)).ok_or_else(|| fail("outside its section"))?;
+    Ok((entry, code))
+}
+
+/// A function's entry and `RET`s, as file offsets.
+fn function(obj: &object::File<'_>, sym: &object::Symbol<'_, '_>, name: &'static str) -> Result<GoFunction, GoError> {
+    let fail = |why: &str| GoError::Function { function: name, why: why.to_string() };
+    let (entry, code) = function_code(obj, sym, name)?;
     let rets = ret_offsets(code).map_err(|e| GoError::Function { function: name, why: e })?;
     if rets.is_empty() {
         return Err(fail("no RET instruction"));
@@ -141,6 +158,41 @@ pub fn ret_offsets(code: &[u8]) -> Result<Vec<u64>, String> {
         }
     }
     Ok(rets)
+}
+
+/// How many instructions a Go stack check may take up to its branch:
+/// `CMPQ SP, 0x10(R14); JBE`, or `LEAQ -frame(SP), R12` before them (large
+/// frames), or for huge frames `MOVQ SP, R12; SUBQ $frame, R12; JCS` first.
+const STACK_CHECK_MAX_INSNS: usize = 6;
+
+/// The offset in `code` (a Go function, amd64) of the first instruction past
+/// its stack check: the compare of SP (or R12) with `g.stackguard0`
+/// (`0x10(R14)`) and the conditional branch to `runtime.morestack` after it.
+/// 0 for a function that opens without one (`NOSPLIT`, or a shape not
+/// recognised): nothing re-enters it, so its first byte is the place.
+pub fn past_stack_check(code: &[u8]) -> u64 {
+    let mut decoder = Decoder::with_ip(64, code, 0, DecoderOptions::NONE);
+    let mut insn = Instruction::default();
+    let mut compared = false;
+    for _ in 0..STACK_CHECK_MAX_INSNS {
+        if !decoder.can_decode() {
+            break;
+        }
+        decoder.decode_out(&mut insn);
+        if insn.is_invalid() {
+            break;
+        }
+        if compared {
+            // Go branches with JBE (unsigned); any other condition is no stack check.
+            return if matches!(insn.mnemonic(), Mnemonic::Jbe | Mnemonic::Jb) { insn.next_ip() } else { 0 };
+        }
+        compared = insn.mnemonic() == Mnemonic::Cmp
+            && insn.op_count() == 2
+            && insn.op1_kind() == OpKind::Memory
+            && insn.memory_base() == Register::R14
+            && insn.memory_displacement64() == 0x10;
+    }
+    0
 }
 
 /// The Go version `.go.buildinfo` records. Layout (Go's debug/buildinfo):
@@ -261,6 +313,32 @@ mod tests {
         assert!(ret_offsets(&[0x48]).is_err(), "cut short");
     }
 
+    /// Prologues of go1.26's crypto/tls (`go tool objdump`).
+    #[test]
+    fn steps_past_the_stack_check() {
+        // (*Conn).Read: CMPQ SP, 0x10(R14); JBE rel32; PUSHQ BP
+        let read = [0x49, 0x3b, 0x66, 0x10, 0x0f, 0x86, 0x7a, 0x03, 0x00, 0x00, 0x55, 0x48, 0x89, 0xe5];
+        assert_eq!(past_stack_check(&read), 10);
+        // (*Conn).Write: LEAQ -0x48(SP), R12; CMPQ R12, 0x10(R14); JBE rel32; PUSHQ BP
+        let write = [0x4c, 0x8d, 0x64, 0x24, 0xb8, 0x4d, 0x3b, 0x66, 0x10, 0x0f, 0x86, 0x93, 0x07, 0x00, 0x00, 0x55];
+        assert_eq!(past_stack_check(&write), 15);
+        // A short JBE.
+        assert_eq!(past_stack_check(&[0x49, 0x3b, 0x66, 0x10, 0x76, 0x08, 0x55]), 6);
+        // A huge frame: MOVQ SP, R12; SUBQ $0x20000, R12; JB; CMPQ R12, 0x10(R14); JBE; PUSHQ BP
+        let huge = [
+            0x49, 0x89, 0xe4, 0x49, 0x81, 0xec, 0x00, 0x00, 0x02, 0x00, 0x72, 0x10, 0x4d, 0x3b, 0x66, 0x10, 0x76, 0x0a,
+            0x55,
+        ];
+        assert_eq!(past_stack_check(&huge), 18);
+        // No stack check (NOSPLIT), a compare with another field, a compare
+        // not followed by a branch, code cut short: the first byte.
+        assert_eq!(past_stack_check(&[0x55, 0x48, 0x89, 0xe5, 0x5d, 0xc3]), 0);
+        assert_eq!(past_stack_check(&[0x49, 0x3b, 0x66, 0x18, 0x76, 0x08, 0x55]), 0);
+        assert_eq!(past_stack_check(&[0x49, 0x3b, 0x66, 0x10, 0x55, 0x76, 0x08]), 0);
+        assert_eq!(past_stack_check(&[0x49, 0x3b, 0x66, 0x10]), 0);
+        assert_eq!(past_stack_check(&[]), 0);
+    }
+
     #[test]
     fn reads_go_versions() {
         assert_eq!(minor_version("go1.26.8"), Some(26));
@@ -330,11 +408,13 @@ mod tests {
         let found = super::super::elf::with_elf(&bin, inspect).unwrap().unwrap().unwrap();
         let bytes = std::fs::read(&bin).unwrap();
         assert!(minor_version(&found.version).unwrap() >= MIN_MINOR, "{}", found.version);
-        for entry in [found.read.entry, found.write] {
-            // Go's stack check opens both: CMPQ SP (or R12 = SP - frame), 0x10(R14).
-            let prologue = &bytes[entry as usize..entry as usize + 16];
-            assert!(prologue.windows(3).any(|w| w == [0x3b, 0x66, 0x10]), "{prologue:x?} {found:?}");
-        }
+        // Go's stack check opens Read: CMPQ SP (or R12 = SP - frame), 0x10(R14).
+        let prologue = &bytes[found.read.entry as usize..found.read.entry as usize + 16];
+        assert!(prologue.windows(3).any(|w| w == [0x3b, 0x66, 0x10]), "{prologue:x?} {found:?}");
+        // Write's probe sits just past its check's branch (JBE: 0x76 or 0x0f 0x86).
+        let before = &bytes[found.write as usize - 16..found.write as usize];
+        assert!(before.windows(3).any(|w| w == [0x3b, 0x66, 0x10]), "{before:x?} {found:?}");
+        assert!(before[14] == 0x76 || before[10..12] == [0x0f, 0x86], "{before:x?} {found:?}");
         let read = &found.read;
         assert!(!read.rets.is_empty(), "{found:?}");
         assert!(read.rets.iter().all(|&r| r > read.entry && bytes[r as usize] == 0xc3), "{found:?}");

@@ -3,6 +3,13 @@
 // "<METHOD> <path>" makes one request (POST sends a small body) and prints
 // "<status> <local port> <reused>", so a test can pace requests and know
 // which connection carried them.
+//
+// "STACKS <n>" instead opens a connection of its own (crypto/tls, no
+// net/http) and sends GET /stacks/<i> for i in [0, n), each written by a new
+// goroutine from i calls deep, so that for some i (*tls.Conn).Write is the
+// function that finds the fresh goroutine stack full: it then calls
+// runtime.morestack and starts again from its first instruction. It prints
+// "<responses with status 200> <local port> false".
 package main
 
 import (
@@ -17,8 +24,58 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"os"
+	"strconv"
 	"strings"
 )
+
+// deep calls itself n times, then f: each level takes a small frame of the
+// goroutine's stack.
+//
+//go:noinline
+func deep(n int, f func()) {
+	if n == 0 {
+		f()
+		return
+	}
+	deep(n-1, f)
+}
+
+// stacks: see the package comment.
+func stacks(addr string, n int) {
+	conn, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer conn.Close()
+	rd := bufio.NewReader(conn)
+	ok := 0
+	for i := 0; i < n; i++ {
+		// Converted here: a conversion in the goroutine would be the call
+		// that meets the full stack, just before Write.
+		req := []byte(fmt.Sprintf("GET /stacks/%d HTTP/1.1\r\nHost: %s\r\n\r\n", i, addr))
+		done := make(chan error)
+		go deep(i, func() {
+			_, err := conn.Write(req)
+			done <- err
+		})
+		if err := <-done; err != nil {
+			log.Fatal(err)
+		}
+		resp, err := http.ReadResponse(rd, nil)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+			log.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			ok++
+		}
+	}
+	_, port, _ := net.SplitHostPort(conn.LocalAddr().String())
+	fmt.Printf("%d %s false\n", ok, port)
+}
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8443", "server address")
@@ -36,6 +93,14 @@ func main() {
 		method, path, ok := strings.Cut(strings.TrimSpace(in.Text()), " ")
 		if !ok {
 			log.Fatalf("want <METHOD> <path>, got %q", in.Text())
+		}
+		if method == "STACKS" {
+			n, err := strconv.Atoi(path)
+			if err != nil {
+				log.Fatal(err)
+			}
+			stacks(*addr, n)
+			continue
 		}
 		var body io.Reader
 		if method == http.MethodPost {
