@@ -66,8 +66,10 @@ var (
 
 // Config of the ebpf receiver. Every field is optional.
 type Config struct {
-	// RingBufferSize is the size in bytes of the kernel ring buffer that
-	// carries events to user space: a power of two, at least 4096.
+	// RingBufferSize is the size in bytes of the kernel ring buffers that
+	// carry events to user space, all CPUs together (each CPU gets its own
+	// ring, the largest power of two that fits its share, at least 4096):
+	// a power of two, at least 4096.
 	RingBufferSize int `mapstructure:"ring_buffer_size"`
 	// CaptureSize is how many payload bytes are captured per read or write
 	// syscall (1 to 4096); request and response heads must fit in it.

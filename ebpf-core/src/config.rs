@@ -34,7 +34,9 @@ pub const MAX_GENAI_ENDPOINTS: usize = 10_000;
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
-    /// Kernel → user ring buffer size in bytes: a power of two, at least one page.
+    /// Kernel → user ring buffers, bytes in all: a power of two, at least
+    /// one page. Each online CPU gets a ring of the largest power of two
+    /// that fits its share (at least a page).
     pub ring_buffer_size: u32,
     /// Payload bytes captured per read/write syscall (1..=4096). Larger sees
     /// bigger request heads; smaller costs less per event.

@@ -1,7 +1,8 @@
 //! otel-ebpf core: eBPF probes in, OTLP batches out.
 //!
-//! The data path reads top-down through the modules: `probes` (load and
-//! attach) → `events` (decode ring-buffer records) → `conntrack` (connection
+//! The data path reads top-down through the modules: `probes` (load, attach,
+//! read the per-CPU ring buffers and merge them in time order) → `events`
+//! (decode ring-buffer records) → `conntrack` (connection
 //! state) → `protocol` (parsers) → `spans` (assembly) → `otlp` (encoding) →
 //! `batch` → `instance` (the API the C ABI wraps). `pipeline` wires them.
 

@@ -129,7 +129,8 @@ static __always_inline bool send(struct oe_data *ev, __u32 copied)
 		copied = OE_MAX_CAPTURE;
 	ev->meta.captured_len = copied;
 	__u64 size = offsetof(struct oe_data, payload) + copied;
-	if (bpf_ringbuf_output(&events, ev, size, wakeup_between(bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA), size))) {
+	void *ring = event_ring();
+	if (!ring || bpf_ringbuf_output(ring, ev, size, wakeup_between(bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA), size))) {
 		count(OE_CNT_RINGBUF_FULL);
 		return false;
 	}
@@ -211,9 +212,10 @@ static __always_inline int emit_direct(__u64 pid_tgid, const struct io_args *a, 
 				       struct oe_conn_info *ci, __u32 cap, __u32 seq, bool turn,
 				       bool egress, __u32 room, bool iov)
 {
+	void *ring = event_ring();
 	struct oe_data *rec =
-		bpf_ringbuf_reserve(&events, offsetof(struct oe_data, payload) + (iov ? 2 * room : room), 0);
-	if (!rec) {
+		ring ? bpf_ringbuf_reserve(ring, offsetof(struct oe_data, payload) + (iov ? 2 * room : room), 0) : NULL;
+	if (!ring || !rec) {
 		count(OE_CNT_RINGBUF_FULL);
 		if (turn)
 			count_lost_turn(ci, egress);
@@ -246,7 +248,7 @@ static __always_inline int emit_direct(__u64 pid_tgid, const struct io_args *a, 
 		bpf_ringbuf_discard(rec, BPF_RB_NO_WAKEUP);
 		return 0;
 	}
-	bpf_ringbuf_submit(rec, wakeup_flag(offsetof(struct oe_data, payload) + (iov ? 2 * room : room)));
+	bpf_ringbuf_submit(rec, wakeup_flag(ring, offsetof(struct oe_data, payload) + (iov ? 2 * room : room)));
 	return 1;
 }
 

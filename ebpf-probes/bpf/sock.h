@@ -83,8 +83,9 @@ static __always_inline struct oe_conn_info *track_conn(__u64 pid_tgid, __s32 fd,
 		return NULL;
 	}
 
-	struct oe_conn_open *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
-	if (!ev) {
+	void *ring = event_ring();
+	struct oe_conn_open *ev = ring ? bpf_ringbuf_reserve(ring, sizeof(*ev), 0) : NULL;
+	if (!ring || !ev) {
 		count(OE_CNT_RINGBUF_FULL);
 	} else {
 		fill_header(&ev->hdr, pid_tgid, OE_EV_CONN_OPEN, fd, info.conn_id);
@@ -108,7 +109,7 @@ static __always_inline struct oe_conn_info *track_conn(__u64 pid_tgid, __s32 fd,
 		const unsigned char *exe = BPF_CORE_READ(task, mm, exe_file, f_path.dentry, d_name.name);
 		if (exe)
 			bpf_probe_read_kernel_str(ev->exe, sizeof(ev->exe), exe);
-		bpf_ringbuf_submit(ev, wakeup_flag(sizeof(*ev)));
+		bpf_ringbuf_submit(ev, wakeup_flag(ring, sizeof(*ev)));
 	}
 	return bpf_map_lookup_elem(&conns, &key);
 }

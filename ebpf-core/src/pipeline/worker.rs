@@ -1,4 +1,4 @@
-//! The one thread between the kernel and the host: waits on the ring buffer,
+//! The one thread between the kernel and the host: waits on the ring buffers,
 //! feeds the processor, hands batches to the bounded queue the host polls.
 
 use std::fs::File;
@@ -14,7 +14,7 @@ use crossbeam_channel::{Sender, TrySendError};
 use crate::batch::Batch;
 use crate::clock::monotonic_now_ns;
 use crate::events::recording::write_record;
-use crate::probes::Probes;
+use crate::probes::{Probes, WATERMARK_SLACK};
 use crate::selection::{ProcessFacts, Selector};
 use crate::stats::Stats;
 use crate::tls::TlsTracer;
@@ -22,7 +22,7 @@ use crate::tls::TlsTracer;
 use super::processor::Processor;
 
 /// Longest sleep between drains when the last one found nothing. The probes
-/// wake the worker early only when the ring buffer crosses a quarter full
+/// wake the worker early only when a ring buffer crosses a quarter full
 /// (wakeups cost more than events), so this bounds the latency added to
 /// every event.
 const MAX_WAIT: Duration = Duration::from_millis(50);
@@ -69,11 +69,12 @@ pub fn spawn_worker(
         let mut next_reconcile = Instant::now() + RECONCILE_EVERY;
         let mut next_counters = Instant::now();
         let mut lost_at_reconcile = 0;
-        let waiter = match RingWaiter::new(probes.events.as_raw_fd()) {
+        let fds: Vec<i32> = probes.events.rings().iter().map(|r| r.as_raw_fd()).collect();
+        let waiter = match RingWaiter::new(&fds) {
             Ok(w) => Some(w),
             Err(e) => {
                 log::warn!(
-                    "epoll on the ring buffer failed ({e}); draining on a timer ({BUSY_WAIT:?} to {MAX_WAIT:?})"
+                    "epoll on the ring buffers failed ({e}); draining on a timer ({BUSY_WAIT:?} to {MAX_WAIT:?})"
                 );
                 None
             }
@@ -90,7 +91,8 @@ pub fn spawn_worker(
                     None => std::thread::sleep(wait),
                 }
             }
-            drained = drain(&mut probes, &mut processor, &mut emit, &mut recorder, DRAIN_BUDGET);
+            let upto = monotonic_now_ns().saturating_sub(WATERMARK_SLACK.as_nanos() as u64);
+            drained = drain(&mut probes, &mut processor, &mut emit, &mut recorder, DRAIN_BUDGET, upto);
             processor.tick(Instant::now(), monotonic_now_ns(), &mut emit);
             for (tgid, fd, conn_id) in processor.forget.drain(..) {
                 probes.conns.forget(tgid, fd, conn_id);
@@ -142,7 +144,7 @@ pub fn spawn_worker(
         // Hand over what is queued and close the queue first, so pollers
         // see the end now; detaching takes ~40 ms per tracepoint (an RCU
         // grace period each, serialised by the kernel), about a second in all.
-        drain(&mut probes, &mut processor, &mut emit, &mut recorder, DRAIN_BUDGET * 16);
+        drain(&mut probes, &mut processor, &mut emit, &mut recorder, DRAIN_BUDGET * 16, u64::MAX);
         processor.flush(&mut emit);
         if let Some(r) = recorder.as_mut() {
             let _ = r.flush();
@@ -160,33 +162,39 @@ pub fn spawn_worker(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Drained {
     Empty,
+    /// Records were handled, or are waiting for the merge's watermark.
     Some,
     /// Stopped at its budget: more records are waiting.
     Budget,
 }
 
-/// Handles up to `budget` records.
+/// Handles up to `budget` records stamped up to `upto_ns`, merged from the
+/// per-CPU rings in time order.
 fn drain(
     probes: &mut Probes,
     processor: &mut Processor,
     emit: &mut impl FnMut(Batch),
     recorder: &mut Option<BufWriter<File>>,
     budget: usize,
+    upto_ns: u64,
 ) -> Drained {
     let now = Instant::now();
-    for n in 0..budget {
-        let Some(item) = probes.events.next() else {
-            return if n == 0 { Drained::Empty } else { Drained::Some };
-        };
+    let done = probes.events.drain(budget, upto_ns, |item| {
         if let Some(r) = recorder.as_mut() {
-            if let Err(e) = write_record(r, &item) {
+            if let Err(e) = write_record(r, item) {
                 log::warn!("recording events stopped: {e}");
                 *recorder = None;
             }
         }
-        processor.handle(&item, now, emit);
+        processor.handle(item, now, emit);
+    });
+    if done.full {
+        Drained::Budget
+    } else if done.handled > 0 || done.held {
+        Drained::Some
+    } else {
+        Drained::Empty
     }
-    Drained::Budget
 }
 
 fn send(tx: &Sender<Batch>, batch: Batch, stats: &Stats) {
@@ -202,7 +210,7 @@ fn send(tx: &Sender<Batch>, batch: Batch, stats: &Stats) {
     }
 }
 
-/// Sleeps until the probes wake the ring buffer's readers, or a timeout.
+/// Sleeps until the probes wake a ring buffer's reader, or a timeout.
 ///
 /// Edge-triggered epoll, not poll(): a ring buffer polls readable whenever it
 /// holds a single record, so under steady load poll() returned at once and
@@ -216,7 +224,7 @@ struct RingWaiter {
 }
 
 impl RingWaiter {
-    fn new(ring_fd: i32) -> std::io::Result<Self> {
+    fn new(ring_fds: &[i32]) -> std::io::Result<Self> {
         use std::os::fd::FromRawFd;
         // SAFETY: plain syscall with no pointer arguments.
         let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
@@ -225,10 +233,12 @@ impl RingWaiter {
         }
         // SAFETY: fd was just returned by epoll_create1 and is owned by nothing else.
         let epoll = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
-        let mut ev = libc::epoll_event { events: (libc::EPOLLIN | libc::EPOLLET) as u32, u64: 0 };
-        // SAFETY: both fds are open for the call; ev is a valid epoll_event owned by this frame.
-        if unsafe { libc::epoll_ctl(epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, ring_fd, &mut ev) } < 0 {
-            return Err(std::io::Error::last_os_error());
+        for &ring_fd in ring_fds {
+            let mut ev = libc::epoll_event { events: (libc::EPOLLIN | libc::EPOLLET) as u32, u64: 0 };
+            // SAFETY: both fds are open for the call; ev is a valid epoll_event owned by this frame.
+            if unsafe { libc::epoll_ctl(epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, ring_fd, &mut ev) } < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
         }
         Ok(Self { epoll })
     }

@@ -2,13 +2,15 @@
 
 use std::path::Path;
 
-use aya::maps::{Array, HashMap, MapData, ProgramArray, RingBuf};
+use aya::maps::{Array, ArrayOfMaps, HashMap, MapData, ProgramArray};
 use aya::programs::uprobe::{UProbeAttachLocation, UProbeLink, UProbeScope};
 use aya::programs::{RawTracePoint, TracePoint, UProbe};
 use aya::{Ebpf, EbpfLoader};
 use ebpf_probes::abi;
 
 use super::kernel_maps::{CaptureRule, ConnTable, KernelCounters, PidFilter};
+use super::ring_reader::{RingError, RingReader};
+use super::ring_set::RingSet;
 
 /// How a program attaches.
 #[derive(Clone, Copy)]
@@ -137,6 +139,10 @@ pub enum ProbeError {
     },
     #[error("entering eBPF program {program} in tail-call array {array} failed: {reason}")]
     TailCall { program: &'static str, array: &'static str, reason: String },
+    #[error("creating the per-CPU ring buffers: {0}")]
+    Rings(String),
+    #[error("reading a ring buffer: {0}")]
+    Ring(#[from] RingError),
     #[error("opening eBPF map {map} failed: {source}")]
     Map {
         map: &'static str,
@@ -156,7 +162,8 @@ enum GoTlsPrograms {
 pub struct Probes {
     // Dropping it detaches every link and unloads the programs.
     ebpf: Option<Ebpf>,
-    pub events: RingBuf<MapData>,
+    /// One ring buffer per online CPU.
+    pub events: RingSet,
     pub counters: KernelCounters,
     pub conns: ConnTable,
     pub pid_filter: PidFilter,
@@ -183,15 +190,17 @@ impl Probes {
             .take(abi::OE_MAX_CAPTURE_RULES as usize)
             .map(|p| CaptureRule::new(p))
             .collect();
+        let cpus = RingCpus::of_this_host()?;
+        let ring_size = cpus.ring_size(settings.ring_buffer_size);
         let mut ebpf = EbpfLoader::new()
             .override_global("self_tgid", &settings.self_tgid, true)
             .override_global("capture_bytes", &settings.capture_bytes, true)
             .override_global("pid_mode", &settings.pid_mode, true)
             .override_global("port_mode", &settings.port_mode, true)
-            .override_global("wakeup_bytes", &(u64::from(settings.ring_buffer_size) / 4), true)
+            .override_global("wakeup_bytes", &(u64::from(ring_size) / 4), true)
             .override_global("tls_enabled", &u8::from(settings.tls), true)
             .override_global("capture_rule_count", &(rules.len() as u32), true)
-            .map_max_entries("events", settings.ring_buffer_size)
+            .map_max_entries("event_rings", cpus.possible)
             .map_max_entries("conns", settings.max_connections)
             .map_max_entries("not_sock", settings.max_connections)
             // TLS off: its maps shrink to nothing.
@@ -226,6 +235,9 @@ impl Probes {
                 .set(i as u32, rule, 0)
                 .map_err(|e| ProbeError::Selection { map: "capture_rules", source: Box::new(e) })?;
         }
+
+        // Before any program attaches: a CPU without its ring loses its events.
+        let events = create_rings(&mut ebpf, &cpus.online, ring_size)?;
 
         // Tail-called by the data exit program, never attached: loaded and
         // entered in its array before that program attaches.
@@ -278,7 +290,6 @@ impl Probes {
                 }
             };
 
-        let events = take_map(&mut ebpf, "events", RingBuf::try_from)?;
         let counters = KernelCounters::new(take_map(&mut ebpf, "counters", TryFrom::try_from)?);
         let conns = ConnTable::new(take_map(&mut ebpf, "conns", TryFrom::try_from)?);
         Ok(Self {
@@ -428,6 +439,62 @@ impl Probes {
         self.tls_links.clear();
         self.ebpf.take();
     }
+}
+
+/// The CPUs the rings are made for: the outer array has a slot per possible
+/// CPU (the index `bpf_get_smp_processor_id` may return); online ones get a
+/// ring.
+struct RingCpus {
+    possible: u32,
+    online: Vec<u32>,
+}
+
+impl RingCpus {
+    fn of_this_host() -> Result<Self, ProbeError> {
+        let fail = |(file, e): (&str, std::io::Error)| ProbeError::Rings(format!("reading {file}: {e}"));
+        let possible = aya::util::nr_cpus().map_err(fail)?;
+        let online = aya::util::online_cpus().map_err(fail)?;
+        let possible = u32::try_from(possible).map_err(|_| ProbeError::Rings(format!("{possible} CPUs")))?;
+        if online.is_empty() || online.iter().any(|&c| c >= possible) {
+            return Err(ProbeError::Rings(format!("online CPUs {online:?} outside the {possible} possible")));
+        }
+        Ok(Self { possible, online })
+    }
+
+    /// `total` (the configured `ring_buffer_size`, a power of two) shared
+    /// between the online CPUs: the largest power of two that fits, and at
+    /// least a page.
+    fn ring_size(&self, total: u32) -> u32 {
+        ring_size_per_cpu(total, self.online.len())
+    }
+}
+
+fn ring_size_per_cpu(total: u32, cpus: usize) -> u32 {
+    let share = total / u32::try_from(cpus.max(1)).unwrap_or(u32::MAX);
+    let share = if share.is_power_of_two() { share } else { share.checked_next_power_of_two().map_or(0, |p| p / 2) };
+    share.max(PAGE_SIZE)
+}
+
+/// The smallest ring the kernel takes (x86-64's page).
+const PAGE_SIZE: u32 = 4096;
+
+/// Creates a ring buffer of `size` bytes for each online CPU and puts it in
+/// `event_rings` at the CPU's index.
+fn create_rings(ebpf: &mut Ebpf, online: &[u32], size: u32) -> Result<RingSet, ProbeError> {
+    let map = "event_rings";
+    let outer = ebpf.map_mut(map).ok_or(ProbeError::MissingMap { map })?;
+    let mut outer: ArrayOfMaps<&mut MapData> =
+        ArrayOfMaps::try_from(outer).map_err(|e| ProbeError::Map { map, source: Box::new(e) })?;
+    let mut readers = Vec::with_capacity(online.len());
+    for &cpu in online {
+        let def =
+            aya_obj::Map::new_from_params(aya_obj::generated::bpf_map_type::BPF_MAP_TYPE_RINGBUF as u32, 0, 0, size, 0);
+        let ring = MapData::create(def, &format!("oe_ring_{cpu}"), None)
+            .map_err(|e| ProbeError::Rings(format!("CPU {cpu}, {size} bytes: {e}: {}", error_chain(&e))))?;
+        outer.set(cpu, &ring, 0).map_err(|e| ProbeError::Map { map, source: Box::new(e) })?;
+        readers.push(RingReader::new(ring)?);
+    }
+    Ok(RingSet::new(readers))
 }
 
 fn take_map<T>(
