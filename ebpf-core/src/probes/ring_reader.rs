@@ -57,7 +57,7 @@ impl Drop for Mapping {
 }
 
 // SAFETY: the mapping is plain shared memory; RingReader, its only user,
-// hands out no pointers into it beyond a `drain` call.
+// hands out slices of it only as borrows of itself.
 unsafe impl Send for Mapping {}
 
 pub struct RingReader {
@@ -73,8 +73,8 @@ pub struct RingReader {
     published: usize,
     /// The producer position at the last refresh.
     reserved: usize,
-    /// Held for its file descriptor (epoll waits on it) and so the mappings
-    /// outlive nothing they map.
+    /// The ring itself: its file descriptor is waited on, and it is closed
+    /// (last field, dropped last) after the mappings are gone.
     map: MapData,
 }
 
