@@ -471,8 +471,11 @@ impl RingCpus {
 
 fn ring_size_per_cpu(total: u32, cpus: usize) -> u32 {
     let share = total / u32::try_from(cpus.max(1)).unwrap_or(u32::MAX);
-    let share = if share.is_power_of_two() { share } else { share.checked_next_power_of_two().map_or(0, |p| p / 2) };
-    share.max(PAGE_SIZE)
+    if share == 0 {
+        PAGE_SIZE
+    } else {
+        (1 << share.ilog2()).max(PAGE_SIZE)
+    }
 }
 
 /// The smallest ring the kernel takes (x86-64's page).
@@ -504,4 +507,22 @@ fn take_map<T>(
 ) -> Result<T, ProbeError> {
     let m = ebpf.take_map(map).ok_or(ProbeError::MissingMap { map })?;
     convert(m).map_err(|e| ProbeError::Map { map, source: Box::new(e) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ring_size_per_cpu;
+
+    #[test]
+    fn the_ring_buffer_size_is_shared_between_the_cpus() {
+        assert_eq!(ring_size_per_cpu(8 << 20, 1), 8 << 20);
+        assert_eq!(ring_size_per_cpu(8 << 20, 2), 4 << 20);
+        // Not a power of two of CPUs: the largest power of two that fits.
+        assert_eq!(ring_size_per_cpu(8 << 20, 3), 2 << 20);
+        assert_eq!(ring_size_per_cpu(8 << 20, 96), 64 << 10);
+        // Never below a page.
+        assert_eq!(ring_size_per_cpu(16 << 10, 8), 4096);
+        assert_eq!(ring_size_per_cpu(4096, 1024), 4096);
+        assert_eq!(ring_size_per_cpu(4096, 0), 4096);
+    }
 }
