@@ -291,7 +291,7 @@ fn ring_buffer_full_loses_spans_counted_and_recovers() {
     );
     eprintln!("{summary}");
     assert!(requests >= 1000, "the burst is too small to fill the ring buffer: {summary}");
-    assert!(lost_events > 0, "a 16 KiB ring buffer under a burst must lose events: {summary}");
+    assert!(lost_events > 0, "16 KiB of ring buffers under a burst must lose events: {summary}");
     assert!(lost_requests > 0, "lost requests must be counted in requests_lost: {summary}");
     assert!(served + made < 2 * requests, "with events lost some spans are missing: {summary}");
     assert!(served <= requests && made <= requests, "never more spans than requests: {summary}");
