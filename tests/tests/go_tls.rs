@@ -199,6 +199,21 @@ impl Drop for GoTlsClient {
     }
 }
 
+/// Waits until the Go server's probes are in. They load when the receiver
+/// first finds a Go binary, which on a busy machine can end after a test's
+/// first requests. curl's requests, on connections of their own, show when
+/// they are in (the start-up scan finds every Go binary running at once).
+/// Their spans have the path `/warmup`.
+fn wait_for_go_probes(server: &GoTlsServer, rx: &Receiver) {
+    let spid = server.pid();
+    let ready = (0..40).any(|_| {
+        curl_with(&[server.url("/warmup")], &["-k"]);
+        std::thread::sleep(Duration::from_millis(250));
+        !rx.spans_where(|s| s.pid() == Some(spid) && s.url_path() == Some("/warmup")).is_empty()
+    });
+    assert!(ready, "no span of the Go server for curl's /warmup: its probes never attached");
+}
+
 /// A receiver tracing only connections to `port`: the parse-error count is
 /// then about this test's connections alone.
 fn receiver_for_port(port: u16) -> Receiver {
@@ -334,16 +349,7 @@ fn a_go_tls_connection_opened_before_the_receiver_is_joined_cleanly() {
     assert_eq!(first.code, 200);
     let mut rx = receiver_for_port(server.port);
     let (spid, cpid, port) = (server.pid(), client.pid(), server.port);
-    // The Go probes load when the receiver first finds a Go binary, which
-    // on a busy machine can end after the requests below are made. curl's
-    // requests, on connections of their own, show when they are in (both
-    // binaries were found by the same start-up scan).
-    let ready = (0..40).any(|_| {
-        curl_with(&[server.url("/warmup")], &["-k"]);
-        std::thread::sleep(Duration::from_millis(250));
-        !rx.spans_where(|s| s.pid() == Some(spid) && s.url_path() == Some("/warmup")).is_empty()
-    });
-    assert!(ready, "no span of the Go server for curl's /warmup: its probes never attached");
+    wait_for_go_probes(&server, &rx);
 
     // The first exchange after the start may be lost (its bytes went through
     // the Reads already waiting), never mis-paired; the later ones are traced.
@@ -396,14 +402,7 @@ fn go_tls_writes_that_grow_their_goroutine_stack_are_reported_once() {
     let mut client = GoTlsClient::spawn(server.port);
     let mut rx = receiver_for_port(server.port);
     let (spid, cpid, port) = (server.pid(), client.pid(), server.port);
-    // The Go probes load when the receiver first finds a Go binary (see
-    // the joined-connection test): wait for a span of the Go server.
-    let ready = (0..40).any(|_| {
-        curl_with(&[server.url("/warmup")], &["-k"]);
-        std::thread::sleep(Duration::from_millis(250));
-        !rx.spans_where(|s| s.pid() == Some(spid) && s.url_path() == Some("/warmup")).is_empty()
-    });
-    assert!(ready, "no span of the Go server for curl's /warmup: its probes never attached");
+    wait_for_go_probes(&server, &rx);
 
     let reply = client.stacks(N);
     assert_eq!(reply.code as usize, N, "every request answered 200\n{}", server.log());
