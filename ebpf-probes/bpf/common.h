@@ -201,6 +201,17 @@ static __always_inline void *event_ring(void)
 	return bpf_map_lookup_elem(&event_rings, &cpu);
 }
 
+/* A record of `size` bytes in this CPU's ring, which *ring is set to (for
+ * wakeup_flag); NULL, counted as lost, when there is no room or no ring. */
+static __always_inline void *reserve_event(__u64 size, void **ring)
+{
+	*ring = event_ring();
+	void *rec = *ring ? bpf_ringbuf_reserve(*ring, size, 0) : NULL;
+	if (!rec)
+		count(OE_CNT_RINGBUF_FULL);
+	return rec;
+}
+
 /* Should this process be traced? The common case (trace all) costs no lookup. */
 static __always_inline bool is_traced(__u32 tgid)
 {

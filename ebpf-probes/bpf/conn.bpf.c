@@ -64,16 +64,10 @@ int oe_enter_close(struct sys_enter_ctx *ctx)
 	__u64 conn_id = info->conn_id;
 	bpf_map_delete_elem(&conns, &key);
 
-	void *ring = event_ring();
-	if (!ring) {
-		count(OE_CNT_RINGBUF_FULL);
+	void *ring;
+	struct oe_conn_close *ev = reserve_event(sizeof(*ev), &ring);
+	if (!ev)
 		return 0;
-	}
-	struct oe_conn_close *ev = bpf_ringbuf_reserve(ring, sizeof(*ev), 0);
-	if (!ev) {
-		count(OE_CNT_RINGBUF_FULL);
-		return 0;
-	}
 	fill_header(&ev->hdr, pid_tgid, OE_EV_CONN_CLOSE, key.fd, conn_id);
 	bpf_ringbuf_submit(ev, wakeup_flag(ring, sizeof(*ev)));
 	return 0;

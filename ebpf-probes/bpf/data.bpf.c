@@ -212,11 +212,9 @@ static __always_inline int emit_direct(__u64 pid_tgid, const struct io_args *a, 
 				       struct oe_conn_info *ci, __u32 cap, __u32 seq, bool turn,
 				       bool egress, __u32 room, bool iov)
 {
-	void *ring = event_ring();
-	struct oe_data *rec =
-		ring ? bpf_ringbuf_reserve(ring, offsetof(struct oe_data, payload) + (iov ? 2 * room : room), 0) : NULL;
-	if (!ring || !rec) {
-		count(OE_CNT_RINGBUF_FULL);
+	void *ring;
+	struct oe_data *rec = reserve_event(offsetof(struct oe_data, payload) + (iov ? 2 * room : room), &ring);
+	if (!rec) {
 		if (turn)
 			count_lost_turn(ci, egress);
 		return 1;

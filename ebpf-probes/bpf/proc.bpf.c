@@ -35,16 +35,10 @@ int oe_process_exec(void *ctx)
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	if ((__u32)(pid_tgid >> 32) == self_tgid)
 		return 0;
-	void *ring = event_ring();
-	if (!ring) {
-		count(OE_CNT_RINGBUF_FULL);
+	void *ring;
+	struct oe_proc_exec *ev = reserve_event(sizeof(*ev), &ring);
+	if (!ev)
 		return 0;
-	}
-	struct oe_proc_exec *ev = bpf_ringbuf_reserve(ring, sizeof(*ev), 0);
-	if (!ev) {
-		count(OE_CNT_RINGBUF_FULL);
-		return 0;
-	}
 	fill_header(&ev->hdr, pid_tgid, OE_EV_PROC_EXEC, -1, 0);
 	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
 	bpf_ringbuf_submit(ev, wakeup_flag(ring, sizeof(*ev)));
@@ -68,16 +62,10 @@ int oe_process_exit(void *ctx)
 		return 0;
 	if (pid_mode != OE_PIDS_ALL)
 		bpf_map_delete_elem(&pid_filter, &tgid);
-	void *ring = event_ring();
-	if (!ring) {
-		count(OE_CNT_RINGBUF_FULL);
+	void *ring;
+	struct oe_proc_exit *ev = reserve_event(sizeof(*ev), &ring);
+	if (!ev)
 		return 0;
-	}
-	struct oe_proc_exit *ev = bpf_ringbuf_reserve(ring, sizeof(*ev), 0);
-	if (!ev) {
-		count(OE_CNT_RINGBUF_FULL);
-		return 0;
-	}
 	fill_header(&ev->hdr, pid_tgid, OE_EV_PROC_EXIT, -1, 0);
 	bpf_ringbuf_submit(ev, wakeup_flag(ring, sizeof(*ev)));
 	return 0;

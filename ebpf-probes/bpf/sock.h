@@ -83,11 +83,9 @@ static __always_inline struct oe_conn_info *track_conn(__u64 pid_tgid, __s32 fd,
 		return NULL;
 	}
 
-	void *ring = event_ring();
-	struct oe_conn_open *ev = ring ? bpf_ringbuf_reserve(ring, sizeof(*ev), 0) : NULL;
-	if (!ring || !ev) {
-		count(OE_CNT_RINGBUF_FULL);
-	} else {
+	void *ring;
+	struct oe_conn_open *ev = reserve_event(sizeof(*ev), &ring);
+	if (ev) {
 		fill_header(&ev->hdr, pid_tgid, OE_EV_CONN_OPEN, fd, info.conn_id);
 		__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
 		if (family == AF_INET) {
