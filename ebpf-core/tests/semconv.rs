@@ -45,6 +45,7 @@ const PROJECT_METRIC_NAMES: &[&str] = &[
     "ebpf_receiver.processes.traced",
     "ebpf_receiver.genai.calls",
     "ebpf_receiver.genai.incomplete",
+    "ebpf_receiver.tls.lost",
 ];
 
 fn semconv_dir() -> PathBuf {

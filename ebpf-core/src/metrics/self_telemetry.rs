@@ -24,7 +24,7 @@ struct Counter {
 }
 
 /// Monotonic sums; the `u64` handed to `value` is `HttpMetrics::overflowed()`.
-const COUNTERS: [Counter; 11] = [
+const COUNTERS: [Counter; 12] = [
     Counter {
         name: "ebpf_receiver.events.read",
         unit: "{event}",
@@ -103,6 +103,13 @@ const COUNTERS: [Counter; 11] = [
         attribute: None,
         value: |s, _| s.genai_incomplete,
     },
+    Counter {
+        name: "ebpf_receiver.tls.lost",
+        unit: "{event}",
+        description: "TLS plaintext the kernel dropped because its socket was unknown (an SSL object doing its own I/O, such as a memory BIO).",
+        attribute: None,
+        value: |s, _| s.tls_no_socket,
+    },
 ];
 
 struct GaugeInfo {
@@ -128,7 +135,7 @@ const GAUGES: [GaugeInfo; 2] = [
 ];
 
 /// Every self-telemetry metric name.
-pub const SELF_METRIC_NAMES: [&str; 13] = [
+pub const SELF_METRIC_NAMES: [&str; 14] = [
     COUNTERS[0].name,
     COUNTERS[1].name,
     COUNTERS[2].name,
@@ -140,6 +147,7 @@ pub const SELF_METRIC_NAMES: [&str; 13] = [
     COUNTERS[8].name,
     COUNTERS[9].name,
     COUNTERS[10].name,
+    COUNTERS[11].name,
     GAUGES[0].name,
     GAUGES[1].name,
 ];

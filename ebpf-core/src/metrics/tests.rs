@@ -498,6 +498,7 @@ fn self_telemetry() {
             parse_errors: 4,
             connections: 12,
             processes: 5,
+            tls_no_socket: 6,
             ..StatsSnapshot::default()
         };
         let t1 = T0 + SEC;
@@ -524,6 +525,7 @@ fn self_telemetry() {
             ("ebpf_receiver.batches.dropped", 3),
             ("ebpf_receiver.parse.errors", 4),
             ("ebpf_receiver.metric.overflows", 1),
+            ("ebpf_receiver.tls.lost", 6),
         ] {
             assert_eq!(sum_value(&req, name), (value, expected_temporality, T0), "{name}");
         }
