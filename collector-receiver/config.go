@@ -17,6 +17,7 @@ const (
 	defaultRingBufferSize  = 8 << 20 // bytes
 	defaultCaptureSize     = 1024    // bytes per syscall
 	defaultMaxConnections  = 65536
+	defaultIdleTimeout     = 5 * time.Minute
 	defaultBatchMaxSpans   = 1024
 	defaultBatchTimeout    = time.Second
 	defaultQueueSize       = 64
@@ -29,6 +30,8 @@ const (
 	maxRingBufferSize = 1 << 31 // the largest power of two in a u32
 	maxCaptureSize    = 4096
 	minMaxConnections = 64
+	minIdleTimeout    = time.Second
+	maxIdleTimeout    = 24 * time.Hour
 
 	// Size limits, the library's (ebpf-core/src/config.rs, selection/config.rs):
 	// beyond them a configuration costs seconds and GiBs to compile.
@@ -47,6 +50,7 @@ var (
 	ErrRingBufferSize  = errors.New("ring_buffer_size must be a power of two between 4096 and 2147483648 bytes")
 	ErrCaptureSize     = errors.New("capture_size must be between 1 and 4096 bytes")
 	ErrMaxConnections  = errors.New("max_connections must be between 64 and 4294967295")
+	ErrIdleTimeout     = errors.New("idle_timeout must be a whole number of milliseconds between 1s and 24h")
 	ErrBatchMaxSpans   = errors.New("batch.max_spans must be at least 1")
 	ErrBatchTimeout    = errors.New("batch.timeout must be a whole number of milliseconds, at least 1ms")
 	ErrQueueSize       = errors.New("queue_size must be at least 1")
@@ -76,6 +80,10 @@ type Config struct {
 	CaptureSize int `mapstructure:"capture_size"`
 	// MaxConnections bounds the kernel's connection table (LRU beyond).
 	MaxConnections int `mapstructure:"max_connections"`
+	// IdleTimeout: a connection silent this long is forgotten (its close
+	// may have been lost); if it is used again it is found again, with its
+	// addresses. 1s to 24h, default 5m.
+	IdleTimeout time.Duration `mapstructure:"idle_timeout"`
 	// Batch says when spans are handed to the collector.
 	Batch BatchConfig `mapstructure:"batch"`
 	// QueueSize is how many batches wait for the collector; beyond that
@@ -216,6 +224,7 @@ func createDefaultConfig() component.Config {
 		RingBufferSize: defaultRingBufferSize,
 		CaptureSize:    defaultCaptureSize,
 		MaxConnections: defaultMaxConnections,
+		IdleTimeout:    defaultIdleTimeout,
 		Batch: BatchConfig{
 			MaxSpans: defaultBatchMaxSpans,
 			Timeout:  defaultBatchTimeout,
@@ -246,6 +255,9 @@ func (cfg *Config) Validate() error {
 	}
 	if !inRange(cfg.MaxConnections, minMaxConnections, math.MaxUint32) {
 		errs = append(errs, fmt.Errorf("%w (got %d)", ErrMaxConnections, cfg.MaxConnections))
+	}
+	if t := cfg.IdleTimeout; t < minIdleTimeout || t > maxIdleTimeout || t%time.Millisecond != 0 {
+		errs = append(errs, fmt.Errorf("%w (got %v)", ErrIdleTimeout, t))
 	}
 	if cfg.Batch.MaxSpans < 1 {
 		errs = append(errs, fmt.Errorf("%w (got %d)", ErrBatchMaxSpans, cfg.Batch.MaxSpans))
@@ -349,6 +361,7 @@ type nativeConfig struct {
 	RingBufferSize int             `json:"ring_buffer_size"`
 	CaptureSize    int             `json:"capture_size"`
 	MaxConnections int             `json:"max_connections"`
+	IdleTimeoutMS  int64           `json:"idle_timeout_ms"`
 	Batch          nativeBatch     `json:"batch"`
 	QueueSize      int             `json:"queue_size"`
 	Selection      nativeSelection `json:"selection"`
@@ -434,6 +447,7 @@ func (cfg *Config) nativeJSON(traces, metrics bool) ([]byte, error) {
 		RingBufferSize: cfg.RingBufferSize,
 		CaptureSize:    cfg.CaptureSize,
 		MaxConnections: cfg.MaxConnections,
+		IdleTimeoutMS:  cfg.IdleTimeout.Milliseconds(),
 		Batch: nativeBatch{
 			MaxSpans:  cfg.Batch.MaxSpans,
 			TimeoutMS: cfg.Batch.Timeout.Milliseconds(),

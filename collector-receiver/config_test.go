@@ -39,6 +39,7 @@ func TestLoadConfig(t *testing.T) {
 				RingBufferSize: 16 << 20,
 				CaptureSize:    512,
 				MaxConnections: 1024,
+				IdleTimeout:    90 * time.Second,
 				Batch:          BatchConfig{MaxSpans: 256, Timeout: 250 * time.Millisecond},
 				QueueSize:      8,
 				Selection: SelectionConfig{
@@ -136,6 +137,10 @@ func TestValidate(t *testing.T) {
 		{name: "max connections zero", mutate: func(c *Config) { c.MaxConnections = 0 }, want: []error{ErrMaxConnections}},
 		{name: "max connections below 64", mutate: func(c *Config) { c.MaxConnections = 63 }, want: []error{ErrMaxConnections}},
 		{name: "max connections 64", mutate: func(c *Config) { c.MaxConnections = 64 }},
+		{name: "idle timeout 1s", mutate: func(c *Config) { c.IdleTimeout = time.Second }},
+		{name: "idle timeout below 1s", mutate: func(c *Config) { c.IdleTimeout = 999 * time.Millisecond }, want: []error{ErrIdleTimeout}},
+		{name: "idle timeout over 24h", mutate: func(c *Config) { c.IdleTimeout = 25 * time.Hour }, want: []error{ErrIdleTimeout}},
+		{name: "idle timeout fraction of a millisecond", mutate: func(c *Config) { c.IdleTimeout = time.Second + 500*time.Microsecond }, want: []error{ErrIdleTimeout}},
 		{name: "max spans negative", mutate: func(c *Config) { c.Batch.MaxSpans = -1 }, want: []error{ErrBatchMaxSpans}},
 		{name: "timeout zero", mutate: func(c *Config) { c.Batch.Timeout = 0 }, want: []error{ErrBatchTimeout}},
 		{name: "timeout below a millisecond", mutate: func(c *Config) { c.Batch.Timeout = 500 * time.Microsecond }, want: []error{ErrBatchTimeout}},
@@ -160,7 +165,7 @@ func TestValidate(t *testing.T) {
 			mutate: func(c *Config) {
 				*c = Config{ExcludePIDs: []int{-1}, Selection: SelectionConfig{Include: Criteria{Ports: []int{-1}}}}
 			},
-			want: []error{ErrRingBufferSize, ErrCaptureSize, ErrMaxConnections, ErrBatchMaxSpans, ErrBatchTimeout, ErrQueueSize, ErrPIDs, ErrPorts, ErrMetricsInterval, ErrTemporality, ErrMaxSeries},
+			want: []error{ErrRingBufferSize, ErrCaptureSize, ErrMaxConnections, ErrIdleTimeout, ErrBatchMaxSpans, ErrBatchTimeout, ErrQueueSize, ErrPIDs, ErrPorts, ErrMetricsInterval, ErrTemporality, ErrMaxSeries},
 		},
 	}
 	for _, tt := range tests {
@@ -185,6 +190,7 @@ func TestNativeJSON(t *testing.T) {
 	b, err := cfg.nativeJSON(true, true)
 	require.NoError(t, err)
 	assert.JSONEq(t, `{"ring_buffer_size":8388608,"capture_size":1024,"max_connections":65536,
+		"idle_timeout_ms":300000,
 		"batch":{"max_spans":1024,"timeout_ms":1000},"queue_size":64,
 		"selection":{"include":{"pids":[],"exe_paths":[],"command_lines":[],"ports":[]},
 			"exclude":{"pids":[],"exe_paths":[],"command_lines":[],"ports":[]},

@@ -29,6 +29,9 @@ pub const MAX_GENAI_PROVIDERS: usize = 1000;
 /// (each provider's hosts compile into a matcher of their own: 1,000
 /// providers of 350 hosts took 3 s and 400 MiB).
 pub const MAX_GENAI_HOSTS: usize = 10_000;
+/// Bounds of `idle_timeout_ms`: the expiry scan runs once a second.
+pub const MIN_IDLE_TIMEOUT_MS: u64 = 1_000;
+pub const MAX_IDLE_TIMEOUT_MS: u64 = 86_400_000;
 pub const MAX_GENAI_ENDPOINTS: usize = 10_000;
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -43,6 +46,10 @@ pub struct Config {
     pub capture_size: u32,
     /// Connections tracked at once in the kernel table (LRU beyond that).
     pub max_connections: u32,
+    /// A connection silent this long is forgotten (its close may have been
+    /// lost), in userspace and in the kernel; if it is used again it is found
+    /// again, with its addresses, as one opened before the receiver started.
+    pub idle_timeout_ms: u64,
     pub batch: BatchConfig,
     /// Batches waiting for the host to poll; beyond that a batch is dropped and counted.
     pub queue_size: usize,
@@ -107,6 +114,7 @@ impl Default for Config {
             ring_buffer_size: 8 << 20,
             capture_size: 1024,
             max_connections: 65536,
+            idle_timeout_ms: 300_000,
             batch: BatchConfig::default(),
             queue_size: 64,
             selection: SelectionConfig::default(),
@@ -214,6 +222,9 @@ impl Config {
         if self.max_connections < 64 {
             return bad("max_connections", &self.max_connections, "must be at least 64");
         }
+        if !(MIN_IDLE_TIMEOUT_MS..=MAX_IDLE_TIMEOUT_MS).contains(&self.idle_timeout_ms) {
+            return bad("idle_timeout_ms", &self.idle_timeout_ms, "must be between 1000 (1 s) and 86400000 (24 h)");
+        }
         if self.batch.max_spans == 0 {
             return bad("batch.max_spans", &self.batch.max_spans, "must be at least 1");
         }
@@ -273,6 +284,8 @@ mod tests {
             (r#"{"capture_size": 4097}"#, "capture_size"),
             (r#"{"batch": {"max_spans": 0}}"#, "batch.max_spans"),
             (r#"{"batch": {"timeout_ms": 0}}"#, "batch.timeout_ms"),
+            (r#"{"idle_timeout_ms": 999}"#, "idle_timeout_ms"),
+            (r#"{"idle_timeout_ms": 86400001}"#, "idle_timeout_ms"),
             (r#"{"queue_size": 0}"#, "queue_size"),
         ] {
             let err = Config::from_json(json).unwrap_err().to_string();

@@ -7,8 +7,8 @@
 //! every other process on the host. Span times are CLOCK_MONOTONIC (from the
 //! probes) plus a wall-clock offset re-read on every worker tick, so a step
 //! is followed within a tick (ebpf-core/src/clock.rs, `Processor::tick`).
-//! Idle-connection expiry (5 minutes, `IDLE_EXPIRY`) is not configurable,
-//! too long for a test.
+//! Idle-connection expiry is tested with `idle_timeout_ms` at 1 s (the
+//! default is 5 minutes).
 //!
 //! Most tests trace only their servers' ports (`selection.include.ports`),
 //! so counters and memory are theirs alone, whatever else runs on the host.
@@ -430,6 +430,66 @@ fn connections_that_never_answer_are_tracked_then_forgotten() {
         assert_eq!(s.str_attr("error.type"), Some(NO_RESPONSE), "{}", s.describe());
     }
     assert_eq!((server_side, client_side), (N, N), "one unanswered span per request per side: {summary}");
+}
+
+/// A keep-alive connection silent longer than `idle_timeout_ms` is
+/// forgotten (the gauge falls to zero), in the kernel too; when it is used
+/// again it is found again with its addresses, so the next request's spans
+/// have them all (a connection forgotten only in userspace came back with
+/// none). A Python `http.client` connection to nginx, driven line by line.
+#[test]
+fn an_idle_connection_is_forgotten_then_found_again() {
+    if !require_root() {
+        return;
+    }
+    let server = Server::nginx("127.0.0.1", &[]);
+    let rx = receiver_for_ports(&[server.port], r#", "idle_timeout_ms": 1000"#);
+    std::thread::sleep(Duration::from_millis(500));
+    const CLIENT: &str = "import http.client, sys\n\
+        c = http.client.HTTPConnection('127.0.0.1', int(sys.argv[1]))\n\
+        for path in sys.stdin:\n\
+        \x20   c.request('GET', path.strip())\n\
+        \x20   r = c.getresponse(); r.read()\n\
+        \x20   print(r.status, c.sock.getsockname()[1], flush=True)\n";
+    let mut child = Command::new("python3")
+        .args(["-c", CLIENT, &server.port.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn python3");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut get = |path: &str| -> (u16, u16) {
+        writeln!(stdin, "{path}").and_then(|()| stdin.flush()).expect("write to the client");
+        let line = read_line(&mut stdout, path);
+        let f: Vec<u16> = line.split_whitespace().map(|w| w.parse().expect("status and port")).collect();
+        (f[0], f[1])
+    };
+    let (status, port1) = get("/idle/1");
+    assert_eq!(status, 200);
+    let busy = wait_gauge(&rx, WAIT, |c| c == 2);
+    assert_eq!(busy, 2, "both ends tracked after the first request");
+    let idle = wait_gauge(&rx, WAIT, |c| c == 0);
+    assert_eq!(idle, 0, "both ends forgotten after 1 s of silence; stats {:?}", rx.stats_all());
+    let (status, port2) = get("/idle/2");
+    assert_eq!((status, port2), (200, port1), "the same keep-alive connection");
+    let cpid = child.id();
+    for path in ["/idle/1", "/idle/2"] {
+        let exp = Expect::get(path, 200, server.port).client_port(port1);
+        let spid = server.pid();
+        let srv = rx.wait_for(1, WAIT, &format!("SERVER span of {path}"), move |s| {
+            s.is_server() && s.pid() == Some(spid) && s.url_path() == Some(path)
+        });
+        srv[0].assert_http(&exp);
+        let cli = rx.wait_for(1, WAIT, &format!("CLIENT span of {path}"), move |s| {
+            s.is_client() && s.pid() == Some(cpid) && s.url_path() == Some(path)
+        });
+        cli[0].assert_http(&exp);
+    }
+    drop(stdin);
+    let _ = child.wait();
+    assert_eq!(wait_gauge(&rx, WAIT, |c| c == 0), 0, "closed: nothing left tracked");
+    assert_eq!(rx.stats_all().parse_errors, 0);
 }
 
 /// 100,000 concurrent connections (8 client processes, 127.0.0.2..9 as

@@ -244,21 +244,28 @@ impl ConnTracker {
     /// would wait for the idle expiry. Their pending requests end as on
     /// expiry. Returns how many went.
     pub fn reconcile(&mut self, mut tracked: impl FnMut(u32, i32, u64) -> bool, out: &mut Vec<Exchange>) -> usize {
-        self.end_where(|&(tgid, fd), c| !tracked(tgid, fd, c.conn_id), out)
+        self.end_where(|&(tgid, fd), c| !tracked(tgid, fd, c.conn_id), out).len()
     }
 
-    /// Drops connections silent since `cutoff_ns` (their close was lost):
-    /// bounds memory when events go missing.
-    pub fn expire_idle(&mut self, cutoff_ns: u64, out: &mut Vec<Exchange>) {
-        self.end_where(|_, c| c.last_seen_ns < cutoff_ns, out);
+    /// Drops connections silent since `cutoff_ns` (their close was lost, or
+    /// they idle): bounds memory when events go missing. Returns them as
+    /// (tgid, fd, conn_id), for the kernel table to forget as well.
+    pub fn expire_idle(&mut self, cutoff_ns: u64, out: &mut Vec<Exchange>) -> Vec<(u32, i32, u64)> {
+        self.end_where(|_, c| c.last_seen_ns < cutoff_ns, out)
     }
 
     /// Ends the connections `pred` picks, at their last event (no close was
-    /// seen), and gives the table's memory back; returns how many.
-    fn end_where(&mut self, mut pred: impl FnMut(&(u32, i32), &Connection) -> bool, out: &mut Vec<Exchange>) -> usize {
-        let gone: Vec<(u32, i32)> = self.conns.iter().filter(|(k, c)| pred(k, c)).map(|(k, _)| *k).collect();
-        for key in &gone {
-            if let Some(conn) = self.conns.remove(key) {
+    /// seen), and gives the table's memory back; returns them as (tgid, fd,
+    /// conn_id).
+    fn end_where(
+        &mut self,
+        mut pred: impl FnMut(&(u32, i32), &Connection) -> bool,
+        out: &mut Vec<Exchange>,
+    ) -> Vec<(u32, i32, u64)> {
+        let gone: Vec<(u32, i32, u64)> =
+            self.conns.iter().filter(|(k, c)| pred(k, c)).map(|(&(tgid, fd), c)| (tgid, fd, c.conn_id)).collect();
+        for &(tgid, fd, _) in &gone {
+            if let Some(conn) = self.conns.remove(&(tgid, fd)) {
                 let ts = conn.last_seen_ns;
                 self.finish(conn, ts, out);
             }
@@ -266,7 +273,7 @@ impl ConnTracker {
         if !gone.is_empty() {
             self.maybe_shrink();
         }
-        gone.len()
+        gone
     }
 
     fn finish(&mut self, conn: Connection, ts_ns: u64, out: &mut Vec<Exchange>) {
@@ -447,6 +454,23 @@ mod tests {
         assert_eq!(t.len(), 2);
         assert_eq!(out.len(), 2, "the unanswered requests of fds 1 and 2 end as exchanges");
         assert_eq!(t.reconcile(|_, _, _| true, out), 0);
+    }
+
+    /// Connections silent since the cutoff end, their unanswered requests
+    /// reported, and come back with their ids for the kernel to forget too.
+    #[test]
+    fn idle_connections_expire_and_are_named_for_the_kernel() {
+        let mut t = ConnTracker::offline();
+        let out = &mut Vec::new();
+        let hdr = |fd: i32, ts_ns: u64| Header { ts_ns, tgid: TGID, tid: TGID, fd, conn_id: 100 + fd as u64 };
+        t.data(&hdr(1, 10), &request_head(b"GET / HTTP/1.1\r\n\r\n"), out);
+        t.data(&hdr(2, 20), &request_head(b"GET / HTTP/1.1\r\n\r\n"), out);
+        t.data(&hdr(3, 30), &request_head(b"GET / HTTP/1.1\r\n\r\n"), out);
+        let mut gone = t.expire_idle(25, out);
+        gone.sort_unstable();
+        assert_eq!(gone, [(TGID, 1, 101), (TGID, 2, 102)]);
+        assert_eq!((t.len(), out.len()), (1, 2), "fd 3 stays; the requests of fds 1 and 2 end as exchanges");
+        assert!(t.expire_idle(25, out).is_empty());
     }
 
     #[test]

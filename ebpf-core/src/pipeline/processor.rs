@@ -20,9 +20,8 @@ use crate::spans::{first_chunk_ns, genai_error_type, genai_server, genai_span, p
 use super::genai::GenAiStage;
 use crate::stats::Stats;
 
-/// Connections silent this long are dropped (their close event was lost).
-const IDLE_EXPIRY: Duration = Duration::from_secs(300);
-/// How often `tick` looks for such connections.
+/// How often `tick` looks for connections silent longer than
+/// `idle_timeout_ms`.
 const EXPIRY_SCAN_INTERVAL: Duration = Duration::from_secs(1);
 
 pub struct Processor {
@@ -34,6 +33,8 @@ pub struct Processor {
     next_metrics: Instant,
     /// Monotonic time of the next scan for idle connections.
     next_expiry_ns: u64,
+    /// Connections silent this long are forgotten (`Config::idle_timeout_ms`).
+    idle_timeout_ns: u64,
     routes: RouteMatcher,
     route_buf: String,
     /// LLM API calls; None when `genai.enabled` is off.
@@ -78,6 +79,7 @@ impl Processor {
             metrics: config.metrics.enabled.then(|| HttpMetrics::new_at(&config.metrics, now_unix)),
             next_metrics: Instant::now() + config.metrics.interval(),
             next_expiry_ns: 0,
+            idle_timeout_ns: config.idle_timeout_ms.saturating_mul(1_000_000),
             routes: config.routes.matcher().expect("routes validated with the config"),
             route_buf: String::new(),
             host,
@@ -179,10 +181,15 @@ impl Processor {
     /// due, expire idle connections, follow wall-clock steps.
     pub fn tick(&mut self, now: Instant, now_monotonic_ns: u64, emit: &mut impl FnMut(Batch)) {
         self.clock = WallClock::new();
-        // A scan of every connection: once a second is plenty for a 5-minute expiry.
+        // A scan of every connection: once a second is plenty for a timeout
+        // of at least a second (5 minutes by default).
         if now_monotonic_ns >= self.next_expiry_ns {
-            let cutoff = now_monotonic_ns.saturating_sub(IDLE_EXPIRY.as_nanos() as u64);
-            self.conns.expire_idle(cutoff, &mut self.exchanges);
+            let cutoff = now_monotonic_ns.saturating_sub(self.idle_timeout_ns);
+            // The kernel forgets them too: a connection that wakes up is then
+            // found again with its addresses (and a new id), instead of
+            // going on in userspace with none.
+            let expired = self.conns.expire_idle(cutoff, &mut self.exchanges);
+            self.forget.extend(expired);
             self.next_expiry_ns = now_monotonic_ns + EXPIRY_SCAN_INTERVAL.as_nanos() as u64;
         }
         self.drain_exchanges(now, emit);
