@@ -73,6 +73,8 @@ pub struct RingReader {
     published: usize,
     /// The producer position at the last refresh.
     reserved: usize,
+    /// Length of the record `head` last returned, for `take`.
+    head_len: usize,
     /// The ring itself: its file descriptor is waited on, and it is closed
     /// (last field, dropped last) after the mappings are gone.
     map: MapData,
@@ -90,7 +92,8 @@ impl RingReader {
         let fd = map.fd().as_fd().as_raw_fd();
         let consumer = Mapping::new(fd, page, 0, libc::PROT_READ | libc::PROT_WRITE)?;
         let producer = Mapping::new(fd, page + 2 * size_bytes, page, libc::PROT_READ)?;
-        let mut reader = Self { consumer, producer, page, size: size_bytes, pos: 0, published: 0, reserved: 0, map };
+        let mut reader =
+            Self { consumer, producer, page, size: size_bytes, pos: 0, published: 0, reserved: 0, head_len: 0, map };
         reader.pos = reader.consumer_pos().load(Ordering::Acquire);
         reader.published = reader.pos;
         reader.reserved = reader.pos;
@@ -146,18 +149,16 @@ impl RingReader {
                 return None;
             }
             if len_word & DISCARD_BIT == 0 {
+                self.head_len = len;
                 return Some(self.data(offset + HEADER_LEN, len));
             }
             self.advance(len);
         }
     }
 
-    /// Moves past the record `head` returned.
+    /// Moves past the record `head` returned (call `head` first).
     pub fn take(&mut self) {
-        let offset = self.pos & (self.size - 1);
-        let header = self.data(offset, HEADER_LEN);
-        let len = u32::from_ne_bytes([header[0], header[1], header[2], header[3]]) & !(BUSY_BIT | DISCARD_BIT);
-        self.advance(len as usize);
+        self.advance(self.head_len);
     }
 
     fn advance(&mut self, len: usize) {

@@ -35,7 +35,7 @@ pub trait Ring {
     /// The record at the head, if one is reserved (as of the last refresh)
     /// and committed.
     fn head(&mut self) -> Option<&[u8]>;
-    /// Moves past the head.
+    /// Moves past the record `head` just returned.
     fn take(&mut self);
     /// Tells the producers how far this ring was read.
     fn publish(&mut self);
@@ -93,34 +93,26 @@ impl<R: Ring> RingSet<R> {
                 self.heads.push(Reverse((ts, i)));
             }
         }
-        'merge: while let Some(Reverse((mut ts, i))) = self.heads.pop() {
+        'merge: while let Some(Reverse((_, i))) = self.heads.pop() {
             // A run of this ring's records up to the next ring's head needs
             // no heap operation: usually one CPU's burst, or the only ring.
             let next = self.heads.peek().map_or(u64::MAX, |&Reverse((t, _))| t);
             let ring = &mut self.rings[i];
-            loop {
-                if ts > upto_ns || outcome.handled == budget {
-                    if ts > upto_ns {
-                        outcome.held = true;
-                    } else {
-                        outcome.full = true;
-                    }
+            while let Some(record) = ring.head() {
+                let ts = stamp(record);
+                if ts > next {
                     self.heads.push(Reverse((ts, i)));
+                    continue 'merge;
+                }
+                // The oldest record left: everything else waits as well.
+                outcome.held = ts > upto_ns;
+                outcome.full = !outcome.held && outcome.handled == budget;
+                if outcome.held || outcome.full {
                     break 'merge;
                 }
-                if let Some(record) = ring.head() {
-                    each(record);
-                }
+                each(record);
                 ring.take();
                 outcome.handled += 1;
-                match head_ts(ring) {
-                    None => break,
-                    Some(t) if t > next => {
-                        self.heads.push(Reverse((t, i)));
-                        break;
-                    }
-                    Some(t) => ts = t,
-                }
             }
         }
         for ring in &mut self.rings {
@@ -130,11 +122,15 @@ impl<R: Ring> RingSet<R> {
     }
 }
 
-/// The head record's timestamp; 0 for a record too short to have one (the
-/// decoder reports it), so it goes first rather than blocking its ring.
+/// The head record's timestamp.
 fn head_ts(ring: &mut impl Ring) -> Option<u64> {
-    let record = ring.head()?;
-    Some(record.get(..8).map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap_or_default())))
+    ring.head().map(stamp)
+}
+
+/// A record's timestamp; 0 for a record too short to have one (the decoder
+/// reports it), so it goes first rather than blocking its ring.
+fn stamp(record: &[u8]) -> u64 {
+    record.get(..8).map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap_or_default()))
 }
 
 #[cfg(test)]
