@@ -191,7 +191,7 @@ impl Probes {
             .map(|p| CaptureRule::new(p))
             .collect();
         let cpus = RingCpus::of_this_host()?;
-        let ring_size = cpus.ring_size(settings.ring_buffer_size);
+        let ring_size = ring_size_per_cpu(settings.ring_buffer_size, cpus.online.len());
         let mut ebpf = EbpfLoader::new()
             .override_global("self_tgid", &settings.self_tgid, true)
             .override_global("capture_bytes", &settings.capture_bytes, true)
@@ -460,15 +460,11 @@ impl RingCpus {
         }
         Ok(Self { possible, online })
     }
-
-    /// `total` (the configured `ring_buffer_size`, a power of two) shared
-    /// between the online CPUs: the largest power of two that fits, and at
-    /// least a page.
-    fn ring_size(&self, total: u32) -> u32 {
-        ring_size_per_cpu(total, self.online.len())
-    }
 }
 
+/// `total` (the configured `ring_buffer_size`, a power of two) shared
+/// between `cpus` rings: the largest power of two that fits, and at least a
+/// page.
 fn ring_size_per_cpu(total: u32, cpus: usize) -> u32 {
     let share = total / u32::try_from(cpus.max(1)).unwrap_or(u32::MAX);
     if share == 0 {
