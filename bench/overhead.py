@@ -5,7 +5,8 @@ For each server (nginx serving a small static file with keep-alive; the Go
 demo server with no sleep), runs interleaved rounds of four modes — no
 receiver, receiver (traces), receiver with every signal, receiver (traces) with
 the load generator excluded so that only the server side is traced — and
-reports medians:
+reports medians (a fifth mode, *idle*, attaches the probes but selects no
+process: the cost of being attached before any work):
 throughput ratio, p50/p99 latency ratio, and the receiver's CPU per 1,000
 requests, split into kernel-side BPF run time (kernel.bpf_stats_enabled) and
 userspace CPU of the host process (/proc/<pid>/stat).
@@ -19,7 +20,7 @@ gives p50/p99 at a load the server handles comfortably. The second table
 reports their medians and the p99 ratio against no receiver (the target:
 <= 1.10). A run whose client could not hold the rate is marked saturated.
 
-usage: bench/overhead.py [--rounds 5] [--duration 5] [--connections 32] [--out BENCHMARKS.md]
+usage: bench/overhead.py [--rounds 5] [--duration 5] [--connections 32] [--modes off,traces,...] [--out FILE]
        bench/overhead.py --rounds 1 --duration 2      # a quick smoke (~1 minute once built)
 Needs root, wrk, nginx, go; builds what it needs with cargo/go.
 """
@@ -49,6 +50,11 @@ MODES = {
     # the server's side only, as on a node whose clients are elsewhere.
     "server": '{"metrics": {"enabled": false}, "tls": {"enabled": false}, '
               '"selection": {"exclude": {"exe_paths": ["*/wrk", "*/loadgen"]}}}',
+    # The probes attached but no process selected: every program returns at
+    # the process check. What being attached to the syscall tracepoints costs
+    # the workload before any work is done: the floor under the other modes.
+    "idle": '{"metrics": {"enabled": false}, "tls": {"enabled": false}, '
+            '"selection": {"include": {"exe_paths": ["/nonexistent/*"]}}}',
 }
 
 
@@ -185,6 +191,8 @@ def main():
     ap.add_argument("--duration", type=int, default=5)
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--servers", default="nginx,go")
+    ap.add_argument("--modes", default=",".join(MODES),
+                    help="comma-separated subset of " + ", ".join(MODES) + " (off is always run)")
     ap.add_argument("--load", type=float, default=0.5,
                     help="fixed-rate phase at this fraction of the saturation rate without the receiver")
     ap.add_argument("--settle", type=float, default=5,
@@ -192,6 +200,10 @@ def main():
                          "start-up work to end (its CPU use under 5%%)")
     ap.add_argument("--out")
     args = ap.parse_args()
+    modes = ["off"] + [m for m in args.modes.split(",") if m != "off"]
+    unknown = [m for m in modes if m not in MODES]
+    if unknown:
+        sys.exit(f"overhead.py: unknown modes {unknown}; known: {', '.join(MODES)}")
     if os.geteuid() != 0:
         sys.exit("overhead.py: needs root (eBPF)")
     if "OE_BENCH_HOST" not in os.environ:
@@ -215,12 +227,12 @@ def main():
                 rate = calib * args.load
                 print(f"{server}: {calib:.0f} req/s at saturation without the receiver; "
                       f"fixed-rate phases at {rate:.0f} req/s", file=sys.stderr)
-                runs = {m: [] for m in MODES}
-                rates = {m: [] for m in MODES}
+                runs = {m: [] for m in modes}
+                rates = {m: [] for m in modes}
                 for r in range(args.rounds):
                     # Rotate the order each round so drift hits every mode alike.
-                    k = r % len(MODES)
-                    order = list(MODES)[k:] + list(MODES)[:k]
+                    k = r % len(modes)
+                    order = modes[k:] + modes[:k]
                     for mode in order:
                         runs[mode].append(one_run(mode, port, args))
                         rates[mode].append(rate_run(mode, port, rate, loadgen, args))
