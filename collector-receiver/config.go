@@ -35,7 +35,7 @@ const (
 
 	// Size limits, the library's (ebpf-core/src/config.rs, selection/config.rs):
 	// beyond them a configuration costs seconds and GiBs to compile.
-	maxPIDsPerList     = 65536     // the kernel's pid table
+	maxPIDsPerList     = 65536     // more is a mistake, not a selection (the Rust side's limit)
 	maxGlobsPerList    = 10000     // exe_paths, command_lines
 	maxGlobBytes       = 256 << 10 // bytes of globs in one list
 	maxPorts           = 1024      // distinct ports, include and exclude together: the kernel's port table

@@ -20,12 +20,9 @@ int oe_process_fork(struct raw_tp_args *ctx)
 	/* Threads share their process's decision already. */
 	if (BPF_CORE_READ(child, pid) != child_tgid)
 		return 0;
-	__u32 parent_tgid = BPF_CORE_READ(parent, tgid);
-	__u8 *d = bpf_map_lookup_elem(&pid_filter, &parent_tgid);
-	if (d) {
-		__u8 v = *d;
-		bpf_map_update_elem(&pid_filter, &child_tgid, &v, BPF_ANY);
-	}
+	/* Copied either way: a set bit left by an earlier process with this pid
+	 * (its exit unseen) must not decide for the child. */
+	set_pid_flag(child_tgid, pid_flagged(BPF_CORE_READ(parent, tgid)));
 	return 0;
 }
 
@@ -61,7 +58,7 @@ int oe_process_exit(void *ctx)
 	if (BPF_CORE_READ(task, signal, live.counter) != 0)
 		return 0;
 	if (pid_mode != OE_PIDS_ALL)
-		bpf_map_delete_elem(&pid_filter, &tgid);
+		set_pid_flag(tgid, false);
 	void *ring;
 	struct oe_proc_exit *ev = reserve_event(sizeof(*ev), &ring);
 	if (!ev)

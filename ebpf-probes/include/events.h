@@ -126,10 +126,11 @@ struct oe_proc_exec {
 	char comm[16];
 };
 
-/* Process selection modes (global `pid_mode`) and `pid_filter` map values. */
+/* Process selection modes (global `pid_mode`, applied through `pid_bits`) and
+ * `port_filter` map values. */
 #define OE_PIDS_ALL 0      /* trace every process (but the host's own); no lookup */
-#define OE_PIDS_EXCLUDE 1  /* trace all but pids mapped to OE_PID_SKIP */
-#define OE_PIDS_INCLUDE 2  /* trace only pids mapped to OE_PID_TRACE */
+#define OE_PIDS_EXCLUDE 1  /* trace all but pids whose bit is set in pid_bits */
+#define OE_PIDS_INCLUDE 2  /* trace only pids whose bit is set in pid_bits */
 #define OE_PID_SKIP 0
 #define OE_PID_TRACE 1
 

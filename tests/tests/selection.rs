@@ -90,3 +90,103 @@ fn included_port_traces_only_connections_to_that_port() {
     let elsewhere = rx.spans_where(|s| s.server_port() != Some(wanted.port));
     assert!(elsewhere.is_empty(), "spans on other ports:\n{}", rx.dump(|s| s.server_port() != Some(wanted.port), 10));
 }
+
+/// A Python process that, once told to, forks a child (no exec) which
+/// answers one HTTP request on the socket the parent bound.
+struct ForkingServer {
+    parent: std::process::Child,
+    port: u16,
+}
+
+const FORKING_SERVER: &str = r#"
+import http.server, os, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = b"from the child\n"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+srv = http.server.HTTPServer(("127.0.0.1", 0), H)
+print(srv.server_address[1], flush=True)
+sys.stdin.readline()
+child = os.fork()
+if child == 0:
+    print(os.getpid(), flush=True)
+    srv.handle_request()
+    os._exit(0)
+os.waitpid(child, 0)
+"#;
+
+impl ForkingServer {
+    fn start() -> Self {
+        use std::io::BufRead;
+        let mut parent = std::process::Command::new(integration_tests::servers::python())
+            .args(["-c", FORKING_SERVER])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3");
+        let mut line = String::new();
+        std::io::BufReader::new(parent.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+        Self { port: line.trim().parse().expect("the port"), parent }
+    }
+
+    /// Forks the child; its pid.
+    fn fork(&mut self) -> u32 {
+        use std::io::{BufRead, Write};
+        self.parent.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(self.parent.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+        line.trim().parse().expect("the child's pid")
+    }
+}
+
+impl Drop for ForkingServer {
+    fn drop(&mut self) {
+        let _ = self.parent.kill();
+        let _ = self.parent.wait();
+    }
+}
+
+/// Forked children inherit their parent's decision in the kernel (the fork
+/// program copies the parent's bit): an included pid's child is traced.
+#[test]
+fn a_child_forked_by_an_included_process_is_traced() {
+    if !require_root() {
+        return;
+    }
+    let mut server = ForkingServer::start();
+    let ppid = server.parent.id();
+    let mut rx = Receiver::start_with(&config(&format!(r#"{{"include": {{"pids": [{ppid}]}}}}"#)));
+    let child = server.fork();
+    let c = curl(&format!("http://127.0.0.1:{}/forked", server.port));
+    assert_eq!(c.codes, [200]);
+    rx.wait_for(1, WAIT, "SERVER span of the included process's child", |s| s.pid() == Some(child));
+    rx.stop();
+    let spans = rx.spans_where(|s| s.pid() == Some(child) || s.pid() == Some(c.pid));
+    let dump = rx.dump(|s| s.pid() == Some(child) || s.pid() == Some(c.pid), 10);
+    assert_eq!(spans.len(), 1, "the child's SERVER span only (curl is not included):\n{dump}");
+    spans[0].assert_http(&Expect::get("/forked", 200, server.port).client_port(c.local_ports[0]));
+}
+
+/// The other way round: an excluded pid's child stays excluded, while the
+/// curl talking to it is traced.
+#[test]
+fn a_child_forked_by_an_excluded_process_is_not_traced() {
+    if !require_root() {
+        return;
+    }
+    let mut server = ForkingServer::start();
+    let ppid = server.parent.id();
+    let mut rx = Receiver::start_with(&config(&format!(r#"{{"exclude": {{"pids": [{ppid}]}}}}"#)));
+    let child = server.fork();
+    let c = curl(&format!("http://127.0.0.1:{}/forked", server.port));
+    assert_eq!(c.codes, [200]);
+    rx.wait_for(1, WAIT, "CLIENT span of the curl to the excluded child", |s| s.pid() == Some(c.pid));
+    rx.stop();
+    let from_child = rx.spans_where(|s| s.pid() == Some(child));
+    assert!(from_child.is_empty(), "spans from the excluded child:\n{}", rx.dump(|s| s.pid() == Some(child), 10));
+}

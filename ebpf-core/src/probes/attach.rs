@@ -8,7 +8,8 @@ use aya::programs::{RawTracePoint, TracePoint, UProbe};
 use aya::{Ebpf, EbpfLoader};
 use ebpf_probes::abi;
 
-use super::kernel_maps::{CaptureRule, ConnTable, KernelCounters, PidFilter};
+use super::kernel_maps::{CaptureRule, ConnTable, KernelCounters};
+use super::pid_bits::{pid_words, PidFilter};
 use super::ring_reader::{RingError, RingReader};
 use super::ring_set::RingSet;
 
@@ -103,9 +104,6 @@ const GO_TLS_WRITE_PROGRAM: &str = "oe_go_tls_write_enter";
 const GO_TLS_HANDSHAKE_PROGRAM: &str = "oe_go_tls_handshake";
 const GO_TLS_PROGRAMS: [&str; 4] =
     [GO_TLS_READ_PROGRAM, GO_TLS_READ_RET_PROGRAM, GO_TLS_WRITE_PROGRAM, GO_TLS_HANDSHAKE_PROGRAM];
-
-/// Processes with a selection decision (`pid_filter`) when rules select some.
-const PID_FILTER_ENTRIES: u32 = 65536;
 
 /// Goroutines inside a Go `crypto/tls` Read at once (`go_tls_reads`).
 const GO_TLS_READS_IN_FLIGHT: u32 = 16384;
@@ -207,16 +205,18 @@ impl Probes {
             .map_max_entries("tls_socks", if settings.tls { settings.max_connections } else { 1 })
             .map_max_entries("tls_calls", if settings.tls { TLS_CALLS_IN_FLIGHT } else { 1 })
             .map_max_entries("go_tls_reads", if settings.tls { GO_TLS_READS_IN_FLIGHT } else { 1 })
-            // Tracing every process: no decision is ever stored (5 MiB saved).
-            .map_max_entries(
-                "pid_filter",
-                if settings.pid_mode == abi::OE_PIDS_ALL as u8 { 1 } else { PID_FILTER_ENTRIES },
-            )
+            // Tracing every process: no decision is ever stored.
+            .map_max_entries("pid_bits", if settings.pid_mode == abi::OE_PIDS_ALL as u8 { 1 } else { pid_words() })
             .load(ebpf_probes::object())
             .map_err(|e| ProbeError::Load(Box::new(e)))?;
 
         // Selection first: once a program attaches it must see the decisions.
-        let mut pid_filter = PidFilter::new(take_map(&mut ebpf, "pid_filter", TryFrom::try_from)?);
+        let bits = take_map(&mut ebpf, "pid_bits", |m| match m {
+            aya::maps::Map::Array(data) => Ok(data),
+            _ => Err(aya::maps::MapError::InvalidMapType { map_type: 0 }),
+        })?;
+        let mut pid_filter = PidFilter::new(bits, settings.pid_mode)
+            .map_err(|e| ProbeError::Map { map: "pid_bits", source: Box::new(e) })?;
         for &(tgid, traced) in &settings.pid_decisions {
             pid_filter.set(tgid, traced);
         }

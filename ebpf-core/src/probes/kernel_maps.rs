@@ -91,22 +91,6 @@ impl ConnTable {
     }
 }
 
-/// Process selection decisions the kernel applies (`pid_filter`).
-pub struct PidFilter(HashMap<MapData, u32, u8>);
-
-impl PidFilter {
-    pub(crate) fn new(map: HashMap<MapData, u32, u8>) -> Self {
-        Self(map)
-    }
-
-    pub fn set(&mut self, tgid: u32, traced: bool) {
-        let v = if traced { abi::OE_PID_TRACE } else { abi::OE_PID_SKIP } as u8;
-        if self.0.insert(tgid, v, 0).is_err() {
-            log::warn!("process selection table full: pid {tgid} keeps its inherited decision");
-        }
-    }
-}
-
 /// Per-CPU drop counters, summed.
 pub struct KernelCounters(PerCpuArray<MapData, u64>);
 

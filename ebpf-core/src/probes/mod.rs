@@ -3,12 +3,15 @@
 
 mod attach;
 mod kernel_maps;
+mod mapping;
+mod pid_bits;
 mod preflight;
 mod ring_reader;
 mod ring_set;
 
 pub use attach::{ProbeError, ProbeSettings, Probes, TLS_ENTRY_PROGRAMS, TLS_RETURN_PROGRAM};
-pub use kernel_maps::{CaptureRule, ConnTable, KernelCounters, PidFilter};
+pub use kernel_maps::{CaptureRule, ConnTable, KernelCounters};
+pub use pid_bits::PidFilter;
 pub use preflight::{preflight, PreflightError};
 pub use ring_reader::{RingError, RingReader};
 pub use ring_set::{Drain, RingSet, WATERMARK_SLACK};

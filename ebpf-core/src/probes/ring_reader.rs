@@ -13,6 +13,8 @@ use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 use aya::maps::MapData;
 
+use super::mapping::Mapping;
+
 const BUSY_BIT: u32 = 1 << 31;
 const DISCARD_BIT: u32 = 1 << 30;
 const HEADER_LEN: usize = 8;
@@ -26,39 +28,6 @@ pub enum RingError {
     #[error("mapping the ring buffer: {0}")]
     Mmap(std::io::Error),
 }
-
-/// One shared memory mapping, unmapped on drop.
-struct Mapping {
-    ptr: *mut libc::c_void,
-    len: usize,
-}
-
-impl Mapping {
-    fn new(fd: i32, len: usize, offset: usize, prot: libc::c_int) -> Result<Self, RingError> {
-        let offset =
-            libc::off_t::try_from(offset).map_err(|_| RingError::Mmap(std::io::ErrorKind::InvalidInput.into()))?;
-        // SAFETY: a fresh shared mapping of a file descriptor the caller keeps
-        // open for the call; the kernel checks the length and offset against
-        // the ring buffer's and fails otherwise.
-        let ptr = unsafe { libc::mmap(std::ptr::null_mut(), len, prot, libc::MAP_SHARED, fd, offset) };
-        if ptr == libc::MAP_FAILED {
-            return Err(RingError::Mmap(std::io::Error::last_os_error()));
-        }
-        Ok(Self { ptr, len })
-    }
-}
-
-impl Drop for Mapping {
-    fn drop(&mut self) {
-        // SAFETY: ptr and len are exactly what mmap returned and took; nothing
-        // borrows the mapping past its owner's life.
-        unsafe { libc::munmap(self.ptr, self.len) };
-    }
-}
-
-// SAFETY: the mapping is plain shared memory; RingReader, its only user,
-// hands out slices of it only as borrows of itself.
-unsafe impl Send for Mapping {}
 
 pub struct RingReader {
     /// Read-write: the consumer position at offset 0.
@@ -90,8 +59,8 @@ impl RingReader {
             return Err(RingError::Size(size));
         }
         let fd = map.fd().as_fd().as_raw_fd();
-        let consumer = Mapping::new(fd, page, 0, libc::PROT_READ | libc::PROT_WRITE)?;
-        let producer = Mapping::new(fd, page + 2 * size_bytes, page, libc::PROT_READ)?;
+        let consumer = Mapping::new(fd, page, 0, libc::PROT_READ | libc::PROT_WRITE).map_err(RingError::Mmap)?;
+        let producer = Mapping::new(fd, page + 2 * size_bytes, page, libc::PROT_READ).map_err(RingError::Mmap)?;
         let mut reader =
             Self { consumer, producer, page, size: size_bytes, pos: 0, published: 0, reserved: 0, head_len: 0, map };
         reader.pos = reader.consumer_pos().load(Ordering::Acquire);

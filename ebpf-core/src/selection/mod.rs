@@ -1,6 +1,7 @@
 //! Which processes and connections are traced. Decisions are made here, in
 //! userspace, where globs and /proc can be read; the kernel applies them with
-//! one map lookup per event (see `pid_filter`/`port_filter` in the probes),
+//! one bit test per event for processes (`pid_bits`) and one map lookup per
+//! new connection for ports (`port_filter`),
 //! and forked children inherit their parent's decision in the kernel.
 
 mod config;
