@@ -22,7 +22,7 @@ int oe_process_fork(struct raw_tp_args *ctx)
 		return 0;
 	/* Copied either way: a set bit left by an earlier process with this pid
 	 * (its exit unseen) must not decide for the child. */
-	set_pid_flag(child_tgid, pid_flagged(BPF_CORE_READ(parent, tgid)));
+	set_pid_bit(&pid_bits, child_tgid, pid_bit(&pid_bits, BPF_CORE_READ(parent, tgid)));
 	return 0;
 }
 
@@ -58,7 +58,9 @@ int oe_process_exit(void *ctx)
 	if (BPF_CORE_READ(task, signal, live.counter) != 0)
 		return 0;
 	if (pid_mode != OE_PIDS_ALL)
-		set_pid_flag(tgid, false);
+		set_pid_bit(&pid_bits, tgid, false);
+	if (tls_enabled)
+		set_pid_bit(&tls_pids, tgid, false);
 	void *ring;
 	struct oe_proc_exit *ev = reserve_event(sizeof(*ev), &ring);
 	if (!ev)

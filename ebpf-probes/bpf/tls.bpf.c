@@ -43,6 +43,8 @@ static __always_inline int tls_enter(struct pt_regs *ctx, __u16 sys, __u16 dir, 
 		.sys = sys,
 		.dir = dir,
 	};
+	/* Before the call is recorded: a syscall inside it must find both. */
+	set_pid_bit(&tls_pids, pid_tgid >> 32, true);
 	if (bpf_map_update_elem(&tls_calls, &pid_tgid, &c, BPF_ANY))
 		count(OE_CNT_IO_TABLE_FULL);
 	return 0;

@@ -205,6 +205,7 @@ impl Probes {
             .map_max_entries("tls_socks", if settings.tls { settings.max_connections } else { 1 })
             .map_max_entries("tls_calls", if settings.tls { TLS_CALLS_IN_FLIGHT } else { 1 })
             .map_max_entries("go_tls_reads", if settings.tls { GO_TLS_READS_IN_FLIGHT } else { 1 })
+            .map_max_entries("tls_pids", if settings.tls { pid_words() } else { 1 })
             // Tracing every process: no decision is ever stored.
             .map_max_entries("pid_bits", if settings.pid_mode == abi::OE_PIDS_ALL as u8 { 1 } else { pid_words() })
             .load(ebpf_probes::object())
