@@ -233,13 +233,13 @@ static __always_inline void *reserve_event(__u64 size, void **ring)
 	return rec;
 }
 
-/* Is tgid's bit set in `bits` (pid_bits, tls_pids)? A pid past the array
- * (pid_max raised after start-up) reads as clear. */
-static __always_inline bool pid_bit(void *bits, __u32 tgid)
+/* Is tgid's bit set in `bits` (pid_bits, tls_pids)? `past` for a pid past
+ * the array (pid_max raised after start-up): the safe answer differs. */
+static __always_inline bool pid_bit(void *bits, __u32 tgid, bool past)
 {
 	__u32 word = tgid >> 6;
 	__u64 *w = bpf_map_lookup_elem(bits, &word);
-	return w && ((*w >> (tgid & 63)) & 1);
+	return w ? (*w >> (tgid & 63)) & 1 : past;
 }
 
 static __always_inline void set_pid_bit(void *bits, __u32 tgid, bool on)
@@ -262,7 +262,8 @@ static __always_inline bool is_traced(__u32 tgid)
 		return false;
 	if (pid_mode == OE_PIDS_ALL)
 		return true;
-	return pid_bit(&pid_bits, tgid) == (pid_mode == OE_PIDS_INCLUDE);
+	/* Past the array: the mode's default. */
+	return pid_bit(&pid_bits, tgid, false) == (pid_mode == OE_PIDS_INCLUDE);
 }
 
 static __always_inline bool port_selected(__u16 port)

@@ -489,7 +489,8 @@ int oe_exit_data(struct sys_exit_ctx *ctx)
 	struct oe_conn_info *conn = lookup_conn(pid_tgid, fd);
 	if (!conn)
 		return 0;
-	if (tls_enabled && pid_bit(&tls_pids, pid_tgid >> 32)) {
+	/* A pid past tls_pids (pid_max raised since start-up) is looked up. */
+	if (tls_enabled && pid_bit(&tls_pids, pid_tgid >> 32, true)) {
 		/* Inside SSL_read/SSL_write/handshake: ciphertext of this socket.
 		 * Never copied; it names the socket for the uretprobe. */
 		struct tls_call *tc = bpf_map_lookup_elem(&tls_calls, &pid_tgid);

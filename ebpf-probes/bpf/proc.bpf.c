@@ -22,7 +22,7 @@ int oe_process_fork(struct raw_tp_args *ctx)
 		return 0;
 	/* Copied either way: a set bit left by an earlier process with this pid
 	 * (its exit unseen) must not decide for the child. */
-	set_pid_bit(&pid_bits, child_tgid, pid_bit(&pid_bits, BPF_CORE_READ(parent, tgid)));
+	set_pid_bit(&pid_bits, child_tgid, pid_bit(&pid_bits, BPF_CORE_READ(parent, tgid), false));
 	return 0;
 }
 

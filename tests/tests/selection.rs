@@ -151,6 +151,18 @@ impl Drop for ForkingServer {
     }
 }
 
+/// A receiver whose `side` ("include" or "exclude") names the forking
+/// server's parent pid, then a curl to the child it forks after the start:
+/// the receiver, the child's pid, the curl.
+fn curl_a_forked_child(side: &str, server: &mut ForkingServer) -> (Receiver, u32, integration_tests::CurlResult) {
+    let ppid = server.parent.id();
+    let rx = Receiver::start_with(&config(&format!(r#"{{"{side}": {{"pids": [{ppid}]}}}}"#)));
+    let child = server.fork();
+    let c = curl(&format!("http://127.0.0.1:{}/forked", server.port));
+    assert_eq!(c.codes, [200]);
+    (rx, child, c)
+}
+
 /// Forked children inherit their parent's decision in the kernel (the fork
 /// program copies the parent's bit): an included pid's child is traced.
 #[test]
@@ -159,11 +171,7 @@ fn a_child_forked_by_an_included_process_is_traced() {
         return;
     }
     let mut server = ForkingServer::start();
-    let ppid = server.parent.id();
-    let mut rx = Receiver::start_with(&config(&format!(r#"{{"include": {{"pids": [{ppid}]}}}}"#)));
-    let child = server.fork();
-    let c = curl(&format!("http://127.0.0.1:{}/forked", server.port));
-    assert_eq!(c.codes, [200]);
+    let (mut rx, child, c) = curl_a_forked_child("include", &mut server);
     rx.wait_for(1, WAIT, "SERVER span of the included process's child", |s| s.pid() == Some(child));
     rx.stop();
     let spans = rx.spans_where(|s| s.pid() == Some(child) || s.pid() == Some(c.pid));
@@ -180,11 +188,7 @@ fn a_child_forked_by_an_excluded_process_is_not_traced() {
         return;
     }
     let mut server = ForkingServer::start();
-    let ppid = server.parent.id();
-    let mut rx = Receiver::start_with(&config(&format!(r#"{{"exclude": {{"pids": [{ppid}]}}}}"#)));
-    let child = server.fork();
-    let c = curl(&format!("http://127.0.0.1:{}/forked", server.port));
-    assert_eq!(c.codes, [200]);
+    let (mut rx, child, c) = curl_a_forked_child("exclude", &mut server);
     rx.wait_for(1, WAIT, "CLIENT span of the curl to the excluded child", |s| s.pid() == Some(c.pid));
     rx.stop();
     let from_child = rx.spans_where(|s| s.pid() == Some(child));

@@ -1,5 +1,5 @@
 //! A shared memory mapping of a BPF map's file descriptor (a ring buffer's
-//! pages, an `BPF_F_MMAPABLE` array), unmapped on drop.
+//! pages, a `BPF_F_MMAPABLE` array), unmapped on drop.
 
 /// One shared mapping; its users hand out views of it only as borrows of themselves.
 pub(super) struct Mapping {
@@ -31,5 +31,5 @@ impl Drop for Mapping {
 }
 
 // SAFETY: the mapping is plain shared memory; its owners (RingReader,
-// PidBits) hand out views of it only as borrows of themselves.
+// PidFilter) hand out views of it only as borrows of themselves.
 unsafe impl Send for Mapping {}

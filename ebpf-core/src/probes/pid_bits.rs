@@ -73,13 +73,6 @@ impl PidFilter {
             word.fetch_and(!bit, Ordering::SeqCst);
         }
     }
-
-    /// What the kernel will decide for `tgid` (the bit as it stands).
-    pub fn traced(&self, tgid: u32) -> bool {
-        let set =
-            self.words().get((tgid / 64) as usize).is_some_and(|w| w.load(Ordering::SeqCst) >> (tgid % 64) & 1 == 1);
-        set == self.bit_means_traced
-    }
 }
 
 #[cfg(test)]
