@@ -249,6 +249,10 @@ static __always_inline void set_pid_bit(void *bits, __u32 tgid, bool on)
 	if (!w)
 		return;
 	__u64 bit = 1ULL << (tgid & 63);
+	/* Read first: the OpenSSL entry sets its bit on every call, and a locked
+	 * write would pull a word 64 processes share to this CPU each time. */
+	if (((*w & bit) != 0) == on)
+		return;
 	if (on)
 		__sync_fetch_and_or(w, bit);
 	else

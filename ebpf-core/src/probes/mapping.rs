@@ -1,6 +1,12 @@
 //! A shared memory mapping of a BPF map's file descriptor (a ring buffer's
 //! pages, a `BPF_F_MMAPABLE` array), unmapped on drop.
 
+/// The size of a page, which mappings are made of.
+pub(super) fn page_size() -> usize {
+    // SAFETY: sysconf has no memory-safety preconditions.
+    usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096)
+}
+
 /// One shared mapping; its users hand out views of it only as borrows of themselves.
 pub(super) struct Mapping {
     pub(super) ptr: *mut libc::c_void,

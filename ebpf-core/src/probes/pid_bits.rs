@@ -11,7 +11,7 @@ use aya::maps::{MapData, MapError};
 use aya::sys::SyscallError;
 use ebpf_probes::abi;
 
-use super::mapping::Mapping;
+use super::mapping::{page_size, Mapping};
 
 /// Pids the kernel can hand out (`PID_MAX_LIMIT` on 64-bit): the array's
 /// size when `pid_max` cannot be read.
@@ -42,8 +42,7 @@ impl PidFilter {
     /// `map` is `pid_bits` as loaded; `pid_mode` an `OE_PIDS_*` other than all.
     pub(super) fn new(map: MapData, pid_mode: u8) -> Result<Self, MapError> {
         let words = map.info()?.max_entries() as usize;
-        // SAFETY: sysconf has no memory-safety preconditions.
-        let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+        let page = page_size();
         let len = (words * 8).div_ceil(page) * page;
         let fd = map.fd().as_fd().as_raw_fd();
         let bits = Mapping::new(fd, len, 0, libc::PROT_READ | libc::PROT_WRITE)

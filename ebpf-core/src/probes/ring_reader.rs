@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 use aya::maps::MapData;
 
-use super::mapping::Mapping;
+use super::mapping::{page_size, Mapping};
 
 const BUSY_BIT: u32 = 1 << 31;
 const DISCARD_BIT: u32 = 1 << 30;
@@ -52,8 +52,7 @@ pub struct RingReader {
 impl RingReader {
     pub fn new(map: MapData) -> Result<Self, RingError> {
         let size = map.info()?.max_entries();
-        // SAFETY: sysconf has no memory-safety preconditions.
-        let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+        let page = page_size();
         let size_bytes = size as usize;
         if !size.is_power_of_two() || size_bytes < page {
             return Err(RingError::Size(size));
