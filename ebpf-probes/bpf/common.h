@@ -71,12 +71,13 @@ struct {
 
 /* Negative cache: fds not to trace (files, pipes, UDP, unix sockets, TCP
  * connections port selection rejected), so the common read/write of a file
- * costs two lookups, not a task walk. */
+ * costs two lookups, not a task walk. The value is the oe_exec_id() of the
+ * image that looked. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
 	__type(key, struct oe_fd_key);
-	__type(value, __u8);
+	__type(value, __u32);
 } not_sock SEC(".maps");
 
 /* Process selection, one bit per pid: set when the process's decision is
@@ -260,6 +261,16 @@ static __always_inline void set_pid_bit(void *bits, __u32 tgid, bool on)
 }
 
 /* Should this process be traced? The common case (trace all) costs nothing. */
+/* Which image of its process the current task runs. exec() bumps the
+ * task's self_exec_id and closes close-on-exec fds without a close() call
+ * we could see, so an entry keyed by (tgid, fd) holds for the image that
+ * made it only: after the exec that fd number may be a file. A direct BTF
+ * load, not a helper call. */
+static __always_inline __u32 oe_exec_id(void)
+{
+	return (__u32)bpf_get_current_task_btf()->self_exec_id;
+}
+
 static __always_inline bool is_traced(__u32 tgid)
 {
 	if (tgid == self_tgid)

@@ -62,7 +62,12 @@ int oe_enter_close(struct sys_enter_ctx *ctx)
 		return 0;
 	}
 	__u64 conn_id = info->conn_id;
+	__u32 image = info->exec_id;
 	bpf_map_delete_elem(&conns, &key);
+	/* Left by an earlier image (lookup_conn): that connection ended at the
+	 * exec, and userspace forgets it there; this fd is another file. */
+	if (image != oe_exec_id())
+		return 0;
 
 	void *ring;
 	struct oe_conn_close *ev = reserve_event(sizeof(*ev), &ring);

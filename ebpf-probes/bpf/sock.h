@@ -65,10 +65,10 @@ static __always_inline struct oe_conn_info *track_conn(__u64 pid_tgid, __s32 fd,
 						       __u16 role)
 {
 	struct oe_fd_key key = { .tgid = pid_tgid >> 32, .fd = fd };
+	__u32 image = oe_exec_id();
 	if (!conn_selected(sk, role)) {
-		__u8 one = 1;
 		bpf_map_delete_elem(&conns, &key);
-		bpf_map_update_elem(&not_sock, &key, &one, BPF_ANY);
+		bpf_map_update_elem(&not_sock, &key, &image, BPF_ANY);
 		return NULL;
 	}
 	struct oe_conn_info info = {
@@ -76,6 +76,7 @@ static __always_inline struct oe_conn_info *track_conn(__u64 pid_tgid, __s32 fd,
 		.conn_id = (bpf_ktime_get_ns() << 6) | (bpf_get_smp_processor_id() & 63),
 		.role = role,
 		.flags = role == OE_ROLE_SERVER ? OE_CONN_F_LAST_EGRESS : 0,
+		.exec_id = image,
 	};
 	bpf_map_delete_elem(&not_sock, &key);
 	if (bpf_map_update_elem(&conns, &key, &info, BPF_ANY)) {
@@ -121,23 +122,32 @@ __noinline int oe_discover_conn(__u64 pid_tgid, __s32 fd)
 	struct sock *sk = fd_to_sock(fd);
 	if (!is_tcp(sk)) {
 		struct oe_fd_key key = { .tgid = pid_tgid >> 32, .fd = fd };
-		__u8 one = 1;
-		bpf_map_update_elem(&not_sock, &key, &one, BPF_ANY);
+		__u32 image = oe_exec_id();
+		bpf_map_update_elem(&not_sock, &key, &image, BPF_ANY);
 		return 0;
 	}
 	return track_conn(pid_tgid, fd, sk, OE_ROLE_UNKNOWN) != NULL;
 }
 
 /* The tracked connection for fd, discovering sockets opened before we attached
- * (or obtained by dup/SCM_RIGHTS) on first use. NULL for anything else. */
+ * (or obtained by dup/SCM_RIGHTS, or kept across an exec) on first use. NULL
+ * for anything else. An entry an earlier image of the process left is stale:
+ * userspace forgets that image's connections when it sees the exec, but the
+ * new image runs before it does. */
 static __always_inline struct oe_conn_info *lookup_conn(__u64 pid_tgid, __s32 fd)
 {
 	struct oe_fd_key key = { .tgid = pid_tgid >> 32, .fd = fd };
+	__u32 image = oe_exec_id();
 	struct oe_conn_info *info = bpf_map_lookup_elem(&conns, &key);
-	if (info)
-		return info;
-	if (bpf_map_lookup_elem(&not_sock, &key))
-		return NULL;
+	if (info) {
+		if (info->exec_id == image)
+			return info;
+		bpf_map_delete_elem(&conns, &key);
+	} else {
+		__u32 *seen_by = bpf_map_lookup_elem(&not_sock, &key);
+		if (seen_by && *seen_by == image)
+			return NULL;
+	}
 	if (!oe_discover_conn(pid_tgid, fd))
 		return NULL;
 	return bpf_map_lookup_elem(&conns, &key);

@@ -164,6 +164,8 @@ struct oe_conn_info {
 	__u16 role;
 	__u16 flags;
 	__u32 seq; /* next oe_data_meta.seq */
+	__u32 exec_id; /* the process image that tracked it (oe_exec_id in common.h) */
+	__u32 _pad;
 };
 
 /* Full capture (OE_CONN_F_FULL): a syscall is split into OE_MAX_CAPTURE-byte

@@ -110,6 +110,23 @@ impl ProcessIdentity {
         })
     }
 
+    /// This process as it was before an exec into the image /proc shows
+    /// now: what belongs to the process (pid, parent, start, owner,
+    /// container) stays; what belongs to the image (executable, command
+    /// line, the environment's service attributes) is gone with it, so only
+    /// the kernel's name for the old executable is left.
+    pub(super) fn before_exec(self, exe: &str) -> Self {
+        Self {
+            service_name: exe.to_string(),
+            executable_name: exe.to_string(),
+            executable_path: None,
+            service_namespace: None,
+            service_instance_id: None,
+            command_line: None,
+            ..self
+        }
+    }
+
     /// Identity from the kernel's task name alone.
     pub fn from_comm(pid: u32, comm: &str) -> Self {
         let name = if comm.is_empty() { "unknown" } else { comm };

@@ -1,6 +1,6 @@
 //! Identities by pid, read once per process and dropped when it exits.
 
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::sync::Arc;
 
 use super::config::IdentityConfig;
@@ -26,6 +26,10 @@ pub struct TaskHint<'a> {
 #[derive(Debug, Default)]
 pub struct ProcessTable {
     by_pid: FxHashMap<u32, Arc<ProcessIdentity>>,
+    /// Pids whose identity is a guess made with no name (a connection met
+    /// mid-stream of a process gone from /proc): the next event that names
+    /// the process replaces it.
+    nameless: FxHashSet<u32>,
     /// Replaying recorded events: the pids are not this host's, never read /proc.
     offline: bool,
     config: IdentityConfig,
@@ -53,14 +57,25 @@ impl ProcessTable {
     /// process gone before /proc could be read.
     pub fn get_or_read_hinted(&mut self, pid: u32, hint: &TaskHint<'_>) -> Arc<ProcessIdentity> {
         if let Some(identity) = self.by_pid.get(&pid) {
-            return identity.clone();
+            let named = !hint.comm.is_empty() || !hint.exe.is_empty();
+            if !(named && self.nameless.remove(&pid)) {
+                return identity.clone();
+            }
         }
         let read = if self.offline {
             None
         } else {
             ProcessIdentity::try_read_with(pid, hint.comm, &self.config, &mut self.lookups)
         };
-        let identity = Arc::new(read.unwrap_or_else(|| self.identity_from_hint(pid, hint)));
+        let identity = match read {
+            Some(read) if runs_another_image(&read, hint) => read.before_exec(hint.exe),
+            Some(read) => read,
+            None => self.identity_from_hint(pid, hint),
+        };
+        if hint.comm.is_empty() && hint.exe.is_empty() && identity.executable_path.is_none() {
+            self.nameless.insert(pid);
+        }
+        let identity = Arc::new(identity);
         self.by_pid.insert(pid, identity.clone());
         identity
     }
@@ -94,6 +109,7 @@ impl ProcessTable {
 
     pub fn remove(&mut self, pid: u32) {
         self.by_pid.remove(&pid);
+        self.nameless.remove(&pid);
     }
 
     pub fn len(&self) -> usize {
@@ -103,6 +119,16 @@ impl ProcessTable {
     pub fn is_empty(&self) -> bool {
         self.by_pid.is_empty()
     }
+}
+
+/// Whether /proc describes a later image than the event did: the worker
+/// reads /proc when it gets to an event, and by then the process may have
+/// exec()ed (a script that ends by exec'ing curl). The kernel's executable
+/// name is its file's directory entry cut to 63 bytes (`exe[64]` in
+/// events.h), perhaps inside a UTF-8 sequence.
+fn runs_another_image(read: &ProcessIdentity, hint: &TaskHint<'_>) -> bool {
+    let exe = hint.exe.trim_end_matches(char::REPLACEMENT_CHARACTER);
+    !exe.is_empty() && !read.executable_name.starts_with(exe)
 }
 
 #[cfg(test)]
@@ -147,6 +173,40 @@ mod tests {
         assert_eq!(*a, *c);
         table.remove(me);
         assert!(table.is_empty());
+    }
+
+    /// /proc read after the process exec()ed: the event's executable wins,
+    /// and the process's own attributes stay.
+    #[test]
+    fn an_event_from_before_an_exec_keeps_the_old_executable() {
+        let me = std::process::id();
+        let now = ProcessTable::default().get_or_read(me, "");
+        let mut table = ProcessTable::default();
+        let hint = TaskHint { comm: "python3", exe: "python3.11", parent_tgid: None };
+        let old = table.get_or_read_hinted(me, &hint);
+        assert_eq!(old.executable_name, "python3.11");
+        assert_eq!(old.service_name, "python3.11");
+        assert_eq!(old.executable_path, None);
+        assert_eq!((old.pid, old.parent_pid, old.start_time_ticks), (me, now.parent_pid, now.start_time_ticks));
+        assert_eq!(old.owner, now.owner);
+        // The name as the kernel cut it (63 bytes, maybe mid-character) is the same image.
+        let exe = &now.executable_name;
+        let cut = format!("{}\u{FFFD}", &exe[..exe.len() - 1]);
+        let same = ProcessTable::default().get_or_read_hinted(me, &TaskHint { exe: &cut, ..hint });
+        assert_eq!(*same, *now);
+    }
+
+    #[test]
+    fn a_nameless_guess_gives_way_to_a_name() {
+        let mut table = ProcessTable::default();
+        let gone = u32::MAX - 9;
+        let guess = table.get_or_read(gone, "");
+        assert_eq!(guess.service_name, "unknown");
+        assert!(Arc::ptr_eq(&guess, &table.get_or_read(gone, "")));
+        assert_eq!(table.get_or_read(gone, "curl").service_name, "curl");
+        assert_eq!(table.get_or_read(gone, "").service_name, "curl");
+        assert_eq!(table.get_or_read(gone, "other").service_name, "curl");
+        assert_eq!(table.len(), 1);
     }
 
     #[test]
