@@ -46,13 +46,11 @@ int oe_exit_connect(struct sys_exit_ctx *ctx)
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_enter_close")
-int oe_enter_close(struct sys_enter_ctx *ctx)
+/* fd no longer names what it did: the connection it was ends (an event
+ * for userspace) and whatever was cached about it goes. */
+static __always_inline int fd_ended(__u64 pid_tgid, __s32 fd)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	struct oe_fd_key key = { .tgid = pid_tgid >> 32, .fd = (__s32)ctx->args[0] };
-	if (!is_traced(key.tgid))
-		return 0;
+	struct oe_fd_key key = { .tgid = pid_tgid >> 32, .fd = fd };
 	struct oe_conn_info *info = bpf_map_lookup_elem(&conns, &key);
 	if (!info) {
 		/* Looked up first: a delete takes the bucket lock even on a miss,
@@ -73,7 +71,33 @@ int oe_enter_close(struct sys_enter_ctx *ctx)
 	struct oe_conn_close *ev = reserve_event(sizeof(*ev), &ring);
 	if (!ev)
 		return 0;
-	fill_header(&ev->hdr, pid_tgid, OE_EV_CONN_CLOSE, key.fd, conn_id);
+	fill_header(&ev->hdr, pid_tgid, OE_EV_CONN_CLOSE, fd, conn_id);
 	bpf_ringbuf_submit(ev, wakeup_flag(ring, sizeof(*ev)));
 	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_close")
+int oe_enter_close(struct sys_enter_ctx *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (!is_traced(pid_tgid >> 32))
+		return 0;
+	return fd_ended(pid_tgid, (__s32)ctx->args[0]);
+}
+
+/* dup2/dup3 close their target fd without a close() call and make it
+ * another file's: the old connection on it ends there. */
+SEC("tracepoint/syscalls/sys_exit_dup2")
+int oe_exit_dup(struct sys_exit_ctx *ctx)
+{
+	if (ctx->ret < 0)
+		return 0;
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (!is_traced(pid_tgid >> 32))
+		return 0;
+	/* dup2(fd, fd) changes nothing. */
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+	if ((__s32)regs->di == (__s32)ctx->ret)
+		return 0;
+	return fd_ended(pid_tgid, (__s32)ctx->ret);
 }

@@ -64,41 +64,36 @@ fn file_reads_and_writes_make_no_spans() {
     assert!(paths.is_empty(), "a span for a file's content");
 }
 
-/// `tests/c/exec_then_file_io.c`, linked statically, in target/test-bins.
-fn exec_then_file_io() -> PathBuf {
+/// `tests/c/fd_reused_by_file.c`, linked statically, in target/test-bins.
+fn fd_reused_by_file_bin() -> PathBuf {
     let out_dir = integration_tests::util::target_dir().join("test-bins");
     std::fs::create_dir_all(&out_dir).expect("create target/test-bins");
-    let bin = out_dir.join("exec-then-file-io");
-    let tmp = out_dir.join(format!(".exec-then-file-io.{}", std::process::id()));
+    let bin = out_dir.join("fd-reused-by-file");
+    let tmp = out_dir.join(format!(".fd-reused-by-file.{}", std::process::id()));
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
-    let src = integration_tests::util::repo_root().join("tests/c/exec_then_file_io.c");
+    let src = integration_tests::util::repo_root().join("tests/c/fd_reused_by_file.c");
     let out = Command::new(&cc)
         .args(["-O1", "-Wall", "-static", "-o"])
         .arg(&tmp)
         .arg(src)
         .output()
         .unwrap_or_else(|e| panic!("cannot run {cc} (install a C compiler): {e}"));
-    assert!(out.status.success(), "building exec_then_file_io.c failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    std::fs::rename(&tmp, &bin).expect("rename exec-then-file-io");
+    assert!(out.status.success(), "building fd_reused_by_file.c failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::rename(&tmp, &bin).expect("rename fd-reused-by-file");
     bin
 }
 
-/// exec() closes close-on-exec sockets without a close() call, so a file the
-/// new image opens gets the socket's fd number. What it writes and reads
-/// there (a request, then a response) is a file's, not the old connection's,
-/// even before the receiver has seen the exec: the helper is static, so that
-/// file I/O is the new image's first.
-#[test]
-fn file_io_on_the_fd_number_of_a_socket_closed_by_exec_makes_no_spans() {
-    if !require_root() {
-        return;
-    }
-    let helper = exec_then_file_io();
+/// A traced connection's fd number becomes a file's without a close() call
+/// (`how`: "exec" or "dup2"); the program then writes a request into the
+/// file and reads a response back, on that number. None of it is the old
+/// connection's: no span, and nothing of the file in any export.
+fn file_on_a_connection_s_fd_number(how: &str) {
+    let helper = fd_reused_by_file_bin();
     let server = Server::go("127.0.0.1", Duration::ZERO, &[]);
     let mut rx = Receiver::start();
-    let token = unique_token("execfile");
-    let dir = TempDir::new("execfile");
-    let path = dir.path().join("after-exec.http");
+    let token = unique_token("reused");
+    let dir = TempDir::new("reused");
+    let path = dir.path().join("reused.http");
     let request = format!("GET /{token} HTTP/1.1\r\nHost: localhost\r\n\r\n");
     // The request is written over the placeholder, the response read after it.
     let response = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
@@ -107,23 +102,42 @@ fn file_io_on_the_fd_number_of_a_socket_closed_by_exec_makes_no_spans() {
         .arg(server.port.to_string())
         .arg(&path)
         .arg(&request)
+        .arg(how)
         .output()
-        .expect("run exec-then-file-io");
+        .expect("run fd-reused-by-file");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "exec-then-file-io failed: {text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "fd-reused-by-file {how} failed: {text}{}", String::from_utf8_lossy(&out.stderr));
     let fds: Vec<&str> = text.split_whitespace().skip(1).collect();
     assert!(fds.len() == 2 && fds[0] == fds[1], "the file did not get the socket's fd number: {text}");
     assert_eq!(std::fs::read_to_string(&path).expect("read back"), format!("{request}{response}"));
 
     let spid = server.pid();
-    rx.wait_for(1, WAIT, "the SERVER span of /before-exec", |s| s.is_server() && s.pid() == Some(spid));
+    rx.wait_for(1, WAIT, "the SERVER span of /before-reuse", |s| s.is_server() && s.pid() == Some(spid));
     std::thread::sleep(Duration::from_millis(500));
     rx.stop();
     let paths = rx.spans_where(|s| s.url_path().is_some_and(|p| p.contains(&token)));
-    assert!(paths.is_empty(), "spans for a file's content:\n{}", rx.dump(|s| s.describe().contains(&token), 10));
+    assert!(paths.is_empty(), "{how}: spans for a file's content:\n{}", rx.dump(|s| s.describe().contains(&token), 10));
     assert!(
         !rx.raw_contains(token.as_bytes()),
-        "the file's contents ({token}) appear in exported telemetry:\n{}",
+        "{how}: the file's contents ({token}) appear in exported telemetry:\n{}",
         rx.dump(|s| s.describe().contains(&token), 10)
     );
+}
+
+/// exec() closes close-on-exec sockets with no close() call; the new image
+/// runs before the receiver has seen the exec (the helper is static, so its
+/// file I/O is the new image's first syscalls).
+#[test]
+fn file_io_on_the_fd_number_of_a_socket_closed_by_exec_makes_no_spans() {
+    if require_root() {
+        file_on_a_connection_s_fd_number("exec");
+    }
+}
+
+/// dup2() closes the socket its target fd was, with no close() call.
+#[test]
+fn file_io_on_the_fd_number_of_a_socket_replaced_by_dup2_makes_no_spans() {
+    if require_root() {
+        file_on_a_connection_s_fd_number("dup2");
+    }
 }

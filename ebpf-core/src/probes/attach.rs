@@ -30,6 +30,7 @@ const ATTACHMENTS: &[(&str, Hook)] = &[
     ("oe_exit_accept4", Hook::TracePoint("syscalls", &["sys_exit_accept4"])),
     ("oe_exit_connect", Hook::TracePoint("syscalls", &["sys_exit_connect"])),
     ("oe_enter_close", Hook::TracePoint("syscalls", &["sys_enter_close"])),
+    ("oe_exit_dup", Hook::TracePoint("syscalls", &["sys_exit_dup2", "sys_exit_dup3"])),
     (
         "oe_exit_data",
         Hook::TracePoint(
