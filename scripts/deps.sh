@@ -23,6 +23,8 @@ pkg libssl-dev || need+=(libssl-dev)
 have capsh || need+=(libcap2-bin)
 # tests/tests/ffi_asan.rs runs the C ABI misuse program under valgrind too.
 have valgrind || need+=(valgrind)
+# tests/tests/clock_steps.rs steps the receiver's wall clock with libfaketime.
+pkg libfaketime || need+=(libfaketime)
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

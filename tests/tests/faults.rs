@@ -3,10 +3,7 @@
 //! connections, a process that exec()s into another binary. In each the
 //! receiver keeps running, memory stays bounded and what is lost is counted.
 //!
-//! Clock jumps are not tested here: changing the system clock would disturb
-//! every other process on the host. Span times are CLOCK_MONOTONIC (from the
-//! probes) plus a wall-clock offset re-read on every worker tick, so a step
-//! is followed within a tick (ebpf-core/src/clock.rs, `Processor::tick`).
+//! Clock steps are tested in clock_steps.rs (under libfaketime).
 //! Idle-connection expiry is tested with `idle_timeout_ms` at 1 s (the
 //! default is 5 minutes).
 //!
