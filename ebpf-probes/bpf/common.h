@@ -260,7 +260,6 @@ static __always_inline void set_pid_bit(void *bits, __u32 tgid, bool on)
 		__sync_fetch_and_and(w, ~bit);
 }
 
-/* Should this process be traced? The common case (trace all) costs nothing. */
 /* Which image of its process the current task runs. exec() bumps the
  * task's self_exec_id and closes close-on-exec fds without a close() call
  * we could see, so an entry keyed by (tgid, fd) holds for the image that
@@ -271,6 +270,7 @@ static __always_inline __u32 oe_exec_id(void)
 	return (__u32)bpf_get_current_task_btf()->self_exec_id;
 }
 
+/* Should this process be traced? The common case (trace all) costs nothing. */
 static __always_inline bool is_traced(__u32 tgid)
 {
 	if (tgid == self_tgid)

@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use integration_tests::util::TempDir;
 use integration_tests::{curl, require_root, Receiver, Server, WAIT};
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
 
 const DAY_NS: i64 = 86_400 * 1_000_000_000;
@@ -126,10 +127,27 @@ fn clock_step_child() {
 
     // Every metric point is well formed across the steps (never ends before
     // it starts), and the last export is stamped at the true time again.
-    let mut points = 0;
-    for req in rx.metric_requests() {
-        for metric in req.resource_metrics.iter().flat_map(|r| &r.scope_metrics).flat_map(|s| &s.metrics) {
-            let times: Vec<(u64, u64)> = match &metric.data {
+    let exports: Vec<Vec<(String, u64, u64)>> = rx.metric_requests().iter().map(point_times).collect();
+    let points = exports.iter().flatten().count();
+    assert!(points > 0, "no metric points");
+    for (name, start, time) in exports.iter().flatten() {
+        assert!(start <= time, "{name}: a point that ends ({time}) before it starts ({start})");
+    }
+    let last = exports.last().and_then(|e| e.iter().map(|p| p.2).max()).expect("a metrics export") as i64;
+    assert!(
+        (last - true_now()).abs() < SLACK_NS,
+        "the last metrics export is {} s off the true time",
+        (last - true_now()) / 1_000_000_000
+    );
+    println!("clock steps followed: {} spans, {points} metric points", spans.len());
+}
+
+/// (metric name, start, time) of every data point of one export.
+fn point_times(req: &ExportMetricsServiceRequest) -> Vec<(String, u64, u64)> {
+    let metrics = req.resource_metrics.iter().flat_map(|r| &r.scope_metrics).flat_map(|s| &s.metrics);
+    metrics
+        .flat_map(|m| {
+            let times: Vec<(u64, u64)> = match &m.data {
                 Some(Data::Sum(s)) => {
                     s.data_points.iter().map(|p| (p.start_time_unix_nano, p.time_unix_nano)).collect()
                 }
@@ -142,34 +160,12 @@ fn clock_step_child() {
                 Some(Data::ExponentialHistogram(h)) => {
                     h.data_points.iter().map(|p| (p.start_time_unix_nano, p.time_unix_nano)).collect()
                 }
-                _ => Vec::new(),
+                Some(Data::Summary(s)) => {
+                    s.data_points.iter().map(|p| (p.start_time_unix_nano, p.time_unix_nano)).collect()
+                }
+                None => Vec::new(),
             };
-            for (start, time) in times {
-                assert!(start <= time, "{}: a point that ends ({time}) before it starts ({start})", metric.name);
-                points += 1;
-            }
-        }
-    }
-    assert!(points > 0, "no metric points");
-    let last = rx.metric_requests().last().map(|req| {
-        req.resource_metrics
-            .iter()
-            .flat_map(|r| &r.scope_metrics)
-            .flat_map(|s| &s.metrics)
-            .filter_map(|m| match &m.data {
-                Some(Data::Sum(s)) => s.data_points.first().map(|p| p.time_unix_nano),
-                Some(Data::Histogram(h)) => h.data_points.first().map(|p| p.time_unix_nano),
-                Some(Data::Gauge(g)) => g.data_points.first().map(|p| p.time_unix_nano),
-                _ => None,
-            })
-            .max()
-            .unwrap_or(0)
-    });
-    let last = last.expect("a metrics export") as i64;
-    assert!(
-        (last - true_now()).abs() < SLACK_NS,
-        "the last metrics export is {} s off the true time",
-        (last - true_now()) / 1_000_000_000
-    );
-    println!("clock steps followed: {} spans, {points} metric points", spans.len());
+            times.into_iter().map(|(start, time)| (m.name.clone(), start, time))
+        })
+        .collect()
 }
