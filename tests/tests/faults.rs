@@ -710,3 +710,69 @@ fn exec_into_another_binary_reports_the_new_identity() {
     let exe = b.res_str("process.executable.name").unwrap_or("-");
     assert!(exe.starts_with("python"), "python's executable before the exec into curl: {}", b.describe());
 }
+
+/// A socket kept across exec (not close-on-exec, as inetd and socket
+/// activation hand them on) is the new program's connection: its requests
+/// get CLIENT spans with the connection's addresses, under the new identity.
+#[test]
+fn a_socket_kept_across_exec_is_traced_with_its_addresses() {
+    if !require_root() {
+        return;
+    }
+    let server = Server::go("127.0.0.1", Duration::ZERO, &[]);
+    let mut rx = receiver_for_ports(&[server.port], "");
+    let first = r#"
+import http.client, os, sys
+port, second = int(sys.argv[1]), sys.argv[2]
+conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+conn.request("GET", "/before-exec")
+r = conn.getresponse(); r.read()
+assert r.status == 200
+conn.sock.set_inheritable(True)
+py = sys.executable
+os.execv(py, [py, "-c", second, str(conn.sock.fileno())])
+"#;
+    // The same connection, from the new program: a raw request on the kept fd.
+    let second = r#"
+import socket, sys
+s = socket.socket(fileno=int(sys.argv[1]))
+s.settimeout(10)
+s.sendall(b"GET /after-exec/kept HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+head = b""
+while b"\r\n\r\n" not in head:
+    chunk = s.recv(4096)
+    assert chunk, "connection closed"
+    head += chunk
+assert head.startswith(b"HTTP/1.1 200"), head
+print("local port", s.getsockname()[1], flush=True)
+"#;
+    let child = Command::new(python())
+        .args(["-c", first])
+        .arg(server.port.to_string())
+        .arg(second)
+        .env_remove("OTEL_SERVICE_NAME")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn python");
+    let pid = child.id();
+    let out = child.wait_with_output().expect("wait for python");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "python failed: {text}{}", String::from_utf8_lossy(&out.stderr));
+    let local_port: u16 = text.trim().rsplit(' ').next().and_then(|p| p.parse().ok()).expect("the client's port");
+    rx.wait_for(2, WAIT, "the CLIENT spans before and after the exec", |s| s.is_client() && s.pid() == Some(pid));
+    std::thread::sleep(Duration::from_millis(300));
+    rx.stop();
+    let dump = rx.dump(related(&server, &[pid]), 20);
+    let cli = rx.spans_where(|s| s.is_client() && s.pid() == Some(pid));
+    assert_eq!(cli.len(), 2, "one CLIENT span per request:\n{dump}");
+    let kept = only(&cli, "/after-exec/kept", "CLIENT", &dump);
+    kept.assert_http(&Expect::get("/after-exec/kept", 200, server.port));
+    assert_eq!(kept.peer_port(), Some(server.port), "network.peer.port of the kept connection:\n{dump}");
+    let exe = kept.res_str("process.executable.name").unwrap_or("-");
+    assert!(exe.starts_with("python"), "the new program's identity: {}", kept.describe());
+    let srv = rx.spans_where(|s| s.is_server() && s.url_path() == Some("/after-exec/kept"));
+    assert_eq!(srv.len(), 1, "one SERVER span for the kept connection's request:\n{dump}");
+    assert_eq!(srv[0].peer_port(), Some(local_port), "the SERVER span's peer is the kept connection:\n{dump}");
+}
