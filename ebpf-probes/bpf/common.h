@@ -110,6 +110,17 @@ struct {
 	__type(value, __u64);
 } tls_pids SEC(".maps");
 
+/* Processes with fds in conns or not_sock, one bit per pid: close_range()
+ * walks its range only for them. Most of its calls come from a child between
+ * fork and exec, which has none. Set where entries are made, cleared at
+ * process exit. Sized by the loader from pid_max. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} fd_pids SEC(".maps");
+
 /* Port selection decisions (OE_PID_SKIP/TRACE) by port. Unused in OE_PORTS_ALL. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

@@ -101,3 +101,53 @@ int oe_exit_dup(struct sys_exit_ctx *ctx)
 		return 0;
 	return fd_ended(pid_tgid, (__s32)ctx->ret);
 }
+
+/* fd_ended as a function of its own: the verifier checks it once, not once
+ * per iteration of close_range's loop. */
+__noinline int oe_range_fd_ended(__u64 pid_tgid, __s32 fd)
+{
+	return fd_ended(pid_tgid, fd);
+}
+
+/* close_range() flag: mark the range close-on-exec, close nothing (the
+ * exec check in lookup_conn covers them). From linux/close_range.h. */
+#define OE_CLOSE_RANGE_CLOEXEC (1U << 2)
+/* At most this many fds past `first` are ended; a process closing a larger
+ * range of a larger table keeps entries for the rest until their numbers
+ * are closed, dup2'ed over or exec'ed away. */
+#define OE_CLOSE_RANGE_MAX 4096
+
+/* close_range(first, last, flags) closes every fd in [first, last] with no
+ * close() call each. */
+SEC("tracepoint/syscalls/sys_exit_close_range")
+int oe_exit_close_range(struct sys_exit_ctx *ctx)
+{
+	if (ctx->ret != 0)
+		return 0;
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tgid = pid_tgid >> 32;
+	/* A pid past fd_pids (pid_max raised since start-up) is walked. */
+	if (!is_traced(tgid) || !pid_bit(&fd_pids, tgid, true))
+		return 0;
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	if (regs->dx & OE_CLOSE_RANGE_CLOEXEC)
+		return 0;
+	__u32 first = (__u32)regs->di;
+	__u32 last = (__u32)regs->si;
+	/* No fd lies past the table, and the common call closes up to ~0U. */
+	__u32 size = BPF_CORE_READ(task, files, fdt, max_fds);
+	if (size == 0 || first >= size)
+		return 0;
+	if (last >= size)
+		last = size - 1;
+	if (first > last)
+		return 0;
+	__u32 n = last - first + 1;
+	for (__u32 i = 0; i < OE_CLOSE_RANGE_MAX; i++) {
+		if (i >= n)
+			break;
+		oe_range_fd_ended(pid_tgid, (__s32)(first + i));
+	}
+	return 0;
+}

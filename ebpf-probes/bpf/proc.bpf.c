@@ -61,6 +61,7 @@ int oe_process_exit(void *ctx)
 		set_pid_bit(&pid_bits, tgid, false);
 	if (tls_enabled)
 		set_pid_bit(&tls_pids, tgid, false);
+	set_pid_bit(&fd_pids, tgid, false);
 	void *ring;
 	struct oe_proc_exit *ev = reserve_event(sizeof(*ev), &ring);
 	if (!ev)

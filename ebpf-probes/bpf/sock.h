@@ -66,6 +66,7 @@ static __always_inline struct oe_conn_info *track_conn(__u64 pid_tgid, __s32 fd,
 {
 	struct oe_fd_key key = { .tgid = pid_tgid >> 32, .fd = fd };
 	__u32 image = oe_exec_id();
+	set_pid_bit(&fd_pids, key.tgid, true);
 	if (!conn_selected(sk, role)) {
 		bpf_map_delete_elem(&conns, &key);
 		bpf_map_update_elem(&not_sock, &key, &image, BPF_ANY);
@@ -123,6 +124,7 @@ __noinline int oe_discover_conn(__u64 pid_tgid, __s32 fd)
 	if (!is_tcp(sk)) {
 		struct oe_fd_key key = { .tgid = pid_tgid >> 32, .fd = fd };
 		__u32 image = oe_exec_id();
+		set_pid_bit(&fd_pids, key.tgid, true);
 		bpf_map_update_elem(&not_sock, &key, &image, BPF_ANY);
 		return 0;
 	}

@@ -4,7 +4,9 @@
  *
  *   fd_reused_by_file PORT FILE REQUEST exec   the socket is close-on-exec;
  *       the program execs itself, and the new image opens the file;
- *   fd_reused_by_file PORT FILE REQUEST dup2   dup2() puts the file on it.
+ *   fd_reused_by_file PORT FILE REQUEST dup2   dup2() puts the file on it;
+ *   fd_reused_by_file PORT FILE REQUEST close_range   close_range() closes
+ *       it, and open() takes the lowest free number: its.
  *
  * Prints "fds SOCKET FILE". Linked statically so that no dynamic loader
  * opens (and closes) files on that number first: after the exec, the new
@@ -35,11 +37,12 @@ static int file_io(const char *old_fd, int fd, const char *request)
 
 int main(int argc, char **argv)
 {
-	if (argc != 5 || (strcmp(argv[4], "exec") && strcmp(argv[4], "dup2") && strcmp(argv[4], "--after"))) {
-		fprintf(stderr, "usage: %s PORT FILE REQUEST exec|dup2\n", argv[0]);
+	const char *how = argc == 5 ? argv[4] : "";
+	if (strcmp(how, "exec") && strcmp(how, "dup2") && strcmp(how, "close_range") && strcmp(how, "--after")) {
+		fprintf(stderr, "usage: %s PORT FILE REQUEST exec|dup2|close_range\n", argv[0]);
 		return 2;
 	}
-	if (!strcmp(argv[4], "--after")) {
+	if (!strcmp(how, "--after")) {
 		int file = open(argv[2], O_RDWR);
 		if (file < 0) {
 			perror("open");
@@ -63,13 +66,25 @@ int main(int argc, char **argv)
 	}
 	char fd[16];
 	snprintf(fd, sizeof(fd), "%d", s);
-	if (!strcmp(argv[4], "dup2")) {
+	if (!strcmp(how, "dup2")) {
 		int file = open(argv[2], O_RDWR);
 		if (file < 0 || dup2(file, s) != s) {
 			perror("open and dup2");
 			return 1;
 		}
 		return file_io(fd, s, argv[3]);
+	}
+	if (!strcmp(how, "close_range")) {
+		if (close_range(s, s, 0)) {
+			perror("close_range");
+			return 1;
+		}
+		int file = open(argv[2], O_RDWR);
+		if (file < 0) {
+			perror("open");
+			return 1;
+		}
+		return file_io(fd, file, argv[3]);
 	}
 	setenv("OLD_FD", fd, 1);
 	/* The connection stays open: close-on-exec ends it, with no close() call. */

@@ -84,7 +84,7 @@ fn fd_reused_by_file_bin() -> PathBuf {
 }
 
 /// A traced connection's fd number becomes a file's without a close() call
-/// (`how`: "exec" or "dup2"); the program then writes a request into the
+/// (`how`: "exec", "dup2" or "close_range"); the program then writes a request into the
 /// file and reads a response back, on that number. None of it is the old
 /// connection's: no span, and nothing of the file in any export.
 fn file_on_a_connection_s_fd_number(how: &str) {
@@ -139,5 +139,13 @@ fn file_io_on_the_fd_number_of_a_socket_closed_by_exec_makes_no_spans() {
 fn file_io_on_the_fd_number_of_a_socket_replaced_by_dup2_makes_no_spans() {
     if require_root() {
         file_on_a_connection_s_fd_number("dup2");
+    }
+}
+
+/// close_range() closes the socket with no close() call.
+#[test]
+fn file_io_on_the_fd_number_of_a_socket_closed_by_close_range_makes_no_spans() {
+    if require_root() {
+        file_on_a_connection_s_fd_number("close_range");
     }
 }

@@ -31,6 +31,7 @@ const ATTACHMENTS: &[(&str, Hook)] = &[
     ("oe_exit_connect", Hook::TracePoint("syscalls", &["sys_exit_connect"])),
     ("oe_enter_close", Hook::TracePoint("syscalls", &["sys_enter_close"])),
     ("oe_exit_dup", Hook::TracePoint("syscalls", &["sys_exit_dup2", "sys_exit_dup3"])),
+    ("oe_exit_close_range", Hook::TracePoint("syscalls", &["sys_exit_close_range"])),
     (
         "oe_exit_data",
         Hook::TracePoint(
@@ -207,6 +208,7 @@ impl Probes {
             .map_max_entries("tls_calls", if settings.tls { TLS_CALLS_IN_FLIGHT } else { 1 })
             .map_max_entries("go_tls_reads", if settings.tls { GO_TLS_READS_IN_FLIGHT } else { 1 })
             .map_max_entries("tls_pids", if settings.tls { pid_words() } else { 1 })
+            .map_max_entries("fd_pids", pid_words())
             // Tracing every process: no decision is ever stored.
             .map_max_entries("pid_bits", if settings.pid_mode == abi::OE_PIDS_ALL as u8 { 1 } else { pid_words() })
             .load(ebpf_probes::object())
