@@ -135,7 +135,9 @@ int oe_exit_close_range(struct sys_exit_ctx *ctx)
 		return 0;
 	__u32 first = (__u32)regs->di;
 	__u32 last = (__u32)regs->si;
-	/* No fd lies past the table, and the common call closes up to ~0U. */
+	/* No fd lies past the table, and the common call closes up to ~0U.
+	 * (With CLOSE_RANGE_UNSHARE the new table can be smaller than the old
+	 * one was: entries past it stay, as past OE_CLOSE_RANGE_MAX.) */
 	__u32 size = BPF_CORE_READ(task, files, fdt, max_fds);
 	if (size == 0 || first >= size)
 		return 0;
