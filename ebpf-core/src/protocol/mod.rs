@@ -5,6 +5,7 @@
 
 pub mod genai;
 pub mod http1;
+pub mod sql;
 
 /// Which way bytes moved, seen from the traced process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,21 @@
+//! SQL text shared by the PostgreSQL and MySQL/MariaDB parsers: a tokenizer
+//! that knows each dialect's quoting, the sanitizer behind the default
+//! `db.query.text` (no literal ever leaves), and `db.query.summary`.
+//!
+//! A hand-written tokenizer rather than a SQL parser (`sqlparser`): captured
+//! queries are often cut at `capture_size`, written in a dialect a parser
+//! only half knows, or not SQL at all, and the sanitizer must still classify
+//! every byte. Measured in `benches` / the module tests: see `NOTES.md`.
+
+mod lexer;
+mod query;
+mod sanitize;
+mod summary;
+
+#[cfg(test)]
+mod tests;
+
+pub use lexer::Dialect;
+pub use query::{QueryInfo, SqlOptions, MAX_QUERY_BYTES};
+pub use sanitize::{sanitize, sanitize_into};
+pub use summary::{summarize, Summary, MAX_SUMMARY_BYTES};
