@@ -5,6 +5,7 @@
 
 pub mod genai;
 pub mod http1;
+pub mod postgres;
 pub mod sql;
 
 /// Which way bytes moved, seen from the traced process.

@@ -8,14 +8,18 @@
 //! every byte. Measured in `benches` / the module tests: see `NOTES.md`.
 
 mod lexer;
+mod operation;
 mod query;
 mod sanitize;
 mod summary;
 
 #[cfg(test)]
+pub(crate) mod fixture;
+#[cfg(test)]
 mod tests;
 
 pub use lexer::Dialect;
+pub use operation::{DbCommand, DbError, DbOperation, DbStatus};
 pub use query::{QueryInfo, SqlOptions, MAX_QUERY_BYTES};
 pub use sanitize::{sanitize, sanitize_into};
 pub use summary::{summarize, Summary, MAX_SUMMARY_BYTES};
