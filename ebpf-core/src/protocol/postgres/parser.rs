@@ -163,6 +163,8 @@ pub struct PgParser {
     first: Vec<u8>,
     first_ts: u64,
     tls: bool,
+    /// Timestamp of the last backend chunk.
+    last_back_ts: u64,
     /// Operations dropped because they could not be completed with certainty.
     dropped: u64,
 }
@@ -192,6 +194,7 @@ impl PgParser {
             first: Vec::new(),
             first_ts: 0,
             tls: false,
+            last_back_ts: 0,
             dropped: 0,
         }
     }
@@ -361,7 +364,7 @@ impl PgParser {
         if self.back_unframed {
             // A client that does not pipeline has read the whole response.
             if self.expect.iter().filter(|e| e.is_sync_point()).count() <= 1 {
-                self.finish_unframed(chunk.ts_ns);
+                self.finish_unframed(self.last_back_ts);
             } else {
                 self.enter_lost();
                 self.lost_front_seen = true;
@@ -399,6 +402,7 @@ impl PgParser {
     }
 
     fn backend_chunk(&mut self, chunk: &Chunk<'_>) {
+        self.last_back_ts = chunk.ts_ns;
         if self.back_unframed {
             if ends_with_ready(chunk.data, chunk.total_len) {
                 self.finish_unframed(chunk.ts_ns);
@@ -895,6 +899,7 @@ impl PgParser {
             let status = o.status.unwrap_or(DbStatus::Ok);
             let status = if o.counts_partial && status == DbStatus::Ok { DbStatus::Unknown } else { status };
             out.push(DbOperation {
+                system: "postgresql",
                 command: o.command,
                 query: o.query,
                 start_ns: o.start_ns,

@@ -54,6 +54,8 @@ impl DbError {
 /// One completed operation on a connection.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DbOperation {
+    /// `db.system.name`: `postgresql`, `mysql` or `mariadb`.
+    pub system: &'static str,
     pub command: DbCommand,
     /// The query text analysed (None when it was never seen: a statement
     /// prepared before the connection was followed, or a command without text).
