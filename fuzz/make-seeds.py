@@ -9,11 +9,11 @@ import struct
 FIX = "ebpf-core/tests/fixtures"
 
 
-def http_seed(name):
-    req = open(f"{FIX}/http1/{name}.req.bin", "rb").read()
-    resp = open(f"{FIX}/http1/{name}.resp.bin", "rb").read()
+def http_seed(name, folder="http1"):
+    req = open(f"{FIX}/{folder}/{name}.req.bin", "rb").read()
+    resp = open(f"{FIX}/{folder}/{name}.resp.bin", "rb").read()
     out, pos = bytearray(), {">": 0, "<": 0}
-    for line in open(f"{FIX}/http1/{name}.segments"):
+    for line in open(f"{FIX}/{folder}/{name}.segments"):
         parts = line.split()
         if len(parts) < 2 or parts[0] not in "<>" or not parts[1].isdigit():
             continue
@@ -36,6 +36,21 @@ def main():
         if f.endswith(".segments"):
             name = f[: -len(".segments")]
             open(f"fuzz/corpus/http1_parser/{name}", "wb").write(http_seed(name))
+    # The database parsers: their recordings in the same chunk framing; the
+    # SQL text target: every query the client side of those recordings sent.
+    os.makedirs("fuzz/corpus/sql_text", exist_ok=True)
+    for folder, target in (("postgres", "postgres_parser"), ("mysql", "mysql_parser")):
+        os.makedirs(f"fuzz/corpus/{target}", exist_ok=True)
+        for f in sorted(os.listdir(f"{FIX}/{folder}")):
+            if f.endswith(".segments"):
+                name = f[: -len(".segments")]
+                open(f"fuzz/corpus/{target}/{name}", "wb").write(http_seed(name, folder))
+    for folder in ("postgres", "mysql"):
+        for f in sorted(os.listdir(f"{FIX}/{folder}/record")):
+            if not f.endswith(".sql"):
+                continue
+            for i, stmt in enumerate(open(f"{FIX}/{folder}/record/{f}", "rb").read().split(b";\n")):
+                open(f"fuzz/corpus/sql_text/{folder}_{i:03}", "wb").write(stmt)
     events = open(f"{FIX}/events/python_curl.bin", "rb").read()
     for target in ("pipeline", "event_decode"):
         os.makedirs(f"fuzz/corpus/{target}", exist_ok=True)

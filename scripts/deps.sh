@@ -25,6 +25,11 @@ have capsh || need+=(libcap2-bin)
 have valgrind || need+=(valgrind)
 # tests/tests/clock_steps.rs steps the receiver's wall clock with libfaketime.
 pkg libfaketime || need+=(libfaketime)
+# Database suites (tests/src/databases.rs): real servers and their clients.
+pkg postgresql || need+=(postgresql)
+have pgbench || need+=(postgresql-contrib)
+have mariadbd || need+=(mariadb-server)
+have mysql || need+=(mariadb-client)
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
@@ -37,6 +42,23 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
   # Debian starts nginx on install; the tests run their own instances.
   (systemctl disable --now nginx || service nginx stop || nginx -s stop) >/dev/null 2>&1 || true
+  # Likewise the database servers: the suites start theirs on free ports.
+  for svc in postgresql mariadb; do
+    (systemctl disable --now "$svc" || service "$svc" stop) >/dev/null 2>&1 || true
+  done
+fi
+
+# Python drivers the database suites use as clients (PyPI).
+py_need=()
+python3 -c 'import psycopg' 2>/dev/null || py_need+=(psycopg)
+python3 -c 'import pymysql' 2>/dev/null || py_need+=(PyMySQL)
+python3 -c 'import mysql.connector' 2>/dev/null || py_need+=(mysql-connector-python)
+if [ ${#py_need[@]} -gt 0 ]; then
+  echo "deps: pip installing ${py_need[*]}"
+  python3 -m pip --version >/dev/null 2>&1 || apt-get install -y -qq --no-install-recommends python3-pip >/dev/null
+  # Debian's own python3 is "externally managed" (PEP 668).
+  python3 -m pip install -q "${py_need[@]}" 2>/dev/null ||
+    python3 -m pip install -q --break-system-packages "${py_need[@]}"
 fi
 
 # tracefs is where tracepoints are attached; mount it when the host has not.

@@ -95,4 +95,90 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("pipeline", pipeline),
     ("config_json", config_json),
     ("routes", routes),
+    ("postgres_parser", postgres_parser),
+    ("mysql_parser", mysql_parser),
+    ("sql_text", sql_text),
 ];
+
+/// Chunks framed as for `http1_parser` (flags bit 2: events were lost
+/// before this chunk), fed to a database parser through `feed`, `gap`, `close`.
+fn db_chunks(data: &[u8], mut feed: impl FnMut(Option<&Chunk<'_>>, bool)) -> u64 {
+    let mut rest = data;
+    let mut ts = 0u64;
+    while rest.len() >= 3 {
+        let (flags, len, extra) = (rest[0], rest[1] as usize, u64::from(rest[2]));
+        rest = &rest[3..];
+        let (bytes, tail) = rest.split_at(len.min(rest.len()));
+        rest = tail;
+        ts += 1;
+        if flags & 4 != 0 {
+            feed(None, false);
+        }
+        let chunk = Chunk {
+            ts_ns: ts,
+            direction: if flags & 1 == 0 { Direction::Ingress } else { Direction::Egress },
+            data: bytes,
+            total_len: bytes.len() as u64 + if flags & 2 != 0 { extra } else { 0 },
+        };
+        feed(Some(&chunk), false);
+        if flags & 0x80 != 0 {
+            break;
+        }
+    }
+    feed(None, true);
+    ts
+}
+
+fn check_db_ops(ops: &[crate::protocol::sql::DbOperation], ts: u64) {
+    use crate::protocol::sql::{MAX_QUERY_BYTES, MAX_SUMMARY_BYTES};
+    for op in ops {
+        assert!(op.start_ns <= op.end_ns && op.end_ns <= ts, "timestamps out of range: {op:?}");
+        if let Some(q) = &op.query {
+            assert!(q.text.len() <= MAX_QUERY_BYTES * 3, "text not bounded");
+            assert!(q.summary.as_ref().is_none_or(|s| s.len() <= MAX_SUMMARY_BYTES), "summary not bounded");
+        }
+    }
+}
+
+/// The PostgreSQL parser on a chunk sequence (see `db_chunks`).
+pub fn postgres_parser(data: &[u8]) {
+    use crate::protocol::postgres::PgParser;
+    let mut p = PgParser::new(crate::protocol::sql::SqlOptions::default());
+    let mut out = Vec::new();
+    let ts = db_chunks(data, |chunk, close| match (chunk, close) {
+        (Some(c), _) => p.feed(c, &mut out),
+        (None, false) => p.gap(),
+        (None, true) => p.close(&mut out),
+    });
+    check_db_ops(&out, ts);
+}
+
+/// The MySQL/MariaDB parser on a chunk sequence (see `db_chunks`).
+pub fn mysql_parser(data: &[u8]) {
+    use crate::protocol::mysql::MysqlParser;
+    let mut p = MysqlParser::new(crate::protocol::sql::SqlOptions::default());
+    let mut out = Vec::new();
+    let ts = db_chunks(data, |chunk, close| match (chunk, close) {
+        (Some(c), _) => p.feed(c, &mut out),
+        (None, false) => p.gap(),
+        (None, true) => p.close(&mut out),
+    });
+    check_db_ops(&out, ts);
+}
+
+/// SQL text through the sanitizer and the summary, both dialects, whole
+/// and cut: bounded output, no panic, and no quote character left outside
+/// what the tokenizer calls an identifier (a string never survives).
+pub fn sql_text(data: &[u8]) {
+    use crate::protocol::sql::{Dialect, QueryInfo, SqlOptions, MAX_SUMMARY_BYTES};
+    for dialect in [Dialect::Postgres, Dialect::MySql] {
+        for complete in [true, false] {
+            let q = QueryInfo::analyze(data, complete, dialect, SqlOptions::default());
+            assert!(q.summary.as_ref().is_none_or(|s| s.len() <= MAX_SUMMARY_BYTES));
+            assert!(q.text.len() <= data.len() * 3 + 3, "sanitized text grew");
+            if !data.contains(&b'"') && !data.contains(&b'`') {
+                assert!(!q.text.contains('\''), "a quote survived in {:?}", q.text);
+            }
+        }
+    }
+}

@@ -35,6 +35,12 @@ fn entry_points_accept_real_inputs() {
         }
     }
     ebpf_core::fuzzing::routes(b"/users/{id} /static/*\n/users/42");
+    ebpf_core::fuzzing::sql_text(b"SELECT * FROM t WHERE a = 'x' AND b IN (1, 2) -- c");
+    // A simple query and its answer, in the database parsers' framing.
+    let mut pg = vec![1, 8, 0, 0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
+    pg.extend_from_slice(&[0, 1, 0, b'N']);
+    ebpf_core::fuzzing::postgres_parser(&pg);
+    ebpf_core::fuzzing::mysql_parser(&[0, 5, 0, 1, 0, 0, 0, 10]);
     // A GET and its response, in the http1_parser framing.
     let req = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
     let resp = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi";

@@ -143,7 +143,10 @@ pub(super) fn starts_command(data: &[u8], total_len: u64) -> bool {
         return false;
     }
     let len = usize::from(data[0]) | usize::from(data[1]) << 8 | usize::from(data[2]) << 16;
-    data[3] == 0 && len > 0 && (len as u64 + 4 == total_len || len == MAX_PAYLOAD) && super::command_name(data[4]).is_some()
+    data[3] == 0
+        && len > 0
+        && (len as u64 + 4 == total_len || len == MAX_PAYLOAD)
+        && super::command_name(data[4]).is_some()
 }
 
 /// Whether a server chunk (fully captured) ends with an EOF packet, or an

@@ -39,7 +39,9 @@ use compact_str::CompactString;
 
 use super::framer::{ends_response, starts_command, Framer, Outcome, Packet};
 use super::{command_name, MAX_IN_FLIGHT, MAX_STATEMENTS, MORE_RESULTS};
-use crate::protocol::sql::{DbCommand, DbError, DbOperation, DbStatus, Dialect, QueryInfo, SqlOptions, MAX_QUERY_BYTES};
+use crate::protocol::sql::{
+    DbCommand, DbError, DbOperation, DbStatus, Dialect, QueryInfo, SqlOptions, MAX_QUERY_BYTES,
+};
 use crate::protocol::{Chunk, Direction, Role};
 
 const CLIENT_LONG_PASSWORD: u32 = 1;
@@ -101,7 +103,10 @@ enum Resp {
     /// A result set's first packet: OK, ERR, LOCAL INFILE, or column count.
     First,
     /// Column definitions still to come, then the EOF unless deprecated.
-    Columns { left: u64, eof: bool },
+    Columns {
+        left: u64,
+        eof: bool,
+    },
     /// The EOF after column definitions.
     ColumnsEof,
     Rows,
@@ -109,7 +114,9 @@ enum Resp {
     LocalInfile,
     /// COM_STMT_PREPARE: its OK, then parameter and column definitions.
     PrepareOk,
-    Skip { left: u64 },
+    Skip {
+        left: u64,
+    },
     /// Column definitions until EOF (COM_FIELD_LIST).
     UntilEof,
 }
@@ -293,7 +300,8 @@ impl MysqlParser {
             return;
         }
         let first = std::mem::take(&mut self.first);
-        let whole = Chunk { ts_ns: self.first_ts, direction: chunk.direction, data: &first, total_len: first.len() as u64 };
+        let whole =
+            Chunk { ts_ns: self.first_ts, direction: chunk.direction, data: &first, total_len: first.len() as u64 };
         self.feed(&whole, out);
     }
 
@@ -584,7 +592,8 @@ impl MysqlParser {
             return;
         }
         let version = cstr(&body[1..]);
-        self.flavor = Some(if memchr::memmem::find(version, b"MariaDB").is_some() { Flavor::MariaDb } else { Flavor::MySql });
+        self.flavor =
+            Some(if memchr::memmem::find(version, b"MariaDB").is_some() { Flavor::MariaDb } else { Flavor::MySql });
     }
 
     fn deprecate_eof(&self) -> bool {
@@ -615,7 +624,10 @@ impl MysqlParser {
         let first = body.first().copied();
         let mut done = false;
         match (head.resp, first) {
-            (Resp::LocalInfile | Resp::Simple | Resp::First | Resp::PrepareOk | Resp::Rows | Resp::UntilEof, Some(0xFF)) => {
+            (
+                Resp::LocalInfile | Resp::Simple | Resp::First | Resp::PrepareOk | Resp::Rows | Resp::UntilEof,
+                Some(0xFF),
+            ) => {
                 head.status = Some(err_packet(body, self.caps));
                 done = true;
             }
@@ -637,11 +649,7 @@ impl MysqlParser {
             (Resp::First, _) => match lenenc(body) {
                 Some((n, used)) if n > 0 => {
                     let metadata = !cache_metadata || body.get(used) != Some(&0);
-                    head.resp = if metadata {
-                        Resp::Columns { left: n, eof: !deprecate_eof }
-                    } else {
-                        Resp::Rows
-                    };
+                    head.resp = if metadata { Resp::Columns { left: n, eof: !deprecate_eof } } else { Resp::Rows };
                 }
                 _ => {
                     self.enter_lost();
@@ -665,7 +673,9 @@ impl MysqlParser {
                 self.enter_lost();
                 return;
             }
-            (Resp::Rows | Resp::UntilEof, Some(0xFE)) if (!deprecate_eof && p.len < 9) || (deprecate_eof && p.len < 0xFF_FFFF) => {
+            (Resp::Rows | Resp::UntilEof, Some(0xFE))
+                if (!deprecate_eof && p.len < 9) || (deprecate_eof && p.len < 0xFF_FFFF) =>
+            {
                 let status = if p.len < 9 && !deprecate_eof { eof_status(body) } else { ok_status(body) };
                 head.saw_rows = head.resp == Resp::Rows;
                 if status.is_some_and(|s| s & MORE_RESULTS != 0) && head.resp == Resp::Rows {

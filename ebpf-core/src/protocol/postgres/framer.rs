@@ -208,14 +208,14 @@ impl Framer {
 /// How much of a body the parser reads, by direction and type.
 fn keep_for(frontend: bool, typ: u8) -> usize {
     match (frontend, typ) {
-        (true, 0) => 1024,                         // startup parameters
+        (true, 0) => 1024,                            // startup parameters
         (true, b'Q' | b'P') => MAX_QUERY_BYTES + 128, // statement name + text
-        (true, b'B') => 160,                       // portal and statement names (≤ 63 bytes each)
-        (true, b'E' | b'D' | b'C') => 80,          // a portal or statement name
-        (false, b'E') => 96,                       // severity and SQLSTATE come first
-        (false, b'C') => 64,                       // command tag
+        (true, b'B') => 160,                          // portal and statement names (≤ 63 bytes each)
+        (true, b'E' | b'D' | b'C') => 80,             // a portal or statement name
+        (false, b'E') => 96,                          // severity and SQLSTATE come first
+        (false, b'C') => 64,                          // command tag
         (false, b'Z' | b'R') => 4,
-        (false, b'S') => 80,                       // ParameterStatus: name and value
+        (false, b'S') => 80, // ParameterStatus: name and value
         _ => 0,
     }
 }
@@ -227,8 +227,29 @@ pub(super) fn known_type(frontend: bool, typ: u8) -> bool {
     } else {
         matches!(
             typ,
-            b'R' | b'S' | b'K' | b'Z' | b'T' | b'D' | b'C' | b'I' | b'E' | b'N' | b'A' | b'1' | b'2' | b'3' | b't'
-                | b'n' | b's' | b'G' | b'H' | b'W' | b'd' | b'c' | b'V' | b'v'
+            b'R' | b'S'
+                | b'K'
+                | b'Z'
+                | b'T'
+                | b'D'
+                | b'C'
+                | b'I'
+                | b'E'
+                | b'N'
+                | b'A'
+                | b'1'
+                | b'2'
+                | b'3'
+                | b't'
+                | b'n'
+                | b's'
+                | b'G'
+                | b'H'
+                | b'W'
+                | b'd'
+                | b'c'
+                | b'V'
+                | b'v'
         )
     }
 }

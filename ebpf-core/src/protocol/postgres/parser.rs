@@ -78,7 +78,10 @@ enum Expect {
     BindComplete(Option<u64>),
     /// Statement describe: ParameterDescription, then RowDescription/NoData;
     /// portal describe: RowDescription/NoData.
-    Describe { op: Option<u64>, statement: bool },
+    Describe {
+        op: Option<u64>,
+        statement: bool,
+    },
     /// DataRow* then CommandComplete / EmptyQueryResponse / PortalSuspended.
     Execute(Option<u64>),
     CloseComplete,
@@ -286,7 +289,8 @@ impl PgParser {
         }
         self.frontend_dir = Some(chunk.direction);
         self.front.next = Next::Untyped;
-        let whole = Chunk { ts_ns: self.first_ts, direction: chunk.direction, data: &first, total_len: first.len() as u64 };
+        let whole =
+            Chunk { ts_ns: self.first_ts, direction: chunk.direction, data: &first, total_len: first.len() as u64 };
         self.feed(&whole, out);
     }
 
@@ -731,7 +735,10 @@ impl PgParser {
                 }
                 _ => {}
             },
-            Expect::ParseComplete(op) | Expect::BindComplete(op) | Expect::Describe { op, .. } | Expect::Execute(op)
+            Expect::ParseComplete(op)
+            | Expect::BindComplete(op)
+            | Expect::Describe { op, .. }
+            | Expect::Execute(op)
                 if m.typ == b'E' =>
             {
                 let err = error(body);
@@ -889,7 +896,11 @@ impl PgParser {
             let Some(o) = self.ops.pop_front() else {
                 break;
             };
-            let emit = end != u64::MAX && matches!(o.command, DbCommand::Query | DbCommand::Execute | DbCommand::Prepare | DbCommand::Other("FUNCTION_CALL"));
+            let emit = end != u64::MAX
+                && matches!(
+                    o.command,
+                    DbCommand::Query | DbCommand::Execute | DbCommand::Prepare | DbCommand::Other("FUNCTION_CALL")
+                );
             if !emit {
                 if end == u64::MAX {
                     self.dropped += 1;

@@ -225,13 +225,12 @@ fn number_end(s: &[u8], i: usize) -> usize {
     let mut j = i;
     while j < s.len() {
         let c = s[j];
-        if c.is_ascii_alphanumeric() || c == b'_' || c == b'.' {
-            j += 1;
-        } else if (c == b'+' || c == b'-') && j > i && matches!(s[j - 1], b'e' | b'E') && !is_hex_number(&s[i..j]) {
-            j += 1;
-        } else {
+        let exponent_sign =
+            (c == b'+' || c == b'-') && j > i && matches!(s[j - 1], b'e' | b'E') && !is_hex_number(&s[i..j]);
+        if !(c.is_ascii_alphanumeric() || c == b'_' || c == b'.' || exponent_sign) {
             break;
         }
+        j += 1;
     }
     j
 }

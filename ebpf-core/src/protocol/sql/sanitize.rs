@@ -15,7 +15,8 @@ use super::lexer::{Dialect, Kind, Lexer, Token};
 /// (cut at a token boundary). Returns whether the output was cut short,
 /// by `max_len` or at an ambiguous quote.
 pub fn sanitize_into(sql: &[u8], dialect: Dialect, max_len: usize, out: &mut String) -> bool {
-    let tokens: Vec<Token> = Lexer::new(sql, dialect).filter(|t| !matches!(t.kind, Kind::Space | Kind::Comment)).collect();
+    let tokens: Vec<Token> =
+        Lexer::new(sql, dialect).filter(|t| !matches!(t.kind, Kind::Space | Kind::Comment)).collect();
     let mut w = Writer { out, base: 0, max_len, cut: false };
     w.base = w.out.len();
     let mut i = 0;

@@ -37,11 +37,17 @@ enum Expect {
     /// The tables of a FROM list, separated by commas.
     FromList,
     /// A table was just named: an alias may follow.
-    AfterTable { list: bool },
+    AfterTable {
+        list: bool,
+    },
     /// `AS` after a table: the next word is the alias.
-    Alias { list: bool },
+    Alias {
+        list: bool,
+    },
     /// A table and its alias were read: a comma continues a FROM list.
-    AfterAlias { list: bool },
+    AfterAlias {
+        list: bool,
+    },
 }
 
 struct State<'s> {
@@ -79,32 +85,162 @@ pub fn summarize(sql: &[u8], dialect: Dialect) -> Summary {
 }
 
 const STATEMENT_OPS: &[&str] = &[
-    "ALTER", "ANALYZE", "BEGIN", "CALL", "CHECKPOINT", "CLOSE", "CLUSTER", "COMMENT", "COMMIT", "COPY", "CREATE",
-    "DEALLOCATE", "DECLARE", "DELETE", "DESC", "DESCRIBE", "DISCARD", "DO", "DROP", "END", "EXEC", "EXECUTE",
-    "EXPLAIN", "FETCH", "FLUSH", "GRANT", "HANDLER", "INSERT", "KILL", "LISTEN", "LOAD", "LOCK", "MERGE", "MOVE",
-    "NOTIFY", "OPTIMIZE", "PREPARE", "REFRESH", "REINDEX", "RELEASE", "RENAME", "REPAIR", "REPLACE", "RESET",
-    "REVOKE", "ROLLBACK", "SAVEPOINT", "SELECT", "SET", "SHOW", "START", "TABLE", "TRUNCATE", "UNLISTEN", "UNLOCK",
-    "UPDATE", "UPSERT", "USE", "VACUUM", "VALUES", "WITH", "XA",
+    "ALTER",
+    "ANALYZE",
+    "BEGIN",
+    "CALL",
+    "CHECKPOINT",
+    "CLOSE",
+    "CLUSTER",
+    "COMMENT",
+    "COMMIT",
+    "COPY",
+    "CREATE",
+    "DEALLOCATE",
+    "DECLARE",
+    "DELETE",
+    "DESC",
+    "DESCRIBE",
+    "DISCARD",
+    "DO",
+    "DROP",
+    "END",
+    "EXEC",
+    "EXECUTE",
+    "EXPLAIN",
+    "FETCH",
+    "FLUSH",
+    "GRANT",
+    "HANDLER",
+    "INSERT",
+    "KILL",
+    "LISTEN",
+    "LOAD",
+    "LOCK",
+    "MERGE",
+    "MOVE",
+    "NOTIFY",
+    "OPTIMIZE",
+    "PREPARE",
+    "REFRESH",
+    "REINDEX",
+    "RELEASE",
+    "RENAME",
+    "REPAIR",
+    "REPLACE",
+    "RESET",
+    "REVOKE",
+    "ROLLBACK",
+    "SAVEPOINT",
+    "SELECT",
+    "SET",
+    "SHOW",
+    "START",
+    "TABLE",
+    "TRUNCATE",
+    "UNLISTEN",
+    "UNLOCK",
+    "UPDATE",
+    "UPSERT",
+    "USE",
+    "VACUUM",
+    "VALUES",
+    "WITH",
+    "XA",
 ];
 
 /// Words that end a table reference instead of aliasing it.
 const CLAUSE_WORDS: &[&str] = &[
-    "AND", "AS", "CROSS", "DEFAULT", "DO", "ELSE", "END", "EXCEPT", "FETCH", "FOR", "FORCE", "FROM", "FULL",
-    "GROUP", "HAVING", "IGNORE", "INNER", "INTERSECT", "INTO", "JOIN", "LATERAL", "LEFT", "LIMIT", "LOCK",
-    "NATURAL", "NOT", "OFFSET", "ON", "OR", "ORDER", "OUTER", "PARTITION", "RETURNING", "RIGHT", "SELECT", "SET",
-    "STRAIGHT_JOIN", "TABLESAMPLE", "THEN", "UNION", "USE", "USING", "VALUES", "WHEN", "WHERE", "WINDOW", "WITH",
+    "AND",
+    "AS",
+    "CROSS",
+    "DEFAULT",
+    "DO",
+    "ELSE",
+    "END",
+    "EXCEPT",
+    "FETCH",
+    "FOR",
+    "FORCE",
+    "FROM",
+    "FULL",
+    "GROUP",
+    "HAVING",
+    "IGNORE",
+    "INNER",
+    "INTERSECT",
+    "INTO",
+    "JOIN",
+    "LATERAL",
+    "LEFT",
+    "LIMIT",
+    "LOCK",
+    "NATURAL",
+    "NOT",
+    "OFFSET",
+    "ON",
+    "OR",
+    "ORDER",
+    "OUTER",
+    "PARTITION",
+    "RETURNING",
+    "RIGHT",
+    "SELECT",
+    "SET",
+    "STRAIGHT_JOIN",
+    "TABLESAMPLE",
+    "THEN",
+    "UNION",
+    "USE",
+    "USING",
+    "VALUES",
+    "WHEN",
+    "WHERE",
+    "WINDOW",
+    "WITH",
 ];
 
 /// DDL object types kept with their operation (`CREATE TABLE`).
 const OBJECT_TYPES: &[&str] = &[
-    "DATABASE", "EXTENSION", "FUNCTION", "INDEX", "MATERIALIZED", "PROCEDURE", "ROLE", "SCHEMA", "SEQUENCE",
-    "TABLE", "TRIGGER", "TYPE", "USER", "VIEW",
+    "DATABASE",
+    "EXTENSION",
+    "FUNCTION",
+    "INDEX",
+    "MATERIALIZED",
+    "PROCEDURE",
+    "ROLE",
+    "SCHEMA",
+    "SEQUENCE",
+    "TABLE",
+    "TRIGGER",
+    "TYPE",
+    "USER",
+    "VIEW",
 ];
 
 /// Words between a DDL verb and its object type, or before a table name.
 const MODIFIERS: &[&str] = &[
-    "CONCURRENTLY", "DELAYED", "EXISTS", "GLOBAL", "HIGH_PRIORITY", "IF", "IGNORE", "INTO", "LOCAL", "LOW_PRIORITY",
-    "NOT", "ONLY", "OR", "QUICK", "RECURSIVE", "REPLACE", "TEMP", "TEMPORARY", "UNIQUE", "UNLOGGED", "TABLE",
+    "CONCURRENTLY",
+    "DELAYED",
+    "EXISTS",
+    "GLOBAL",
+    "HIGH_PRIORITY",
+    "IF",
+    "IGNORE",
+    "INTO",
+    "LOCAL",
+    "LOW_PRIORITY",
+    "NOT",
+    "ONLY",
+    "OR",
+    "QUICK",
+    "RECURSIVE",
+    "REPLACE",
+    "TEMP",
+    "TEMPORARY",
+    "UNIQUE",
+    "UNLOGGED",
+    "TABLE",
 ];
 
 fn upper_is(word: &[u8], list: &[&'static str]) -> Option<&'static str> {
@@ -160,8 +296,9 @@ impl State<'_> {
         let prev = self.toks[i - 1];
         match prev.kind {
             Kind::Punct => matches!(self.sql[prev.start], b'(' | b')' | b';'),
-            Kind::Word => upper_is(self.text(prev), &["EXPLAIN", "ANALYZE", "VERBOSE", "ALL", "UNION", "DISTINCT"])
-                .is_some(),
+            Kind::Word => {
+                upper_is(self.text(prev), &["EXPLAIN", "ANALYZE", "VERBOSE", "ALL", "UNION", "DISTINCT"]).is_some()
+            }
             _ => false,
         }
     }
@@ -263,7 +400,8 @@ impl State<'_> {
             }
             "FROM" => {
                 let prev_distinct = i > 0 && self.is_word(i - 1, "DISTINCT");
-                if self.in_query_scope() && !(self.stmt_op == Some("COPY") && self.parens.is_empty()) && !prev_distinct {
+                if self.in_query_scope() && !(self.stmt_op == Some("COPY") && self.parens.is_empty()) && !prev_distinct
+                {
                     self.expect = Expect::FromList;
                 }
             }
@@ -279,7 +417,10 @@ impl State<'_> {
             "CREATE" | "DROP" | "ALTER" if self.stmt_op.is_none() && self.parens.is_empty() => {
                 // The verb, then modifiers, then the object type.
                 let mut j = i + 1;
-                while self.word(j).is_some_and(|x| upper_is(x, MODIFIERS).is_some() && upper_is(x, OBJECT_TYPES).is_none()) {
+                while self
+                    .word(j)
+                    .is_some_and(|x| upper_is(x, MODIFIERS).is_some() && upper_is(x, OBJECT_TYPES).is_none())
+                {
                     j += 1;
                 }
                 let Some(obj) = self.word(j).and_then(|x| upper_is(x, OBJECT_TYPES)) else {

@@ -1,3 +1,4 @@
+mod edge;
 mod fixtures;
 
 use crate::protocol::sql::fixture::{direction, Segment};
