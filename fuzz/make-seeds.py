@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Seeds the fuzz corpora from the recorded fixtures, so fuzzing starts from
-real traffic: http1_head gets every recorded message, http1_parser gets every HTTP fixture in the target's chunk
+real traffic: http1_head gets every recorded message, http1_parser (and http2_parser) gets every HTTP/1 (HTTP/2) fixture in the target's chunk
 framing ([flags][len][uncaptured][bytes]: flags bit0 = egress), pipeline and
 event_decode get the recorded kernel events. Run from the repository root."""
 import os
@@ -51,6 +51,12 @@ def main():
                 continue
             for i, stmt in enumerate(open(f"{FIX}/{folder}/record/{f}", "rb").read().split(b";\n")):
                 open(f"fuzz/corpus/sql_text/{folder}_{i:03}", "wb").write(stmt)
+    # http2_parser: a mode byte (0: from the start), then the chunks.
+    os.makedirs("fuzz/corpus/http2_parser", exist_ok=True)
+    for f in sorted(os.listdir(f"{FIX}/http2")):
+        if f.endswith(".segments"):
+            name = f[: -len(".segments")]
+            open(f"fuzz/corpus/http2_parser/{name}", "wb").write(b"\x00" + http_seed(name, "http2"))
     events = open(f"{FIX}/events/python_curl.bin", "rb").read()
     for target in ("pipeline", "event_decode"):
         os.makedirs(f"fuzz/corpus/{target}", exist_ok=True)

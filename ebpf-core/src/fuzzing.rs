@@ -46,6 +46,60 @@ pub fn http1_parser(data: &[u8]) {
     }
 }
 
+/// The HTTP/2 parser: the first byte picks how the connection starts
+/// (0: from its start, 1: joined mid-way, 2: after `Upgrade: h2c`), then
+/// chunks framed as `[flags][len][uncaptured][len bytes]...` (flags: bit 0
+/// egress, bit 1 count `uncaptured << 4 * (bits 2-3)` extra bytes as not
+/// captured, bit 6 lost events before the chunk, bit 7 close after).
+pub fn http2_parser(data: &[u8]) {
+    use crate::protocol::http2::{H2cUpgrade, Http2Parser, MAX_OPEN_STREAMS, MAX_PATH_BYTES};
+    let Some((&mode, mut rest)) = data.split_first() else { return };
+    let mut parser = match mode % 3 {
+        0 => Http2Parser::new(),
+        1 => Http2Parser::midway(),
+        _ => Http2Parser::after_upgrade(H2cUpgrade {
+            request_direction: Direction::Ingress,
+            method: "GET".into(),
+            path: "/".into(),
+            authority: None,
+            request_start_ns: 0,
+            request_end_ns: 0,
+            request_body_size: 0,
+        }),
+    };
+    let mut out = Vec::new();
+    let mut ts = 0u64;
+    while rest.len() >= 3 {
+        let (flags, len, extra) = (rest[0], rest[1] as usize, u64::from(rest[2]));
+        rest = &rest[3..];
+        let (bytes, tail) = rest.split_at(len.min(rest.len()));
+        rest = tail;
+        ts += 1;
+        if flags & 0x40 != 0 {
+            parser.gap();
+        }
+        let uncaptured = if flags & 2 != 0 { extra << (4 * ((flags >> 2) & 3)) } else { 0 };
+        let chunk = Chunk {
+            ts_ns: ts,
+            direction: if flags & 1 == 0 { Direction::Ingress } else { Direction::Egress },
+            data: bytes,
+            total_len: bytes.len() as u64 + uncaptured,
+        };
+        let _ = parser.feed(&chunk, &mut out);
+        assert!(parser.open_streams() <= MAX_OPEN_STREAMS, "streams not bounded");
+        if flags & 0x80 != 0 {
+            parser.close(ts, &mut out);
+            break;
+        }
+    }
+    for s in &out {
+        let path = s.path.as_deref().unwrap_or("");
+        assert!(path.len() <= MAX_PATH_BYTES && !path.contains('?'), "path not cut or query kept");
+        assert!(s.authority.as_ref().is_none_or(|a| a.len() <= 256), "authority not capped");
+        assert!(s.request_start_ns <= ts && s.response_end_ns <= ts, "timestamps out of range");
+    }
+}
+
 /// Raw bytes as a request head and as a response head: the fast path must
 /// agree with httparse on every input (see `protocol/http1/fast_head.rs`).
 pub fn http1_head(data: &[u8]) {
@@ -91,6 +145,7 @@ pub type Target = fn(&[u8]);
 pub const TARGETS: &[(&str, Target)] = &[
     ("http1_parser", http1_parser),
     ("http1_head", http1_head),
+    ("http2_parser", http2_parser),
     ("event_decode", event_decode),
     ("pipeline", pipeline),
     ("config_json", config_json),

@@ -41,6 +41,16 @@ fn entry_points_accept_real_inputs() {
     pg.extend_from_slice(&[0, 1, 0, b'N']);
     ebpf_core::fuzzing::postgres_parser(&pg);
     ebpf_core::fuzzing::mysql_parser(&[0, 5, 0, 1, 0, 0, 0, 10]);
+    // An HTTP/2 request and its response, in the http2_parser framing.
+    let preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00";
+    let request = b"\x00\x00\x03\x01\x05\x00\x00\x00\x01\x82\x86\x84";
+    let response = b"\x00\x00\x01\x01\x05\x00\x00\x00\x01\x88";
+    let mut framed = vec![0];
+    for (flags, bytes) in [(0u8, &preface[..]), (0, &request[..]), (1, &response[..])] {
+        framed.extend_from_slice(&[flags, bytes.len() as u8, 0]);
+        framed.extend_from_slice(bytes);
+    }
+    ebpf_core::fuzzing::http2_parser(&framed);
     // A GET and its response, in the http1_parser framing.
     let req = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
     let resp = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi";

@@ -5,6 +5,7 @@
 
 pub mod genai;
 pub mod http1;
+pub mod http2;
 pub mod mysql;
 pub mod postgres;
 pub mod sql;
