@@ -92,6 +92,22 @@ pub fn looks_like_frames(data: &[u8], total_len: u64) -> bool {
     frame::is_frame_aligned(data, total_len, frame::DEFAULT_MAX_FRAME_SIZE)
 }
 
+/// Whether an HTTP/1.1 request's header fields ask to switch to h2c
+/// (RFC 7540 §3.2): an `Upgrade` list naming `h2c` and an `HTTP2-Settings`
+/// field. If the response is 101, the connection continues as HTTP/2
+/// (`Http2Parser::after_upgrade`).
+pub fn requests_h2c_upgrade<'a>(fields: impl IntoIterator<Item = (&'a [u8], &'a [u8])>) -> bool {
+    let (mut upgrade, mut settings) = (false, false);
+    for (name, value) in fields {
+        if name.eq_ignore_ascii_case(b"upgrade") {
+            upgrade |= value.split(|&b| b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(b"h2c"));
+        } else if name.eq_ignore_ascii_case(b"http2-settings") {
+            settings = true;
+        }
+    }
+    upgrade && settings
+}
+
 /// Why a connection is not followed as HTTP/2.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Http2Error {

@@ -860,7 +860,11 @@ impl Fields {
             }
             return;
         };
-        let text = || CompactString::from_utf8_lossy(v);
+        // Valid UTF-8 is the rule; the lossy path only for the rest.
+        let text = || match std::str::from_utf8(v) {
+            Ok(s) => CompactString::from(s),
+            Err(_) => CompactString::from_utf8_lossy(v),
+        };
         match name {
             Name::Method => self.method = Some(text()),
             Name::Path => self.path = Some(text()),

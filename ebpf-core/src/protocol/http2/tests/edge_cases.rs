@@ -3,7 +3,7 @@
 
 use super::fixtures::all;
 use super::{play, Play};
-use crate::protocol::http2::{looks_like_frames, looks_like_preface, Http2Parser, PREFACE};
+use crate::protocol::http2::{looks_like_frames, looks_like_preface, requests_h2c_upgrade, Http2Parser, PREFACE};
 use crate::protocol::{Chunk, Role};
 
 #[test]
@@ -14,6 +14,24 @@ fn preface_recognition() {
     for not in [&b""[..], b"PRI", b"PRI * HTTP/1.1", b"GET / HTTP/1.1\r\n", b"\x16\x03\x01\x02\x00"] {
         assert!(!looks_like_preface(not), "{not:?}");
     }
+}
+
+#[test]
+fn h2c_upgrade_requests() {
+    // curl --http2 http://...: the recorded request's fields.
+    let (_, segs, _, _) = super::fixtures::upgrade_fixture();
+    let head = std::str::from_utf8(segs[0].data).unwrap();
+    let fields: Vec<(&[u8], &[u8])> = head
+        .split("\r\n")
+        .skip(1)
+        .filter_map(|l| l.split_once(": "))
+        .map(|(n, v)| (n.as_bytes(), v.as_bytes()))
+        .collect();
+    assert!(requests_h2c_upgrade(fields.iter().copied()));
+    let ws: [(&[u8], &[u8]); 2] = [(b"Upgrade", b"websocket"), (b"HTTP2-Settings", b"AAMAAABkAAQCAAAAAAIAAAAA")];
+    assert!(!requests_h2c_upgrade(ws));
+    assert!(!requests_h2c_upgrade([(&b"upgrade"[..], &b"foo, H2C"[..])]), "no HTTP2-Settings");
+    assert!(requests_h2c_upgrade([(&b"upgrade"[..], &b"foo, H2C"[..]), (b"http2-settings", b"")]));
 }
 
 #[test]

@@ -342,6 +342,10 @@ fn sendfile_payloads_are_counted_from_frame_lengths() {
     assert_eq!(got.iter().map(|s| s.response_body_size).collect::<Vec<_>>(), [34000, 6]);
 }
 
+pub(super) fn upgrade_fixture() -> (&'static str, Vec<Segment>, &'static str, Vec<Expect>) {
+    ("curl_h2c_upgrade", fixture!("curl_h2c_upgrade"), "127.0.0.1:18999", Vec::new())
+}
+
 /// curl's `Upgrade: h2c` to the Go server: the HTTP/1.1 request is stream 1,
 /// answered in HTTP/2 after the 101.
 #[test]
