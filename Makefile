@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export LIBCLANG_PATH ?= /usr/lib/llvm-19/lib
 
-.PHONY: all deps build lib header run test test-rust test-collector lint fmt clean bench fuzz-smoke
+.PHONY: all deps build lib header docs run test test-rust test-collector lint fmt clean bench fuzz-smoke
 
 all: build
 
@@ -21,6 +21,12 @@ lib:
 # Regenerate the committed C header (a test fails when it drifts).
 header:
 	OTEL_EBPF_UPDATE_HEADER=1 $(CARGO) test -p otel-ebpf-ffi --test header
+
+# Regenerate the README tables generated from the library's declarations
+# (self-telemetry counters, configuration keys); tests fail when they drift.
+docs: lib
+	OTEL_EBPF_UPDATE_README=1 $(CARGO) test -p ebpf-core --test readme
+	cd collector-receiver && OTEL_EBPF_UPDATE_README=1 CGO_ENABLED=1 $(GO) test -count=1 -run '^TestREADME' .
 
 lint: deps
 	$(CARGO) fmt --all -- --check

@@ -77,11 +77,15 @@ pub struct Instance {
 impl Instance {
     pub fn new(config: Config) -> Result<Self, Error> {
         config.validate()?;
-        Ok(Self { config, state: Mutex::new(State::Created), stats: Arc::new(Stats::default()) })
+        Ok(Self::validated(config))
     }
 
     pub fn from_json(json: &str) -> Result<Self, Error> {
-        Self::new(Config::from_json(json)?)
+        Ok(Self::validated(Config::from_json(json)?))
+    }
+
+    fn validated(config: Config) -> Self {
+        Self { config, state: Mutex::new(State::Created), stats: Arc::new(Stats::default()) }
     }
 
     pub fn config(&self) -> &Config {
@@ -116,7 +120,8 @@ impl Instance {
 
     fn start_inner(&self) -> Result<(Receiver<Batch>, WorkerHandle), Error> {
         preflight()?;
-        let selector = Selector::new(&self.config.selection).map_err(ConfigError::from)?;
+        let selector = Selector::new(&self.config.selection)
+            .map_err(|e| ConfigError::one(format!("selection.{}", e.field()), e.to_string()))?;
         let pid_mode = selector.pid_mode();
         // Processes running now are decided before the probes attach; later
         // ones on exec (or inherit their parent's decision on fork).

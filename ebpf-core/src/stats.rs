@@ -1,84 +1,220 @@
-//! Self-telemetry counters shared between the worker thread and callers.
+//! The receiver's own counters, declared once in [`counters!`] below: name,
+//! kind, unit, exported metric and description. Everything else is derived
+//! from that list or checked against it by a test: the atomics the pipeline
+//! counts into ([`Stats`]), [`StatsSnapshot`], the `ebpf_receiver.*`
+//! self-telemetry metrics (`metrics::self_telemetry`), the C ABI's
+//! `otel_ebpf_counters` and `otel_ebpf_counters_get` (and the first fields of
+//! its `otel_ebpf_stats` struct, `ffi/tests/abi.rs`), the Go receiver's
+//! shutdown log, and the README's table (`ebpf-core/tests/readme.rs`).
+//!
+//! # Adding a counter
+//!
+//! 1. Append an entry to the end of `counters!`: a `///` description (it is
+//!    the metric's description and the README's), then `name: Kind, "unit",
+//!    "ebpf_receiver.metric.name";` (`Counter` for a monotonic total,
+//!    `Gauge` for a current value; units in UCUM braces, `{event}`).
+//! 2. Count it where it happens: `stats.name.fetch_add(n, Relaxed)`, or
+//!    `store` for a total kept elsewhere or a gauge.
+//! 3. `make docs` regenerates the README's table (`ebpf-core/tests/readme.rs`
+//!    fails until then). Nothing else: the C ABI, the Go receiver and the
+//!    semantic-conventions test's allowlist follow the list.
+//!
+//! The C struct `otel_ebpf_stats` is not extended: hosts read new counters by
+//! name (`otel_ebpf_counters_get`).
 
+use std::ops::Deref;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-#[derive(Debug, Default)]
-pub struct Stats {
-    pub events_read: AtomicU64,
-    /// Events the kernel could not hand over (ring buffer or tables full).
-    pub events_lost: AtomicU64,
-    /// Records userspace could not decode (a bug or a version mismatch).
-    pub decode_errors: AtomicU64,
-    pub spans_exported: AtomicU64,
-    pub batches_dropped: AtomicU64,
-    /// Spans inside dropped batches.
-    pub spans_dropped: AtomicU64,
-    pub parse_errors: AtomicU64,
-    /// Holes in connections' event numbering: events the kernel lost mid-stream.
-    pub stream_gaps: AtomicU64,
-    /// Requests dropped unanswered because of those holes.
-    pub requests_lost: AtomicU64,
-    /// Requests whose every event the kernel lost (no hole marks them in
-    /// any stream userspace saw); `StatsSnapshot::requests_lost` adds them.
-    pub requests_unseen: AtomicU64,
-    pub connections: AtomicU64,
-    /// Processes with a cached identity (traced and seen), a gauge.
-    pub processes: AtomicU64,
-    /// Library (or executable) files whose OpenSSL functions carry uprobes,
-    /// and Go executables whose `crypto/tls` does.
-    pub tls_libraries: AtomicU64,
-    /// TLS functions whose uprobes the kernel refused (they stay uninstrumented).
-    pub tls_attach_errors: AtomicU64,
-    /// TLS plaintext the kernel dropped because its socket was unknown.
-    pub tls_no_socket: AtomicU64,
-    /// LLM API calls recognised.
-    pub genai_calls: AtomicU64,
-    /// Of those, calls whose bodies could not be read in full (token counts
-    /// or models may be missing from their telemetry).
-    pub genai_incomplete: AtomicU64,
+use serde::Serialize;
+
+/// How a counter's value is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// A total since the instance started (a monotonic sum).
+    Counter,
+    /// A current value.
+    Gauge,
 }
 
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct StatsSnapshot {
-    pub events_read: u64,
-    pub events_lost: u64,
-    pub decode_errors: u64,
-    pub spans_exported: u64,
-    pub batches_dropped: u64,
-    pub spans_dropped: u64,
-    pub parse_errors: u64,
-    pub stream_gaps: u64,
-    /// Requests that produced no span because events were lost: cut by a
-    /// hole after their start, or lost from their start on.
-    pub requests_lost: u64,
-    pub connections: u64,
-    pub processes: u64,
-    pub tls_libraries: u64,
-    pub tls_attach_errors: u64,
-    pub tls_no_socket: u64,
-    pub genai_calls: u64,
-    pub genai_incomplete: u64,
+/// One counter of the list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct CounterInfo {
+    /// The C ABI's, the Go receiver's and the logs' name: `events_read`.
+    pub name: &'static str,
+    pub kind: Kind,
+    pub unit: &'static str,
+    /// The self-telemetry metric: `ebpf_receiver.events.read`.
+    pub metric: &'static str,
+    /// The one attribute of the metric's point, if any.
+    #[serde(skip)]
+    pub attribute: Option<(&'static str, &'static str)>,
+    #[serde(serialize_with = "trimmed")]
+    pub description: &'static str,
+}
+
+fn trimmed<S: serde::Serializer>(s: &&'static str, ser: S) -> Result<S::Ok, S::Error> {
+    ser.serialize_str(s.trim())
+}
+
+impl CounterInfo {
+    /// The `///` lines, joined.
+    pub fn description(&self) -> &'static str {
+        self.description.trim()
+    }
+}
+
+macro_rules! counters {
+    (@attribute) => { None };
+    (@attribute $key:literal $value:literal) => { Some(($key, $value)) };
+    ($(
+        $(#[doc = $doc:literal])+
+        $name:ident: $kind:ident, $unit:literal, $metric:literal $(, ($key:literal, $value:literal))?;
+    )+) => {
+        /// Every counter, in declaration order.
+        pub const COUNTERS: &[CounterInfo] = &[$(CounterInfo {
+            name: stringify!($name),
+            kind: Kind::$kind,
+            unit: $unit,
+            metric: $metric,
+            attribute: counters!(@attribute $($key $value)?),
+            description: concat!($($doc),+),
+        }),+];
+
+        /// The atomics the pipeline counts into, one per counter.
+        #[derive(Debug, Default)]
+        pub struct Counters {
+            $($(#[doc = $doc])+ pub $name: AtomicU64,)+
+        }
+
+        /// Every counter's value at one moment.
+        #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+        pub struct StatsSnapshot {
+            $($(#[doc = $doc])+ pub $name: u64,)+
+        }
+
+        impl Counters {
+            fn load(&self) -> StatsSnapshot {
+                StatsSnapshot { $($name: self.$name.load(Relaxed),)+ }
+            }
+        }
+
+        impl StatsSnapshot {
+            /// The values in the order of [`COUNTERS`].
+            pub fn values(&self) -> [u64; COUNTERS.len()] {
+                [$(self.$name,)+]
+            }
+        }
+    };
+}
+
+counters! {
+    /// Events read from the kernel ring buffers.
+    events_read: Counter, "{event}", "ebpf_receiver.events.read";
+    /// Events the kernel could not hand over (ring buffer or tables full).
+    events_lost: Counter, "{event}", "ebpf_receiver.events.lost";
+    /// Spans handed to the host.
+    spans_exported: Counter, "{span}", "ebpf_receiver.spans.exported";
+    /// Batches dropped because the host did not poll in time (its queue was full).
+    batches_dropped: Counter, "{batch}", "ebpf_receiver.batches.dropped";
+    /// Connections whose protocol parser failed (garbage or lost bytes).
+    parse_errors: Counter, "{connection}", "ebpf_receiver.parse.errors", ("network.protocol.name", "http");
+    /// Connections tracked in userspace.
+    connections: Gauge, "{connection}", "ebpf_receiver.connections.tracked";
+    /// Kernel events userspace could not decode (a bug or a version mismatch).
+    decode_errors: Counter, "{event}", "ebpf_receiver.decode.errors";
+    /// Spans inside the dropped batches.
+    spans_dropped: Counter, "{span}", "ebpf_receiver.spans.dropped";
+    /// Holes in connections' event numbering: events the kernel lost in the
+    /// middle of a connection's stream.
+    stream_gaps: Counter, "{gap}", "ebpf_receiver.stream.gaps";
+    /// Requests that produced no span because the kernel lost their events
+    /// (from their start, or cut by a hole).
+    requests_lost: Counter, "{request}", "ebpf_receiver.requests.lost";
+    /// Processes traced (with a cached identity).
+    processes: Gauge, "{process}", "ebpf_receiver.processes.traced";
+    /// Files (libraries, executables) whose TLS functions carry uprobes.
+    tls_libraries: Counter, "{file}", "ebpf_receiver.tls.libraries";
+    /// TLS functions whose uprobes the kernel refused (they stay uninstrumented).
+    tls_attach_errors: Counter, "{function}", "ebpf_receiver.tls.attach_errors";
+    /// TLS plaintext the kernel dropped because its socket was unknown (an SSL
+    /// object doing its own I/O, such as a memory BIO).
+    tls_no_socket: Counter, "{event}", "ebpf_receiver.tls.lost";
+    /// LLM API calls recognised.
+    genai_calls: Counter, "{call}", "ebpf_receiver.genai.calls";
+    /// LLM API calls whose bodies could not be read in full: token counts or
+    /// models may be missing from their telemetry.
+    genai_incomplete: Counter, "{call}", "ebpf_receiver.genai.incomplete";
+    /// Exchanges recorded in an overflow series because a metric reached its
+    /// series limit (`metrics.max_series_per_metric`).
+    metric_overflows: Counter, "{request}", "ebpf_receiver.metric.overflows";
+}
+
+/// The counters shared between the worker thread and callers.
+#[derive(Debug, Default)]
+pub struct Stats {
+    counters: Counters,
+    /// Requests whose every event the kernel lost (no hole marks them in any
+    /// stream userspace saw): `requests_lost` adds them to those cut by a hole.
+    pub requests_unseen: AtomicU64,
+}
+
+/// `stats.events_read.fetch_add(..)`: the counters are fields of `Stats`.
+impl Deref for Stats {
+    type Target = Counters;
+
+    fn deref(&self) -> &Counters {
+        &self.counters
+    }
 }
 
 impl Stats {
     pub fn snapshot(&self) -> StatsSnapshot {
-        StatsSnapshot {
-            events_read: self.events_read.load(Relaxed),
-            events_lost: self.events_lost.load(Relaxed),
-            decode_errors: self.decode_errors.load(Relaxed),
-            spans_exported: self.spans_exported.load(Relaxed),
-            batches_dropped: self.batches_dropped.load(Relaxed),
-            spans_dropped: self.spans_dropped.load(Relaxed),
-            parse_errors: self.parse_errors.load(Relaxed),
-            stream_gaps: self.stream_gaps.load(Relaxed),
-            requests_lost: self.requests_lost.load(Relaxed) + self.requests_unseen.load(Relaxed),
-            connections: self.connections.load(Relaxed),
-            processes: self.processes.load(Relaxed),
-            tls_libraries: self.tls_libraries.load(Relaxed),
-            tls_attach_errors: self.tls_attach_errors.load(Relaxed),
-            tls_no_socket: self.tls_no_socket.load(Relaxed),
-            genai_calls: self.genai_calls.load(Relaxed),
-            genai_incomplete: self.genai_incomplete.load(Relaxed),
+        let mut s = self.counters.load();
+        s.requests_lost += self.requests_unseen.load(Relaxed);
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_metrics_namespaced() {
+        let mut names: Vec<_> = COUNTERS.iter().map(|c| c.name).collect();
+        let mut metrics: Vec<_> = COUNTERS.iter().map(|c| c.metric).collect();
+        names.sort();
+        names.dedup();
+        metrics.sort();
+        metrics.dedup();
+        assert_eq!((names.len(), metrics.len()), (COUNTERS.len(), COUNTERS.len()));
+        for c in COUNTERS {
+            assert!(c.metric.starts_with("ebpf_receiver."), "{}", c.metric);
+            assert!(c.unit.starts_with('{') && c.unit.ends_with('}'), "{}: {}", c.name, c.unit);
+            assert!(c.description().ends_with('.') && !c.description().contains('\n'), "{}", c.name);
         }
+    }
+
+    #[test]
+    fn snapshot_values_follow_the_list() {
+        let stats = Stats::default();
+        for (i, c) in COUNTERS.iter().enumerate() {
+            // A distinct value per counter, through its field.
+            let field = match c.name {
+                "events_read" => &stats.events_read,
+                "metric_overflows" => &stats.metric_overflows,
+                "requests_lost" => &stats.requests_lost,
+                _ => continue,
+            };
+            field.store(100 + i as u64, Relaxed);
+        }
+        stats.requests_unseen.store(5, Relaxed);
+        let values = stats.snapshot().values();
+        let at = |name| values[COUNTERS.iter().position(|c| c.name == name).unwrap()];
+        assert_eq!(at("events_read"), 100);
+        assert_eq!(at("requests_lost"), 100 + 9 + 5, "lost from their start on, added");
+        assert_eq!(at("metric_overflows"), 100 + 16);
+        assert_eq!(at("spans_exported"), 0);
     }
 }

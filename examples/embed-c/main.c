@@ -56,7 +56,7 @@ static void print_span(const otlp_resource *res, const otlp_span *span, void *ct
 static void handle_batch(otel_ebpf_batch *batch, struct counts *c) {
     c->batches++;
     if (otel_ebpf_batch_signal(batch) != OTEL_EBPF_SIGNAL_TRACES) {
-        c->other_signals++; /* metrics and logs: not printed by this example */
+        c->other_signals++; /* metrics: not printed by this example */
     } else {
         const uint8_t *data = NULL;
         size_t len = 0;

@@ -73,7 +73,9 @@ typedef uint32_t otel_ebpf_result;
 #endif // __cplusplus
 
 /*
- Which OTLP request message a batch holds.
+ Which OTLP request message a batch holds. Values are stable: 3 was
+ `OTEL_EBPF_SIGNAL_LOGS`, removed while nothing produces logs, and stays
+ reserved for them.
  */
 enum otel_ebpf_signal
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
@@ -92,10 +94,6 @@ enum otel_ebpf_signal
    `opentelemetry.proto.collector.metrics.v1.ExportMetricsServiceRequest`.
    */
   OTEL_EBPF_SIGNAL_METRICS = 2,
-  /*
-   `opentelemetry.proto.collector.logs.v1.ExportLogsServiceRequest`.
-   */
-  OTEL_EBPF_SIGNAL_LOGS = 3,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -116,12 +114,15 @@ typedef struct otel_ebpf_batch otel_ebpf_batch;
 typedef struct otel_ebpf_instance otel_ebpf_instance;
 
 /*
- Counters of one instance, for health checks and tests.
+ Counters of one instance, for health checks and tests: the first
+ counters of `otel_ebpf_counters()`, in its order (a test checks the
+ names). Newer counters are read by name only, with
+ `otel_ebpf_counters_get`; this struct no longer grows.
 
- The struct only grows, at its end. `otel_ebpf_stats_get` fills the six
- fields of version 0.1.0 (up to `connections`), so a program built against
- an older header never has more written than it allocated;
- `otel_ebpf_stats_get_sized` fills as many fields as the caller's struct has.
+ `otel_ebpf_stats_get` fills the six fields of version 0.1.0 (up to
+ `connections`), so a program built against an older header never has more
+ written than it allocated; `otel_ebpf_stats_get_sized` fills as many
+ fields as the caller's struct has.
  */
 typedef struct otel_ebpf_stats {
   /*
@@ -213,13 +214,67 @@ otel_ebpf_result otel_ebpf_new(const char *config_json, struct otel_ebpf_instanc
 
 /*
  Validates a JSON configuration without creating anything: `OTEL_EBPF_OK`,
- or `OTEL_EBPF_ERR_CONFIG` with the reason (naming the key) in
- `otel_ebpf_last_error`. Hosts call it to reject bad config before start.
+ or `OTEL_EBPF_ERR_CONFIG` with every problem (each naming its key) in
+ `otel_ebpf_last_error`. Hosts call it to reject bad config before start;
+ `otel_ebpf_config_problems` gives the same problems one by one.
 
  # Safety
  `config_json` must be NULL or a NUL-terminated string.
  */
 otel_ebpf_result otel_ebpf_config_validate(const char *config_json);
+
+/*
+ Checks a JSON configuration, creating nothing, and writes its problems
+ into `buf` as a JSON array of `{"key": "...", "message": "..."}` objects
+ (`[]` when it is valid). `key` is the dotted path of the key the problem
+ is about (`batch.timeout_ms`, `genai.providers[0].name`), empty for the
+ document as a whole. At most 50 problems are listed, then one (with an
+ empty key) saying how many more there were.
+
+ Returns `OTEL_EBPF_OK` for a valid configuration, `OTEL_EBPF_ERR_CONFIG`
+ for one with problems (`otel_ebpf_last_error` then holds them as text).
+ `*len_out` is set to the JSON's length without the NUL; the JSON is
+ written, NUL-terminated, only when `buf_len > *len_out` (otherwise `buf`
+ is left empty, "", when it has room): call again with a larger buffer.
+ `buf` may be NULL with `buf_len` 0 to ask for the length.
+
+ # Safety
+ `config_json` must be NULL or a NUL-terminated string; `buf` NULL or
+ `buf_len` writable bytes; `len_out` NULL or writable.
+ */
+otel_ebpf_result otel_ebpf_config_problems(const char *config_json,
+                                           char *buf,
+                                           size_t buf_len,
+                                           size_t *len_out);
+
+/*
+ The default configuration as JSON (what `{}` means), with every key: a
+ static NUL-terminated string, or NULL if it could not be made (a bug).
+ */
+const char *otel_ebpf_config_defaults(void);
+
+/*
+ Every configuration key as a JSON array, sorted by key: objects with
+ `key` (dotted path), `type` (`integer`, `boolean`, `string`, `string or
+ null`, `list of integers`, `list of strings`, `list of objects`), `unit`
+ (`bytes`, `ms`; absent for none), `default`, `description`, and the
+ bounds that apply: `minimum`, `maximum`, `max_items` (a list's length),
+ `item_minimum`, `item_maximum` (each entry's), `values` (an
+ enumeration's). A static NUL-terminated string, or NULL if it could not
+ be made (a bug).
+ */
+const char *otel_ebpf_config_keys(void);
+
+/*
+ The instance counters, in the order `otel_ebpf_counters_get` writes their
+ values, as a JSON array of objects: `name` (`events_read`), `kind`
+ (`counter`: a total since the instance started; `gauge`: a current
+ value), `unit` (`{event}`), `metric` (the self-telemetry metric that
+ exports it, `ebpf_receiver.events.read`) and `description`. New counters
+ are only ever appended. A static NUL-terminated string, or NULL if it
+ could not be made (a bug).
+ */
+const char *otel_ebpf_counters(void);
 
 /*
  Checks privileges and kernel features, loads and attaches the probes, and
@@ -315,6 +370,23 @@ otel_ebpf_result otel_ebpf_stats_get(const struct otel_ebpf_instance *instance,
 otel_ebpf_result otel_ebpf_stats_get_sized(const struct otel_ebpf_instance *instance,
                                            struct otel_ebpf_stats *stats_out,
                                            size_t stats_size);
+
+/*
+ Copies the values of the instance's counters, in the order of
+ `otel_ebpf_counters()`, into `values_out`: `min(values_len, count)`
+ values, where `count`, the number of counters this library has, is stored
+ in `*count_out`. A caller that knows fewer counters gets the ones it
+ knows; one with room for more finds the rest of its array untouched.
+
+ # Safety
+ `instance` must be NULL or a handle from `otel_ebpf_new`; `values_out`
+ NULL (with `values_len` 0) or `values_len` writable `uint64_t`s;
+ `count_out` NULL or writable.
+ */
+otel_ebpf_result otel_ebpf_counters_get(const struct otel_ebpf_instance *instance,
+                                        uint64_t *values_out,
+                                        size_t values_len,
+                                        size_t *count_out);
 
 /*
  The library version, a static NUL-terminated string such as "0.1.0".

@@ -1,12 +1,15 @@
 //! The exported functions. Each converts C arguments, calls `ebpf_core`, and
 //! maps the outcome to an [`otel_ebpf_result`].
 
-use std::ffi::CStr;
+use std::ffi::{CStr, CString};
 use std::os::raw::c_char;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ebpf_core::config::{schema, ConfigError};
+use ebpf_core::stats::COUNTERS;
 use ebpf_core::{Config, Instance, Poll, Signal};
+use once_cell::sync::Lazy;
 
 use crate::error::otel_ebpf_result::{self, *};
 use crate::handles::{BATCHES, INSTANCES};
@@ -24,7 +27,9 @@ pub struct otel_ebpf_batch {
     _private: [u8; 0],
 }
 
-/// Which OTLP request message a batch holds.
+/// Which OTLP request message a batch holds. Values are stable: 3 was
+/// `OTEL_EBPF_SIGNAL_LOGS`, removed while nothing produces logs, and stays
+/// reserved for them.
 #[allow(non_camel_case_types)]
 #[repr(u32)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,16 +40,17 @@ pub enum otel_ebpf_signal {
     OTEL_EBPF_SIGNAL_TRACES = 1,
     /// `opentelemetry.proto.collector.metrics.v1.ExportMetricsServiceRequest`.
     OTEL_EBPF_SIGNAL_METRICS = 2,
-    /// `opentelemetry.proto.collector.logs.v1.ExportLogsServiceRequest`.
-    OTEL_EBPF_SIGNAL_LOGS = 3,
 }
 
-/// Counters of one instance, for health checks and tests.
+/// Counters of one instance, for health checks and tests: the first
+/// counters of `otel_ebpf_counters()`, in its order (a test checks the
+/// names). Newer counters are read by name only, with
+/// `otel_ebpf_counters_get`; this struct no longer grows.
 ///
-/// The struct only grows, at its end. `otel_ebpf_stats_get` fills the six
-/// fields of version 0.1.0 (up to `connections`), so a program built against
-/// an older header never has more written than it allocated;
-/// `otel_ebpf_stats_get_sized` fills as many fields as the caller's struct has.
+/// `otel_ebpf_stats_get` fills the six fields of version 0.1.0 (up to
+/// `connections`), so a program built against an older header never has more
+/// written than it allocated; `otel_ebpf_stats_get_sized` fills as many
+/// fields as the caller's struct has.
 #[allow(non_camel_case_types)]
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default)]
@@ -99,6 +105,9 @@ pub const OTEL_EBPF_MAX_CONFIG_BYTES: usize = 4194304;
 
 const _: () = assert!(OTEL_EBPF_MAX_CONFIG_BYTES == ebpf_core::config::MAX_CONFIG_BYTES);
 const _: () = assert!(std::mem::offset_of!(otel_ebpf_stats, decode_errors) == OTEL_EBPF_STATS_V1_SIZE);
+/// Fields of `otel_ebpf_stats`: all `uint64_t`, the first counters of the list.
+const STATS_FIELDS: usize = std::mem::size_of::<otel_ebpf_stats>() / 8;
+const _: () = assert!(std::mem::size_of::<otel_ebpf_stats>() == STATS_FIELDS * 8 && STATS_FIELDS <= COUNTERS.len());
 
 type Outcome = Result<otel_ebpf_result, (otel_ebpf_result, String)>;
 
@@ -106,12 +115,52 @@ type Outcome = Result<otel_ebpf_result, (otel_ebpf_result, String)>;
 ///
 /// # Safety
 /// `config_json` must be a non-NULL, NUL-terminated string.
-unsafe fn config_str<'a>(config_json: *const c_char) -> Result<&'a str, (otel_ebpf_result, String)> {
+unsafe fn config_str<'a>(config_json: *const c_char) -> Result<&'a str, ConfigError> {
     // SAFETY: the caller guarantees a NUL-terminated string.
     let bytes = unsafe { CStr::from_ptr(config_json) }.to_bytes();
-    ebpf_core::config::check_json_size(bytes.len()).map_err(|e| (OTEL_EBPF_ERR_CONFIG, e.to_string()))?;
-    std::str::from_utf8(bytes).map_err(|e| (OTEL_EBPF_ERR_CONFIG, format!("config is not valid UTF-8: {e}")))
+    ebpf_core::config::check_json_size(bytes.len())?;
+    std::str::from_utf8(bytes).map_err(|e| ConfigError::one("", format!("config is not valid UTF-8: {e}")))
 }
+
+fn config_error(e: ConfigError) -> (otel_ebpf_result, String) {
+    (OTEL_EBPF_ERR_CONFIG, e.to_string())
+}
+
+/// Copies `s` and a NUL into `buf` when they fit in `buf_len` bytes, else
+/// makes `buf` empty (when it has room for the NUL); returns `s.len()`.
+///
+/// # Safety
+/// `buf` must be NULL or point to `buf_len` writable bytes.
+unsafe fn write_whole(s: &str, buf: *mut c_char, buf_len: usize) -> usize {
+    if buf.is_null() || buf_len == 0 {
+        return s.len();
+    }
+    let n = if s.len() < buf_len { s.len() } else { 0 };
+    // SAFETY: the caller guarantees `buf_len` bytes, and n < buf_len.
+    unsafe {
+        std::ptr::copy_nonoverlapping(s.as_ptr(), buf.cast::<u8>(), n);
+        *buf.add(n) = 0;
+    }
+    s.len()
+}
+
+/// A static NUL-terminated string computed once, or NULL if that failed.
+fn static_str(s: &'static Lazy<CString>) -> *const c_char {
+    crate::panic::guard_value(std::ptr::null(), || s.as_ptr())
+}
+
+static DEFAULTS: Lazy<CString> = Lazy::new(|| {
+    let json = serde_json::to_string(&Config::default()).expect("the default config serializes");
+    CString::new(json).expect("JSON holds no NUL")
+});
+static KEYS: Lazy<CString> = Lazy::new(|| {
+    let json = serde_json::to_string(&schema::keys()).expect("the key list serializes");
+    CString::new(json).expect("JSON holds no NUL")
+});
+static COUNTER_LIST: Lazy<CString> = Lazy::new(|| {
+    let json = serde_json::to_string(COUNTERS).expect("the counter list serializes");
+    CString::new(json).expect("JSON holds no NUL")
+});
 
 fn instance(handle: *const otel_ebpf_instance) -> Result<Arc<Instance>, (otel_ebpf_result, String)> {
     if handle.is_null() {
@@ -140,7 +189,7 @@ pub unsafe extern "C" fn otel_ebpf_new(
             return Err((OTEL_EBPF_ERR_NULL, "config_json and instance_out must not be NULL".into()));
         }
         // SAFETY: checked non-NULL above; the caller guarantees NUL termination.
-        let json = unsafe { config_str(config_json) }?;
+        let json = unsafe { config_str(config_json) }.map_err(config_error)?;
         let inst = Instance::from_json(json).map_err(|e| (OTEL_EBPF_ERR_CONFIG, e.to_string()))?;
         let id = INSTANCES.insert(Arc::new(inst));
         // SAFETY: checked non-NULL above; the caller guarantees it is writable.
@@ -150,8 +199,9 @@ pub unsafe extern "C" fn otel_ebpf_new(
 }
 
 /// Validates a JSON configuration without creating anything: `OTEL_EBPF_OK`,
-/// or `OTEL_EBPF_ERR_CONFIG` with the reason (naming the key) in
-/// `otel_ebpf_last_error`. Hosts call it to reject bad config before start.
+/// or `OTEL_EBPF_ERR_CONFIG` with every problem (each naming its key) in
+/// `otel_ebpf_last_error`. Hosts call it to reject bad config before start;
+/// `otel_ebpf_config_problems` gives the same problems one by one.
 ///
 /// # Safety
 /// `config_json` must be NULL or a NUL-terminated string.
@@ -162,10 +212,81 @@ pub unsafe extern "C" fn otel_ebpf_config_validate(config_json: *const c_char) -
             return Err((OTEL_EBPF_ERR_NULL, "config_json must not be NULL".into()));
         }
         // SAFETY: checked non-NULL above; the caller guarantees NUL termination.
-        let json = unsafe { config_str(config_json) }?;
-        Config::from_json(json).map_err(|e| (OTEL_EBPF_ERR_CONFIG, e.to_string()))?;
+        let json = unsafe { config_str(config_json) }.map_err(config_error)?;
+        Config::from_json(json).map_err(config_error)?;
         Ok(OTEL_EBPF_OK)
     })
+}
+
+/// Checks a JSON configuration, creating nothing, and writes its problems
+/// into `buf` as a JSON array of `{"key": "...", "message": "..."}` objects
+/// (`[]` when it is valid). `key` is the dotted path of the key the problem
+/// is about (`batch.timeout_ms`, `genai.providers[0].name`), empty for the
+/// document as a whole. At most 50 problems are listed, then one (with an
+/// empty key) saying how many more there were.
+///
+/// Returns `OTEL_EBPF_OK` for a valid configuration, `OTEL_EBPF_ERR_CONFIG`
+/// for one with problems (`otel_ebpf_last_error` then holds them as text).
+/// `*len_out` is set to the JSON's length without the NUL; the JSON is
+/// written, NUL-terminated, only when `buf_len > *len_out` (otherwise `buf`
+/// is left empty, "", when it has room): call again with a larger buffer.
+/// `buf` may be NULL with `buf_len` 0 to ask for the length.
+///
+/// # Safety
+/// `config_json` must be NULL or a NUL-terminated string; `buf` NULL or
+/// `buf_len` writable bytes; `len_out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn otel_ebpf_config_problems(
+    config_json: *const c_char,
+    buf: *mut c_char,
+    buf_len: usize,
+    len_out: *mut usize,
+) -> otel_ebpf_result {
+    guard(|| -> Outcome {
+        if config_json.is_null() || len_out.is_null() {
+            return Err((OTEL_EBPF_ERR_NULL, "config_json and len_out must not be NULL".into()));
+        }
+        // SAFETY: checked non-NULL above; the caller guarantees NUL termination.
+        let checked = unsafe { config_str(config_json) }.and_then(|json| Config::from_json(json).map(drop));
+        let problems = checked.as_ref().err().map(ConfigError::problems).unwrap_or_default();
+        let json = serde_json::to_string(&problems).map_err(|e| (OTEL_EBPF_ERR_PANIC, e.to_string()))?;
+        // SAFETY: the caller guarantees `buf` and `len_out` as documented.
+        unsafe { *len_out = write_whole(&json, buf, buf_len) };
+        checked.map_err(config_error)?;
+        Ok(OTEL_EBPF_OK)
+    })
+}
+
+/// The default configuration as JSON (what `{}` means), with every key: a
+/// static NUL-terminated string, or NULL if it could not be made (a bug).
+#[no_mangle]
+pub extern "C" fn otel_ebpf_config_defaults() -> *const c_char {
+    static_str(&DEFAULTS)
+}
+
+/// Every configuration key as a JSON array, sorted by key: objects with
+/// `key` (dotted path), `type` (`integer`, `boolean`, `string`, `string or
+/// null`, `list of integers`, `list of strings`, `list of objects`), `unit`
+/// (`bytes`, `ms`; absent for none), `default`, `description`, and the
+/// bounds that apply: `minimum`, `maximum`, `max_items` (a list's length),
+/// `item_minimum`, `item_maximum` (each entry's), `values` (an
+/// enumeration's). A static NUL-terminated string, or NULL if it could not
+/// be made (a bug).
+#[no_mangle]
+pub extern "C" fn otel_ebpf_config_keys() -> *const c_char {
+    static_str(&KEYS)
+}
+
+/// The instance counters, in the order `otel_ebpf_counters_get` writes their
+/// values, as a JSON array of objects: `name` (`events_read`), `kind`
+/// (`counter`: a total since the instance started; `gauge`: a current
+/// value), `unit` (`{event}`), `metric` (the self-telemetry metric that
+/// exports it, `ebpf_receiver.events.read`) and `description`. New counters
+/// are only ever appended. A static NUL-terminated string, or NULL if it
+/// could not be made (a bug).
+#[no_mangle]
+pub extern "C" fn otel_ebpf_counters() -> *const c_char {
+    static_str(&COUNTER_LIST)
 }
 
 /// Checks privileges and kernel features, loads and attaches the probes, and
@@ -228,7 +349,6 @@ pub unsafe extern "C" fn otel_ebpf_batch_signal(batch: *const otel_ebpf_batch) -
             .with(batch as u64, |b| match b.signal {
                 Signal::Traces => otel_ebpf_signal::OTEL_EBPF_SIGNAL_TRACES,
                 Signal::Metrics => otel_ebpf_signal::OTEL_EBPF_SIGNAL_METRICS,
-                Signal::Logs => otel_ebpf_signal::OTEL_EBPF_SIGNAL_LOGS,
             })
             .unwrap_or(otel_ebpf_signal::OTEL_EBPF_SIGNAL_NONE)
     })
@@ -346,31 +466,49 @@ pub unsafe extern "C" fn otel_ebpf_stats_get_sized(
         if stats_out.is_null() {
             return Err((OTEL_EBPF_ERR_NULL, "stats_out must not be NULL".into()));
         }
-        let s = self::instance(instance)?.stats();
-        let out = otel_ebpf_stats {
-            events_read: s.events_read,
-            events_lost: s.events_lost,
-            spans_exported: s.spans_exported,
-            batches_dropped: s.batches_dropped,
-            parse_errors: s.parse_errors,
-            connections: s.connections,
-            decode_errors: s.decode_errors,
-            spans_dropped: s.spans_dropped,
-            stream_gaps: s.stream_gaps,
-            requests_lost: s.requests_lost,
-            processes: s.processes,
-            tls_libraries: s.tls_libraries,
-            tls_attach_errors: s.tls_attach_errors,
-            tls_no_socket: s.tls_no_socket,
-            genai_calls: s.genai_calls,
-            genai_incomplete: s.genai_incomplete,
-        };
+        let values = self::instance(instance)?.stats().values();
+        // The struct is its first STATS_FIELDS counters, in list order.
+        let out: [u64; STATS_FIELDS] = std::array::from_fn(|i| values[i]);
         let n = stats_size.min(std::mem::size_of::<otel_ebpf_stats>());
         // SAFETY: checked non-NULL above; the caller guarantees `stats_size`
         // writable bytes, and n <= stats_size and n <= size_of(out).
-        unsafe {
-            std::ptr::copy_nonoverlapping((&out as *const otel_ebpf_stats).cast::<u8>(), stats_out.cast::<u8>(), n)
-        };
+        unsafe { std::ptr::copy_nonoverlapping(out.as_ptr().cast::<u8>(), stats_out.cast::<u8>(), n) };
+        Ok(OTEL_EBPF_OK)
+    })
+}
+
+/// Copies the values of the instance's counters, in the order of
+/// `otel_ebpf_counters()`, into `values_out`: `min(values_len, count)`
+/// values, where `count`, the number of counters this library has, is stored
+/// in `*count_out`. A caller that knows fewer counters gets the ones it
+/// knows; one with room for more finds the rest of its array untouched.
+///
+/// # Safety
+/// `instance` must be NULL or a handle from `otel_ebpf_new`; `values_out`
+/// NULL (with `values_len` 0) or `values_len` writable `uint64_t`s;
+/// `count_out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn otel_ebpf_counters_get(
+    instance: *const otel_ebpf_instance,
+    values_out: *mut u64,
+    values_len: usize,
+    count_out: *mut usize,
+) -> otel_ebpf_result {
+    guard(|| -> Outcome {
+        if values_out.is_null() && values_len > 0 {
+            return Err((OTEL_EBPF_ERR_NULL, "values_out must not be NULL when values_len > 0".into()));
+        }
+        let values = self::instance(instance)?.stats().values();
+        let n = values_len.min(values.len());
+        if n > 0 {
+            // SAFETY: checked non-NULL above; the caller guarantees
+            // `values_len` writable u64s, and n <= values_len.
+            unsafe { std::ptr::copy_nonoverlapping(values.as_ptr(), values_out, n) };
+        }
+        if !count_out.is_null() {
+            // SAFETY: checked non-NULL; the caller guarantees it is writable.
+            unsafe { *count_out = values.len() };
+        }
         Ok(OTEL_EBPF_OK)
     })
 }

@@ -306,14 +306,14 @@ static void limits(void) {
   free(s);
   s = list_config("pids", 65537, 0);
   expect_config_error("65,537 pids", s);
-  CHECK(strstr(last_error(), "selection.include.pids has 65537 entries: at most 65536") != NULL, "pid limit named");
+  CHECK(strstr(last_error(), "selection.include.pids: has 65537 entries: at most 65536") != NULL, "pid limit named");
   free(s);
   s = list_config("exe_paths", 10000, 1);
   expect_accepted("10,000 exe_paths globs", s);
   free(s);
   s = list_config("exe_paths", 10001, 1);
   expect_config_error("10,001 exe_paths globs", s);
-  CHECK(strstr(last_error(), "selection.include.exe_paths has 10001 entries: at most 10000") != NULL,
+  CHECK(strstr(last_error(), "selection.include.exe_paths: has 10001 entries: at most 10000") != NULL,
         "glob limit named");
   free(s);
 }

@@ -277,6 +277,7 @@ fn embed_c_prints_spans_of_real_requests() {
         return;
     }
     let bin = target_dir().join("test-bins/embed-c");
+    std::fs::create_dir_all(bin.parent().unwrap()).unwrap();
     let src = root.join("examples/embed-c");
     let out = Command::new(cc())
         .args(["-std=c11", "-O2", "-g", "-Wall", "-Wextra", "-Werror"])

@@ -128,8 +128,7 @@ fn bad_configs_are_config_errors_with_readable_messages() {
         ("{", "JSON"),
         ("not json", "JSON"),
         ("[]", ""),
-        // serde names the type, not the key, for type errors.
-        (r#"{"capture_size": "big"}"#, "invalid type"),
+        (r#"{"capture_size": "big"}"#, "capture_size: must be an integer"),
         (r#"{"no_such_key": 1}"#, "no_such_key"),
         (r#"{"batch": {"timeout": 5}}"#, "timeout"),
         (r#"{"capture_size": 0}"#, "capture_size"),

@@ -9,7 +9,6 @@ pub use batcher::SpanBatcher;
 pub enum Signal {
     Traces,
     Metrics,
-    Logs,
 }
 
 /// Encoded OTLP request bytes of one signal, ready for the host.
@@ -17,6 +16,6 @@ pub enum Signal {
 pub struct Batch {
     pub signal: Signal,
     pub data: Vec<u8>,
-    /// Items (spans, points, records) inside, for accounting.
+    /// Items (spans, points) inside, for accounting.
     pub items: usize,
 }

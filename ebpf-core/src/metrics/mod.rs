@@ -80,10 +80,10 @@ use opentelemetry_proto::tonic::metrics::v1::{
     metric, AggregationTemporality, Histogram as OtlpHistogram, HistogramDataPoint, Metric,
 };
 use prost::Message;
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 use crate::batch::{Batch, Signal};
-use crate::config::ConfigError;
 use crate::conntrack::Exchange;
 use crate::otlp::wire::{self, AttrEncoder};
 use crate::otlp::{write_process_resource, HostInfo};
@@ -98,7 +98,7 @@ pub use self_telemetry::SELF_METRIC_NAMES;
 use series::{KeyView, Series, SeriesMap, OVERFLOW_ATTRIBUTE};
 
 /// How exported points relate to each other in time.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Temporality {
     /// Totals since the series started (Prometheus-compatible).
@@ -117,17 +117,27 @@ impl Temporality {
     }
 }
 
+/// Bounds of `MetricsConfig::interval_ms`: 100 ms to a day.
+const MIN_INTERVAL_MS: u64 = 100;
+const MAX_INTERVAL_MS: u64 = 86_400_000;
+/// Upper bound of `MetricsConfig::max_series_per_metric`, against typos that would exhaust memory.
+const MAX_SERIES_LIMIT: usize = 1_000_000;
+
 /// `metrics` section of the configuration.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsConfig {
-    /// Compute and export metrics at all.
+    /// Compute and export metrics at all. The collector receiver sets it from
+    /// its pipelines (on when a metrics pipeline uses the receiver).
     pub enabled: bool,
-    /// How often metrics are collected and exported.
+    /// How often metrics are exported (and once more at shutdown).
+    #[schemars(range(min = MIN_INTERVAL_MS, max = MAX_INTERVAL_MS), extend("x-unit" = "ms"))]
     pub interval_ms: u64,
-    /// `cumulative` or `delta`.
+    /// `cumulative` (what Prometheus wants) or `delta`.
     pub temporality: Temporality,
-    /// Attribute sets per metric and process before the overflow series takes over.
+    /// Attribute sets per metric and process; beyond them data lands in one
+    /// series marked `otel.metric.overflow=true`, and is counted.
+    #[schemars(range(min = 1, max = MAX_SERIES_LIMIT))]
     pub max_series_per_metric: usize,
 }
 
@@ -137,24 +147,7 @@ impl Default for MetricsConfig {
     }
 }
 
-/// Bounds of `MetricsConfig::interval_ms`: 100 ms to a day.
-const INTERVAL_MS_RANGE: std::ops::RangeInclusive<u64> = 100..=86_400_000;
-/// Upper bound of `MetricsConfig::max_series_per_metric`, against typos that would exhaust memory.
-const MAX_SERIES_LIMIT: usize = 1_000_000;
-
 impl MetricsConfig {
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        let bad =
-            |field, value: &dyn ToString, reason| Err(ConfigError::Value { field, value: value.to_string(), reason });
-        if !INTERVAL_MS_RANGE.contains(&self.interval_ms) {
-            return bad("metrics.interval_ms", &self.interval_ms, "must be between 100 and 86400000");
-        }
-        if self.max_series_per_metric == 0 || self.max_series_per_metric > MAX_SERIES_LIMIT {
-            return bad("metrics.max_series_per_metric", &self.max_series_per_metric, "must be between 1 and 1000000");
-        }
-        Ok(())
-    }
-
     pub fn interval(&self) -> Duration {
         Duration::from_millis(self.interval_ms)
     }
@@ -341,9 +334,10 @@ impl HttpMetrics {
             });
         }
         if let Some(stats) = self_stats {
+            // This aggregator counts the overflows: its own count is the latest.
+            let stats = StatsSnapshot { metric_overflows: self.overflowed, ..*stats };
             let rm = self.self_telemetry.resource_metrics(
-                stats,
-                self.overflowed,
+                &stats,
                 host,
                 self.temporality,
                 if self.temporality == Temporality::Delta { interval_start } else { self.created_ns.min(now_unix_ns) },

@@ -1,6 +1,8 @@
 //! The receiver's own health as metrics, under a resource of its own
-//! (`service.name = otel-ebpf-receiver`). Names are project-specific
-//! (`ebpf_receiver.*`); the semantic-conventions test allows exactly these.
+//! (`service.name = otel-ebpf-receiver`): one metric per counter of
+//! `crate::stats::COUNTERS` (a monotonic sum, or a gauge). Names are
+//! project-specific (`ebpf_receiver.*`); the semantic-conventions test
+//! allows exactly these.
 
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::metrics::v1::{
@@ -10,147 +12,20 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 
 use crate::otlp::HostInfo;
 use crate::spans::{int_attr, str_attr};
-use crate::stats::StatsSnapshot;
+use crate::stats::{Kind, StatsSnapshot, COUNTERS};
 
 use super::Temporality;
 
-struct Counter {
-    name: &'static str,
-    unit: &'static str,
-    description: &'static str,
-    /// The one attribute of its only point, if any.
-    attribute: Option<(&'static str, &'static str)>,
-    value: fn(&StatsSnapshot, u64) -> u64,
-}
-
-/// Monotonic sums; the `u64` handed to `value` is `HttpMetrics::overflowed()`.
-const COUNTERS: [Counter; 12] = [
-    Counter {
-        name: "ebpf_receiver.events.read",
-        unit: "{event}",
-        description: "Events read from the kernel ring buffer.",
-        attribute: None,
-        value: |s, _| s.events_read,
-    },
-    Counter {
-        name: "ebpf_receiver.events.lost",
-        unit: "{event}",
-        description: "Events the kernel dropped (ring buffer or tables full).",
-        attribute: None,
-        value: |s, _| s.events_lost,
-    },
-    Counter {
-        name: "ebpf_receiver.decode.errors",
-        unit: "{event}",
-        description: "Kernel events userspace could not decode.",
-        attribute: None,
-        value: |s, _| s.decode_errors,
-    },
-    Counter {
-        name: "ebpf_receiver.spans.exported",
-        unit: "{span}",
-        description: "Spans handed to the host.",
-        attribute: None,
-        value: |s, _| s.spans_exported,
-    },
-    Counter {
-        name: "ebpf_receiver.batches.dropped",
-        unit: "{batch}",
-        description: "Batches dropped because the host did not poll in time.",
-        attribute: None,
-        value: |s, _| s.batches_dropped,
-    },
-    Counter {
-        name: "ebpf_receiver.spans.dropped",
-        unit: "{span}",
-        description: "Spans inside batches dropped because the host did not poll in time.",
-        attribute: None,
-        value: |s, _| s.spans_dropped,
-    },
-    Counter {
-        name: "ebpf_receiver.requests.lost",
-        unit: "{request}",
-        description:
-            "Requests that produced no span because the kernel lost their events (from their start, or cut by a hole).",
-        attribute: None,
-        value: |s, _| s.requests_lost,
-    },
-    Counter {
-        name: "ebpf_receiver.parse.errors",
-        unit: "{connection}",
-        description: "Connections whose protocol parser failed.",
-        attribute: Some(("network.protocol.name", "http")),
-        value: |s, _| s.parse_errors,
-    },
-    Counter {
-        name: "ebpf_receiver.metric.overflows",
-        unit: "{request}",
-        description: "Exchanges recorded in an overflow series because a metric reached its series limit.",
-        attribute: None,
-        value: |_, overflowed| overflowed,
-    },
-    Counter {
-        name: "ebpf_receiver.genai.calls",
-        unit: "{call}",
-        description: "LLM API calls recognised.",
-        attribute: None,
-        value: |s, _| s.genai_calls,
-    },
-    Counter {
-        name: "ebpf_receiver.genai.incomplete",
-        unit: "{call}",
-        description: "LLM API calls whose bodies could not be read in full: token counts or models may be missing.",
-        attribute: None,
-        value: |s, _| s.genai_incomplete,
-    },
-    Counter {
-        name: "ebpf_receiver.tls.lost",
-        unit: "{event}",
-        description: "TLS plaintext the kernel dropped because its socket was unknown (an SSL object doing its own I/O, such as a memory BIO).",
-        attribute: None,
-        value: |s, _| s.tls_no_socket,
-    },
-];
-
-struct GaugeInfo {
-    name: &'static str,
-    unit: &'static str,
-    description: &'static str,
-    value: fn(&StatsSnapshot) -> u64,
-}
-
-const GAUGES: [GaugeInfo; 2] = [
-    GaugeInfo {
-        name: "ebpf_receiver.connections.tracked",
-        unit: "{connection}",
-        description: "Connections tracked in userspace.",
-        value: |s| s.connections,
-    },
-    GaugeInfo {
-        name: "ebpf_receiver.processes.traced",
-        unit: "{process}",
-        description: "Processes traced (with a cached identity).",
-        value: |s| s.processes,
-    },
-];
-
-/// Every self-telemetry metric name.
-pub const SELF_METRIC_NAMES: [&str; 14] = [
-    COUNTERS[0].name,
-    COUNTERS[1].name,
-    COUNTERS[2].name,
-    COUNTERS[3].name,
-    COUNTERS[4].name,
-    COUNTERS[5].name,
-    COUNTERS[6].name,
-    COUNTERS[7].name,
-    COUNTERS[8].name,
-    COUNTERS[9].name,
-    COUNTERS[10].name,
-    COUNTERS[11].name,
-    GAUGES[0].name,
-    GAUGES[1].name,
-];
+/// Every self-telemetry metric name, in the order they are exported.
+pub const SELF_METRIC_NAMES: [&str; COUNTERS.len()] = {
+    let mut names = [""; COUNTERS.len()];
+    let mut i = 0;
+    while i < COUNTERS.len() {
+        names[i] = COUNTERS[i].metric;
+        i += 1;
+    }
+    names
+};
 
 /// Counter values at the previous collection, for delta temporality.
 #[derive(Debug, Default)]
@@ -163,42 +38,35 @@ impl SelfTelemetry {
     pub(super) fn resource_metrics(
         &mut self,
         stats: &StatsSnapshot,
-        overflowed: u64,
         host: &HostInfo,
         temporality: Temporality,
         start: u64,
         now: u64,
     ) -> ResourceMetrics {
-        let mut metrics = Vec::with_capacity(COUNTERS.len() + GAUGES.len());
-        for (counter, previous) in COUNTERS.iter().zip(&mut self.previous) {
-            let total = (counter.value)(stats, overflowed);
-            let value = match temporality {
-                Temporality::Cumulative => total,
-                Temporality::Delta => total.saturating_sub(*previous),
-            };
-            *previous = total;
+        let mut metrics = Vec::with_capacity(COUNTERS.len());
+        for ((counter, total), previous) in COUNTERS.iter().zip(stats.values()).zip(&mut self.previous) {
             let attributes = counter.attribute.iter().map(|(k, v)| str_attr(k, *v)).collect();
+            let data = match counter.kind {
+                Kind::Counter => {
+                    let value = match temporality {
+                        Temporality::Cumulative => total,
+                        Temporality::Delta => total.saturating_sub(*previous),
+                    };
+                    *previous = total;
+                    metric::Data::Sum(Sum {
+                        data_points: vec![point(attributes, start, now, value)],
+                        aggregation_temporality: temporality.otlp(),
+                        is_monotonic: true,
+                    })
+                }
+                Kind::Gauge => metric::Data::Gauge(Gauge { data_points: vec![point(attributes, 0, now, total)] }),
+            };
             metrics.push(Metric {
-                name: counter.name.to_string(),
-                description: counter.description.to_string(),
+                name: counter.metric.to_string(),
+                description: counter.description().to_string(),
                 unit: counter.unit.to_string(),
                 metadata: Vec::new(),
-                data: Some(metric::Data::Sum(Sum {
-                    data_points: vec![point(attributes, start, now, value)],
-                    aggregation_temporality: temporality.otlp(),
-                    is_monotonic: true,
-                })),
-            });
-        }
-        for gauge in &GAUGES {
-            metrics.push(Metric {
-                name: gauge.name.to_string(),
-                description: gauge.description.to_string(),
-                unit: gauge.unit.to_string(),
-                metadata: Vec::new(),
-                data: Some(metric::Data::Gauge(Gauge {
-                    data_points: vec![point(Vec::new(), 0, now, (gauge.value)(stats))],
-                })),
+                data: Some(data),
             });
         }
         ResourceMetrics {

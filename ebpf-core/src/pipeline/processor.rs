@@ -175,6 +175,9 @@ impl Processor {
         self.stats.requests_lost.store(self.conns.requests_lost, Relaxed);
         self.stats.connections.store(self.conns.len() as u64, Relaxed);
         self.stats.processes.store(self.conns.process_count() as u64, Relaxed);
+        if let Some(metrics) = &self.metrics {
+            self.stats.metric_overflows.store(metrics.overflowed(), Relaxed);
+        }
     }
 
     /// Periodic work: cut a batch that waited long enough, export metrics when

@@ -1,8 +1,9 @@
 //! What the process identity may collect, from the receiver's configuration.
 
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct IdentityConfig {
     /// Emit `process.command_line` (/proc/<pid>/cmdline, arguments joined by

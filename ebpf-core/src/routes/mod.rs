@@ -47,7 +47,13 @@
 
 use std::borrow::Cow;
 
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::config::Problems;
+
+/// Most `routes.patterns`: each is tried in order on every server request.
+const MAX_ROUTE_PATTERNS: usize = 10_000;
 
 /// The placeholder the heuristic puts in place of an ID-like segment.
 pub const ID_PLACEHOLDER: &str = "{id}";
@@ -61,12 +67,15 @@ pub struct RouteError {
 }
 
 /// `routes` section of the configuration.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RoutesConfig {
-    /// Route templates, first match wins (see the module documentation).
+    /// `http.route` templates such as `/users/{id}` or `/static/*`, tried in
+    /// order on every server request; the first match wins.
+    #[schemars(length(max = MAX_ROUTE_PATTERNS))]
     pub patterns: Vec<String>,
-    /// Derive a template from paths no pattern matches, by replacing ID-like segments with `{id}`.
+    /// When no pattern matches, derive the route from the path by turning
+    /// ID-like segments (numbers, UUIDs, hex, random tokens) into `{id}`.
     pub heuristic: bool,
 }
 
@@ -80,6 +89,14 @@ impl RoutesConfig {
     /// Every pattern parses; the first one that does not is the error.
     pub fn validate(&self) -> Result<(), RouteError> {
         self.matcher().map(drop)
+    }
+
+    pub(crate) fn check(&self, problems: &mut Problems) {
+        if !problems.touch("routes.patterns") {
+            if let Err(e) = self.validate() {
+                problems.push("routes.patterns", e.to_string());
+            }
+        }
     }
 
     pub fn matcher(&self) -> Result<RouteMatcher, RouteError> {

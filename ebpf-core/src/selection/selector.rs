@@ -26,9 +26,10 @@ pub enum PortMode {
     Include,
 }
 
+/// Globs that do not compile; `field` is the list under `selection.`.
 #[derive(Debug, thiserror::Error)]
 pub enum SelectorError {
-    #[error("invalid glob {glob:?} in selection.{field}: {source}")]
+    #[error("invalid glob {glob:?}: {source}")]
     Glob {
         field: &'static str,
         glob: String,
@@ -36,26 +37,22 @@ pub enum SelectorError {
         source: globset::Error,
     },
     /// Globs that are valid one by one but too complex together.
-    #[error("invalid config: selection.{field}: its {count} globs could not be compiled together: {source}")]
+    #[error("its {count} globs could not be compiled together: {source}")]
     GlobSet {
         field: &'static str,
         count: usize,
         #[source]
         source: globset::Error,
     },
-    /// A list longer than its limit (see [`Criteria`]'s `MAX_*` constants).
-    #[error("invalid config: selection.{field} has {count} entries: at most {limit} are allowed ({why})")]
-    TooMany { field: &'static str, count: usize, limit: usize, why: &'static str },
-    #[error(
-        "invalid config: selection.{field} holds {bytes} bytes of globs: at most {limit} are allowed \
-         (compiling them costs time and memory)"
-    )]
-    GlobBytes { field: &'static str, bytes: usize, limit: usize },
-    #[error(
-        "invalid config: selection.include.ports and selection.exclude.ports have {count} distinct ports: \
-         at most {limit} are allowed (the size of the kernel's port table)"
-    )]
-    TooManyPorts { count: usize, limit: usize },
+}
+
+impl SelectorError {
+    /// The list, under `selection.`: `include.exe_paths`.
+    pub fn field(&self) -> &'static str {
+        match self {
+            SelectorError::Glob { field, .. } | SelectorError::GlobSet { field, .. } => field,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -92,41 +89,6 @@ fn globs(patterns: &[String], field: &'static str) -> Result<GlobSet, SelectorEr
     b.build().map_err(|source| SelectorError::GlobSet { field, count: patterns.len(), source })
 }
 
-/// Every list within its limit: at most [`Criteria::MAX_PIDS`] pids and
-/// [`Criteria::MAX_GLOBS`] globs (of [`Criteria::MAX_GLOB_BYTES`] in all)
-/// per list, and [`Criteria::MAX_PORTS`]
-/// distinct ports in `include.ports` and `exclude.ports` together.
-fn check_limits(c: &SelectionConfig) -> Result<(), SelectorError> {
-    let too_many = |field, count, limit, why| Err(SelectorError::TooMany { field, count, limit, why });
-    for (side, fields) in [
-        (&c.include, ["include.pids", "include.exe_paths", "include.command_lines"]),
-        (&c.exclude, ["exclude.pids", "exclude.exe_paths", "exclude.command_lines"]),
-    ] {
-        if side.pids.len() > Criteria::MAX_PIDS {
-            return too_many(
-                fields[0],
-                side.pids.len(),
-                Criteria::MAX_PIDS,
-                "no more than the kernel's pid table holds",
-            );
-        }
-        for (field, globs) in [(fields[1], &side.exe_paths), (fields[2], &side.command_lines)] {
-            if globs.len() > Criteria::MAX_GLOBS {
-                return too_many(field, globs.len(), Criteria::MAX_GLOBS, "globs are compiled into one matcher");
-            }
-            let bytes = globs.iter().map(String::len).sum();
-            if bytes > Criteria::MAX_GLOB_BYTES {
-                return Err(SelectorError::GlobBytes { field, bytes, limit: Criteria::MAX_GLOB_BYTES });
-            }
-        }
-    }
-    let ports: HashSet<u16> = c.include.ports.iter().chain(&c.exclude.ports).copied().collect();
-    if ports.len() > Criteria::MAX_PORTS {
-        return Err(SelectorError::TooManyPorts { count: ports.len(), limit: Criteria::MAX_PORTS });
-    }
-    Ok(())
-}
-
 #[derive(Debug)]
 pub struct Selector {
     include: Rules,
@@ -139,9 +101,9 @@ pub struct Selector {
 }
 
 impl Selector {
+    /// `c` must be within the limits `Config::validate` checks: the glob
+    /// lists are compiled as they are.
     pub fn new(c: &SelectionConfig) -> Result<Self, SelectorError> {
-        // Sizes first: compiling 100,000 globs takes seconds, millions minutes.
-        check_limits(c)?;
         Ok(Self {
             include: Rules::new(&c.include, ["include.exe_paths", "include.command_lines"])?,
             exclude: Rules::new(&c.exclude, ["exclude.exe_paths", "exclude.command_lines"])?,
@@ -263,14 +225,9 @@ mod tests {
 
     #[test]
     fn bad_glob_is_named() {
-        let err = Selector::new(&serde_json::from_str(r#"{"include": {"exe_paths": ["[abc"]}}"#).unwrap())
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("include.exe_paths") && err.contains("[abc"), "{err}");
-    }
-
-    fn criteria_error(json: &str) -> Option<String> {
-        Selector::new(&serde_json::from_str(json).unwrap()).err().map(|e| e.to_string())
+        let err = Selector::new(&serde_json::from_str(r#"{"include": {"exe_paths": ["[abc"]}}"#).unwrap()).unwrap_err();
+        assert_eq!(err.field(), "include.exe_paths");
+        assert!(err.to_string().contains("[abc"), "{err}");
     }
 
     fn list<T: ToString>(items: impl Iterator<Item = T>, quote: bool) -> String {
@@ -279,66 +236,12 @@ mod tests {
     }
 
     #[test]
-    fn pid_lists_are_capped() {
-        for side in ["include", "exclude"] {
-            let at = format!(r#"{{"{side}": {{"pids": [{}]}}}}"#, list(1..=Criteria::MAX_PIDS as u32, false));
-            assert_eq!(criteria_error(&at), None, "{side}: exactly at the limit");
-            let over = format!(r#"{{"{side}": {{"pids": [{}]}}}}"#, list(1..=Criteria::MAX_PIDS as u32 + 1, false));
-            let err = criteria_error(&over).expect("one over the limit");
-            assert!(err.contains(&format!("selection.{side}.pids has 65537 entries: at most 65536")), "{err}");
-        }
-    }
-
-    #[test]
-    fn glob_lists_are_capped() {
-        for side in ["include", "exclude"] {
-            for key in ["exe_paths", "command_lines"] {
-                let globs = |n| list((0..n).map(|i| format!("/usr/bin/app{i}*")), true);
-                let at = format!(r#"{{"{side}": {{"{key}": [{}]}}}}"#, globs(Criteria::MAX_GLOBS));
-                assert_eq!(criteria_error(&at), None, "{side}.{key}: exactly at the limit");
-                let over = format!(r#"{{"{side}": {{"{key}": [{}]}}}}"#, globs(Criteria::MAX_GLOBS + 1));
-                let err = criteria_error(&over).expect("one over the limit");
-                assert!(err.contains(&format!("selection.{side}.{key} has 10001 entries: at most 10000")), "{err}");
-            }
-        }
-    }
-
-    #[test]
-    fn glob_bytes_are_capped_per_list() {
-        // 64 globs of 4 KiB: exactly 256 KiB, then one byte more.
-        let glob = |i: usize, extra: usize| format!("/{}{i:04}", "a".repeat(4096 - 5 + extra));
-        let at = list((0..64).map(|i| glob(i, 0)), true);
-        assert_eq!(criteria_error(&format!(r#"{{"exclude": {{"exe_paths": [{at}]}}}}"#)), None);
-        let over = list((0..64).map(|i| glob(i, usize::from(i == 63))), true);
-        let err = criteria_error(&format!(r#"{{"exclude": {{"command_lines": [{over}]}}}}"#)).expect("one byte over");
-        assert!(err.contains("selection.exclude.command_lines holds 262145 bytes of globs: at most 262144"), "{err}");
-    }
-
-    #[test]
     fn globs_too_complex_together_are_named_without_quoting_them_all() {
         // Within every limit, but past the glob compiler's own size limit.
         let globs = list((0..100).map(|i| format!("{}{i}", "*x".repeat(1000))), true);
-        let err = criteria_error(&format!(r#"{{"include": {{"command_lines": [{globs}]}}}}"#)).expect("too complex");
+        let json = format!(r#"{{"selection": {{"include": {{"command_lines": [{globs}]}}}}}}"#);
+        let err = crate::Config::from_json(&json).expect_err("too complex").to_string();
         assert!(err.starts_with("invalid config: selection.include.command_lines: its 100 globs"), "{err}");
         assert!(err.len() < 1000, "{err}");
-    }
-
-    #[test]
-    fn distinct_ports_are_capped_across_include_and_exclude() {
-        let ports = |r: std::ops::Range<u32>| list(r, false);
-        // 1,024 distinct: half included, half excluded, with repeats.
-        let at = format!(
-            r#"{{"include": {{"ports": [{},1]}}, "exclude": {{"ports": [{},1]}}}}"#,
-            ports(1..513),
-            ports(513..1025)
-        );
-        assert_eq!(criteria_error(&at), None, "exactly at the limit");
-        let over = format!(
-            r#"{{"include": {{"ports": [{}]}}, "exclude": {{"ports": [{}]}}}}"#,
-            ports(1..513),
-            ports(513..1026)
-        );
-        let err = criteria_error(&over).expect("one over the limit");
-        assert!(err.contains("have 1025 distinct ports: at most 1024 are allowed"), "{err}");
     }
 }

@@ -126,11 +126,13 @@ fn schema_errors_and_body_size_bounds() {
     assert!(serde_json::from_str::<GenAiConfig>(r#"{"providers": [{"name": "x", "endpoint": []}]}"#).is_err());
     assert!(serde_json::from_str::<GenAiConfig>(r#"{"capture_contents": true}"#).is_err());
     for (size, ok) in [(4095, false), (4096, true), (64 << 20, true), ((64 << 20) + 1, false)] {
-        let result = Catalog::new(&GenAiConfig { max_body_bytes: size, ..GenAiConfig::default() });
+        let genai = GenAiConfig { max_body_bytes: size, ..GenAiConfig::default() };
+        let result = crate::Config { genai, ..crate::Config::default() }.validate();
         assert_eq!(result.is_ok(), ok, "{size}");
+        if let Err(e) = result {
+            assert!(e.to_string().contains("genai.max_body_bytes"), "{e}");
+        }
     }
-    let err = Catalog::new(&GenAiConfig { max_body_bytes: 1, ..GenAiConfig::default() }).unwrap_err();
-    assert!(err.contains("genai.max_body_bytes"), "{err}");
 }
 
 #[test]
