@@ -2,8 +2,8 @@ package ebpfreceiver
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
-	"math"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,83 +16,84 @@ import (
 	"go.opentelemetry.io/collector/confmap/xconfmap"
 
 	"github.com/otel-ebpf-receiver/otel-ebpf-receiver/collector-receiver/internal/metadata"
-	"github.com/otel-ebpf-receiver/otel-ebpf-receiver/collector-receiver/internal/native"
 )
+
+// problemKeys are the collector keys of every *ConfigError in err.
+func problemKeys(err error) []string {
+	var keys []string
+	var walk func(error)
+	walk = func(err error) {
+		if ce, ok := err.(*ConfigError); ok {
+			keys = append(keys, ce.Key)
+			return
+		}
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			for _, e := range j.Unwrap() {
+				walk(e)
+			}
+		} else if e := errors.Unwrap(err); e != nil {
+			walk(e)
+		}
+	}
+	if err != nil {
+		walk(err)
+	}
+	return keys
+}
+
+func strPtr(s string) *string { return &s }
 
 func TestLoadConfig(t *testing.T) {
 	cm, err := confmaptest.LoadConf(filepath.Join("testdata", "config.yaml"))
 	require.NoError(t, err)
 
+	defaults := createDefaultConfig().(*Config)
+	custom := *defaults
+	custom.RingBufferSize = 16 << 20
+	custom.CaptureSize = 512
+	custom.MaxConnections = 1024
+	custom.IdleTimeout = 90 * time.Second
+	custom.Batch = BatchConfig{MaxSpans: 256, Timeout: 250 * time.Millisecond}
+	custom.QueueSize = 8
+	custom.Selection = SelectionConfig{
+		Include:                 Criteria{ExePaths: []string{"*/nginx", "/usr/bin/python3*"}, Ports: []int{80, 8080}},
+		Exclude:                 Criteria{PIDs: []int{1}, CommandLines: []string{"*healthcheck*"}},
+		ContainersOnly:          true,
+		ExcludeOTelInstrumented: true,
+	}
+	custom.ExcludePIDs = []int{42}
+	custom.Metrics = MetricsConfig{Interval: 10 * time.Second, Temporality: "delta", MaxSeriesPerMetric: 500}
+	custom.Routes = RoutesConfig{Patterns: []string{"/users/{id}", "/static/*"}, Heuristic: false}
+	custom.Identity = IdentityConfig{CommandLine: true}
+	custom.TLS = TLSConfig{Enabled: false}
+	custom.GenAI = GenAIConfig{
+		Enabled:        true,
+		CaptureContent: true,
+		MaxBodyBytes:   65536,
+		Providers: []map[string]any{{
+			"name":      "my-gateway",
+			"inherit":   "openai",
+			"endpoints": []any{map[string]any{"path": "/gateway/chat", "operation": "chat"}},
+		}},
+	}
+	custom.RecordEvents = strPtr("/var/tmp/events.rec")
+
 	tests := []struct {
-		id          component.ID
-		expected    component.Config
-		errValidate error
-		errLoad     string
+		id       component.ID
+		expected component.Config
+		problems []string // collector keys
+		errLoad  string
 	}{
-		{
-			id:       component.NewID(metadata.Type),
-			expected: createDefaultConfig(),
-		},
-		{
-			id: component.NewIDWithName(metadata.Type, "custom"),
-			expected: &Config{
-				RingBufferSize: 16 << 20,
-				CaptureSize:    512,
-				MaxConnections: 1024,
-				IdleTimeout:    90 * time.Second,
-				Batch:          BatchConfig{MaxSpans: 256, Timeout: 250 * time.Millisecond},
-				QueueSize:      8,
-				Selection: SelectionConfig{
-					Include:                 Criteria{ExePaths: []string{"*/nginx", "/usr/bin/python3*"}, Ports: []int{80, 8080}},
-					Exclude:                 Criteria{PIDs: []int{1}, CommandLines: []string{"*healthcheck*"}},
-					ContainersOnly:          true,
-					ExcludeOTelInstrumented: true,
-				},
-				ExcludePIDs: []int{42},
-				Metrics:     MetricsConfig{Interval: 10 * time.Second, Temporality: "delta", MaxSeriesPerMetric: 500},
-				Routes:      RoutesConfig{Patterns: []string{"/users/{id}", "/static/*"}, Heuristic: false},
-				Identity:    IdentityConfig{CommandLine: true},
-				TLS:         TLSConfig{Enabled: false},
-				GenAI: GenAIConfig{
-					Enabled:        true,
-					CaptureContent: true,
-					MaxBodyBytes:   65536,
-					Providers: []map[string]any{{
-						"name":      "my-gateway",
-						"inherit":   "openai",
-						"endpoints": []any{map[string]any{"path": "/gateway/chat", "operation": "chat"}},
-					}},
-				},
-			},
-		},
-		{
-			id:          component.NewIDWithName(metadata.Type, "bad_provider"),
-			errValidate: ErrRejectedByLibrary,
-		},
-		{
-			id:          component.NewIDWithName(metadata.Type, "bad_temporality"),
-			errValidate: ErrTemporality,
-		},
-		{
-			id:          component.NewIDWithName(metadata.Type, "bad_route"),
-			errValidate: ErrRejectedByLibrary,
-		},
-		{
-			id:          component.NewIDWithName(metadata.Type, "bad_ring_buffer"),
-			errValidate: ErrRingBufferSize,
-		},
-		{
-			id:          component.NewIDWithName(metadata.Type, "bad_glob"),
-			errValidate: ErrRejectedByLibrary,
-		},
-		{
-			id:      component.NewIDWithName(metadata.Type, "unknown_key"),
-			errLoad: "bogus_key",
-		},
-		{
-			id:      component.NewIDWithName(metadata.Type, "unknown_selection_key"),
-			errLoad: "executables",
-		},
+		{id: component.NewID(metadata.Type), expected: defaults},
+		{id: component.NewIDWithName(metadata.Type, "custom"), expected: &custom},
+		{id: component.NewIDWithName(metadata.Type, "bad_provider"), problems: []string{"genai.providers"}},
+		{id: component.NewIDWithName(metadata.Type, "bad_temporality"), problems: []string{"metrics.temporality"}},
+		{id: component.NewIDWithName(metadata.Type, "bad_route"), problems: []string{"routes.patterns"}},
+		{id: component.NewIDWithName(metadata.Type, "bad_ring_buffer"), problems: []string{"ring_buffer_size"}},
+		{id: component.NewIDWithName(metadata.Type, "bad_glob"), problems: []string{"selection.include.exe_paths"}},
+		{id: component.NewIDWithName(metadata.Type, "bad_durations"), problems: []string{"idle_timeout", "batch.timeout", "metrics.interval"}},
+		{id: component.NewIDWithName(metadata.Type, "unknown_key"), errLoad: "bogus_key"},
+		{id: component.NewIDWithName(metadata.Type, "unknown_selection_key"), errLoad: "executables"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.id.String(), func(t *testing.T) {
@@ -106,8 +107,8 @@ func TestLoadConfig(t *testing.T) {
 				return
 			}
 			require.NoError(t, err)
-			if tt.errValidate != nil {
-				assert.ErrorIs(t, xconfmap.Validate(cfg), tt.errValidate)
+			if tt.problems != nil {
+				assert.ElementsMatch(t, tt.problems, problemKeys(xconfmap.Validate(cfg)))
 				return
 			}
 			require.NoError(t, xconfmap.Validate(cfg))
@@ -118,54 +119,34 @@ func TestLoadConfig(t *testing.T) {
 
 func validConfig() *Config { return createDefaultConfig().(*Config) }
 
+// Each problem names the collector's key; all of them come at once.
 func TestValidate(t *testing.T) {
 	tests := []struct {
 		name   string
 		mutate func(*Config)
-		want   []error
+		want   []string
 	}{
 		{name: "defaults", mutate: func(*Config) {}},
-		{name: "smallest ring buffer", mutate: func(c *Config) { c.RingBufferSize = 4096 }},
-		{name: "largest ring buffer", mutate: func(c *Config) { c.RingBufferSize = 1 << 31 }},
-		{name: "ring buffer too small", mutate: func(c *Config) { c.RingBufferSize = 2048 }, want: []error{ErrRingBufferSize}},
-		{name: "ring buffer not a power of two", mutate: func(c *Config) { c.RingBufferSize = 12288 }, want: []error{ErrRingBufferSize}},
-		{name: "ring buffer zero", mutate: func(c *Config) { c.RingBufferSize = 0 }, want: []error{ErrRingBufferSize}},
-		{name: "ring buffer too large", mutate: func(c *Config) { c.RingBufferSize = 1 << 32 }, want: []error{ErrRingBufferSize}},
-		{name: "capture size bounds", mutate: func(c *Config) { c.CaptureSize = 4096 }},
-		{name: "capture size zero", mutate: func(c *Config) { c.CaptureSize = 0 }, want: []error{ErrCaptureSize}},
-		{name: "capture size too large", mutate: func(c *Config) { c.CaptureSize = 4097 }, want: []error{ErrCaptureSize}},
-		{name: "max connections zero", mutate: func(c *Config) { c.MaxConnections = 0 }, want: []error{ErrMaxConnections}},
-		{name: "max connections below 64", mutate: func(c *Config) { c.MaxConnections = 63 }, want: []error{ErrMaxConnections}},
-		{name: "max connections 64", mutate: func(c *Config) { c.MaxConnections = 64 }},
-		{name: "idle timeout 1s", mutate: func(c *Config) { c.IdleTimeout = time.Second }},
-		{name: "idle timeout below 1s", mutate: func(c *Config) { c.IdleTimeout = 999 * time.Millisecond }, want: []error{ErrIdleTimeout}},
-		{name: "idle timeout over 24h", mutate: func(c *Config) { c.IdleTimeout = 25 * time.Hour }, want: []error{ErrIdleTimeout}},
-		{name: "idle timeout fraction of a millisecond", mutate: func(c *Config) { c.IdleTimeout = time.Second + 500*time.Microsecond }, want: []error{ErrIdleTimeout}},
-		{name: "max spans negative", mutate: func(c *Config) { c.Batch.MaxSpans = -1 }, want: []error{ErrBatchMaxSpans}},
-		{name: "timeout zero", mutate: func(c *Config) { c.Batch.Timeout = 0 }, want: []error{ErrBatchTimeout}},
-		{name: "timeout below a millisecond", mutate: func(c *Config) { c.Batch.Timeout = 500 * time.Microsecond }, want: []error{ErrBatchTimeout}},
-		{name: "timeout fraction of a millisecond", mutate: func(c *Config) { c.Batch.Timeout = 1500 * time.Microsecond }, want: []error{ErrBatchTimeout}},
-		{name: "timeout one millisecond", mutate: func(c *Config) { c.Batch.Timeout = time.Millisecond }},
-		{name: "queue size zero", mutate: func(c *Config) { c.QueueSize = 0 }, want: []error{ErrQueueSize}},
-		{name: "exclude pid zero", mutate: func(c *Config) { c.ExcludePIDs = []int{10, 0} }, want: []error{ErrPIDs}},
-		{name: "include pid negative", mutate: func(c *Config) { c.Selection.Include.PIDs = []int{-3} }, want: []error{ErrPIDs}},
-		{name: "exclude port too large", mutate: func(c *Config) { c.Selection.Exclude.Ports = []int{65536} }, want: []error{ErrPorts}},
-		{name: "include port zero", mutate: func(c *Config) { c.Selection.Include.Ports = []int{0} }, want: []error{ErrPorts}},
-		{name: "selection", mutate: func(c *Config) {
-			c.Selection.Include = Criteria{PIDs: []int{1}, ExePaths: []string{"*/nginx"}, CommandLines: []string{"*gunicorn*"}, Ports: []int{1, 65535}}
-			c.Selection.ContainersOnly = true
-		}},
-		{name: "metrics interval too short", mutate: func(c *Config) { c.Metrics.Interval = 50 * time.Millisecond }, want: []error{ErrMetricsInterval}},
-		{name: "metrics delta", mutate: func(c *Config) { c.Metrics.Temporality = "delta" }},
-		{name: "max series zero", mutate: func(c *Config) { c.Metrics.MaxSeriesPerMetric = 0 }, want: []error{ErrMaxSeries}},
-		{name: "bad glob", mutate: func(c *Config) { c.Selection.Exclude.CommandLines = []string{"{unclosed"} }, want: []error{ErrRejectedByLibrary}},
-		{name: "genai body limit too small", mutate: func(c *Config) { c.GenAI.MaxBodyBytes = 100 }, want: []error{ErrRejectedByLibrary}},
+		{name: "ring buffer not a power of two", mutate: func(c *Config) { c.RingBufferSize = 12288 }, want: []string{"ring_buffer_size"}},
+		{name: "ring buffer too large for the library", mutate: func(c *Config) { c.RingBufferSize = 1 << 32 }, want: []string{"ring_buffer_size"}},
+		{name: "capture size zero", mutate: func(c *Config) { c.CaptureSize = 0 }, want: []string{"capture_size"}},
+		{name: "idle timeout below the library's bound", mutate: func(c *Config) { c.IdleTimeout = 999 * time.Millisecond }, want: []string{"idle_timeout"}},
+		{name: "idle timeout fraction of a millisecond", mutate: func(c *Config) { c.IdleTimeout = time.Second + 500*time.Microsecond }, want: []string{"idle_timeout"}},
+		{name: "negative timeout", mutate: func(c *Config) { c.Batch.Timeout = -time.Second }, want: []string{"batch.timeout"}},
+		{name: "exclude_pids go to selection.exclude.pids", mutate: func(c *Config) { c.ExcludePIDs = []int{10, 0} }, want: []string{"selection.exclude.pids[1]"}},
+		{name: "include port zero", mutate: func(c *Config) { c.Selection.Include.Ports = []int{0} }, want: []string{"selection.include.ports[0]"}},
+		{name: "genai body limit too small", mutate: func(c *Config) { c.GenAI.MaxBodyBytes = 100 }, want: []string{"genai.max_body_bytes"}},
+		{name: "record events", mutate: func(c *Config) { c.RecordEvents = strPtr("/tmp/x.rec") }},
 		{
 			name: "every problem at once",
 			mutate: func(c *Config) {
-				*c = Config{ExcludePIDs: []int{-1}, Selection: SelectionConfig{Include: Criteria{Ports: []int{-1}}}}
+				*c = Config{Metrics: MetricsConfig{Temporality: "sometimes"}}
 			},
-			want: []error{ErrRingBufferSize, ErrCaptureSize, ErrMaxConnections, ErrIdleTimeout, ErrBatchMaxSpans, ErrBatchTimeout, ErrQueueSize, ErrPIDs, ErrPorts, ErrMetricsInterval, ErrTemporality, ErrMaxSeries},
+			want: []string{
+				"batch.max_spans", "batch.timeout", "capture_size", "idle_timeout", "max_connections",
+				"metrics.interval", "metrics.max_series_per_metric", "metrics.temporality", "queue_size",
+				"ring_buffer_size", "genai.max_body_bytes",
+			},
 		},
 	}
 	for _, tt := range tests {
@@ -173,40 +154,33 @@ func TestValidate(t *testing.T) {
 			cfg := validConfig()
 			tt.mutate(cfg)
 			err := cfg.Validate()
-			if len(tt.want) == 0 {
-				assert.NoError(t, err)
-				return
-			}
-			require.Error(t, err)
-			for _, w := range tt.want {
-				assert.ErrorIs(t, err, w)
-			}
+			assert.ElementsMatch(t, tt.want, problemKeys(err), "%v", err)
 		})
 	}
 }
 
-func TestNativeJSON(t *testing.T) {
+// The library's message reaches the user, under the collector's key.
+func TestProblemMessages(t *testing.T) {
 	cfg := validConfig()
-	b, err := cfg.nativeJSON(true, true)
-	require.NoError(t, err)
-	assert.JSONEq(t, `{"ring_buffer_size":8388608,"capture_size":1024,"max_connections":65536,
-		"idle_timeout_ms":300000,
-		"batch":{"max_spans":1024,"timeout_ms":1000},"queue_size":64,
-		"selection":{"include":{"pids":[],"exe_paths":[],"command_lines":[],"ports":[]},
-			"exclude":{"pids":[],"exe_paths":[],"command_lines":[],"ports":[]},
-			"containers_only":false,"exclude_otel_instrumented":false},
-		"traces":{"enabled":true},
-		"metrics":{"enabled":true,"interval_ms":60000,"temporality":"cumulative","max_series_per_metric":2000},
-		"routes":{"patterns":[],"heuristic":true},
-		"identity":{"command_line":false},
-		"tls":{"enabled":true},
-		"genai":{"enabled":true,"capture_content":false,"max_body_bytes":1048576,"providers":[]}}`, string(b))
+	cfg.Selection.Include.ExePaths = []string{"/usr/bin/[oops"}
+	cfg.IdleTimeout = 500 * time.Millisecond
+	err := cfg.Validate()
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "idle_timeout: must be between 1000 ms and 86400000 ms, not 500 ms")
+	assert.Contains(t, err.Error(), "selection.include.exe_paths: ")
+	assert.Contains(t, err.Error(), "/usr/bin/[oops")
+	var ce *ConfigError
+	require.ErrorAs(t, err, &ce)
+	assert.Equal(t, "idle_timeout_ms", ce.LibraryKey)
+}
 
+func TestLibraryJSON(t *testing.T) {
+	cfg := validConfig()
 	cfg.Batch.Timeout = 250 * time.Millisecond
 	cfg.Selection.Exclude.PIDs = []int{7}
 	cfg.ExcludePIDs = []int{8, 9}
 	cfg.Selection.Include.ExePaths = []string{"*/nginx"}
-	b, err = cfg.nativeJSON(true, true)
+	b, err := cfg.libraryJSON(true, false)
 	require.NoError(t, err)
 	var got struct {
 		Batch     map[string]any `json:"batch"`
@@ -214,45 +188,18 @@ func TestNativeJSON(t *testing.T) {
 			Include map[string]any `json:"include"`
 			Exclude map[string]any `json:"exclude"`
 		} `json:"selection"`
+		Traces       map[string]any `json:"traces"`
+		Metrics      map[string]any `json:"metrics"`
+		RecordEvents any            `json:"record_events"`
 	}
 	require.NoError(t, json.Unmarshal(b, &got))
 	assert.Equal(t, map[string]any{"max_spans": 1024.0, "timeout_ms": 250.0}, got.Batch)
 	assert.Equal(t, []any{7.0, 8.0, 9.0}, got.Selection.Exclude["pids"], "exclude_pids joins selection.exclude.pids")
 	assert.Equal(t, []any{"*/nginx"}, got.Selection.Include["exe_paths"])
-}
-
-// Whatever Go accepts, the library accepts too: Go's defaults and limits are
-// the library's.
-func TestLibraryAcceptsValidConfigs(t *testing.T) {
-	cm, err := confmaptest.LoadConf(filepath.Join("testdata", "config.yaml"))
-	require.NoError(t, err)
-	for _, name := range []string{"", "custom"} {
-		cfg := NewFactory().CreateDefaultConfig().(*Config)
-		sub, err := cm.Sub(component.NewIDWithName(metadata.Type, name).String())
-		require.NoError(t, err)
-		require.NoError(t, sub.Unmarshal(cfg))
-		b, err := cfg.nativeJSON(true, true)
-		require.NoError(t, err)
-		require.NoError(t, native.CheckConfig(b), "%s", b)
-	}
-	// The edges of every range.
-	cfg := validConfig()
-	cfg.RingBufferSize, cfg.CaptureSize, cfg.MaxConnections = minRingBufferSize, maxCaptureSize, minMaxConnections
-	cfg.Batch = BatchConfig{MaxSpans: 1, Timeout: time.Millisecond}
-	cfg.QueueSize = 1
-	cfg.Selection.Include.Ports = []int{1, 65535}
-	cfg.ExcludePIDs = []int{math.MaxUint32}
-	require.NoError(t, cfg.Validate())
-}
-
-// The library's message reaches the user when only it can tell.
-func TestBadGlobMessage(t *testing.T) {
-	cfg := validConfig()
-	cfg.Selection.Include.ExePaths = []string{"/usr/bin/[oops"}
-	err := cfg.Validate()
-	require.ErrorIs(t, err, ErrRejectedByLibrary)
-	assert.Contains(t, err.Error(), "selection.include.exe_paths")
-	assert.Contains(t, err.Error(), "/usr/bin/[oops")
+	assert.Equal(t, []any{}, got.Selection.Include["pids"], "lists are arrays, never null")
+	assert.Equal(t, map[string]any{"enabled": true}, got.Traces)
+	assert.Equal(t, false, got.Metrics["enabled"])
+	assert.Nil(t, got.RecordEvents)
 }
 
 func pids(n int) []int {
@@ -271,107 +218,17 @@ func globs(n int, format string) []string {
 	return out
 }
 
-// Every list limit: exactly at it accepted (by Go and by the library), one
-// over refused with a message naming the key and the limit.
+// The library's list limits, under the collector's keys.
 func TestListLimits(t *testing.T) {
-	bigGlobs := func(extra int) []string { // 64 globs of 4 KiB: 256 KiB, plus `extra` bytes
-		out := globs(64, "/%04d")
-		for i := range out {
-			out[i] += strings.Repeat("a", 4096-5)
-		}
-		out[63] += strings.Repeat("a", extra)
-		return out
-	}
-	tests := []struct {
-		name    string
-		atLimit func(*Config)
-		over    func(*Config)
-		message string
-	}{
-		{
-			name:    "include pids",
-			atLimit: func(c *Config) { c.Selection.Include.PIDs = pids(65536) },
-			over:    func(c *Config) { c.Selection.Include.PIDs = pids(65537) },
-			message: "selection.include.pids has 65537 entries: at most 65536 are allowed",
-		},
-		{
-			name:    "exclude pids with exclude_pids",
-			atLimit: func(c *Config) { c.Selection.Exclude.PIDs, c.ExcludePIDs = pids(65535), []int{70000} },
-			over:    func(c *Config) { c.Selection.Exclude.PIDs, c.ExcludePIDs = pids(65536), []int{70000} },
-			message: "selection.exclude.pids and exclude_pids together has 65537 entries: at most 65536",
-		},
-		{
-			name:    "exe_paths",
-			atLimit: func(c *Config) { c.Selection.Include.ExePaths = globs(10000, "/usr/bin/app%d*") },
-			over:    func(c *Config) { c.Selection.Include.ExePaths = globs(10001, "/usr/bin/app%d*") },
-			message: "selection.include.exe_paths has 10001 entries: at most 10000 are allowed",
-		},
-		{
-			name:    "command_lines",
-			atLimit: func(c *Config) { c.Selection.Exclude.CommandLines = globs(10000, "*worker-%d*") },
-			over:    func(c *Config) { c.Selection.Exclude.CommandLines = globs(10001, "*worker-%d*") },
-			message: "selection.exclude.command_lines has 10001 entries: at most 10000 are allowed",
-		},
-		{
-			name:    "bytes of globs",
-			atLimit: func(c *Config) { c.Selection.Exclude.ExePaths = bigGlobs(0) },
-			over:    func(c *Config) { c.Selection.Exclude.ExePaths = bigGlobs(1) },
-			message: "selection.exclude.exe_paths has 262145 bytes of globs: at most 262144 are allowed",
-		},
-		{
-			name: "distinct ports",
-			atLimit: func(c *Config) {
-				c.Selection.Include.Ports, c.Selection.Exclude.Ports = pids(512), append(pids(1024)[512:], 1)
-			},
-			over: func(c *Config) {
-				c.Selection.Include.Ports, c.Selection.Exclude.Ports = pids(512), pids(1025)[512:]
-			},
-			message: "selection.include.ports and selection.exclude.ports has 1025 distinct ports: at most 1024",
-		},
-		{
-			name:    "route patterns",
-			atLimit: func(c *Config) { c.Routes.Patterns = globs(10000, "/r%d/{id}") },
-			over:    func(c *Config) { c.Routes.Patterns = globs(10001, "/r%d/{id}") },
-			message: "routes.patterns has 10001 entries: at most 10000 are allowed",
-		},
-		{
-			name: "genai providers",
-			atLimit: func(c *Config) {
-				for i := range 1000 {
-					c.GenAI.Providers = append(c.GenAI.Providers, map[string]any{"name": fmt.Sprintf("p%d", i), "inherit": "openai"})
-				}
-			},
-			over: func(c *Config) {
-				for i := range 1001 {
-					c.GenAI.Providers = append(c.GenAI.Providers, map[string]any{"name": fmt.Sprintf("p%d", i), "inherit": "openai"})
-				}
-			},
-			message: "genai.providers has 1001 entries: at most 1000 are allowed",
-		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			cfg := validConfig()
-			tt.atLimit(cfg)
-			require.NoError(t, cfg.Validate(), "exactly at the limit: Go and the library accept it")
-			cfg = validConfig()
-			tt.over(cfg)
-			err := cfg.Validate()
-			require.ErrorIs(t, err, ErrTooMany)
-			assert.Contains(t, err.Error(), tt.message)
-		})
-	}
-}
-
-// The library's own limits agree with Go's: one over is refused there too.
-func TestLibraryEnforcesTheSameLimits(t *testing.T) {
 	cfg := validConfig()
+	cfg.Selection.Include.PIDs = pids(65536)
+	cfg.Routes.Patterns = globs(10000, "/r%d/{id}")
+	require.NoError(t, cfg.Validate(), "exactly at the limits")
 	cfg.Selection.Include.PIDs = pids(65537)
-	b, err := cfg.nativeJSON(true, true)
-	require.NoError(t, err)
-	err = native.CheckConfig(b)
-	require.ErrorIs(t, err, native.ErrConfig)
-	assert.Contains(t, err.Error(), "selection.include.pids has 65537 entries: at most 65536")
+	cfg.Routes.Patterns = globs(10001, "/r%d/{id}")
+	err := cfg.Validate()
+	assert.ElementsMatch(t, []string{"selection.include.pids", "routes.patterns"}, problemKeys(err))
+	assert.Contains(t, err.Error(), "selection.include.pids: has 65537 entries: at most 65536 are allowed")
 }
 
 // Lists each within their limits can still add up to more JSON than the
@@ -380,10 +237,8 @@ func TestConfigSizeLimit(t *testing.T) {
 	cfg := validConfig()
 	// 10,000 route patterns (the most allowed) of ~420 bytes: 4.2 MB of JSON.
 	cfg.Routes.Patterns = globs(10000, "/"+strings.Repeat("segment/", 52)+"%d")
-	b, err := cfg.nativeJSON(true, true)
-	require.NoError(t, err)
-	require.Greater(t, len(b), maxConfigJSONBytes)
-	err = cfg.Validate()
-	require.ErrorIs(t, err, ErrTooLarge)
-	assert.NotErrorIs(t, err, ErrTooMany)
+	err := cfg.Validate()
+	require.Error(t, err)
+	assert.Equal(t, []string{""}, problemKeys(err), "the configuration as a whole")
+	assert.Contains(t, err.Error(), "bytes of JSON: at most 4194304 (4 MiB) are accepted")
 }

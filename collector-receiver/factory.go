@@ -19,7 +19,6 @@ func NewFactory() receiver.Factory {
 		createDefaultConfig,
 		receiver.WithTraces(createTraces, metadata.TracesStability),
 		receiver.WithMetrics(createMetrics, metadata.MetricsStability),
-		receiver.WithLogs(createLogs, metadata.LogsStability),
 	)
 }
 
@@ -38,14 +37,5 @@ func createMetrics(_ context.Context, set receiver.Settings, cfg component.Confi
 		return nil, err
 	}
 	r.setMetrics(next)
-	return r, nil
-}
-
-func createLogs(_ context.Context, set receiver.Settings, cfg component.Config, next consumer.Logs) (receiver.Logs, error) {
-	r, err := receivers.getOrCreate(set, cfg.(*Config))
-	if err != nil {
-		return nil, err
-	}
-	r.setLogs(next)
 	return r, nil
 }

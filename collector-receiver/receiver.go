@@ -4,14 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime/debug"
 	"sync"
 	"time"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componentstatus"
 	"go.opentelemetry.io/collector/consumer"
-	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"go.opentelemetry.io/collector/receiver"
@@ -25,9 +23,6 @@ const (
 	// pollTimeout bounds how long one poll blocks, so that the poller notices
 	// a cancelled context even when the library is quiet.
 	pollTimeout = 200 * time.Millisecond
-	// releaseAfterBytes and releaseIdle: see releaseAfterBurst.
-	releaseAfterBytes = 64 << 20
-	releaseIdle       = 10 * time.Second
 	// minPollWait is the least time between two polls that found nothing.
 	minPollWait = 10 * time.Millisecond
 	transport   = "ebpf"
@@ -45,7 +40,6 @@ type ebpfReceiver struct {
 	consumersMu sync.RWMutex
 	traces      consumer.Traces
 	metrics     consumer.Metrics
-	logs        consumer.Logs
 
 	mu       sync.Mutex // guards the lifecycle below
 	inst     *native.Instance
@@ -53,16 +47,11 @@ type ebpfReceiver struct {
 	shutdown bool
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
-
-	// The poller's own (see releaseAfterBurst).
-	sinceRelease int
-	lastBatch    time.Time
 }
 
 var (
 	_ receiver.Traces  = (*ebpfReceiver)(nil)
 	_ receiver.Metrics = (*ebpfReceiver)(nil)
-	_ receiver.Logs    = (*ebpfReceiver)(nil)
 )
 
 func newReceiver(set receiver.Settings, cfg *Config) (*ebpfReceiver, error) {
@@ -90,12 +79,6 @@ func (r *ebpfReceiver) setMetrics(next consumer.Metrics) {
 	r.metrics = next
 }
 
-func (r *ebpfReceiver) setLogs(next consumer.Logs) {
-	r.consumersMu.Lock()
-	defer r.consumersMu.Unlock()
-	r.logs = next
-}
-
 // Start creates the native instance, attaches the probes and starts the
 // poller. A second call (another pipeline sharing this receiver) does nothing.
 // Failures carry the library's message (missing privileges, no BTF, ...).
@@ -111,7 +94,7 @@ func (r *ebpfReceiver) Start(_ context.Context, host component.Host) error {
 	r.consumersMu.RLock()
 	wantTraces, wantMetrics := r.traces != nil, r.metrics != nil
 	r.consumersMu.RUnlock()
-	cfgJSON, err := r.cfg.nativeJSON(wantTraces, wantMetrics)
+	cfgJSON, err := r.cfg.libraryJSON(wantTraces, wantMetrics)
 	if err != nil {
 		return fmt.Errorf("encoding the eBPF configuration: %w", err)
 	}
@@ -166,20 +149,14 @@ func (r *ebpfReceiver) Shutdown(ctx context.Context) error {
 		r.cancel()
 		<-done
 	}
-	if s, err := r.inst.Stats(); err == nil {
-		r.set.Logger.Info("eBPF probes detached",
-			zap.Uint64("events_read", s.EventsRead),
-			zap.Uint64("events_lost", s.EventsLost),
-			zap.Uint64("decode_errors", s.DecodeErrors),
-			zap.Uint64("stream_gaps", s.StreamGaps),
-			zap.Uint64("requests_lost", s.RequestsLost),
-			zap.Uint64("spans_exported", s.SpansExported),
-			zap.Uint64("batches_dropped", s.BatchesDropped),
-			zap.Uint64("spans_dropped", s.SpansDropped),
-			zap.Uint64("parse_errors", s.ParseErrors),
-			zap.Uint64("tls_libraries", s.TLSLibraries),
-			zap.Uint64("tls_attach_errors", s.TLSAttachErrors),
-			zap.Uint64("tls_no_socket", s.TLSNoSocket))
+	if counters, err := r.inst.Counters(); err == nil {
+		fields := make([]zap.Field, len(counters))
+		for i, c := range counters {
+			fields[i] = zap.Uint64(c.Name, c.Value)
+		}
+		r.set.Logger.Info("eBPF probes detached", fields...)
+	} else {
+		r.set.Logger.Warn("eBPF counters unreadable", zap.Error(err))
 	}
 	freeErr := r.inst.Free()
 	r.inst = nil
@@ -211,8 +188,6 @@ func (r *ebpfReceiver) pollLoop(ctx context.Context, host component.Host) {
 			case <-time.After(pollTimeout):
 			}
 		case b != nil:
-			r.sinceRelease += len(b.Data)
-			r.lastBatch = time.Now()
 			r.consume(ctx, b)
 		case time.Since(polled) < minPollWait:
 			// The library answers "nothing yet" at once while it is busy
@@ -222,31 +197,14 @@ func (r *ebpfReceiver) pollLoop(ctx context.Context, host component.Host) {
 			case <-time.After(minPollWait):
 			}
 		}
-		if b == nil && err == nil {
-			r.releaseAfterBurst()
-		}
 	}
-}
-
-// releaseAfterBurst hands the memory a burst of telemetry left in the Go heap
-// back to the system once the burst is over. Go keeps freed heap for reuse
-// and returns it slowly: after a million short connections the collector
-// stayed 12 MiB (22%) above its earlier level. An agent on every node is
-// expected to come back down, so after releaseAfterBytes of batches and
-// releaseIdle without one, the heap is collected and returned once.
-func (r *ebpfReceiver) releaseAfterBurst() {
-	if r.sinceRelease < releaseAfterBytes || time.Since(r.lastBatch) < releaseIdle {
-		return
-	}
-	r.sinceRelease = 0
-	debug.FreeOSMemory()
 }
 
 // consume decodes one batch with pdata and hands it to the pipelines of its
 // signal. Batches of a signal that no pipeline wants are dropped.
 func (r *ebpfReceiver) consume(ctx context.Context, b *native.Batch) {
 	r.consumersMu.RLock()
-	traces, metrics, logs := r.traces, r.metrics, r.logs
+	traces, metrics := r.traces, r.metrics
 	r.consumersMu.RUnlock()
 
 	var err error
@@ -277,19 +235,6 @@ func (r *ebpfReceiver) consume(ctx context.Context, b *native.Batch) {
 			err = metrics.ConsumeMetrics(octx, md)
 		}
 		r.obs.EndMetricsOp(octx, format, n, err)
-	case native.SignalLogs:
-		if logs == nil {
-			return
-		}
-		octx := r.obs.StartLogsOp(ctx)
-		req := plogotlp.NewExportRequest()
-		n := 0
-		if err = req.UnmarshalProto(b.Data); err == nil {
-			ld := req.Logs()
-			n = ld.LogRecordCount()
-			err = logs.ConsumeLogs(octx, ld)
-		}
-		r.obs.EndLogsOp(octx, format, n, err)
 	default:
 		err = fmt.Errorf("unknown signal %v", b.Signal)
 	}

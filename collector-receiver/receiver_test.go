@@ -11,8 +11,6 @@ import (
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/consumer/consumertest"
-	"go.opentelemetry.io/collector/pdata/plog"
-	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -38,9 +36,7 @@ func TestShutdownWithoutStart(t *testing.T) {
 	require.NoError(t, err)
 	mr, err := f.CreateMetrics(context.Background(), set, cfg, consumertest.NewNop())
 	require.NoError(t, err)
-	lr, err := f.CreateLogs(context.Background(), set, cfg, consumertest.NewNop())
-	require.NoError(t, err)
-	for _, c := range []component.Component{tr, mr, lr} {
+	for _, c := range []component.Component{tr, mr} {
 		require.NoError(t, c.Shutdown(context.Background()))
 	}
 	// After Shutdown a Start is refused rather than loading probes nobody stops.
@@ -56,10 +52,7 @@ func TestOneReceiverPerID(t *testing.T) {
 	require.NoError(t, err)
 	mr, err := f.CreateMetrics(ctx, a, cfg, consumertest.NewNop())
 	require.NoError(t, err)
-	lr, err := f.CreateLogs(ctx, a, cfg, consumertest.NewNop())
-	require.NoError(t, err)
 	assert.Same(t, tr, mr)
-	assert.Same(t, tr, lr)
 
 	other, err := f.CreateTraces(ctx, settings("other"), cfg, consumertest.NewNop())
 	require.NoError(t, err)
@@ -89,7 +82,7 @@ func TestStartReportsLibraryError(t *testing.T) {
 	require.NoError(t, r.Shutdown(context.Background()))
 }
 
-func newTestReceiver(t *testing.T, traces *consumertest.TracesSink, metrics *consumertest.MetricsSink, logs *consumertest.LogsSink) *ebpfReceiver {
+func newTestReceiver(t *testing.T, traces *consumertest.TracesSink, metrics *consumertest.MetricsSink) *ebpfReceiver {
 	t.Helper()
 	r, err := newReceiver(settings("decode"), validConfig())
 	require.NoError(t, err)
@@ -99,15 +92,12 @@ func newTestReceiver(t *testing.T, traces *consumertest.TracesSink, metrics *con
 	if metrics != nil {
 		r.setMetrics(metrics)
 	}
-	if logs != nil {
-		r.setLogs(logs)
-	}
 	return r
 }
 
 func TestConsumeDecodesEverySignal(t *testing.T) {
-	traces, metrics, logs := new(consumertest.TracesSink), new(consumertest.MetricsSink), new(consumertest.LogsSink)
-	r := newTestReceiver(t, traces, metrics, logs)
+	traces, metrics := new(consumertest.TracesSink), new(consumertest.MetricsSink)
+	r := newTestReceiver(t, traces, metrics)
 
 	td := ptrace.NewTraces()
 	rs := td.ResourceSpans().AppendEmpty()
@@ -126,17 +116,12 @@ func TestConsumeDecodesEverySignal(t *testing.T) {
 	mb, err := pmetricotlp.NewExportRequestFromMetrics(md).MarshalProto()
 	require.NoError(t, err)
 
-	ld := plog.NewLogs()
-	ld.ResourceLogs().AppendEmpty().ScopeLogs().AppendEmpty().LogRecords().AppendEmpty().Body().SetStr("hello")
-	lb, err := plogotlp.NewExportRequestFromLogs(ld).MarshalProto()
-	require.NoError(t, err)
-
 	ctx := context.Background()
 	r.consume(ctx, &native.Batch{Signal: native.SignalTraces, Data: tb})
 	r.consume(ctx, &native.Batch{Signal: native.SignalMetrics, Data: mb})
-	r.consume(ctx, &native.Batch{Signal: native.SignalLogs, Data: lb})
-	// Garbage and unknown signals are dropped, never forwarded.
+	// Garbage and unknown signals (3 is reserved for logs) are dropped, never forwarded.
 	r.consume(ctx, &native.Batch{Signal: native.SignalTraces, Data: []byte{0xff, 0xff, 0xff}})
+	r.consume(ctx, &native.Batch{Signal: native.Signal(3), Data: tb})
 	r.consume(ctx, &native.Batch{Signal: native.Signal(9), Data: tb})
 
 	require.Len(t, traces.AllTraces(), 1)
@@ -145,12 +130,11 @@ func TestConsumeDecodesEverySignal(t *testing.T) {
 	assert.Equal(t, "demo-server", name.Str())
 	assert.Equal(t, "GET", got.ScopeSpans().At(0).Spans().At(0).Name())
 	assert.Equal(t, 1, metrics.DataPointCount())
-	assert.Equal(t, 1, logs.LogRecordCount())
 }
 
 func TestConsumeWithoutPipelineDrops(t *testing.T) {
 	traces := new(consumertest.TracesSink)
-	r := newTestReceiver(t, traces, nil, nil)
+	r := newTestReceiver(t, traces, nil)
 	md := pmetric.NewMetrics()
 	md.ResourceMetrics().AppendEmpty().ScopeMetrics().AppendEmpty().Metrics().AppendEmpty().SetEmptyGauge().DataPoints().AppendEmpty()
 	mb, err := pmetricotlp.NewExportRequestFromMetrics(md).MarshalProto()
@@ -197,4 +181,34 @@ func TestStartTwiceAndShutdownTwice(t *testing.T) {
 	defer cancel()
 	require.NoError(t, tr.Shutdown(ctx))
 	require.NoError(t, mr.Shutdown(ctx))
+}
+
+// What the generated lifecycle test would do (metadata.yaml says why it is
+// skipped there): per signal, create, Start, Shutdown, then again with a
+// second receiver of the same ID, with the default configuration.
+func TestLifecycleLikeGenerated(t *testing.T) {
+	requireRoot(t)
+	factory := NewFactory()
+	for _, tt := range []struct {
+		name     string
+		createFn func(ctx context.Context, set receiver.Settings, cfg component.Config) (component.Component, error)
+	}{
+		{"metrics", func(ctx context.Context, set receiver.Settings, cfg component.Config) (component.Component, error) {
+			return factory.CreateMetrics(ctx, set, cfg, consumertest.NewNop())
+		}},
+		{"traces", func(ctx context.Context, set receiver.Settings, cfg component.Config) (component.Component, error) {
+			return factory.CreateTraces(ctx, set, cfg, consumertest.NewNop())
+		}},
+	} {
+		t.Run(tt.name+"-lifecycle", func(t *testing.T) {
+			cfg := factory.CreateDefaultConfig()
+			host := componenttest.NewNopHost()
+			for range 2 {
+				r, err := tt.createFn(context.Background(), receivertest.NewNopSettings(metadata.Type), cfg)
+				require.NoError(t, err)
+				require.NoError(t, r.Start(context.Background(), host))
+				require.NoError(t, r.Shutdown(context.Background()))
+			}
+		})
+	}
 }

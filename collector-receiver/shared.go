@@ -9,7 +9,9 @@ import (
 
 // sharedReceivers maps a receiver ID to the one receiver that serves every
 // pipeline naming it, from its creation until its Shutdown (after which a
-// reloaded configuration gets a fresh one).
+// reloaded configuration gets a fresh one). It is what contrib's
+// internal/sharedcomponent does, which cannot be imported from outside
+// contrib (an `internal` package; the core's copy is internal too).
 type sharedReceivers struct {
 	mu sync.Mutex
 	m  map[component.ID]*ebpfReceiver

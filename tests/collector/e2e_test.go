@@ -290,13 +290,15 @@ service:
 	assert.Contains(t, out, "bogus_key")
 }
 
-// Go-side validation names the field and the allowed range.
+// The library's validation, run by the receiver's Validate, names every
+// key with its problem, under the collector's names.
 func TestInvalidConfigValue(t *testing.T) {
 	out := runCollectorExpectFailure(t, `
 receivers:
   ebpf:
     capture_size: 0
     ring_buffer_size: 5000
+    idle_timeout: 500ms
 exporters:
   debug: {}
 service:
@@ -304,8 +306,9 @@ service:
   pipelines:
     traces: {receivers: [ebpf], exporters: [debug]}
 `)
-	assert.Contains(t, out, "capture_size must be between 1 and 4096")
-	assert.Contains(t, out, "ring_buffer_size must be a power of two")
+	assert.Contains(t, out, "capture_size: must be between 1 bytes and 4096 bytes, not 0 bytes")
+	assert.Contains(t, out, "ring_buffer_size: must be a power of two, not 5000")
+	assert.Contains(t, out, "idle_timeout: must be between 1000 ms and 86400000 ms, not 500 ms")
 }
 
 // Without privileges the probes cannot load: the collector exits non-zero

@@ -188,15 +188,12 @@ service:
   telemetry:
     metrics:
       level: none
-  # Three pipelines name the same receiver: they must share one instance.
+  # Two pipelines name the same receiver: they must share one instance.
   pipelines:
     traces:
       receivers: [ebpf]
       exporters: [file]
     metrics:
-      receivers: [ebpf]
-      exporters: [debug]
-    logs:
       receivers: [ebpf]
       exporters: [debug]
 `

@@ -13,9 +13,11 @@ package native
 import "C"
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"runtime"
+	"sync"
 	"time"
 	"unsafe"
 )
@@ -40,12 +42,11 @@ const MaxConfigBytes = C.OTEL_EBPF_MAX_CONFIG_BYTES
 // Signal says which OTLP export request a batch holds.
 type Signal uint32
 
-// Signals of the C ABI (otel_ebpf_signal).
+// Signals of the C ABI (otel_ebpf_signal; 3 is reserved for logs).
 const (
 	SignalNone    Signal = 0
 	SignalTraces  Signal = 1
 	SignalMetrics Signal = 2
-	SignalLogs    Signal = 3
 )
 
 func (s Signal) String() string {
@@ -54,8 +55,6 @@ func (s Signal) String() string {
 		return "traces"
 	case SignalMetrics:
 		return "metrics"
-	case SignalLogs:
-		return "logs"
 	default:
 		return fmt.Sprintf("signal(%d)", uint32(s))
 	}
@@ -163,15 +162,107 @@ func New(configJSON []byte) (*Instance, error) {
 	return &Instance{ptr: ptr}, nil
 }
 
-// CheckConfig asks the library whether it accepts configJSON, without loading
-// anything into the kernel.
-func CheckConfig(configJSON []byte) error {
-	inst, err := New(configJSON)
-	if err != nil {
-		return err
-	}
-	return inst.Free()
+// Problem is one problem the library found in a configuration: the dotted
+// path of its key (library names: "batch.timeout_ms", "genai.providers[0].name";
+// empty for the whole document) and what is wrong.
+type Problem struct {
+	Key     string `json:"key"`
+	Message string `json:"message"`
 }
+
+// problemsBuffer is the first buffer ConfigProblems offers: most answers fit.
+var problemsBuffer = 64 << 10
+
+// ConfigProblems asks the library for every problem of configJSON, without
+// creating anything; none means it is valid.
+func ConfigProblems(configJSON []byte) ([]Problem, error) {
+	cfg := C.CString(string(configJSON))
+	defer C.free(unsafe.Pointer(cfg))
+	buf := make([]byte, problemsBuffer)
+	for {
+		var n C.size_t
+		code, err := call("otel_ebpf_config_problems", func() C.uint32_t {
+			return C.uint32_t(C.otel_ebpf_config_problems(cfg, (*C.char)(unsafe.Pointer(&buf[0])), C.size_t(len(buf)), &n))
+		})
+		if err != nil && code != resultConfig {
+			return nil, err
+		}
+		if int(n) >= len(buf) { // it did not fit: the library said how long it is
+			buf = make([]byte, int(n)+1)
+			continue
+		}
+		var problems []Problem
+		if err := json.Unmarshal(buf[:n], &problems); err != nil {
+			return nil, fmt.Errorf("otel_ebpf_config_problems: %w", err)
+		}
+		return problems, nil
+	}
+}
+
+// staticJSON is one of the library's static JSON strings.
+func staticJSON(op string, s *C.char) ([]byte, error) {
+	if s == nil {
+		return nil, fmt.Errorf("%s: the library could not make it (a bug)", op)
+	}
+	return []byte(C.GoString(s)), nil
+}
+
+// ConfigDefaults is the library's default configuration, as JSON with every key.
+func ConfigDefaults() ([]byte, error) {
+	return staticJSON("otel_ebpf_config_defaults", C.otel_ebpf_config_defaults())
+}
+
+// ConfigKey describes one key of the library's configuration
+// (otel_ebpf_config_keys).
+type ConfigKey struct {
+	Key         string `json:"key"`
+	Type        string `json:"type"`
+	Unit        string `json:"unit"`
+	Default     any    `json:"default"`
+	Description string `json:"description"`
+	Minimum     any    `json:"minimum"`
+	Maximum     any    `json:"maximum"`
+	MaxItems    any    `json:"max_items"`
+	ItemMinimum any    `json:"item_minimum"`
+	ItemMaximum any    `json:"item_maximum"`
+	Values      []any  `json:"values"`
+}
+
+// ConfigKeys lists every key of the library's configuration, sorted by key.
+func ConfigKeys() ([]ConfigKey, error) {
+	b, err := staticJSON("otel_ebpf_config_keys", C.otel_ebpf_config_keys())
+	if err != nil {
+		return nil, err
+	}
+	var keys []ConfigKey
+	if err := json.Unmarshal(b, &keys); err != nil {
+		return nil, fmt.Errorf("otel_ebpf_config_keys: %w", err)
+	}
+	return keys, nil
+}
+
+// CounterInfo describes one of the library's counters (otel_ebpf_counters).
+type CounterInfo struct {
+	Name        string `json:"name"`
+	Kind        string `json:"kind"` // "counter" (a total) or "gauge" (a current value)
+	Unit        string `json:"unit"`
+	Metric      string `json:"metric"`
+	Description string `json:"description"`
+}
+
+// Counters lists the library's counters, in the order Instance.Counters
+// reads them.
+var Counters = sync.OnceValues(func() ([]CounterInfo, error) {
+	b, err := staticJSON("otel_ebpf_counters", C.otel_ebpf_counters())
+	if err != nil {
+		return nil, err
+	}
+	var list []CounterInfo
+	if err := json.Unmarshal(b, &list); err != nil {
+		return nil, fmt.Errorf("otel_ebpf_counters: %w", err)
+	}
+	return list, nil
+})
 
 // Start checks privileges and kernel features, loads and attaches the probes
 // and starts the pipeline. It returns quickly.
@@ -246,52 +337,31 @@ func (i *Instance) Free() error {
 	return err
 }
 
-// Stats are the counters of an instance (otel_ebpf_stats).
-type Stats struct {
-	EventsRead     uint64
-	EventsLost     uint64 // events the kernel dropped (ring buffer or tables full)
-	SpansExported  uint64
-	BatchesDropped uint64
-	ParseErrors    uint64
-	Connections    uint64 // a gauge
-	DecodeErrors   uint64 // kernel events userspace could not decode
-	SpansDropped   uint64 // spans inside the dropped batches
-	StreamGaps     uint64 // holes in connections' event numbering (events lost mid-stream)
-	RequestsLost   uint64 // requests dropped unanswered because of those holes
-	Processes      uint64 // processes traced, a gauge
-	TLSLibraries   uint64 // files whose TLS functions carry uprobes
-	// TLSAttachErrors are TLS functions whose uprobes the kernel refused.
-	TLSAttachErrors uint64
-	// TLSNoSocket is TLS plaintext the kernel dropped: its socket was unknown.
-	TLSNoSocket     uint64
-	GenAICalls      uint64 // LLM API calls recognised
-	GenAIIncomplete uint64 // of those, calls whose bodies were not read in full
+// Counter is one counter's value.
+type Counter struct {
+	Name  string
+	Value uint64
 }
 
-// Stats reads the instance's counters.
-func (i *Instance) Stats() (Stats, error) {
-	var s C.otel_ebpf_stats
-	if _, err := call("otel_ebpf_stats_get_sized", func() C.uint32_t {
-		return C.uint32_t(C.otel_ebpf_stats_get_sized(i.ptr, &s, C.size_t(unsafe.Sizeof(s))))
-	}); err != nil {
-		return Stats{}, err
+// Counters reads the instance's counters, in the order of Counters().
+func (i *Instance) Counters() ([]Counter, error) {
+	infos, err := Counters()
+	if err != nil {
+		return nil, err
 	}
-	return Stats{
-		EventsRead:      uint64(s.events_read),
-		EventsLost:      uint64(s.events_lost),
-		SpansExported:   uint64(s.spans_exported),
-		BatchesDropped:  uint64(s.batches_dropped),
-		ParseErrors:     uint64(s.parse_errors),
-		Connections:     uint64(s.connections),
-		DecodeErrors:    uint64(s.decode_errors),
-		SpansDropped:    uint64(s.spans_dropped),
-		StreamGaps:      uint64(s.stream_gaps),
-		RequestsLost:    uint64(s.requests_lost),
-		Processes:       uint64(s.processes),
-		TLSLibraries:    uint64(s.tls_libraries),
-		TLSAttachErrors: uint64(s.tls_attach_errors),
-		TLSNoSocket:     uint64(s.tls_no_socket),
-		GenAICalls:      uint64(s.genai_calls),
-		GenAIIncomplete: uint64(s.genai_incomplete),
-	}, nil
+	values := make([]C.uint64_t, len(infos)+1)
+	var n C.size_t
+	if _, err := call("otel_ebpf_counters_get", func() C.uint32_t {
+		return C.uint32_t(C.otel_ebpf_counters_get(i.ptr, &values[0], C.size_t(len(values)), &n))
+	}); err != nil {
+		return nil, err
+	}
+	if int(n) != len(infos) {
+		return nil, fmt.Errorf("otel_ebpf_counters_get: %d values for %d counters", n, len(infos))
+	}
+	out := make([]Counter, len(infos))
+	for k, info := range infos {
+		out[k] = Counter{Name: info.Name, Value: uint64(values[k])}
+	}
+	return out, nil
 }

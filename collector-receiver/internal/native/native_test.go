@@ -55,20 +55,68 @@ func TestStoppedLifecycleWithoutStart(t *testing.T) {
 	assert.ErrorIs(t, err, ErrState)
 	require.NoError(t, inst.Stop())
 	require.NoError(t, inst.Stop())
-	st, err := inst.Stats()
+	counters, err := inst.Counters()
 	require.NoError(t, err)
-	assert.Equal(t, Stats{}, st, "an instance that never started counts nothing")
+	infos, err := Counters()
+	require.NoError(t, err)
+	require.Len(t, counters, len(infos))
+	for k, c := range counters {
+		assert.Equal(t, Counter{Name: infos[k].Name}, c, "an instance that never started counts nothing")
+	}
 	require.NoError(t, inst.Free())
-	_, err = inst.Stats()
+	_, err = inst.Counters()
 	assert.ErrorIs(t, err, ErrNull, "after Free the handle is gone")
+}
+
+func TestCounterList(t *testing.T) {
+	infos, err := Counters()
+	require.NoError(t, err)
+	require.NotEmpty(t, infos)
+	assert.Equal(t, CounterInfo{
+		Name: "events_read", Kind: "counter", Unit: "{event}", Metric: "ebpf_receiver.events.read",
+		Description: "Events read from the kernel ring buffers.",
+	}, infos[0])
+	for _, c := range infos {
+		assert.Contains(t, []string{"counter", "gauge"}, c.Kind, c.Name)
+	}
+}
+
+func TestConfigProblems(t *testing.T) {
+	problems, err := ConfigProblems([]byte(`{}`))
+	require.NoError(t, err)
+	assert.Empty(t, problems)
+	problems, err = ConfigProblems([]byte(`{"capture_size": 0, "bogus": true}`))
+	require.NoError(t, err)
+	require.Len(t, problems, 2)
+	assert.Equal(t, "bogus", problems[0].Key)
+	assert.Equal(t, Problem{Key: "capture_size", Message: "must be between 1 bytes and 4096 bytes, not 0 bytes"}, problems[1])
+	// Larger than the first buffer: asked again with the size the library gave.
+	defer func(n int) { problemsBuffer = n }(problemsBuffer)
+	problemsBuffer = 16
+	again, err := ConfigProblems([]byte(`{"capture_size": 0, "bogus": true}`))
+	require.NoError(t, err)
+	assert.Equal(t, problems, again)
+}
+
+func TestConfigDefaultsAndKeys(t *testing.T) {
+	b, err := ConfigDefaults()
+	require.NoError(t, err)
+	assert.Contains(t, string(b), `"capture_size":1024`)
+	keys, err := ConfigKeys()
+	require.NoError(t, err)
+	require.NotEmpty(t, keys)
+	assert.Equal(t, "batch.max_spans", keys[0].Key)
 }
 
 // Configurations over the size limit are refused unread, with the limit in the message.
 func TestConfigSizeLimit(t *testing.T) {
 	at := []byte("{" + strings.Repeat(" ", MaxConfigBytes-2) + "}")
-	require.NoError(t, CheckConfig(at))
+	problems, err := ConfigProblems(at)
+	require.NoError(t, err)
+	assert.Empty(t, problems)
 	over := append([]byte("{ "), at[1:]...)
-	err := CheckConfig(over)
-	require.ErrorIs(t, err, ErrConfig)
-	assert.Contains(t, err.Error(), "at most 4194304")
+	problems, err = ConfigProblems(over)
+	require.NoError(t, err)
+	require.Len(t, problems, 1)
+	assert.Contains(t, problems[0].Message, "at most 4194304")
 }
