@@ -162,12 +162,13 @@ class Collector:
 
     kind = "collector"
 
-    def __init__(self, work):
+    def __init__(self, work, env=None):
         conf = os.path.join(work, "otelcol.yaml")
         with open(conf, "w") as f:
             f.write(COLLECTOR_CONFIG)
         self.log = open(os.path.join(work, "otelcol.log"), "w")
-        self.proc = subprocess.Popen([COLLECTOR, "--config", conf], stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen([COLLECTOR, "--config", conf], stdout=self.log, stderr=subprocess.STDOUT,
+                                     env={**os.environ, **(env or {})})
         self.pid = self.proc.pid
         # Started once its maps exist and it logs that it is ready.
         end = time.time() + 60

@@ -18,7 +18,7 @@ default configuration and nginx (one worker) as the server:
 
 usage: bench/memory.py [--hosts lib,collector] [--hold 10000] [--short 1000000]
                        [--settle 10] [--after 60] [--conns 32] [--order short,hold]
-                       [--short-rounds 1] [--json FILE]
+                       [--short-rounds 1] [--collector-env GOMEMLIMIT=64MiB] [--json FILE]
 Needs root, nginx, go, bpftool; builds bench_host with cargo.
 """
 import argparse
@@ -88,7 +88,7 @@ def short_phase(host, res, args, port, loadgen, sampler):
         res["samples"].append(snapshot(host, f"right after them{tag}"))
         res["maps_after_short"] = b.bpf_maps(host.pid)
         waited = 0
-        for mark in sorted({10, args.after // 2, args.after}):
+        for mark in sorted({10, args.after // 2, args.after} | set(args.marks)):
             time.sleep(mark - waited)
             waited = mark
             res["samples"].append(snapshot(host, f"{mark}s after them{tag}"))
@@ -97,7 +97,8 @@ def short_phase(host, res, args, port, loadgen, sampler):
 
 
 def run_host(kind, args, work, port, loadgen):
-    host = b.Host(100000, "{}", report_ms=500) if kind == "lib" else b.Collector(work)
+    env = dict(kv.split("=", 1) for kv in args.collector_env)
+    host = b.Host(100000, "{}", report_ms=500) if kind == "lib" else b.Collector(work, env)
     sampler = b.Sampler(host.pid)
     res = {"host": kind, "samples": []}
     try:
@@ -171,6 +172,10 @@ def main():
     ap.add_argument("--after", type=int, default=60)
     ap.add_argument("--order", default="short,hold", help="phases after idle: short,hold or hold,short")
     ap.add_argument("--short-rounds", type=int, default=1, help="repeat the short connections (growth per round)")
+    ap.add_argument("--marks", type=int, nargs="*", default=[],
+                    help="more seconds after the short connections to sample RSS at (up to --after)")
+    ap.add_argument("--collector-env", action="append", default=[], metavar="NAME=VALUE",
+                    help="environment of the collector host, e.g. GOMEMLIMIT=64MiB (repeatable)")
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--json")
     args = ap.parse_args()
