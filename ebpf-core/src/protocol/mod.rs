@@ -6,6 +6,9 @@
 pub mod genai;
 pub mod http1;
 pub mod http2;
+pub mod kafka;
+pub(crate) mod lenframe;
+pub mod mqtt;
 pub mod mysql;
 pub mod postgres;
 pub mod sql;
