@@ -225,9 +225,12 @@ impl Framer {
         }
         // A head completed by the chunk's last captured byte.
         if !self.in_body && self.head_len > 0 {
-            if let Head::Frame { head_len, body_len } = (self.head_fn)(&self.head[..self.head_len]) {
-                if head_len == self.head_len {
-                    self.start_body(body_len, ts, on);
+            match (self.head_fn)(&self.head[..self.head_len]) {
+                Head::Frame { head_len, body_len } if head_len == self.head_len => self.start_body(body_len, ts, on),
+                Head::Need(n) if n > self.head_len && n <= MAX_HEAD => {}
+                _ => {
+                    self.reset();
+                    return Outcome::Garbage;
                 }
             }
         }
@@ -325,8 +328,9 @@ mod tests {
                 fr.body.get(4, 2).is_none(),
             ))
         };
-        assert_eq!(f.feed(&[0, 20, 1, 2], 2, 1, &mut on), Outcome::Framed);
-        assert_eq!(f.feed(&[10, 11], 14, 2, &mut on), Outcome::Framed);
+        // Body bytes 0-1 captured, 2-9 not; 10-11 captured, 12-19 not.
+        assert_eq!(f.feed(&[0, 20, 1, 2], 8, 1, &mut on), Outcome::Framed);
+        assert_eq!(f.feed(&[10, 11], 8, 2, &mut on), Outcome::Framed);
         assert_eq!(seen, Some((Some(vec![1, 2]), Some(vec![10, 11]), true)));
     }
 }
