@@ -8,6 +8,7 @@ pub mod http1;
 pub mod http2;
 pub mod kafka;
 pub(crate) mod lenframe;
+pub mod mongodb;
 pub mod mqtt;
 pub mod mysql;
 pub mod postgres;

@@ -207,7 +207,7 @@ impl MqttParser {
             return false;
         }
         if !decided {
-            if complete && head.len() < FIRST_BYTES {
+            if complete && head.len() < FIRST_BYTES && !whole_packet(&head) {
                 self.first = head;
             } else {
                 self.state = State::Done;
@@ -519,6 +519,15 @@ impl Conn {
             MqttStatus::Unknown
         }
     }
+}
+
+/// Whether `b` holds a whole packet (so that a CONNECT check on it is final).
+fn whole_packet(b: &[u8]) -> bool {
+    (2..=b.len().min(5)).any(|n| match packet::head(&b[..n]) {
+        Head::Frame { head_len, body_len } => (b.len() - head_len) as u64 >= body_len,
+        Head::Bad => true,
+        Head::Need(_) => false,
+    })
 }
 
 /// Whether a chunk (`data` captured of `total` bytes) is well-formed packets

@@ -69,3 +69,50 @@ pub(super) fn describe(op: &MqttOperation) -> String {
     };
     s
 }
+
+fn feed_all(p: &mut MqttParser, packets: &[(bool, &[u8])]) -> Vec<MqttOperation> {
+    let mut out = Vec::new();
+    for (i, (client, b)) in packets.iter().enumerate() {
+        let direction = if *client { crate::protocol::Direction::Egress } else { crate::protocol::Direction::Ingress };
+        p.feed(&Chunk { ts_ns: i as u64 + 1, direction, data: b, total_len: b.len() as u64 }, &mut out);
+    }
+    out
+}
+
+/// MQTT 5 packets built from the specification: a topic alias set on one
+/// PUBLISH and used alone on the next; a SUBACK refusing a filter.
+#[test]
+fn topic_aliases_and_refused_subscriptions() {
+    let connect = b"\x10\x10\x00\x04MQTT\x05\x02\x00\x3c\x00\x00\x03dev";
+    let connack = b"\x20\x03\x00\x00\x00";
+    // PUBLISH QoS 0 "a/b" with alias 7 (property 0x23), payload "x".
+    let first = b"\x30\x0a\x00\x03a/b\x03\x23\x00\x07x";
+    // PUBLISH QoS 0, empty topic, alias 7, payload "yz".
+    let second = b"\x30\x08\x00\x00\x03\x23\x00\x07yz";
+    // SUBSCRIBE #1 "s/#" QoS 1; SUBACK #1 reason 0x87 (not authorized).
+    let subscribe = b"\x82\x09\x00\x01\x00\x00\x03s/#\x01";
+    let suback = b"\x90\x04\x00\x01\x00\x87";
+    let mut p = MqttParser::new();
+    let ops = feed_all(
+        &mut p,
+        &[(true, connect), (false, connack), (true, first), (true, second), (true, subscribe), (false, suback)],
+    );
+    assert_eq!(
+        ops.iter().map(describe).collect::<Vec<_>>(),
+        [
+            "CONNECT sent dev ok",
+            "PUBLISH sent a/b q0 size=1 dev unknown",
+            "PUBLISH sent a/b q0 size=2 dev unknown",
+            "SUBSCRIBE sent s/# q1 #1 dev error=0x87",
+        ]
+    );
+}
+
+#[test]
+fn other_protocols_are_not_mqtt() {
+    for first in [&b"GET / HTTP/1.1\r\n\r\n"[..], b"\x10\x02\x00\x00", b"\x30\x05\x00\x01a\x00\x00"] {
+        let mut p = MqttParser::new();
+        assert!(feed_all(&mut p, &[(true, first)]).is_empty());
+        assert!(p.is_done(), "{first:?}");
+    }
+}

@@ -1,0 +1,131 @@
+mod fixtures;
+
+use crate::protocol::sql::fixture::{direction, Segment};
+use crate::protocol::{Chunk, Role};
+
+use super::{MongoOperation, MongoParser, MongoStatus};
+
+/// Timestamps are `SEG_NS * (segment + 1) + piece`, plus `CONN_NS * connection`.
+pub(super) const SEG_NS: u64 = 1_000_000;
+pub(super) const CONN_NS: u64 = 1_000_000_000_000;
+
+/// Plays each connection of a recording through its own parser, from
+/// `role`'s side, each segment split by `split` and truncated to `capture`.
+pub(super) fn play(
+    conns: &[Vec<Segment>],
+    role: Role,
+    capture: usize,
+    split: &mut dyn FnMut(usize, usize) -> Vec<usize>,
+) -> (Vec<MongoOperation>, u64) {
+    let mut out = Vec::new();
+    let mut unanswered = 0;
+    for (c, segs) in conns.iter().enumerate() {
+        let mut p = MongoParser::new();
+        for (i, seg) in segs.iter().enumerate() {
+            let dir = direction(seg, role);
+            let mut at = 0;
+            for (k, len) in split(i, seg.bytes.len()).into_iter().enumerate() {
+                let piece = &seg.bytes[at..at + len];
+                at += len;
+                let data = &piece[..piece.len().min(capture)];
+                let ts = CONN_NS * c as u64 + SEG_NS * (i as u64 + 1) + k as u64;
+                p.feed(&Chunk { ts_ns: ts, direction: dir, data, total_len: len as u64 }, &mut out);
+            }
+        }
+        p.close(&mut out);
+        unanswered += p.unanswered();
+    }
+    (out, unanswered)
+}
+
+pub(super) fn whole(_: usize, len: usize) -> Vec<usize> {
+    vec![len]
+}
+
+/// `command db.collection [batch=N] [docs=N] STATUS`.
+pub(super) fn describe(op: &MongoOperation) -> String {
+    let mut s = op.command.as_deref().unwrap_or("?").to_string();
+    s += &format!(" {}.{}", op.database.as_deref().unwrap_or("-"), op.collection.as_deref().unwrap_or("-"));
+    if let Some(n) = op.batch_size {
+        s += &format!(" batch={n}");
+    }
+    if let Some(n) = op.returned_documents {
+        s += &format!(" docs={n}");
+    }
+    if op.compressed {
+        s += " compressed";
+    }
+    s += &match &op.status {
+        MongoStatus::Ok => " ok".to_string(),
+        MongoStatus::Unknown => " unknown".to_string(),
+        MongoStatus::Error { code, code_name } => {
+            format!(" error={}/{}", code.map_or("-".into(), |c| c.to_string()), code_name.as_deref().unwrap_or("-"))
+        }
+    };
+    s
+}
+
+/// A message: header (length, requestID, responseTo, opCode) and body.
+fn message(request_id: i32, response_to: i32, op: i32, body: &[u8]) -> Vec<u8> {
+    let mut m = Vec::new();
+    m.extend_from_slice(&(16 + body.len() as i32).to_le_bytes());
+    m.extend_from_slice(&request_id.to_le_bytes());
+    m.extend_from_slice(&response_to.to_le_bytes());
+    m.extend_from_slice(&op.to_le_bytes());
+    m.extend_from_slice(body);
+    m
+}
+
+fn feed_all(p: &mut MongoParser, msgs: &[(bool, Vec<u8>)]) -> Vec<MongoOperation> {
+    let mut out = Vec::new();
+    for (i, (client, m)) in msgs.iter().enumerate() {
+        let direction = if *client { crate::protocol::Direction::Egress } else { crate::protocol::Direction::Ingress };
+        p.feed(&Chunk { ts_ns: i as u64 + 1, direction, data: m, total_len: m.len() as u64 }, &mut out);
+    }
+    out
+}
+
+/// OP_COMPRESSED (as a driver negotiating zlib sends it; the compressed
+/// bytes are not read): counted, matched, without a command.
+#[test]
+fn compressed_messages_are_counted_not_read() {
+    let mut body = Vec::new();
+    body.extend_from_slice(&super::OP_MSG.to_le_bytes());
+    body.extend_from_slice(&100i32.to_le_bytes()); // uncompressed size
+    body.push(2); // zlib
+    body.extend_from_slice(&[0x78, 0x9c, 1, 2, 3, 4]);
+    let req = message(9, 0, super::OP_COMPRESSED, &body);
+    let resp = message(77, 9, super::OP_COMPRESSED, &body);
+    let ops = feed_all(&mut MongoParser::new(), &[(true, req), (false, resp)]);
+    assert_eq!(ops.iter().map(describe).collect::<Vec<_>>(), ["? -.- compressed unknown"]);
+    assert_eq!(ops[0].op_code, super::OP_COMPRESSED);
+}
+
+/// An OP_MSG with moreToCome (an unacknowledged write) gets no reply.
+#[test]
+fn more_to_come_requests_complete_when_sent() {
+    let mut doc = Vec::new();
+    doc.extend_from_slice(b"\x02insert\0\x07\0\0\0orders\0\x02$db\0\x05\0\0\0shop\0\0");
+    let mut body = 2u32.to_le_bytes().to_vec();
+    body.push(0);
+    body.extend_from_slice(&(4 + doc.len() as i32).to_le_bytes());
+    body.extend_from_slice(&doc);
+    let mut p = MongoParser::new();
+    let ops = feed_all(&mut p, &[(true, message(5, 0, super::OP_MSG, &body))]);
+    assert_eq!(ops.iter().map(describe).collect::<Vec<_>>(), ["insert shop.orders unknown"]);
+    assert_eq!((ops[0].start_ns, ops[0].end_ns), (1, 1));
+    p.close(&mut Vec::new());
+    assert_eq!(p.unanswered(), 0);
+}
+
+#[test]
+fn other_protocols_are_not_mongodb() {
+    for first in
+        [&b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"[..], &[0u8; 40][..], b"\x10\0\0\0\x01\0\0\0\x07\0\0\0\xdd\x07\0\0"]
+    {
+        let mut p = MongoParser::new();
+        let ops = feed_all(&mut p, &[(true, first.to_vec())]);
+        assert!(ops.is_empty());
+        assert!(p.is_done() || first.len() < 96, "{first:?}");
+    }
+}
