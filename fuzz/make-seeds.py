@@ -57,6 +57,13 @@ def main():
         if f.endswith(".segments"):
             name = f[: -len(".segments")]
             open(f"fuzz/corpus/http2_parser/{name}", "wb").write(b"\x00" + http_seed(name, "http2"))
+    # The messaging decoders: each recorded connection (NAME.cN) in the same framing.
+    for folder, target in (("kafka", "kafka_parser"), ("mongodb", "mongodb_parser"), ("mqtt", "mqtt_parser")):
+        os.makedirs(f"fuzz/corpus/{target}", exist_ok=True)
+        for f in sorted(os.listdir(f"{FIX}/{folder}")):
+            if f.endswith(".segments"):
+                name = f[: -len(".segments")]
+                open(f"fuzz/corpus/{target}/{name}", "wb").write(http_seed(name, folder))
     events = open(f"{FIX}/events/python_curl.bin", "rb").read()
     for target in ("pipeline", "event_decode"):
         os.makedirs(f"fuzz/corpus/{target}", exist_ok=True)

@@ -30,6 +30,10 @@ pkg postgresql || need+=(postgresql)
 have pgbench || need+=(postgresql-contrib)
 have mariadbd || need+=(mariadb-server)
 have mysql || need+=(mariadb-client)
+# Messaging suites (tests/src/messaging.rs): an MQTT broker and clients, a Kafka client.
+have mosquitto || need+=(mosquitto)
+have mosquitto_pub || need+=(mosquitto-clients)
+have kcat || need+=(kcat)
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
@@ -43,16 +47,20 @@ if [ ${#need[@]} -gt 0 ]; then
   # Debian starts nginx on install; the tests run their own instances.
   (systemctl disable --now nginx || service nginx stop || nginx -s stop) >/dev/null 2>&1 || true
   # Likewise the database servers: the suites start theirs on free ports.
-  for svc in postgresql mariadb; do
+  for svc in postgresql mariadb mosquitto; do
     (systemctl disable --now "$svc" || service "$svc" stop) >/dev/null 2>&1 || true
   done
 fi
 
-# Python drivers the database suites use as clients (PyPI).
+# Python drivers the database and messaging suites use as clients (PyPI).
 py_need=()
 python3 -c 'import psycopg' 2>/dev/null || py_need+=(psycopg)
 python3 -c 'import pymysql' 2>/dev/null || py_need+=(PyMySQL)
 python3 -c 'import mysql.connector' 2>/dev/null || py_need+=(mysql-connector-python)
+# Messaging clients.
+python3 -c 'import paho.mqtt' 2>/dev/null || py_need+=(paho-mqtt)
+python3 -c 'import pymongo' 2>/dev/null || py_need+=(pymongo)
+python3 -c 'import kafka' 2>/dev/null || py_need+=(kafka-python)
 if [ ${#py_need[@]} -gt 0 ]; then
   echo "deps: pip installing ${py_need[*]}"
   python3 -m pip --version >/dev/null 2>&1 || apt-get install -y -qq --no-install-recommends python3-pip >/dev/null

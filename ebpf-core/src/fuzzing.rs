@@ -153,6 +153,9 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("postgres_parser", postgres_parser),
     ("mysql_parser", mysql_parser),
     ("sql_text", sql_text),
+    ("kafka_parser", kafka_parser),
+    ("mongodb_parser", mongodb_parser),
+    ("mqtt_parser", mqtt_parser),
 ];
 
 /// Chunks framed as for `http1_parser` (flags bit 2: events were lost
@@ -234,6 +237,73 @@ pub fn sql_text(data: &[u8]) {
             if !data.contains(&b'"') && !data.contains(&b'`') {
                 assert!(!q.text.contains('\''), "a quote survived in {:?}", q.text);
             }
+        }
+    }
+}
+
+/// The Kafka parser on a chunk sequence (see `db_chunks`), as if followed
+/// from the connection's start and as if joined mid-stream.
+pub fn kafka_parser(data: &[u8]) {
+    use crate::protocol::kafka::{KafkaParser, TopicNames};
+    use crate::protocol::Role;
+    let names = Arc::new(TopicNames::new());
+    for joined in [None, Some(Role::Client), Some(Role::Server)] {
+        let mut p = match joined {
+            None => KafkaParser::new(names.clone()),
+            Some(role) => KafkaParser::joined(names.clone(), role),
+        };
+        let mut out = Vec::new();
+        let ts = db_chunks(data, |chunk, close| match (chunk, close) {
+            (Some(c), _) => p.feed(c, &mut out),
+            (None, false) => p.gap(),
+            (None, true) => p.close(&mut out),
+        });
+        for op in &out {
+            assert!(op.start_ns <= op.end_ns && op.end_ns <= ts, "timestamps out of range: {op:?}");
+            assert!(op.topic.as_ref().is_none_or(|t| t.len() <= 249), "topic not bounded");
+            assert!(op.client_id.as_ref().is_none_or(|t| t.len() <= 128), "client id not bounded");
+        }
+    }
+    assert!(names.len() <= crate::protocol::kafka::MAX_TOPIC_IDS);
+}
+
+/// The MongoDB parser on a chunk sequence (see `db_chunks`).
+pub fn mongodb_parser(data: &[u8]) {
+    use crate::protocol::mongodb::MongoParser;
+    use crate::protocol::Role;
+    for joined in [None, Some(Role::Client), Some(Role::Server)] {
+        let mut p = joined.map_or_else(MongoParser::new, MongoParser::joined);
+        let mut out = Vec::new();
+        let ts = db_chunks(data, |chunk, close| match (chunk, close) {
+            (Some(c), _) => p.feed(c, &mut out),
+            (None, false) => p.gap(),
+            (None, true) => p.close(&mut out),
+        });
+        for op in &out {
+            assert!(op.start_ns <= op.end_ns && op.end_ns <= ts, "timestamps out of range: {op:?}");
+            for name in [&op.command, &op.collection, &op.database].into_iter().flatten() {
+                assert!(name.len() <= 255 && !name.contains('\0'), "name not bounded: {name:?}");
+            }
+        }
+    }
+}
+
+/// The MQTT parser on a chunk sequence (see `db_chunks`).
+pub fn mqtt_parser(data: &[u8]) {
+    use crate::protocol::mqtt::{MqttParser, MAX_TOPIC_BYTES};
+    use crate::protocol::Role;
+    for joined in [None, Some(Role::Client), Some(Role::Server)] {
+        let mut p = joined.map_or_else(MqttParser::new, MqttParser::joined);
+        let mut out = Vec::new();
+        let ts = db_chunks(data, |chunk, close| match (chunk, close) {
+            (Some(c), _) => p.feed(c, &mut out),
+            (None, false) => p.gap(),
+            (None, true) => p.close(&mut out),
+        });
+        for op in &out {
+            assert!(op.start_ns <= op.end_ns && op.end_ns <= ts, "timestamps out of range: {op:?}");
+            assert!(op.topic.as_ref().is_none_or(|t| t.len() <= MAX_TOPIC_BYTES), "topic not bounded");
+            assert!(op.qos.is_none_or(|q| q <= 2), "QoS out of range");
         }
     }
 }

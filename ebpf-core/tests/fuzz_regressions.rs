@@ -59,4 +59,39 @@ fn entry_points_accept_real_inputs() {
     framed.extend_from_slice(&[1, resp.len() as u8, 0]);
     framed.extend_from_slice(resp);
     ebpf_core::fuzzing::http1_parser(&framed);
+    // Every recorded Kafka, MongoDB and MQTT connection.
+    for (dir, run) in [
+        ("kafka", ebpf_core::fuzzing::kafka_parser as fn(&[u8])),
+        ("mongodb", ebpf_core::fuzzing::mongodb_parser),
+        ("mqtt", ebpf_core::fuzzing::mqtt_parser),
+    ] {
+        for entry in std::fs::read_dir(fixtures.join(dir)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "segments") {
+                run(&framed_recording(&path));
+            }
+        }
+    }
+}
+
+/// A recording (`NAME.segments` and its `.req.bin`/`.resp.bin`) in the
+/// database parsers' fuzz framing (`[flags][len][uncaptured][bytes]`,
+/// flags bit 0: egress), as `fuzz/make-seeds.py` writes the seeds.
+fn framed_recording(segments: &Path) -> Vec<u8> {
+    let stem = segments.to_str().unwrap().strip_suffix(".segments").unwrap();
+    let req = std::fs::read(format!("{stem}.req.bin")).unwrap();
+    let resp = std::fs::read(format!("{stem}.resp.bin")).unwrap();
+    let (mut r, mut s) = (0, 0);
+    let mut out = Vec::new();
+    for line in std::fs::read_to_string(segments).unwrap().lines() {
+        let (dir, n) = line.split_once(' ').unwrap();
+        let n: usize = n.parse().unwrap();
+        let (src, at, flags) = if dir == ">" { (&req, &mut r, 0u8) } else { (&resp, &mut s, 1u8) };
+        for piece in src[*at..*at + n].chunks(255) {
+            out.extend_from_slice(&[flags, piece.len() as u8, 0]);
+            out.extend_from_slice(piece);
+        }
+        *at += n;
+    }
+    out
 }

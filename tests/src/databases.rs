@@ -49,7 +49,7 @@ pub fn mariadb() -> &'static DbServer {
     MY.get_or_init(start_mariadb)
 }
 
-fn run(cmd: &mut Command) {
+pub(crate) fn run(cmd: &mut Command) {
     let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     assert!(
         out.status.success(),
@@ -61,7 +61,7 @@ fn run(cmd: &mut Command) {
 
 /// Spawns `cmd` from a thread that lives as long as the process, so that
 /// PR_SET_PDEATHSIG kills it when the test process ends.
-fn spawn_for_process_lifetime(mut cmd: Command) -> u32 {
+pub(crate) fn spawn_for_process_lifetime(mut cmd: Command) -> u32 {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         // SAFETY: prctl is async-signal-safe; nothing else runs in the child before exec.
@@ -235,7 +235,7 @@ fn start_mariadb() -> DbServer {
 
 /// A directory for this process's server of `kind`; those of test
 /// processes that are gone (the servers died with them) are removed first.
-fn process_dir(kind: &str) -> PathBuf {
+pub(crate) fn process_dir(kind: &str) -> PathBuf {
     let tmp = std::env::temp_dir();
     let prefix = format!("otel-ebpf-db-{kind}-");
     if let Ok(entries) = std::fs::read_dir(&tmp) {

@@ -50,7 +50,7 @@ use crate::protocol::Role;
 pub use apis::Api;
 pub use errors::error_name;
 pub use parser::{looks_like_request, KafkaParser};
-pub use topics::TopicNames;
+pub use topics::{TopicNames, MAX_TOPIC_IDS};
 
 /// Requests waiting for their responses at once on one connection
 /// (clients cap this: 5 by default for producers, a few for consumers).

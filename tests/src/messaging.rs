@@ -1,0 +1,248 @@
+//! Real messaging servers for the Kafka, MongoDB and MQTT suites, each
+//! started once per test process in a temp dir on a free port, dying with
+//! the process (see `databases.rs`):
+//! - Kafka: franz-go's `kfake` broker (`tests/go/kafka/broker`), with the
+//!   franz-go client beside it (`tests/go/kafka/client`), both built from
+//!   the Go module proxy into `target/test-bins/`; `kcat` (Debian) and
+//!   `kafka-python` (PyPI) as other clients.
+//! - MongoDB: FerretDB 1.24 with its SQLite backend, built from the Go
+//!   module proxy into `target/test-bins/ferretdb` (FerretDB needs its
+//!   `build/version/version.txt` written before `go build`, which the module
+//!   cache cannot hold, so the module is copied first); `pymongo` (PyPI).
+//! - MQTT: `mosquitto` (Debian) with an anonymous listener and one that
+//!   requires a password (user `app`, password `app-password`);
+//!   `mosquitto_pub`/`mosquitto_sub` (Debian) and `paho-mqtt` (PyPI).
+//!
+//! Measured on the 2-core dev machine: kfake starts in ~0.05 s (its two
+//! Go programs build in ~40 s from a cold cache, ~1 s cached); FerretDB
+//! starts in ~0.3 s (its build takes ~3 min cold, nothing once
+//! `target/test-bins/ferretdb` exists); mosquitto starts in ~0.05 s.
+
+use std::net::TcpStream;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use crate::databases::{process_dir, run, spawn_for_process_lifetime};
+use crate::util::{free_port, repo_root, target_dir, wait_until, which};
+
+/// The FerretDB version built.
+pub const FERRETDB_VERSION: &str = "v1.24.0";
+
+/// The MQTT listener's user and password (the anonymous listener needs none).
+pub const MQTT_USER: &str = "app";
+pub const MQTT_PASSWORD: &str = "app-password";
+
+/// A running messaging server.
+#[derive(Debug)]
+pub struct MsgServer {
+    pub port: u16,
+    /// MQTT only: the listener that requires a password.
+    pub auth_port: Option<u16>,
+    pub pid: u32,
+    pub dir: PathBuf,
+    /// How long building (or finding the cached build) took.
+    pub build: Duration,
+    /// How long starting until it accepted connections took.
+    pub start: Duration,
+}
+
+/// The kfake Kafka broker, started once.
+pub fn kafka() -> &'static MsgServer {
+    static K: OnceLock<MsgServer> = OnceLock::new();
+    K.get_or_init(start_kafka)
+}
+
+/// FerretDB (MongoDB wire protocol), started once.
+pub fn ferretdb() -> &'static MsgServer {
+    static F: OnceLock<MsgServer> = OnceLock::new();
+    F.get_or_init(start_ferretdb)
+}
+
+/// mosquitto, started once.
+pub fn mosquitto() -> &'static MsgServer {
+    static M: OnceLock<MsgServer> = OnceLock::new();
+    M.get_or_init(start_mosquitto)
+}
+
+fn go() -> PathBuf {
+    which("go").unwrap_or_else(|| PathBuf::from("/usr/local/go/bin/go"))
+}
+
+fn bin_dir() -> PathBuf {
+    let dir = target_dir().join("test-bins");
+    std::fs::create_dir_all(&dir).expect("create target/test-bins");
+    dir
+}
+
+/// Builds the Go programs of `tests/go/kafka` (broker and client) once per
+/// test process; `go build` itself skips what is up to date.
+pub fn kafka_binaries() -> &'static (PathBuf, PathBuf) {
+    static BINS: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
+    BINS.get_or_init(|| {
+        let out = bin_dir().join(format!(".kafka.{}", std::process::id()));
+        std::fs::create_dir_all(&out).expect("create build dir");
+        run(Command::new(go())
+            .args(["build", "-trimpath", "-o"])
+            .arg(format!("{}/", out.display()))
+            .args(["./broker", "./client"])
+            .current_dir(repo_root().join("tests/go/kafka"))
+            .env("CGO_ENABLED", "0")
+            .env("GOFLAGS", "-mod=mod"));
+        // Rename into place: concurrent test processes never see a half-written binary.
+        let bins = (bin_dir().join("kafka-broker"), bin_dir().join("kafka-client"));
+        std::fs::rename(out.join("broker"), &bins.0).expect("rename broker");
+        std::fs::rename(out.join("client"), &bins.1).expect("rename client");
+        let _ = std::fs::remove_dir_all(&out);
+        bins
+    })
+}
+
+fn start_kafka() -> MsgServer {
+    let t0 = Instant::now();
+    let (broker, _) = kafka_binaries();
+    let build = t0.elapsed();
+    let dir = process_dir("kafka");
+    let port = free_port();
+    let log = dir.join("broker.log");
+    let t1 = Instant::now();
+    let mut cmd = Command::new(broker);
+    cmd.args(["-port", &port.to_string()])
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&log).expect("log"))
+        .stderr(Stdio::null());
+    let pid = spawn_for_process_lifetime(cmd);
+    let ready =
+        wait_until(Duration::from_secs(30), || std::fs::read_to_string(&log).ok().filter(|l| l.starts_with("ready")));
+    assert!(ready.is_some(), "the kfake broker did not start; see {}", log.display());
+    MsgServer { port, auth_port: None, pid, dir, build, start: t1.elapsed() }
+}
+
+/// Builds FerretDB into `target/test-bins/ferretdb` unless it is there.
+pub fn ferretdb_binary() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let bin = bin_dir().join(format!("ferretdb-{FERRETDB_VERSION}"));
+        if bin.exists() {
+            return bin;
+        }
+        let work = bin_dir().join(format!(".ferretdb.{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&work);
+        std::fs::create_dir_all(&work).expect("create build dir");
+        let module = format!("github.com/FerretDB/FerretDB@{FERRETDB_VERSION}");
+        let out = Command::new(go())
+            .args(["mod", "download", "-json", &module])
+            .current_dir(&work)
+            .env("GOFLAGS", "-mod=mod")
+            .output()
+            .expect("run go mod download");
+        assert!(out.status.success(), "go mod download {module}: {}", String::from_utf8_lossy(&out.stderr));
+        let info: serde_json::Value = serde_json::from_slice(&out.stdout).expect("go mod download -json");
+        let src = info["Dir"].as_str().expect("module Dir");
+        let copy = work.join("src");
+        run(Command::new("cp").arg("-r").arg(src).arg(&copy));
+        run(Command::new("chmod").arg("-R").arg("u+w").arg(&copy));
+        std::fs::write(copy.join("build/version/version.txt"), format!("{FERRETDB_VERSION}\n")).expect("version.txt");
+        let tmp = work.join("ferretdb");
+        run(Command::new(go())
+            .args(["build", "-trimpath", "-o"])
+            .arg(&tmp)
+            .arg("./cmd/ferretdb")
+            .current_dir(&copy)
+            .env("CGO_ENABLED", "0"));
+        std::fs::rename(&tmp, &bin).expect("rename ferretdb");
+        let _ = std::fs::remove_dir_all(&work);
+        bin
+    })
+    .clone()
+}
+
+fn accepts(port: u16) -> Option<()> {
+    TcpStream::connect(("127.0.0.1", port)).ok().map(|_| ())
+}
+
+fn start_ferretdb() -> MsgServer {
+    let t0 = Instant::now();
+    let bin = ferretdb_binary();
+    let build = t0.elapsed();
+    let dir = process_dir("ferretdb");
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).expect("create data dir");
+    let port = free_port();
+    let t1 = Instant::now();
+    let mut cmd = Command::new(bin);
+    cmd.arg("--handler=sqlite")
+        .arg(format!("--sqlite-url=file:{}/", data.display()))
+        .arg(format!("--listen-addr=127.0.0.1:{port}"))
+        .args(["--telemetry=disable", "--log-level=warn", "--debug-addr=-", "--state-dir"])
+        .arg(&dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("ferretdb.log")).expect("log"));
+    let pid = spawn_for_process_lifetime(cmd);
+    let ready = wait_until(Duration::from_secs(30), || accepts(port));
+    assert!(ready.is_some(), "FerretDB did not start; see {}", dir.join("ferretdb.log").display());
+    MsgServer { port, auth_port: None, pid, dir, build, start: t1.elapsed() }
+}
+
+fn start_mosquitto() -> MsgServer {
+    let mosquitto = which("mosquitto").expect("mosquitto not found (Debian package mosquitto; run `make deps`)");
+    let dir = process_dir("mosquitto");
+    let (port, auth_port) = (free_port(), free_port());
+    let passwd = dir.join("passwd");
+    std::fs::write(&passwd, "").expect("passwd");
+    std::fs::set_permissions(&passwd, std::fs::Permissions::from_mode(0o600)).expect("chmod passwd");
+    let t0 = Instant::now();
+    run(Command::new(which("mosquitto_passwd").expect("mosquitto_passwd"))
+        .args(["-b"])
+        .arg(&passwd)
+        .args([MQTT_USER, MQTT_PASSWORD]));
+    let build = t0.elapsed();
+    // `user root`: as root, mosquitto would otherwise drop to its own user,
+    // which cannot read the password file in this directory.
+    let conf = format!(
+        "per_listener_settings true\nuser root\n\
+         listener {port} 127.0.0.1\nallow_anonymous true\n\
+         listener {auth_port} 127.0.0.1\nallow_anonymous false\npassword_file {}\n",
+        passwd.display()
+    );
+    std::fs::write(dir.join("mosquitto.conf"), conf).expect("mosquitto.conf");
+    let t1 = Instant::now();
+    let mut cmd = Command::new(mosquitto);
+    cmd.arg("-c")
+        .arg(dir.join("mosquitto.conf"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("mosquitto.log")).expect("log"));
+    let pid = spawn_for_process_lifetime(cmd);
+    let ready = wait_until(Duration::from_secs(30), || accepts(port).and_then(|()| accepts(auth_port)));
+    assert!(ready.is_some(), "mosquitto did not start; see {}", dir.join("mosquitto.log").display());
+    MsgServer { port, auth_port: Some(auth_port), pid, dir, build, start: t1.elapsed() }
+}
+
+/// Runs the franz-go client (`tests/go/kafka/client`) against the broker:
+/// `args` as its usage says (`produce N BATCH`, `consume N`, `errors`).
+/// Returns its stdout; panics if it fails.
+pub fn franz_client(topic: &str, group: Option<&str>, args: &[&str]) -> String {
+    let (_, client) = kafka_binaries();
+    let mut cmd = Command::new(client);
+    cmd.args(["-brokers", &format!("127.0.0.1:{}", kafka().port), "-topic", topic]);
+    if let Some(g) = group {
+        cmd.args(["-group", g]);
+    }
+    output(cmd.args(args))
+}
+
+/// Runs a command to completion; its stdout, or a panic with its output.
+pub fn output(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
