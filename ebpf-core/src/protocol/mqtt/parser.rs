@@ -482,6 +482,9 @@ impl Conn {
         while i < b.len() {
             let Some((filter, next)) = string_at(b, i) else { break };
             let qos = if options == 1 { b.get(next).map(|o| o & 3) } else { None };
+            if qos == Some(3) {
+                return None; // A malformed packet (QoS 3 does not exist).
+            }
             if count == 0 {
                 op.topic = Some(CompactString::from(topic_text(filter)?));
                 op.qos = qos;
