@@ -12,6 +12,8 @@ pub mod mongodb;
 pub mod mqtt;
 pub mod mysql;
 pub mod postgres;
+pub(crate) mod prefix;
+pub mod redis;
 pub mod sql;
 
 /// Which way bytes moved, seen from the traced process.
