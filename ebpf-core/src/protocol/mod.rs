@@ -8,11 +8,14 @@ pub mod http1;
 pub mod http2;
 pub mod kafka;
 pub(crate) mod lenframe;
+pub mod memcached;
 pub mod mongodb;
 pub mod mqtt;
 pub mod mysql;
 pub mod postgres;
 pub(crate) mod prefix;
+#[cfg(test)]
+pub(crate) mod recorded;
 pub mod redis;
 pub mod sql;
 

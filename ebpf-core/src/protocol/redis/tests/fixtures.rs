@@ -4,99 +4,18 @@
 //! recorded, split at every byte and at random points, from both sides, and
 //! truncated at capture sizes.
 
-use std::io::Read;
-
 use super::run;
+use crate::protocol::recorded::{whole, Fixture, SEG_NS};
 use crate::protocol::redis::{Outcome, RedisCounters, RedisOperation, RedisParser, Transaction};
-use crate::protocol::{Direction, Role};
-
-/// Timestamps are `SEG_NS * (segment + 1) + piece`, so any split of a
-/// recorded segment keeps it recognisable as `ts / SEG_NS - 1`.
-pub(super) const SEG_NS: u64 = 1_000_000;
-
-pub(super) struct Fixture {
-    pub req: Vec<u8>,
-    pub resp: Vec<u8>,
-    pub segments: Vec<(bool, usize)>,
-}
-
-const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/redis/");
-
-pub(super) fn load(name: &'static str) -> Fixture {
-    let read = |suffix: &str| std::fs::read(format!("{DIR}{name}{suffix}"));
-    let req = read(".req.bin").unwrap_or_else(|e| panic!("{name}.req.bin: {e}"));
-    let resp = match read(".resp.bin") {
-        Ok(b) => b,
-        Err(_) => {
-            let gz = read(".resp.bin.gz").unwrap_or_else(|e| panic!("{name}.resp.bin(.gz): {e}"));
-            let mut out = Vec::new();
-            flate2::read::GzDecoder::new(&gz[..]).read_to_end(&mut out).expect("gunzip");
-            out
-        }
-    };
-    let text = String::from_utf8(read(".segments").expect("segments")).expect("utf-8 segments");
-    let segments = text
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            let (dir, n) = l.split_once(' ').unwrap_or_else(|| panic!("{name}: bad segment line {l:?}"));
-            (dir == ">", n.parse().unwrap_or_else(|_| panic!("{name}: bad segment line {l:?}")))
-        })
-        .collect::<Vec<_>>();
-    let (rq, rs): (usize, usize) =
-        segments.iter().fold((0, 0), |(a, b), &(r, n)| if r { (a + n, b) } else { (a, b + n) });
-    assert_eq!((rq, rs), (req.len(), resp.len()), "{name}: segments do not add up to the recorded bytes");
-    Fixture { req, resp, segments }
-}
-
-/// One chunk as the probes would report it.
-pub(super) type Step<'a> = (Direction, u64, &'a [u8], u64);
-
-impl Fixture {
-    /// One chunk per recorded segment, each cut to `capture` bytes, and
-    /// within each segment split at `splits` offsets.
-    pub(super) fn steps(
-        &self,
-        role: Role,
-        capture: usize,
-        split: &dyn Fn(usize, usize) -> Vec<usize>,
-    ) -> Vec<Step<'_>> {
-        let (mut rq, mut rs) = (0, 0);
-        let mut out = Vec::new();
-        for (seg, &(request, n)) in self.segments.iter().enumerate() {
-            let bytes = if request { &self.req[rq..rq + n] } else { &self.resp[rs..rs + n] };
-            if request {
-                rq += n;
-            } else {
-                rs += n;
-            }
-            let dir = match (role, request) {
-                (Role::Server, true) | (Role::Client, false) => Direction::Ingress,
-                _ => Direction::Egress,
-            };
-            let mut cuts = split(seg, n);
-            cuts.retain(|&c| c > 0 && c < n);
-            cuts.sort_unstable();
-            cuts.dedup();
-            let mut start = 0;
-            for (piece, end) in cuts.into_iter().chain([n]).enumerate() {
-                let syscall = &bytes[start..end];
-                let seen = &syscall[..syscall.len().min(capture)];
-                out.push((dir, SEG_NS * (seg as u64 + 1) + piece as u64, seen, syscall.len() as u64));
-                start = end;
-            }
-        }
-        out
-    }
-}
-
-pub(super) fn whole(_: usize, _: usize) -> Vec<usize> {
-    Vec::new()
-}
+use crate::protocol::Role;
 
 /// A compact view of an operation for assertions: name (with subcommand),
 /// args, outcome, transaction, and the segments its request and reply
 /// started in.
+pub(super) fn load(name: &str) -> Fixture {
+    Fixture::load("redis", name)
+}
+
 pub(super) fn summary(op: &RedisOperation) -> String {
     let mut s = op.command.as_deref().unwrap_or("?").to_string();
     if let Some(sub) = &op.subcommand {
