@@ -39,10 +39,12 @@ def main():
     # The database parsers: their recordings in the same chunk framing; the
     # SQL text target: every query the client side of those recordings sent.
     os.makedirs("fuzz/corpus/sql_text", exist_ok=True)
-    for folder, target in (("postgres", "postgres_parser"), ("mysql", "mysql_parser")):
+    for folder, target in (("postgres", "postgres_parser"), ("mysql", "mysql_parser"), ("redis", "redis_parser"),
+                           ("memcached", "memcached_parser")):
         os.makedirs(f"fuzz/corpus/{target}", exist_ok=True)
         for f in sorted(os.listdir(f"{FIX}/{folder}")):
-            if f.endswith(".segments"):
+            # A gzipped recording (redis-cli's 170 KB COMMAND DOCS) is too big to start from.
+            if f.endswith(".segments") and os.path.exists(f"{FIX}/{folder}/{f[:-len('.segments')]}.resp.bin"):
                 name = f[: -len(".segments")]
                 open(f"fuzz/corpus/{target}/{name}", "wb").write(http_seed(name, folder))
     for folder in ("postgres", "mysql"):

@@ -156,6 +156,8 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("kafka_parser", kafka_parser),
     ("mongodb_parser", mongodb_parser),
     ("mqtt_parser", mqtt_parser),
+    ("redis_parser", redis_parser),
+    ("memcached_parser", memcached_parser),
 ];
 
 /// Chunks framed as for `http1_parser` (flags bit 2: events were lost
@@ -304,6 +306,59 @@ pub fn mqtt_parser(data: &[u8]) {
             assert!(op.start_ns <= op.end_ns && op.end_ns <= ts, "timestamps out of range: {op:?}");
             assert!(op.topic.as_ref().is_none_or(|t| t.len() <= MAX_TOPIC_BYTES), "topic not bounded");
             assert!(op.qos.is_none_or(|q| q <= 2), "QoS out of range");
+        }
+    }
+}
+
+/// The Redis parser on a chunk sequence (see `db_chunks`), as if joined
+/// mid-stream and as if followed from the connection's start: every
+/// operation's times are in range, and nothing but short names is kept.
+pub fn redis_parser(data: &[u8]) {
+    use crate::protocol::redis::RedisParser;
+    use crate::protocol::Role;
+    for start in [None, Some(Role::Client), Some(Role::Server)] {
+        let mut p = start.map_or_else(RedisParser::new, |role| RedisParser::from_start(Some(role)));
+        let mut out = Vec::new();
+        let ts = db_chunks(data, |chunk, close| match (chunk, close) {
+            (Some(c), _) => {
+                let _ = p.feed(c, &mut out);
+            }
+            (None, false) => {
+                p.gap(&mut out);
+            }
+            (None, true) => p.close(u64::MAX, &mut out),
+        });
+        for op in &out {
+            assert!(op.request_start_ns <= op.request_end_ns && op.request_end_ns <= ts, "request times: {op:?}");
+            assert!(op.response_start_ns.is_none_or(|t| t <= ts), "response start: {op:?}");
+            assert!(op.command.as_ref().is_none_or(|c| c.len() <= 40), "name not bounded");
+            assert!(op.subcommand.as_ref().is_none_or(|c| c.len() <= 32), "subcommand not bounded");
+            assert!(op.error_code().is_none_or(|c| c.len() <= 24), "error code not bounded");
+        }
+    }
+}
+
+/// The memcached parser on a chunk sequence (see `db_chunks`), with the
+/// role inferred and given.
+pub fn memcached_parser(data: &[u8]) {
+    use crate::protocol::memcached::MemcachedParser;
+    use crate::protocol::Role;
+    for role in [None, Some(Role::Client), Some(Role::Server)] {
+        let mut p = MemcachedParser::with_role(role);
+        let mut out = Vec::new();
+        let ts = db_chunks(data, |chunk, close| match (chunk, close) {
+            (Some(c), _) => {
+                let _ = p.feed(c, &mut out);
+            }
+            (None, false) => {
+                p.gap(&mut out);
+            }
+            (None, true) => p.close(u64::MAX, &mut out),
+        });
+        for op in &out {
+            assert!(op.request_start_ns <= op.request_end_ns && op.request_end_ns <= ts, "request times: {op:?}");
+            assert!(op.response_start_ns.is_none_or(|t| t <= ts), "response start: {op:?}");
+            assert!(op.command.as_ref().is_none_or(|c| c.len() <= 16), "name not bounded");
         }
     }
 }

@@ -51,6 +51,17 @@ fn entry_points_accept_real_inputs() {
         framed.extend_from_slice(bytes);
     }
     ebpf_core::fuzzing::http2_parser(&framed);
+    // A command and its reply, in the same framing.
+    let mut redis = vec![1, 14, 0];
+    redis.extend_from_slice(b"*1\r\n$4\r\nPING\r\n");
+    redis.extend_from_slice(&[0, 7, 0]);
+    redis.extend_from_slice(b"+PONG\r\n");
+    ebpf_core::fuzzing::redis_parser(&redis);
+    let mut mc = vec![1, 7, 0];
+    mc.extend_from_slice(b"get k\r\n");
+    mc.extend_from_slice(&[0, 5, 0]);
+    mc.extend_from_slice(b"END\r\n");
+    ebpf_core::fuzzing::memcached_parser(&mc);
     // A GET and its response, in the http1_parser framing.
     let req = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
     let resp = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi";
