@@ -34,6 +34,11 @@ have mysql || need+=(mariadb-client)
 have mosquitto || need+=(mosquitto)
 have mosquitto_pub || need+=(mosquitto-clients)
 have kcat || need+=(kcat)
+# Key/value suites (tests/src/kv.rs): redis-server and memcached, redis-cli, nc.
+have redis-server || need+=(redis-server)
+have redis-cli || need+=(redis-tools)
+have memcached || need+=(memcached)
+have nc || need+=(netcat-openbsd)
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
@@ -47,12 +52,12 @@ if [ ${#need[@]} -gt 0 ]; then
   # Debian starts nginx on install; the tests run their own instances.
   (systemctl disable --now nginx || service nginx stop || nginx -s stop) >/dev/null 2>&1 || true
   # Likewise the database servers: the suites start theirs on free ports.
-  for svc in postgresql mariadb mosquitto; do
+  for svc in postgresql mariadb mosquitto redis-server memcached; do
     (systemctl disable --now "$svc" || service "$svc" stop) >/dev/null 2>&1 || true
   done
 fi
 
-# Python drivers the database and messaging suites use as clients (PyPI).
+# Python drivers the database, messaging and key/value suites use as clients (PyPI).
 py_need=()
 python3 -c 'import psycopg' 2>/dev/null || py_need+=(psycopg)
 python3 -c 'import pymysql' 2>/dev/null || py_need+=(PyMySQL)
@@ -61,6 +66,8 @@ python3 -c 'import mysql.connector' 2>/dev/null || py_need+=(mysql-connector-pyt
 python3 -c 'import paho.mqtt' 2>/dev/null || py_need+=(paho-mqtt)
 python3 -c 'import pymongo' 2>/dev/null || py_need+=(pymongo)
 python3 -c 'import kafka' 2>/dev/null || py_need+=(kafka-python)
+python3 -c 'import redis' 2>/dev/null || py_need+=(redis)
+python3 -c 'import pymemcache' 2>/dev/null || py_need+=(pymemcache)
 if [ ${#py_need[@]} -gt 0 ]; then
   echo "deps: pip installing ${py_need[*]}"
   python3 -m pip --version >/dev/null 2>&1 || apt-get install -y -qq --no-install-recommends python3-pip >/dev/null

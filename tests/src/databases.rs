@@ -104,7 +104,7 @@ fn postgres_bin() -> PathBuf {
     versions.pop().expect("no /usr/lib/postgresql/*/bin/postgres")
 }
 
-fn user_ids(name: &str) -> (u32, u32) {
+pub(crate) fn user_ids(name: &str) -> (u32, u32) {
     let passwd = std::fs::read_to_string("/etc/passwd").expect("read /etc/passwd");
     passwd
         .lines()
@@ -113,7 +113,7 @@ fn user_ids(name: &str) -> (u32, u32) {
             (f.first() == Some(&name)).then(|| (f[2].parse().ok(), f[3].parse().ok()))
         })
         .and_then(|(u, g)| Some((u?, g?)))
-        .unwrap_or_else(|| panic!("no user {name} (installed by the postgresql package)"))
+        .unwrap_or_else(|| panic!("no user {name} in /etc/passwd (postgres comes with the postgresql package)"))
 }
 
 fn start_postgres() -> DbServer {
