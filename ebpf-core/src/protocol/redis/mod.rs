@@ -18,7 +18,7 @@ mod sniff;
 #[cfg(test)]
 mod tests;
 
-pub use operation::{Outcome, RedisCounters, RedisOperation, ReplyKind, Transaction};
+pub use operation::{Outcome, RedisCounters, RedisOperation, ReplyKind, Transaction, MAX_QUERY_PLACEHOLDERS};
 pub use parser::RedisParser;
 pub use sniff::looks_like_command;
 

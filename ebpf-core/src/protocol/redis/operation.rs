@@ -50,7 +50,33 @@ pub struct RedisOperation {
     pub response_bytes: u64,
 }
 
+/// Most `?` placeholders `write_query_text` writes; more arguments end in `...`.
+pub const MAX_QUERY_PLACEHOLDERS: u64 = 32;
+
 impl RedisOperation {
+    /// `db.query.text` as the conventions want it for Redis (the CLI's
+    /// syntax, literals redacted), with every argument redacted: `SET ? ?`,
+    /// `CLIENT SETNAME ?`, `MSET ? ? ? ? ...` past `MAX_QUERY_PLACEHOLDERS`.
+    /// Keys are arguments too: they carry user data (`session:<token>`,
+    /// `user:<email>`), so none is written. Nothing when the command's name
+    /// was not captured.
+    pub fn write_query_text(&self, out: &mut String) {
+        let Some(command) = &self.command else { return };
+        out.push_str(command);
+        let mut args = self.args;
+        if let Some(sub) = &self.subcommand {
+            out.push(' ');
+            out.push_str(sub);
+            args = args.saturating_sub(1);
+        }
+        for _ in 0..args.min(MAX_QUERY_PLACEHOLDERS) {
+            out.push_str(" ?");
+        }
+        if args > MAX_QUERY_PLACEHOLDERS {
+            out.push_str(" ...");
+        }
+    }
+
     /// The error code of an error reply (its first word, e.g. `WRONGTYPE`).
     pub fn error_code(&self) -> Option<&str> {
         match &self.outcome {

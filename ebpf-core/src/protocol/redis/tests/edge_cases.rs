@@ -362,3 +362,29 @@ fn outcome_helpers() {
     assert_eq!((op.request_bytes, op.response_bytes), (29, 36));
     let _ = (ReplyKind::Null, Transaction::Executed);
 }
+
+#[test]
+fn query_text_redacts_every_argument() {
+    let mset: Vec<String> = (0..40).map(|i| format!("k{i}")).collect();
+    let mut mset_args = vec!["MSET"];
+    mset_args.extend(mset.iter().map(String::as_str));
+    let req = [
+        cmd(&["SET", "user:alice@example.com", "4111111111111111"]),
+        cmd(&["CLIENT", "SETNAME", "checkout"]),
+        cmd(&["PING"]),
+        cmd(&mset_args),
+    ]
+    .concat();
+    let r = talk(RedisParser::new(), &[(C, &req), (S, b"+OK\r\n+OK\r\n+PONG\r\n+OK\r\n")]);
+    let texts: Vec<String> = r
+        .out
+        .iter()
+        .map(|op| {
+            let mut s = String::new();
+            op.write_query_text(&mut s);
+            s
+        })
+        .collect();
+    let forty = format!("MSET{} ...", " ?".repeat(32));
+    assert_eq!(texts, ["SET ? ?", "CLIENT SETNAME ?", "PING", forty.as_str()]);
+}
