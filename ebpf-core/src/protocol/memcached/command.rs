@@ -200,14 +200,15 @@ impl Garbage {
 }
 
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant, reason = "one per command, by value: boxing would allocate per command")]
 pub(super) enum Step {
     NeedMore,
-    Done { consumed: usize, command: Box<Command> },
+    Done { consumed: usize, command: Command },
 }
 
 #[derive(Debug)]
 pub(super) struct Loss {
-    pub command: Option<Box<Command>>,
+    pub command: Option<Command>,
     pub unframed: bool,
 }
 
@@ -330,10 +331,10 @@ impl CommandFramer {
         }
     }
 
-    fn finish(&mut self, ts: u64) -> Box<Command> {
+    fn finish(&mut self, ts: u64) -> Command {
         self.state = State::Idle;
         self.cmd.end_ns = ts;
-        Box::new(std::mem::take(&mut self.cmd))
+        std::mem::take(&mut self.cmd)
     }
 
     fn line_byte(&mut self, b: u8) {

@@ -126,7 +126,7 @@ impl Pending {
 
 #[derive(Debug)]
 enum Entry {
-    Op(Box<Pending>),
+    Op(Pending),
     Skipped(u64),
     Unknown,
 }
@@ -146,7 +146,7 @@ pub struct MemcachedParser {
     awaiting: usize,
     /// The awaiting command's multi-line reply (VALUEs, STATs) has begun.
     in_reply: bool,
-    cut_line: Option<Box<Line>>,
+    cut_line: Option<Line>,
     framed_any: bool,
     last_reply_ts: u64,
     counters: MemcachedCounters,
@@ -355,13 +355,13 @@ impl MemcachedParser {
                 CommandStep::NeedMore => break,
                 CommandStep::Done { consumed, command } => {
                     data = &data[consumed..];
-                    self.on_command(*command);
+                    self.on_command(command);
                 }
             }
         }
         let loss = self.commands.lose(uncaptured, ts);
         if let Some(command) = loss.command {
-            self.on_command(*command);
+            self.on_command(command);
         }
         if loss.unframed {
             self.counters.resyncs += 1;
@@ -375,7 +375,7 @@ impl MemcachedParser {
         match self.reply_sync {
             Sync::Framed => {}
             Sync::Unframed => {
-                if let Some(cut) = self.cut_line.as_deref_mut() {
+                if let Some(cut) = self.cut_line.as_mut() {
                     cut.bytes += data.len() as u64 + uncaptured;
                 }
                 self.last_reply_ts = ts;
@@ -403,7 +403,7 @@ impl MemcachedParser {
                 ReplyStep::NeedMore => break,
                 ReplyStep::Done { consumed, line } => {
                     data = &data[consumed..];
-                    self.on_line(*line)?;
+                    self.on_line(line)?;
                 }
             }
         }
@@ -412,9 +412,9 @@ impl MemcachedParser {
         }
         match self.replies.lose(uncaptured, ts) {
             ReplyLoss::None => {}
-            ReplyLoss::Completed(line) => self.on_line(*line)?,
+            ReplyLoss::Completed(line) => self.on_line(line)?,
             ReplyLoss::AfterLine { line, rest } => {
-                self.on_line(*line)?;
+                self.on_line(line)?;
                 // After a VALUE's block a retrieval goes on with another
                 // VALUE line and block (15 bytes at least) or ends with
                 // END: five lost bytes can only be its END.
@@ -460,7 +460,7 @@ impl MemcachedParser {
                 || matches!(cmd.kind, Kind::Store | Kind::Delete | Kind::Arith | Kind::Touch | Kind::Simple));
         let pending =
             Pending { op, kind: cmd.kind, flags: cmd.flags, opaque: cmd.opaque, key: cmd.key, uncertain, done };
-        self.push(Entry::Op(Box::new(pending)));
+        self.push(Entry::Op(pending));
     }
 
     fn push(&mut self, entry: Entry) {
@@ -657,7 +657,7 @@ impl MemcachedParser {
             && matches!(self.queue.get(self.awaiting), Some(Entry::Op(p)) if matches!(p.kind, Kind::Get { .. }))
     }
 
-    fn go_unframed(&mut self, cut: Option<Box<Line>>) {
+    fn go_unframed(&mut self, cut: Option<Line>) {
         self.counters.resyncs += 1;
         self.reply_sync = Sync::Unframed;
         self.cut_line = cut;

@@ -157,24 +157,26 @@ impl Garbage {
 }
 
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant, reason = "one per reply line, by value: boxing would allocate per line")]
 pub(super) enum Step {
     NeedMore,
-    Done { consumed: usize, line: Box<Line> },
+    Done { consumed: usize, line: Line },
 }
 
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant, reason = "at most one per chunk, by value")]
 pub(super) enum Loss {
     /// Counted inside a data block (or it ended exactly): still framed.
     None,
     /// The lost bytes ended this line's data block, then `rest` more bytes
     /// were lost.
-    AfterLine { line: Box<Line>, rest: u64 },
+    AfterLine { line: Line, rest: u64 },
     /// The block ended exactly with the lost bytes.
-    Completed(Box<Line>),
+    Completed(Line),
     /// Lost between lines.
     Unframed,
     /// Lost inside a line (or its block's header): what was seen of it.
-    Cut(Box<Line>),
+    Cut(Line),
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -303,10 +305,10 @@ impl ReplyFramer {
         }
     }
 
-    fn finish(&mut self, ts: u64) -> Box<Line> {
+    fn finish(&mut self, ts: u64) -> Line {
         self.state = State::Idle;
         self.line.end_ns = ts;
-        Box::new(std::mem::take(&mut self.line))
+        std::mem::take(&mut self.line)
     }
 
     fn line_byte(&mut self, b: u8) {

@@ -62,11 +62,12 @@ impl Garbage {
 
 /// Progress on one chunk.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant, reason = "one per command, by value: boxing would allocate per command")]
 pub(super) enum Step {
     /// All of the data was consumed without finishing a command.
     NeedMore,
     /// A command ended after `consumed` bytes.
-    Done { consumed: usize, command: Box<Command> },
+    Done { consumed: usize, command: Command },
 }
 
 /// What bytes past the capture did to the framing.
@@ -74,7 +75,7 @@ pub(super) enum Step {
 pub(super) struct Loss {
     /// The command the lost bytes ended (`cut` false), or cut short
     /// (`cut` true: its end was among them).
-    pub command: Option<Box<Command>>,
+    pub command: Option<Command>,
     /// After that, an unknown number of further commands may have been in
     /// the lost bytes: the stream is no longer framed.
     pub unframed: bool,
@@ -229,7 +230,7 @@ impl CommandFramer {
                         continue;
                     }
                     self.cmd.end_ns = ts;
-                    return Ok(Step::Done { consumed: i, command: Box::new(std::mem::take(&mut self.cmd)) });
+                    return Ok(Step::Done { consumed: i, command: std::mem::take(&mut self.cmd) });
                 }
             }
         }
@@ -275,7 +276,7 @@ impl CommandFramer {
         self.state = State::Idle;
         self.cmd.cut = true;
         self.cmd.end_ns = ts;
-        Loss { command: Some(Box::new(std::mem::take(&mut self.cmd))), unframed: true }
+        Loss { command: Some(std::mem::take(&mut self.cmd)), unframed: true }
     }
 
     /// Reads a count/length line; returns bytes used and, once the line
@@ -297,7 +298,7 @@ impl CommandFramer {
 
     /// An argument's bytes and CRLF are all in: the command is complete
     /// after its last one.
-    fn end_arg(&mut self, ts: u64) -> Option<Box<Command>> {
+    fn end_arg(&mut self, ts: u64) -> Option<Command> {
         self.arg += 1;
         self.args_left -= 1;
         if self.args_left > 0 {
@@ -306,7 +307,7 @@ impl CommandFramer {
         }
         self.state = State::Idle;
         self.cmd.end_ns = ts;
-        Some(Box::new(std::mem::take(&mut self.cmd)))
+        Some(std::mem::take(&mut self.cmd))
     }
 
     fn inline_byte(&mut self, line: &mut Inline, b: u8) {

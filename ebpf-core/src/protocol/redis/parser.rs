@@ -184,7 +184,7 @@ struct Pending {
 
 #[derive(Debug)]
 enum Entry {
-    Op(Box<Pending>),
+    Op(Pending),
     /// Commands counted but not kept (past `MAX_PENDING`): each takes a reply.
     Skipped(u64),
     /// An unknown number of commands in bytes past the capture.
@@ -225,7 +225,7 @@ pub struct RedisParser {
     /// The database index when EXEC's reply started (its elements may SELECT).
     exec_db: Option<Option<u32>>,
     /// The reply the capture cut, while its stretch is unframed.
-    cut_reply: Option<Box<Reply>>,
+    cut_reply: Option<Reply>,
     /// Database index in effect, when known.
     db: Option<u32>,
     resp3: bool,
@@ -492,7 +492,7 @@ impl RedisParser {
                 CommandStep::NeedMore => break,
                 CommandStep::Done { consumed, command } => {
                     data = &data[consumed..];
-                    self.on_command(*command);
+                    self.on_command(command);
                 }
             }
         }
@@ -501,7 +501,7 @@ impl RedisParser {
         }
         let loss = self.commands.lose(uncaptured, ts);
         if let Some(command) = loss.command {
-            self.on_command(*command);
+            self.on_command(command);
         }
         if loss.unframed {
             self.counters.resyncs += 1;
@@ -517,7 +517,7 @@ impl RedisParser {
             Sync::Framed => {}
             Sync::Unframed => {
                 self.last_reply_ts = ts;
-                if let Some(cut) = self.cut_reply.as_deref_mut() {
+                if let Some(cut) = self.cut_reply.as_mut() {
                     cut.bytes += data.len() as u64 + uncaptured;
                 }
                 return Ok(());
@@ -545,7 +545,7 @@ impl RedisParser {
                 ReplyStep::NeedMore => break,
                 ReplyStep::Done { consumed, reply } => {
                     data = &data[consumed..];
-                    self.on_reply(*reply)?;
+                    self.on_reply(reply)?;
                 }
                 ReplyStep::Element { consumed, element } => {
                     data = &data[consumed..];
@@ -558,9 +558,9 @@ impl RedisParser {
         }
         match self.replies.lose(uncaptured, ts) {
             ReplyLoss::None => {}
-            ReplyLoss::Completed(reply) => self.on_reply(*reply)?,
+            ReplyLoss::Completed(reply) => self.on_reply(reply)?,
             ReplyLoss::AfterReply(reply) => {
-                self.on_reply(*reply)?;
+                self.on_reply(reply)?;
                 self.go_unframed(None);
             }
             ReplyLoss::Unframed => self.go_unframed(None),
@@ -642,7 +642,7 @@ impl RedisParser {
         }
         let replication = is(b"SYNC") || is(b"PSYNC");
         let op = operation(&cmd, self.role.unwrap_or(Role::Client), self.db);
-        let mut pending = Box::new(Pending { op, special, in_multi, tx: self.tx, progress: Progress::Awaiting });
+        let mut pending = Pending { op, special, in_multi, tx: self.tx, progress: Progress::Awaiting };
         if !answered {
             pending.op.outcome = Outcome::NoReply;
             pending.op.response_end_ns = pending.op.request_end_ns;
@@ -931,7 +931,7 @@ impl RedisParser {
 
     /// Bytes past the capture hid where replies end; `cut` is what was seen
     /// of the reply they cut.
-    fn go_unframed(&mut self, cut: Option<Box<Reply>>) {
+    fn go_unframed(&mut self, cut: Option<Reply>) {
         self.counters.resyncs += 1;
         self.reply_sync = Sync::Unframed;
         self.cut_reply = cut;

@@ -192,12 +192,13 @@ impl Garbage {
 
 /// Progress on one chunk.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant, reason = "one per reply, by value: boxing would allocate per reply")]
 pub(super) enum Step {
     NeedMore,
     /// A top-level value ended after `consumed` bytes.
     Done {
         consumed: usize,
-        reply: Box<Reply>,
+        reply: Reply,
     },
     /// An element of the top-level aggregate ended after `consumed` bytes
     /// (only when asked for with `want_elements`).
@@ -209,18 +210,19 @@ pub(super) enum Step {
 
 /// What bytes past the capture did to the framing.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant, reason = "at most one per chunk, by value")]
 pub(super) enum Loss {
     /// Counted inside a string body: still framed.
     None,
     /// The lost bytes held the end of the value in progress and more after
     /// it: `reply` is complete, then the stream is unframed.
-    AfterReply(Box<Reply>),
+    AfterReply(Reply),
     /// The lost bytes ended a value exactly: still framed.
-    Completed(Box<Reply>),
+    Completed(Reply),
     /// Lost between values: unframed.
     Unframed,
     /// Lost inside a value: what was seen of it, then unframed.
-    Cut(Box<Reply>),
+    Cut(Reply),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -259,7 +261,7 @@ pub(super) struct ReplyFramer {
     /// The line or string in progress, first bytes.
     peek: Prefix<PEEK>,
     /// The top-level value in progress, once started.
-    reply: Option<Box<Reply>>,
+    reply: Option<Reply>,
     /// Which string body is being peeked at (an error, a first element).
     peeking: bool,
     /// The top-level value's type has been seen (attributes come before it).
@@ -268,7 +270,7 @@ pub(super) struct ReplyFramer {
     pub want_elements: bool,
     /// The top-level value that the last reported element completed: the
     /// next step returns it.
-    deferred: Option<Box<Reply>>,
+    deferred: Option<Reply>,
 }
 
 impl Default for ReplyFramer {
@@ -310,7 +312,7 @@ impl ReplyFramer {
         }
         let mut i = 0;
         while i < data.len() {
-            let reply = self.reply.get_or_insert_with(|| Box::new(Reply { start_ns: ts, ..Reply::default() }));
+            let reply = self.reply.get_or_insert_with(|| Reply { start_ns: ts, ..Reply::default() });
             match self.state {
                 State::Type => {
                     let b = data[i];
@@ -425,7 +427,7 @@ impl ReplyFramer {
         if n == 0 {
             return Loss::None;
         }
-        let Some(reply) = self.reply.as_deref_mut() else {
+        let Some(reply) = self.reply.as_mut() else {
             return Loss::Unframed;
         };
         if let State::Body { left } = self.state {
@@ -449,7 +451,7 @@ impl ReplyFramer {
                 // The string ended with the lost bytes; the next value starts after them.
                 return Loss::None;
             }
-            if let Some(reply) = self.reply.as_deref_mut() {
+            if let Some(reply) = self.reply.as_mut() {
                 reply.bytes += n - left;
             }
         } else if let State::ChunkBody { left } = self.state {
@@ -557,7 +559,7 @@ impl ReplyFramer {
                 // End of the streamed aggregate on top of the stack.
                 self.depth -= 1;
                 let t = self.stack[self.depth].kind;
-                if let Some(reply) = self.reply.as_deref_mut() {
+                if let Some(reply) = self.reply.as_mut() {
                     if self.depth == 0 && t != b'|' {
                         reply.len = Some(reply.elements);
                     }
@@ -577,7 +579,7 @@ impl ReplyFramer {
         if self.depth != 0 {
             return;
         }
-        if let Some(reply) = self.reply.as_deref_mut() {
+        if let Some(reply) = self.reply.as_mut() {
             reply.len = len;
             reply.kind_known = true;
             if null {
@@ -605,7 +607,7 @@ impl ReplyFramer {
         // Inside an aggregate: note what the top-level value needs.
         if self.depth == 1 && self.stack[0].kind != b'|' {
             let index = self.stack[0].index;
-            if let Some(reply) = self.reply.as_deref_mut() {
+            if let Some(reply) = self.reply.as_mut() {
                 if index == 0 && (peeking || t == b'+') && t != b'!' {
                     reply.first = peeked;
                 }
@@ -644,7 +646,7 @@ impl ReplyFramer {
         }
         frame.index += 1;
         if self.depth == 1 && frame.kind != b'|' {
-            if let Some(reply) = self.reply.as_deref_mut() {
+            if let Some(reply) = self.reply.as_mut() {
                 reply.elements += 1;
             }
         }
