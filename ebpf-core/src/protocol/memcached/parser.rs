@@ -248,11 +248,13 @@ impl MemcachedParser {
         }
         self.drain(out);
         let mut dropped = 0;
-        for entry in &self.queue {
+        for entry in self.queue.drain(..) {
             match entry {
-                Entry::Op(p) if !p.done => dropped += 1,
+                // Complete behind one in flight (noreply): still reported.
+                Entry::Op(p) if p.done => out.push(p.op),
+                Entry::Op(_) => dropped += 1,
                 Entry::Skipped(n) => dropped += n,
-                _ => {}
+                Entry::Unknown => {}
             }
         }
         self.counters.dropped_operations += dropped;

@@ -363,7 +363,7 @@ impl RedisParser {
             return 0;
         }
         self.drain(out);
-        let dropped = self.drop_in_flight();
+        let dropped = self.drop_in_flight(out);
         self.forget_request_state();
         self.lost_commands_ran();
         self.state = State::Lost;
@@ -423,17 +423,19 @@ impl RedisParser {
     }
 
     /// Drops everything in flight, counting the commands; returns the count.
-    fn drop_in_flight(&mut self) -> u64 {
+    /// Operations already complete behind them (commands that asked for no
+    /// reply) still go to `out`.
+    fn drop_in_flight(&mut self, out: &mut Vec<RedisOperation>) -> u64 {
         let mut dropped = 0;
-        for entry in &self.queue {
+        for entry in self.queue.drain(..) {
             match entry {
-                Entry::Op(p) if p.progress != Progress::Done => dropped += 1,
+                Entry::Op(p) if p.progress == Progress::Done => out.push(p.op),
+                Entry::Op(_) => dropped += 1,
                 Entry::Skipped(n) => dropped += n,
-                _ => {}
+                Entry::Unknown => {}
             }
         }
         self.counters.dropped_operations += dropped;
-        self.queue.clear();
         self.awaiting = 0;
         self.tx_cursor = 0;
         self.cut_reply = None;

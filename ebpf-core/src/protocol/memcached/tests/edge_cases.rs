@@ -184,8 +184,10 @@ fn gap_drops_in_flight_and_waits_for_a_command() {
     let feed = |p: &mut MemcachedParser, out: &mut Vec<MemcachedOperation>, ts, d, b: &[u8]| {
         p.feed(&Chunk { ts_ns: ts, direction: d, data: b, total_len: b.len() as u64 }, out).unwrap();
     };
-    feed(&mut p, &mut out, 1, C, b"get a b\r\nincr n 1\r\n");
+    feed(&mut p, &mut out, 1, C, b"get a b\r\nincr n 1\r\ndelete c noreply\r\n");
     assert_eq!(p.gap(&mut out), 2);
+    assert_eq!(out.len(), 1, "the noreply delete is complete: reported");
+    out.clear();
     feed(&mut p, &mut out, 2, S, b"VALUE a 0 1\r\nx\r\nEND\r\n2\r\n");
     feed(&mut p, &mut out, 3, C, b"\r\nbc 0 0 1\r\n");
     assert!(p.is_lost());

@@ -285,8 +285,11 @@ fn gap_drops_in_flight_and_waits_for_a_command() {
     let feed = |p: &mut RedisParser, out: &mut Vec<RedisOperation>, ts, d, b: &[u8]| {
         p.feed(&Chunk { ts_ns: ts, direction: d, data: b, total_len: b.len() as u64 }, out).unwrap();
     };
-    feed(&mut p, &mut out, 1, C, &[cmd(&["GET", "a"]), cmd(&["GET", "b"])].concat());
+    let reply_off = [cmd(&["GET", "a"]), cmd(&["GET", "b"]), cmd(&["CLIENT", "REPLY", "OFF"])].concat();
+    feed(&mut p, &mut out, 1, C, &reply_off);
     assert_eq!(p.gap(&mut out), 2);
+    assert_eq!(names(&out), ["CLIENT REPLY/2 noreply db0"], "complete, so reported");
+    out.clear();
     assert!(p.is_lost());
     feed(&mut p, &mut out, 2, S, b"$1\r\nx\r\n$1\r\ny\r\n");
     feed(&mut p, &mut out, 3, C, b"\r\n$3\r\nfoo\r\n");
