@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Seeds the fuzz corpora from the recorded fixtures, so fuzzing starts from
 real traffic: http1_head gets every recorded message, http1_parser (and http2_parser) gets every HTTP/1 (HTTP/2) fixture in the target's chunk
-framing ([flags][len][uncaptured][bytes]: flags bit0 = egress), pipeline and
+framing ([flags][len][uncaptured][bytes]: flags bit0 = egress), protocols
+gets the HTTP/1 ones behind its protocol and role bytes, pipeline and
 event_decode get the recorded kernel events. Run from the repository root."""
 import os
 import struct
@@ -30,12 +31,15 @@ def http_seed(name, folder="http1"):
 def main():
     os.makedirs("fuzz/corpus/http1_parser", exist_ok=True)
     os.makedirs("fuzz/corpus/http1_head", exist_ok=True)
+    os.makedirs("fuzz/corpus/protocols", exist_ok=True)
     for f in sorted(os.listdir(f"{FIX}/http1")):
         if f.endswith(".bin"):  # one whole message: its head starts it
             open(f"fuzz/corpus/http1_head/{f[:-len('.bin')]}", "wb").write(open(f"{FIX}/http1/{f}", "rb").read())
         if f.endswith(".segments"):
             name = f[: -len(".segments")]
             open(f"fuzz/corpus/http1_parser/{name}", "wb").write(http_seed(name))
+            # Protocol 0 of the registry (http1), role unknown.
+            open(f"fuzz/corpus/protocols/http1_{name}", "wb").write(bytes([0, 0]) + http_seed(name))
     # The database parsers: their recordings in the same chunk framing; the
     # SQL text target: every query the client side of those recordings sent.
     os.makedirs("fuzz/corpus/sql_text", exist_ok=True)

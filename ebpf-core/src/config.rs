@@ -31,6 +31,7 @@ use serde::{Deserialize, Serialize};
 pub use crate::metrics::MetricsConfig;
 pub use crate::process::IdentityConfig;
 pub use crate::protocol::genai::GenAiConfig;
+pub use crate::protocol::ProtocolsConfig;
 pub use crate::routes::RoutesConfig;
 pub use crate::selection::SelectionConfig;
 pub use problem::{Problem, Problems};
@@ -87,6 +88,9 @@ pub struct Config {
     /// LLM API calls (OpenAI-compatible, Anthropic, Gemini, Ollama and
     /// user-defined providers): `gen_ai.*` spans and metrics.
     pub genai: GenAiConfig,
+    /// Which application protocols are parsed. A connection no enabled
+    /// protocol recognises is muted in the kernel after its first payload.
+    pub protocols: ProtocolsConfig,
     /// Debugging aid, off by default: append every raw kernel event to this
     /// file, to replay later. It holds payload prefixes, so it is as
     /// sensitive as a packet capture.
@@ -148,6 +152,7 @@ impl Default for Config {
             routes: RoutesConfig::default(),
             tls: TlsConfig::default(),
             genai: GenAiConfig::default(),
+            protocols: ProtocolsConfig::default(),
             record_events: None,
         }
     }
@@ -296,6 +301,18 @@ mod tests {
         assert!(Config::default().tls.enabled);
         assert!(!Config::from_json(r#"{"tls": {"enabled": false}}"#).unwrap().tls.enabled);
         assert_eq!(one_problem(r#"{"tls": {"enable": false}}"#).0, "tls.enable");
+    }
+
+    #[test]
+    fn protocols_can_be_switched_off_by_name() {
+        assert!(Config::default().protocols.http1.enabled);
+        let c = Config::from_json(r#"{"protocols": {"http1": {"enabled": false}}}"#).unwrap();
+        assert!(!c.protocols.http1.enabled);
+        let (key, message) = one_problem(r#"{"protocols": {"http9": {"enabled": false}}}"#);
+        assert_eq!(key, "protocols.http9");
+        assert!(message.starts_with("unknown key (known here: http1"), "{message}");
+        assert_eq!(one_problem(r#"{"protocols": {"http1": {"on": true}}}"#).0, "protocols.http1.on");
+        assert_eq!(one_problem(r#"{"protocols": {"http1": false}}"#).0, "protocols.http1");
     }
 
     #[test]

@@ -6,11 +6,16 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::clock::WallClock;
 use crate::events::recording::read_records;
+use crate::metrics::{Metrics, MetricsConfig};
+use crate::otlp::HostInfo;
 use crate::pipeline::Processor;
+use crate::process::ProcessIdentity;
 use crate::protocol::http1::{Http1Parser, MAX_TARGET_BYTES};
-use crate::protocol::{Chunk, Direction};
+use crate::protocol::{Chunk, ConnFacts, Describer, Direction, ParserContext, Protocol, Role, PROTOCOLS};
 use crate::routes::RouteMatcher;
+use crate::spans::{to_span, write_span, IdGenerator};
 use crate::stats::Stats;
 use crate::Config;
 
@@ -100,6 +105,90 @@ pub fn http2_parser(data: &[u8]) {
     }
 }
 
+/// Every registered protocol's parser (`PROTOCOLS`), and the description
+/// of what it reports: `data[0]` picks the protocol (its index, modulo how
+/// many there are: append new protocols, so corpora keep their meaning),
+/// the rest is as for `protocol_parser`.
+pub fn protocols(data: &[u8]) {
+    let Some((&pick, rest)) = data.split_first() else { return };
+    run_parser(&PROTOCOLS[usize::from(pick) % PROTOCOLS.len()], rest);
+}
+
+/// One protocol's parser, by its registry name: for a fuzz target of its
+/// own (`fuzz_target!(|data| ebpf_core::fuzzing::protocol_parser("http1", data))`).
+pub fn protocol_parser(name: &str, data: &[u8]) {
+    let protocol = PROTOCOLS.iter().find(|p| p.name == name).unwrap_or_else(|| panic!("no protocol {name}"));
+    run_parser(protocol, data);
+}
+
+/// `data[0]`: the role the kernel saw (0 unknown, 1 server, 2 client); then
+/// chunks framed `[flags][len][uncaptured][len bytes]...` (flags: bit 0
+/// egress, bit 1 count `uncaptured` extra bytes as not captured, bit 2
+/// events lost before this chunk, bit 7 close after). Every record is
+/// described, its span encoded both ways (they must agree) and its metrics
+/// recorded and exported.
+fn run_parser(protocol: &Protocol, data: &[u8]) {
+    let Some((&role, mut rest)) = data.split_first() else { return };
+    let role = match role % 3 {
+        1 => Some(Role::Server),
+        2 => Some(Role::Client),
+        _ => None,
+    };
+    let mut parser = (protocol.new_parser)(&ParserContext { role, body_policy: None });
+    let mut records = Vec::new();
+    let mut ts = 0u64;
+    while rest.len() >= 3 {
+        let (flags, len, extra) = (rest[0], rest[1] as usize, u64::from(rest[2]));
+        rest = &rest[3..];
+        let (bytes, tail) = rest.split_at(len.min(rest.len()));
+        rest = tail;
+        ts += 1;
+        if flags & 4 != 0 {
+            parser.gap(&mut records);
+        }
+        let chunk = Chunk {
+            ts_ns: ts,
+            direction: if flags & 1 == 0 { Direction::Ingress } else { Direction::Egress },
+            data: bytes,
+            total_len: bytes.len() as u64 + if flags & 2 != 0 { extra } else { 0 },
+        };
+        if parser.feed(&chunk, &mut records) != crate::protocol::Progress::Continue {
+            break;
+        }
+        if flags & 0x80 != 0 {
+            parser.close(ts, &mut records);
+            break;
+        }
+    }
+    thread_local! {
+        // Built once: the GenAI catalog takes milliseconds to compile.
+        static DESCRIBER: std::cell::RefCell<Describer> =
+            std::cell::RefCell::new(Describer::new(&Config::default(), Arc::new(Stats::default())));
+    }
+    let mut metrics = Metrics::new_at(&MetricsConfig::default(), 0);
+    let process = Arc::new(ProcessIdentity::from_comm(1, "fuzz"));
+    let facts = ConnFacts::default();
+    let clock = WallClock::from_offset_ns(0);
+    let (mut buf, mut scratch) = (Vec::new(), String::new());
+    DESCRIBER.with_borrow_mut(|describer| {
+        for record in &records {
+            describer.describe(record, &facts, &mut |op| {
+                assert!(op.start_ns <= ts && op.end_ns <= ts, "timestamps out of range: {op:?}");
+                buf.clear();
+                write_span(op, &clock, &mut IdGenerator::with_seed(1), &mut buf, &mut scratch);
+                let expected = prost::Message::encode_to_vec(&to_span(op, &clock, &mut IdGenerator::with_seed(1)));
+                assert!(buf == expected, "direct span encoding differs from prost's: {op:?}");
+                metrics.observe(&process, op);
+            });
+        }
+    });
+    if let Some(batch) = metrics.collect(1, &HostInfo::default(), None) {
+        use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+        let decoded = <ExportMetricsServiceRequest as prost::Message>::decode(batch.data.as_slice());
+        assert!(decoded.is_ok_and(|d| prost::Message::encode_to_vec(&d) == batch.data), "metrics not prost's encoding");
+    }
+}
+
 /// Raw bytes as a request head and as a response head: the fast path must
 /// agree with httparse on every input (see `protocol/http1/fast_head.rs`).
 pub fn http1_head(data: &[u8]) {
@@ -143,6 +232,7 @@ pub type Target = fn(&[u8]);
 
 /// Every entry point by name, for the regression test.
 pub const TARGETS: &[(&str, Target)] = &[
+    ("protocols", protocols),
     ("http1_parser", http1_parser),
     ("http1_head", http1_head),
     ("http2_parser", http2_parser),
@@ -359,6 +449,33 @@ pub fn memcached_parser(data: &[u8]) {
             assert!(op.request_start_ns <= op.request_end_ns && op.request_end_ns <= ts, "request times: {op:?}");
             assert!(op.response_start_ns.is_none_or(|t| t <= ts), "response start: {op:?}");
             assert!(op.command.as_ref().is_none_or(|c| c.len() <= 16), "name not bounded");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The harness on the model protocol: its framing, and random bytes.
+    #[test]
+    fn harness_runs_a_protocol_on_arbitrary_input() {
+        let protocol = crate::protocol::example_protocol();
+        let call = b"ECHO a\r\n";
+        let answer = b"ERR 5\r\n";
+        let mut framed = vec![1, 0, call.len() as u8, 0];
+        framed.extend_from_slice(call);
+        framed.extend_from_slice(&[5, answer.len() as u8, 0]);
+        framed.extend_from_slice(answer);
+        run_parser(protocol, &framed);
+        let mut rng = fastrand::Rng::with_seed(7);
+        for _ in 0..3000 {
+            let mut data: Vec<u8> = (0..rng.usize(0..200)).map(|_| rng.u8(..)).collect();
+            if rng.bool() {
+                data.splice(0..0, framed.iter().copied());
+            }
+            run_parser(protocol, &data);
+            protocols(&data);
         }
     }
 }

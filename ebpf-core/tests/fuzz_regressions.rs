@@ -70,6 +70,11 @@ fn entry_points_accept_real_inputs() {
     framed.extend_from_slice(&[1, resp.len() as u8, 0]);
     framed.extend_from_slice(resp);
     ebpf_core::fuzzing::http1_parser(&framed);
+    // The same through the registry: protocol 0 (http1), role unknown, then closed.
+    let mut framed = [&[0u8, 0][..], &framed].concat();
+    framed.extend_from_slice(&[0x80, 0, 0]);
+    ebpf_core::fuzzing::protocols(&framed);
+    ebpf_core::fuzzing::protocol_parser("http1", &framed[1..]);
     // Every recorded Kafka, MongoDB and MQTT connection.
     for (dir, run) in [
         ("kafka", ebpf_core::fuzzing::kafka_parser as fn(&[u8])),

@@ -7,19 +7,21 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ebpf_core::clock::WallClock;
-use ebpf_core::conntrack::{Endpoints, Exchange};
-use ebpf_core::metrics::{
-    GenAiObservation, HttpMetrics, MetricsConfig, GENAI_METRIC_NAMES, HTTP_METRIC_NAMES, SELF_METRIC_NAMES,
-};
+use ebpf_core::conntrack::Endpoints;
+use ebpf_core::metrics::instruments::{messaging, DB_CLIENT, DURATION, MESSAGING_CLIENT, RPC_CLIENT, RPC_SERVER};
+use ebpf_core::metrics::{metric_names, Metrics, MetricsConfig, SELF_METRIC_NAMES};
 use ebpf_core::otlp::{process_resource, HostInfo};
 use ebpf_core::process::ProcessIdentity;
 use ebpf_core::protocol::genai::GenAiCall;
+use ebpf_core::protocol::http1::telemetry::describe_with;
 use ebpf_core::protocol::http1::{HttpExchange, HttpVersion, KeptBodies};
-use ebpf_core::protocol::Role;
-use ebpf_core::spans::{genai_span, http_span, IdGenerator};
+use ebpf_core::protocol::{ConnFacts, MetricFeed, Operation, Role, SpanName};
+use ebpf_core::spans::{to_span, IdGenerator};
 use ebpf_core::StatsSnapshot;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
+use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
 use serde_yaml_ng::Value as Yaml;
 
@@ -115,6 +117,46 @@ fn full_genai_call() -> GenAiCall {
         output_messages: text(),
         problem: None,
     }
+}
+
+/// An HTTP exchange with its connection, as the tracker reports it.
+struct Exchange {
+    http: HttpExchange,
+    process: Arc<ProcessIdentity>,
+    endpoints: Option<Endpoints>,
+    tls: bool,
+}
+
+impl Exchange {
+    fn facts(&self) -> ConnFacts {
+        ConnFacts { endpoints: self.endpoints, tls: self.tls }
+    }
+}
+
+/// The span of an exchange (an LLM API call's when `call` is given).
+fn span_of(
+    ex: &Exchange,
+    route: Option<&str>,
+    call: Option<&GenAiCall>,
+    clock: &WallClock,
+    ids: &mut IdGenerator,
+) -> Span {
+    let mut span = None;
+    describe_with(&ex.http, &ex.facts(), route, call, &mut |op| span = Some(to_span(op, clock, ids)));
+    span.expect("one operation per exchange")
+}
+
+fn http_span(ex: &Exchange, route: Option<&str>, clock: &WallClock, ids: &mut IdGenerator) -> Span {
+    span_of(ex, route, None, clock, ids)
+}
+
+fn genai_span(ex: &Exchange, route: Option<&str>, call: &GenAiCall, clock: &WallClock, ids: &mut IdGenerator) -> Span {
+    span_of(ex, route, Some(call), clock, ids)
+}
+
+/// Records the metrics of an exchange (and of its LLM API call).
+fn record(metrics: &mut Metrics, ex: &Exchange, route: Option<&str>, call: Option<&GenAiCall>) {
+    describe_with(&ex.http, &ex.facts(), route, call, &mut |op| metrics.observe(&ex.process, op));
 }
 
 fn exchange(role: Role, method: &str, status: Option<u16>) -> Exchange {
@@ -277,35 +319,71 @@ fn metric_registry() -> HashMap<String, MetricDef> {
 /// One of every kind of HTTP series (both roles, errors, no response, a
 /// route, an overflow) and the self-telemetry, decoded.
 fn sample_metrics() -> ExportMetricsServiceRequest {
-    let mut metrics = HttpMetrics::new(&MetricsConfig { max_series_per_metric: 3, ..MetricsConfig::default() });
+    let mut metrics = Metrics::new(&MetricsConfig { max_series_per_metric: 3, ..MetricsConfig::default() });
     for role in [Role::Server, Role::Client] {
         for (method, status) in [("GET", Some(200)), ("POST", Some(500)), ("PURGE", Some(404)), ("GET", None)] {
-            metrics.record(&exchange(role, method, status), Some("/a/{id}"));
+            record(&mut metrics, &exchange(role, method, status), Some("/a/{id}"), None);
         }
     }
     assert!(metrics.overflowed() > 0, "the sample should reach the overflow series");
     let process = Arc::new(ProcessIdentity::from_comm(2, "llm"));
     for role in [Role::Client, Role::Server] {
-        for error_type in [None, Some("rate_limit_error")] {
-            metrics.record_genai(
-                &process,
-                &GenAiObservation {
-                    role,
-                    operation: "chat",
-                    provider: "openai",
-                    request_model: Some("m"),
-                    response_model: Some("m-1"),
-                    server_address: Some("api.openai.com"),
-                    server_port: Some(443),
-                    error_type,
-                    duration_ns: 2_000_000_000,
-                    first_chunk_ns: Some(100_000_000),
-                    input_tokens: Some(10),
-                    output_tokens: Some(20),
-                },
-            );
+        for status in [Some(200), Some(429)] {
+            let mut ex = exchange(role, "POST", status);
+            ex.process = process.clone();
+            ex.http.response_end_ns = 2_000_000_000;
+            ex.http.bodies = Some(Box::new(KeptBodies { response_body_start_ns: Some(3), ..KeptBodies::default() }));
+            record(&mut metrics, &ex, None, Some(&full_genai_call()));
         }
     }
+    // The instruments of the protocols to come (databases, RPC, messaging),
+    // with the attributes the conventions give them.
+    let process = Arc::new(ProcessIdentity::from_comm(3, "app"));
+    let mut op = Operation::new(SpanName::new("SELECT", Some("orders")), SpanKind::Client, 1, 2);
+    let mut db = MetricFeed::new(&DB_CLIENT);
+    for (key, value) in [
+        ("db.system.name", "postgresql"),
+        ("db.operation.name", "SELECT"),
+        ("db.collection.name", "orders"),
+        ("db.namespace", "shop"),
+        ("db.query.summary", "SELECT orders"),
+        ("db.response.status_code", "42P01"),
+        ("error.type", "42P01"),
+        ("server.address", "db"),
+    ] {
+        db.attr(key, value);
+    }
+    db.attr("server.port", 5432i64);
+    db.value(DURATION, 1_000_000);
+    op.metrics.push(db);
+    for family in [&RPC_SERVER, &RPC_CLIENT] {
+        let mut rpc = MetricFeed::new(family);
+        rpc.attr("rpc.system.name", "grpc");
+        rpc.attr("rpc.method", "shop.Orders/Get");
+        rpc.attr("rpc.response.status_code", "OK");
+        rpc.attr("server.address", "orders");
+        rpc.attr("server.port", 50051i64);
+        rpc.value(DURATION, 2_000_000);
+        op.metrics.push(rpc);
+    }
+    let mut queue = MetricFeed::new(&MESSAGING_CLIENT);
+    for (key, value) in [
+        ("messaging.system", "kafka"),
+        ("messaging.destination.name", "orders"),
+        ("messaging.destination.partition.id", "1"),
+        ("messaging.operation.name", "send"),
+        ("messaging.operation.type", "send"),
+        ("messaging.consumer.group.name", "billing"),
+        ("error.type", "timeout"),
+        ("server.address", "broker"),
+    ] {
+        queue.attr(key, value);
+    }
+    queue.value(messaging::DURATION, 3_000_000);
+    queue.value(messaging::SENT, 10);
+    queue.value(messaging::CONSUMED, 7);
+    op.metrics.push(queue);
+    metrics.observe(&process, &op);
     let host =
         HostInfo { host_name: "h".into(), host_id: Some("3d1219c7c4c5404aaa1f6d2a48adfda4".into()), boot_id: None };
     let stats = StatsSnapshot::default();
@@ -360,8 +438,7 @@ fn every_emitted_metric_is_a_current_convention() {
 
     // The sample covers every name the receiver can emit, and the allowlists
     // hold nothing that is not needed.
-    let all: BTreeSet<String> =
-        HTTP_METRIC_NAMES.iter().chain(&GENAI_METRIC_NAMES).chain(&SELF_METRIC_NAMES).map(|s| s.to_string()).collect();
+    let all: BTreeSet<String> = metric_names().iter().chain(&SELF_METRIC_NAMES).map(|s| s.to_string()).collect();
     assert_eq!(names, all, "the sample misses metrics, or the name lists are stale");
     for name in PROJECT_METRIC_NAMES {
         assert!(!registry.contains_key(*name), "{name} is a convention now: use the convention's name");

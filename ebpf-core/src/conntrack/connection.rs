@@ -4,7 +4,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::process::ProcessIdentity;
-use crate::protocol::http1::Http1Parser;
+use crate::protocol::{Parser, Protocol, Role};
 
 /// Both ends of a connection, from the traced process's point of view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,7 +18,8 @@ pub struct Endpoints {
 pub enum StreamState {
     /// No payload seen yet.
     Unclassified,
-    Http1(Box<Http1Parser>),
+    /// Recognised as `Protocol`, followed by its parser.
+    Parsed(&'static Protocol, Box<dyn Parser>),
     /// Not a protocol we parse (or parsing failed): further bytes are ignored.
     Ignored,
 }
@@ -29,6 +30,9 @@ pub struct Connection {
     pub process: Arc<ProcessIdentity>,
     /// None when the kernel's open event was lost (counted as a kernel drop).
     pub endpoints: Option<Endpoints>,
+    /// The traced process's side, when the kernel saw the socket appear
+    /// (accept or connect); a hint for recognising the protocol.
+    pub role: Option<Role>,
     pub stream: StreamState,
     pub last_seen_ns: u64,
     /// TLS: its plaintext comes from the OpenSSL probes; bytes seen at the

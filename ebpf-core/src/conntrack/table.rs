@@ -1,5 +1,6 @@
-//! The userspace mirror of the kernel connection table. Feeds each data event
-//! to its connection's parser and returns the exchanges it completes.
+//! The userspace mirror of the kernel connection table. Recognises each
+//! connection's protocol from its first payload (`Protocols`), feeds each
+//! data event to its parser and returns the records it completes.
 
 use std::sync::Arc;
 
@@ -7,19 +8,25 @@ use rustc_hash::FxHashMap;
 
 use crate::events::{ConnOpen, DataEvent, Header};
 use crate::process::{IdentityConfig, ProcessIdentity, ProcessTable, TaskHint};
-use crate::protocol::http1::{BodyPolicy, Http1Parser, HttpExchange};
-use crate::protocol::Chunk;
+use crate::protocol::{Chunk, ConnFacts, Hint, Progress, Protocols, Record, Role};
 
 use super::connection::{Connection, Endpoints, StreamState};
 
-/// A completed exchange with what is known about its connection.
+/// A completed record with what is known about its connection.
 #[derive(Debug, Clone)]
 pub struct Exchange {
-    pub http: HttpExchange,
+    pub record: Record,
     pub process: Arc<ProcessIdentity>,
     pub endpoints: Option<Endpoints>,
     /// Carried over TLS (`url.scheme` https).
     pub tls: bool,
+}
+
+impl Exchange {
+    /// What the record's description may use of the connection.
+    pub fn facts(&self) -> ConnFacts {
+        ConnFacts { endpoints: self.endpoints, tls: self.tls }
+    }
 }
 
 /// A connection whose payload the kernel may stop copying.
@@ -53,24 +60,25 @@ pub struct ConnTracker {
     /// Processes that sent or received what looks like a TLS record at the
     /// socket: they may have loaded a TLS library the probes do not know yet.
     pub tls_suspects: Vec<u32>,
-    scratch: Vec<HttpExchange>,
-    /// Which exchanges' bodies the parsers keep (LLM API calls).
-    body_policy: Option<Arc<dyn BodyPolicy>>,
+    scratch: Vec<Record>,
+    /// The protocols streams are recognised as.
+    protocols: Protocols,
 }
 
 impl ConnTracker {
     pub fn new(identity: IdentityConfig) -> Self {
-        Self { processes: ProcessTable::new(identity), ..Self::default() }
+        Self { processes: ProcessTable::new(identity), protocols: Protocols::defaults(), ..Self::default() }
     }
 
     /// For replaying recorded events: identities come from the events only.
     pub fn offline() -> Self {
-        Self { processes: ProcessTable::offline(), ..Self::default() }
+        Self { processes: ProcessTable::offline(), protocols: Protocols::defaults(), ..Self::default() }
     }
 
-    /// Parsers created from now on keep the bodies `policy` selects.
-    pub fn with_body_policy(mut self, policy: Option<Arc<dyn BodyPolicy>>) -> Self {
-        self.body_policy = policy;
+    /// Streams are recognised as one of `protocols` (default: every
+    /// protocol on by default, keeping no bodies).
+    pub fn with_protocols(mut self, protocols: Protocols) -> Self {
+        self.protocols = protocols;
         self
     }
 
@@ -123,6 +131,11 @@ impl ConnTracker {
                 conn_id: hdr.conn_id,
                 process,
                 endpoints: Some(Endpoints { local: open.local, peer: open.peer }),
+                role: match u32::from(open.role) {
+                    ebpf_probes::abi::OE_ROLE_SERVER => Some(Role::Server),
+                    ebpf_probes::abi::OE_ROLE_CLIENT => Some(Role::Client),
+                    _ => None,
+                },
                 stream: StreamState::Unclassified,
                 last_seen_ns: hdr.ts_ns,
                 tls: false,
@@ -141,6 +154,7 @@ impl ConnTracker {
             conn_id: hdr.conn_id,
             process: processes.get_or_read(hdr.tgid, ""),
             endpoints: None,
+            role: None,
             stream: StreamState::Unclassified,
             last_seen_ns: hdr.ts_ns,
             tls: false,
@@ -153,7 +167,7 @@ impl ConnTracker {
         if let Some(seq) = data.seq {
             if conn.next_seq.is_some_and(|expected| expected != seq) {
                 self.gaps += 1;
-                if let StreamState::Http1(parser) = &mut conn.stream {
+                if let StreamState::Parsed(_, parser) = &mut conn.stream {
                     self.scratch.clear();
                     self.requests_lost += parser.gap(&mut self.scratch) as u64;
                     self.scratch.clear();
@@ -179,17 +193,28 @@ impl ConnTracker {
             if data.payload.is_empty() {
                 return;
             }
-            conn.stream = if Http1Parser::looks_like_http(data.payload) {
-                StreamState::Http1(Box::new(Http1Parser::with_policy(self.body_policy.clone())))
-            } else {
-                if !data.tls && looks_like_tls_record(data.payload) {
-                    self.tls_suspects.push(hdr.tgid);
+            let hint = Hint {
+                data: data.payload,
+                direction: data.direction,
+                role: conn.role,
+                local_port: conn.endpoints.map(|ep| ep.local.1),
+                peer_port: conn.endpoints.map(|ep| ep.peer.1),
+                tls: data.tls,
+            };
+            conn.stream = match self.protocols.recognise(&hint) {
+                Some((protocol, parser)) => StreamState::Parsed(protocol, parser),
+                // No enabled protocol follows this stream: the kernel can
+                // stop copying its payload.
+                None => {
+                    if !data.tls && looks_like_tls_record(data.payload) {
+                        self.tls_suspects.push(hdr.tgid);
+                    }
+                    self.muted.push(mute);
+                    StreamState::Ignored
                 }
-                self.muted.push(mute);
-                StreamState::Ignored
             };
         }
-        let StreamState::Http1(parser) = &mut conn.stream else {
+        let StreamState::Parsed(_, parser) = &mut conn.stream else {
             return;
         };
         let chunk = Chunk {
@@ -199,17 +224,17 @@ impl ConnTracker {
             total_len: u64::from(data.total_len),
         };
         self.scratch.clear();
-        let failed = parser.feed(&chunk, &mut self.scratch).is_err();
-        if failed {
+        let progress = parser.feed(&chunk, &mut self.scratch);
+        if progress == Progress::Failed {
             self.parse_errors += 1;
         }
         // Garbage, or an upgrade to another protocol (WebSocket, CONNECT tunnel).
-        if failed || parser.is_switched() {
+        if progress != Progress::Continue {
             conn.stream = StreamState::Ignored;
             self.muted.push(mute);
         }
         let (process, endpoints, tls) = (conn.process.clone(), conn.endpoints, conn.tls);
-        out.extend(self.scratch.drain(..).map(|http| Exchange { http, process: process.clone(), endpoints, tls }));
+        out.extend(self.scratch.drain(..).map(|record| Exchange { record, process: process.clone(), endpoints, tls }));
     }
 
     /// The connection at (tgid, fd) closed at `hdr.ts_ns`.
@@ -277,11 +302,11 @@ impl ConnTracker {
     }
 
     fn finish(&mut self, conn: Connection, ts_ns: u64, out: &mut Vec<Exchange>) {
-        if let StreamState::Http1(mut parser) = conn.stream {
+        if let StreamState::Parsed(_, mut parser) = conn.stream {
             self.scratch.clear();
             parser.close(ts_ns, &mut self.scratch);
-            out.extend(self.scratch.drain(..).map(|http| Exchange {
-                http,
+            out.extend(self.scratch.drain(..).map(|record| Exchange {
+                record,
                 process: conn.process.clone(),
                 endpoints: conn.endpoints,
                 tls: conn.tls,
@@ -349,8 +374,9 @@ mod tests {
         assert_eq!(out.len(), 1, "{out:?}");
         let ex = &out[0];
         assert!(ex.tls);
-        assert_eq!(ex.http.status, Some(200));
-        assert_eq!(ex.http.target, "/secure?x=1");
+        let http = ex.record.http1().expect("an HTTP/1 record");
+        assert_eq!(http.status, Some(200));
+        assert_eq!(http.target, "/secure?x=1");
         assert_eq!(t.parse_errors, 0);
         assert_eq!(t.muted.len(), 1);
     }

@@ -1,45 +1,39 @@
-//! HTTP RED metrics (rate, errors, duration) aggregated in memory from
-//! completed exchanges and exported as OTLP `ExportMetricsServiceRequest`s.
+//! Metrics aggregated in memory from every completed operation (before any
+//! sampling) and exported as OTLP `ExportMetricsServiceRequest`s. Protocols
+//! say what to record through an `Operation`'s `MetricFeed`s; this module
+//! knows instruments (`instruments`), not protocols.
 //!
 //! # Instruments
 //!
-//! Per the HTTP semantic conventions, all explicit-bucket histograms with
-//! count, sum, min and max:
+//! Families of instruments recorded with one attribute set each (see
+//! `instruments`): HTTP server and client requests (duration, request and
+//! response body size), GenAI client and server calls, database client
+//! operations, RPC server and client calls, messaging client operations.
+//! Histograms are explicit-bucket with count, sum, min and max, over the
+//! conventions' advised bounds; counters are monotonic sums. A point is
+//! exported for an instrument that recorded something.
 //!
-//! | metric | unit | bounds |
-//! |---|---|---|
-//! | `http.server.request.duration`, `http.client.request.duration` | `s` | `DURATION_BOUNDS_S` (the conventions' advice) |
-//! | `http.{server,client}.{request,response}.body.size` | `By` | `BODY_SIZE_BOUNDS`: 0, then 64 B × 4ⁿ up to 256 MiB |
-//!
-//! Duration is `response_end − request_start`. Request body size is recorded
-//! for every exchange; response body size only for exchanges that got a
-//! response (a missing response has no body, not an empty one).
-//!
-//! Attributes: `http.request.method` (known methods, else `_OTHER`),
-//! `url.scheme`, `network.protocol.version`, `http.response.status_code`
-//! (when there was a response), `error.type` (same rules and values as spans),
-//! `http.route` (server metrics, when the caller knows it; client calls have
-//! no `http.route` in the conventions, so a route passed for them is ignored),
-//! and on client metrics `server.address` / `server.port`. Nothing per request
-//! (`url.path`, `url.full`, peer addresses) is ever an attribute.
+//! What each protocol records, and with which attributes, is documented
+//! with the protocol (`crate::protocol`). Nothing per request (`url.path`,
+//! `url.full`, peer addresses, query text) is ever a metric attribute.
 //!
 //! # Series and their limit
 //!
 //! One ResourceMetrics per traced process (its `crate::otlp::process_resource`).
-//! A process's server metrics, and its client metrics, each hold at most
-//! `max_series_per_metric` attribute sets; the three histograms of a family
-//! share them, so each metric has at most that many series. An exchange with
-//! a new attribute set beyond the limit is recorded in the family's overflow
-//! series, whose only attribute is `otel.metric.overflow = true` (as in the
-//! OpenTelemetry metrics SDK specification), and counted in `overflowed()`:
-//! nothing is dropped. The overflow series is in addition to the limit.
+//! Each family of a process holds at most `max_series_per_metric` attribute
+//! sets; the instruments of a family share them, so each metric has at most
+//! that many series. A feed with a new attribute set beyond the limit is
+//! recorded in the family's overflow series, whose only attribute is
+//! `otel.metric.overflow = true` (as in the OpenTelemetry metrics SDK
+//! specification), and counted in `overflowed()`: nothing is dropped. The
+//! overflow series is in addition to the limit.
 //!
 //! # Temporality and start times
 //!
 //! - Cumulative (default; what Prometheus wants): every series is exported at
 //!   every collection with everything since its start. Its start time is the
-//!   last collection before its first exchange (or the creation of
-//!   `HttpMetrics`): the exchange's own time is a kernel monotonic timestamp
+//!   last collection before its first operation (or the creation of
+//!   `Metrics`): the operation's own time is a kernel monotonic timestamp
 //!   this module cannot map to the wall clock, and a start time no later than
 //!   the first observation is what the data model requires.
 //! - Delta: each collection exports what was recorded since the previous one
@@ -52,50 +46,49 @@
 //!
 //! Series are kept per process identity (pid and `ProcessIdentity` content; an
 //! exec that changes the identity starts a new resource). `forget_process`
-//! (call it once the exchanges of an exited process have been recorded) moves
+//! (call it once the operations of an exited process have been recorded) moves
 //! every state of that pid aside: the next `collect` exports them one last
 //! time (cumulative: all their series; delta: what is pending) and drops
-//! them. A later exchange of the same pid starts afresh. In cumulative mode a
+//! them. A later operation of the same pid starts afresh. In cumulative mode a
 //! process is only forgotten through `forget_process`.
 //!
 //! # Cost
 //!
-//! `record` allocates nothing once a series exists: the series is found
-//! through a borrowed key (`series::KeyView`); only a new series allocates
-//! (its owned key: the route and a Host name).
+//! `observe` allocates nothing once a series exists: the series is found
+//! through the feed's borrowed attributes; only a new series allocates (its
+//! owned key and its points).
 
-mod genai;
 mod histogram;
+pub mod instruments;
 mod self_telemetry;
 mod series;
 #[cfg(test)]
 mod tests;
 
 use rustc_hash::FxHashMap;
+use smallvec::SmallVec;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
-use opentelemetry_proto::tonic::metrics::v1::{
-    metric, AggregationTemporality, Histogram as OtlpHistogram, HistogramDataPoint, Metric,
-};
+use opentelemetry_proto::tonic::metrics::v1::{metric, AggregationTemporality, Metric};
 use prost::Message;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::batch::{Batch, Signal};
-use crate::conntrack::Exchange;
 use crate::otlp::wire::{self, AttrEncoder};
 use crate::otlp::{write_process_resource, HostInfo};
 use crate::process::ProcessIdentity;
-use crate::protocol::Role;
+use crate::protocol::Operation;
 use crate::stats::StatsSnapshot;
 
-pub use genai::{GenAiObservation, GENAI_METRIC_NAMES};
-pub use histogram::{BODY_SIZE_BOUNDS, DURATION_BOUNDS_S};
+pub use instruments::{
+    metric_names, Family, Instrument, Kind, BODY_SIZE_BOUNDS, DURATION_BOUNDS_S, FAMILIES, MAX_INSTRUMENTS,
+};
 pub use self_telemetry::SELF_METRIC_NAMES;
 
-use series::{KeyView, Series, SeriesMap, OVERFLOW_ATTRIBUTE};
+use series::{write_overflow_attributes, FamilySeries, Point};
 
 /// How exported points relate to each other in time.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -157,21 +150,29 @@ impl MetricsConfig {
 #[derive(Debug)]
 struct ProcessSeries {
     identity: Arc<ProcessIdentity>,
-    server: SeriesMap,
-    client: SeriesMap,
-    /// LLM API calls (`genai`), both sides.
-    genai: genai::GenAiMap,
+    /// The families this process fed, in order of first use (a few at most).
+    families: SmallVec<[FamilySeries; 2]>,
 }
 
 impl ProcessSeries {
     fn is_empty(&self) -> bool {
-        self.server.is_empty() && self.client.is_empty() && self.genai.is_empty()
+        self.families.iter().all(FamilySeries::is_empty)
+    }
+
+    fn family(&mut self, family: &'static Family) -> &mut FamilySeries {
+        match self.families.iter().position(|f| std::ptr::eq(f.family, family)) {
+            Some(i) => &mut self.families[i],
+            None => {
+                self.families.push(FamilySeries::new(family));
+                self.families.last_mut().expect("just pushed")
+            }
+        }
     }
 }
 
-/// HTTP request metrics of every traced process; see the module documentation.
+/// The metrics of every traced process; see the module documentation.
 #[derive(Debug)]
-pub struct HttpMetrics {
+pub struct Metrics {
     temporality: Temporality,
     interval: Duration,
     max_series: usize,
@@ -191,7 +192,7 @@ fn unix_now_ns() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
 }
 
-impl HttpMetrics {
+impl Metrics {
     pub fn new(config: &MetricsConfig) -> Self {
         Self::new_at(config, unix_now_ns())
     }
@@ -221,45 +222,31 @@ impl HttpMetrics {
         self.temporality
     }
 
-    /// Exchanges recorded into an overflow series since creation.
+    /// Feeds recorded into an overflow series since creation.
     pub fn overflowed(&self) -> u64 {
         self.overflowed
     }
 
     /// Attribute sets currently held (overflow series included), all processes.
     pub fn series_count(&self) -> usize {
-        let family = |m: &SeriesMap| m.series.len() + usize::from(m.overflow.is_some());
-        self.processes
-            .values()
-            .flatten()
-            .chain(&self.retired)
-            .map(|p| family(&p.server) + family(&p.client) + p.genai.len())
-            .sum()
+        let families = |p: &ProcessSeries| p.families.iter().map(FamilySeries::len).sum::<usize>();
+        self.processes.values().flatten().chain(&self.retired).map(families).sum()
     }
 
-    /// Adds one completed exchange. `route` is its `http.route`, if known:
-    /// `RouteMatcher::route_in(path_of(&ex.http.target), ..)` for server
-    /// exchanges (see `crate::routes`, `crate::spans::http_common::path_of`);
-    /// it is ignored for client exchanges, so callers need not compute it.
-    pub fn record(&mut self, ex: &Exchange, route: Option<&str>) {
-        let (max_series, start) = (self.max_series, self.last_collect_ns);
-        let state = self.process_state(&ex.process);
-        let (map, route) = match ex.http.role {
-            Role::Server => (&mut state.server, route),
-            Role::Client => (&mut state.client, None),
-        };
-        if !map.record(KeyView::of(ex, route), &ex.http, max_series, start) {
-            self.overflowed += 1;
+    /// Records every metric feed of one completed operation of `process`.
+    pub fn observe(&mut self, process: &Arc<ProcessIdentity>, op: &Operation<'_>) {
+        if op.metrics.is_empty() {
+            return;
         }
-    }
-
-    /// Adds one LLM API call of `process` (on top of its HTTP exchange,
-    /// recorded by `record`).
-    pub fn record_genai(&mut self, process: &Arc<ProcessIdentity>, call: &GenAiObservation<'_>) {
         let (max_series, start) = (self.max_series, self.last_collect_ns);
-        if !self.process_state(process).genai.record(call, max_series, start) {
-            self.overflowed += 1;
+        let state = self.process_state(process);
+        let mut overflowed = 0;
+        for feed in &op.metrics {
+            if !state.family(feed.family).record(feed, max_series, start) {
+                overflowed += 1;
+            }
         }
+        self.overflowed += overflowed;
     }
 
     fn process_state(&mut self, process: &Arc<ProcessIdentity>) -> &mut ProcessSeries {
@@ -269,12 +256,7 @@ impl HttpMetrics {
         let index = match states.iter().position(same) {
             Some(i) => i,
             None => {
-                states.push(ProcessSeries {
-                    identity: process.clone(),
-                    server: SeriesMap::default(),
-                    client: SeriesMap::default(),
-                    genai: genai::GenAiMap::default(),
-                });
+                states.push(ProcessSeries { identity: process.clone(), families: SmallVec::new() });
                 states.len() - 1
             }
         };
@@ -325,9 +307,8 @@ impl HttpMetrics {
         if self.temporality == Temporality::Delta {
             self.processes.retain(|_, states| {
                 for s in states.iter_mut() {
-                    s.server.reset_for_delta();
-                    s.client.reset_for_delta();
-                    s.genai.reset_for_delta();
+                    s.families.iter_mut().for_each(FamilySeries::reset_for_delta);
+                    s.families.retain(|f| !f.is_empty());
                 }
                 states.retain(|s| !s.is_empty());
                 !states.is_empty()
@@ -359,7 +340,8 @@ impl HttpMetrics {
     }
 
     /// Writes the process's metrics as `ScopeMetrics.metrics` fields into
-    /// `scratch.metrics`; returns the number of data points.
+    /// `scratch.metrics`, families in `FAMILIES` order; returns the number
+    /// of data points.
     fn write_process_metrics(
         &self,
         state: &ProcessSeries,
@@ -367,82 +349,120 @@ impl HttpMetrics {
         now: u64,
         scratch: &mut EncodeScratch,
     ) -> usize {
-        let EncodeScratch { metrics: out, points, attrs, text, .. } = scratch;
+        let EncodeScratch { metrics: out, points, attrs, own_attrs, text, .. } = scratch;
         let mut count = 0;
         let temporality = self.temporality.otlp() as u64;
-        let body_bounds = BODY_SIZE_BOUNDS.map(|b| b as f64);
-        for (role, map, names) in [(Role::Server, &state.server, &SERVER), (Role::Client, &state.client, &CLIENT)] {
+        let mut families: SmallVec<[&FamilySeries; 4]> = state.families.iter().collect();
+        families.sort_by_key(|f| f.family.position());
+        for fs in families {
+            let instruments = fs.family.instruments;
             points.iter_mut().for_each(Vec::clear);
-            let all = map.series.iter().map(|(k, s)| (Some(k), s)).chain(map.overflow.iter().map(|s| (None, s)));
-            for (key, series) in all.filter(|(_, s)| s.has_data()) {
-                attrs.clear();
-                match key {
-                    Some(k) => k.write_attributes(role, &mut AttrEncoder { buf: attrs, tag: 9, scratch: text }),
-                    None => wire::bool_kv(attrs, 9, OVERFLOW_ATTRIBUTE, true),
-                }
+            for (key, series) in fs.with_data() {
                 let start = match self.temporality {
                     Temporality::Cumulative => series.start_ns,
                     Temporality::Delta => interval_start,
                 }
                 .min(now);
-                let Series { duration, request_body, response_body, .. } = series;
-                // Histogram.data_points (1).
-                duration.write_point(&mut points[0], &DURATION_BOUNDS_S, 1e9, attrs, start, now);
-                request_body.write_point(&mut points[1], &body_bounds, 1.0, attrs, start, now);
-                count += 2;
-                if response_body.count() > 0 {
-                    response_body.write_point(&mut points[2], &body_bounds, 1.0, attrs, start, now);
+                // The series' attributes, encoded once for the instruments
+                // that take them as they are (most).
+                attrs.clear();
+                let mut sink = AttrEncoder { buf: attrs, tag: 9, scratch: text };
+                match key {
+                    Some(k) => k.write_attributes(&[], &[], &mut sink),
+                    None => write_overflow_attributes(&[], &mut sink),
+                }
+                for ((instrument, point), buf) in instruments.iter().zip(series.points.iter()).zip(points.iter_mut()) {
+                    if point.count() == 0 {
+                        continue;
+                    }
+                    let tag = point_attributes_tag(point);
+                    let own = tag != 9 || !instrument.omit.is_empty() || !instrument.extra.is_empty();
+                    if own {
+                        own_attrs.clear();
+                        let mut sink = AttrEncoder { buf: own_attrs, tag, scratch: text };
+                        match key {
+                            Some(k) => k.write_attributes(instrument.omit, instrument.extra, &mut sink),
+                            None => write_overflow_attributes(instrument.extra, &mut sink),
+                        }
+                    }
+                    let point_attrs = if own { &own_attrs[..] } else { &attrs[..] };
+                    match (point, &instrument.kind) {
+                        (Point::Histogram(h, offset, bounds), Kind::Histogram { exported_bounds, scale, .. }) => {
+                            let counts = series.buckets(*offset, bounds);
+                            h.write_point(counts, buf, exported_bounds, *scale, point_attrs, (start, now));
+                        }
+                        (Point::Counter { total, .. }, _) => write_sum_point(buf, *total, point_attrs, start, now),
+                        _ => continue,
+                    }
                     count += 1;
                 }
             }
-            for (info, data_points) in names.iter().zip(points.iter()) {
-                if data_points.is_empty() {
-                    continue;
+            // Instruments of a family that share a name are one metric.
+            let mut i = 0;
+            while i < instruments.len() {
+                let info = &instruments[i];
+                let mut j = i + 1;
+                while j < instruments.len() && instruments[j].name == info.name {
+                    j += 1;
                 }
-                // Metric { name 1, description 2, unit 3, histogram 9 { data_points 1, temporality 2 } }.
-                let histogram_len = data_points.len() + 2;
-                let metric_len = wire::len_field_len(1, info.name.len())
-                    + wire::len_field_len(2, info.description.len())
-                    + wire::len_field_len(3, info.unit.len())
-                    + wire::len_field_len(9, histogram_len);
-                out.reserve(wire::len_field_len(2, metric_len));
-                wire::len_prefix(out, 2, metric_len);
-                wire::str_field(out, 1, info.name);
-                wire::str_field(out, 2, info.description);
-                wire::str_field(out, 3, info.unit);
-                wire::len_prefix(out, 9, histogram_len);
-                out.extend_from_slice(data_points);
-                wire::varint_field(out, 2, temporality);
+                let data_len: usize = points[i..j].iter().map(Vec::len).sum();
+                if data_len > 0 {
+                    write_metric(out, info, &points[i..j], data_len, temporality);
+                }
+                i = j;
             }
-        }
-        let genai_start = |series_start: u64| match self.temporality {
-            Temporality::Cumulative => series_start,
-            Temporality::Delta => interval_start,
-        };
-        let mut genai_points: [Vec<HistogramDataPoint>; 6] = Default::default();
-        for (i, point) in state.genai.points(genai_start, now) {
-            genai_points[i].push(point);
-        }
-        for (i, data_points) in genai_points.into_iter().enumerate() {
-            if data_points.is_empty() {
-                continue;
-            }
-            count += data_points.len();
-            let (unit, description) = genai::GENAI_METRIC_INFO[i];
-            let metric = Metric {
-                name: GENAI_METRIC_NAMES[i].to_string(),
-                description: description.to_string(),
-                unit: unit.to_string(),
-                metadata: Vec::new(),
-                data: Some(metric::Data::Histogram(OtlpHistogram {
-                    data_points,
-                    aggregation_temporality: self.temporality.otlp(),
-                })),
-            };
-            prost::encoding::message::encode(2, &metric, out);
         }
         count
     }
+}
+
+/// Field of a data point's attributes: 9 in a `HistogramDataPoint`, 7 in a `NumberDataPoint`.
+fn point_attributes_tag(point: &Point) -> u32 {
+    match point {
+        Point::Counter { .. } => 7,
+        Point::Histogram(..) | Point::Unused => 9,
+    }
+}
+
+/// `Metric { name 1, description 2, unit 3, histogram 9 | sum 7 { data_points 1,
+/// aggregation_temporality 2 [, is_monotonic 3] } }` as `ScopeMetrics.metrics` (2).
+fn write_metric(out: &mut Vec<u8>, info: &Instrument, points: &[Vec<u8>], data_len: usize, temporality: u64) {
+    let (tag, data_len) = match info.kind {
+        Kind::Histogram { .. } => (9, data_len + 2),
+        // Sum { data_points, aggregation_temporality, is_monotonic: true }.
+        Kind::Counter => (7, data_len + 4),
+    };
+    let metric_len = wire::len_field_len(1, info.name.len())
+        + wire::len_field_len(2, info.description.len())
+        + wire::len_field_len(3, info.unit.len())
+        + wire::len_field_len(tag, data_len);
+    out.reserve(wire::len_field_len(2, metric_len));
+    wire::len_prefix(out, 2, metric_len);
+    wire::str_field(out, 1, info.name);
+    wire::str_field(out, 2, info.description);
+    wire::str_field(out, 3, info.unit);
+    wire::len_prefix(out, tag, data_len);
+    for p in points {
+        out.extend_from_slice(p);
+    }
+    wire::varint_field(out, 2, temporality);
+    if tag == 7 {
+        wire::varint_field(out, 3, 1);
+    }
+}
+
+/// `NumberDataPoint { start 2, time 3, as_int 6, attributes 7 }` as
+/// `Sum.data_points` (1), the bytes prost writes for it.
+fn write_sum_point(buf: &mut Vec<u8>, total: u64, attributes: &[u8], start: u64, now: u64) {
+    let fixed = |v: u64| if v != 0 { 9 } else { 0 };
+    let len = fixed(start) + fixed(now) + 9 + attributes.len();
+    wire::len_prefix(buf, 1, len);
+    wire::fixed64_field(buf, 2, start);
+    wire::fixed64_field(buf, 3, now);
+    // as_int (sfixed64) is a oneof member: written even when 0.
+    buf.push(6 << 3 | 1);
+    buf.extend_from_slice(&(i64::try_from(total).unwrap_or(i64::MAX)).to_le_bytes());
+    buf.extend_from_slice(attributes);
 }
 
 /// Buffers `collect` reuses from one export to the next.
@@ -454,10 +474,12 @@ struct EncodeScratch {
     resource: Vec<u8>,
     /// One process's metrics.
     metrics: Vec<u8>,
-    /// Duration, request body, response body points of one family.
-    points: [Vec<u8>; 3],
+    /// The points of each instrument of one family.
+    points: [Vec<u8>; MAX_INSTRUMENTS],
     /// One series' attributes.
     attrs: Vec<u8>,
+    /// One point's attributes, when its instrument takes others.
+    own_attrs: Vec<u8>,
     /// Formatted attribute values.
     text: String,
 }
@@ -470,6 +492,7 @@ impl Default for EncodeScratch {
             metrics: Vec::new(),
             points: Default::default(),
             attrs: Vec::new(),
+            own_attrs: Vec::new(),
             text: String::new(),
         }
     }
@@ -477,45 +500,6 @@ impl Default for EncodeScratch {
 
 /// The largest scratch buffer kept between exports.
 const SCRATCH_KEEP_BYTES: usize = 1 << 20;
-
-struct MetricInfo {
-    name: &'static str,
-    unit: &'static str,
-    description: &'static str,
-}
-
-/// Duration, request body size, response body size: the order of `process_metrics`' points.
-const SERVER: [MetricInfo; 3] = [
-    MetricInfo { name: "http.server.request.duration", unit: "s", description: "Duration of HTTP server requests." },
-    MetricInfo {
-        name: "http.server.request.body.size",
-        unit: "By",
-        description: "Size of HTTP server request bodies.",
-    },
-    MetricInfo {
-        name: "http.server.response.body.size",
-        unit: "By",
-        description: "Size of HTTP server response bodies.",
-    },
-];
-
-const CLIENT: [MetricInfo; 3] = [
-    MetricInfo { name: "http.client.request.duration", unit: "s", description: "Duration of HTTP client requests." },
-    MetricInfo {
-        name: "http.client.request.body.size",
-        unit: "By",
-        description: "Size of HTTP client request bodies.",
-    },
-    MetricInfo {
-        name: "http.client.response.body.size",
-        unit: "By",
-        description: "Size of HTTP client response bodies.",
-    },
-];
-
-/// Every HTTP metric name this module can emit.
-pub const HTTP_METRIC_NAMES: [&str; 6] =
-    [SERVER[0].name, SERVER[1].name, SERVER[2].name, CLIENT[0].name, CLIENT[1].name, CLIENT[2].name];
 
 fn scope() -> InstrumentationScope {
     InstrumentationScope {

@@ -7,11 +7,44 @@ use std::collections::BTreeMap;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value::Value, KeyValue};
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
-use opentelemetry_proto::tonic::metrics::v1::{NumberDataPoint, ResourceMetrics};
+use opentelemetry_proto::tonic::metrics::v1::{
+    AggregationTemporality, Histogram as OtlpHistogram, HistogramDataPoint, NumberDataPoint, ResourceMetrics,
+};
 
 use crate::conntrack::Endpoints;
+use crate::protocol::http1::telemetry::{describe_with, ERROR_NO_RESPONSE};
 use crate::protocol::http1::{HttpExchange, HttpVersion};
-use crate::spans::http_common::ERROR_NO_RESPONSE;
+use crate::protocol::{ConnFacts, Role};
+
+type HttpMetrics = Metrics;
+
+/// Every HTTP metric name, in export order.
+fn http_metric_names() -> Vec<&'static str> {
+    let families = [&instruments::HTTP_SERVER, &instruments::HTTP_CLIENT];
+    families.iter().flat_map(|f| f.instruments).map(|i| i.name).collect()
+}
+
+/// An HTTP exchange with its connection, as the tracker reports it.
+#[derive(Debug, Clone)]
+struct Exchange {
+    http: HttpExchange,
+    process: Arc<ProcessIdentity>,
+    endpoints: Option<Endpoints>,
+    tls: bool,
+}
+
+/// What the pipeline does with an exchange's metrics: its operation's
+/// feeds, recorded.
+trait RecordHttp {
+    fn record(&mut self, ex: &Exchange, route: Option<&str>);
+}
+
+impl RecordHttp for Metrics {
+    fn record(&mut self, ex: &Exchange, route: Option<&str>) {
+        let facts = ConnFacts { endpoints: ex.endpoints, tls: ex.tls };
+        describe_with(&ex.http, &facts, route, None, &mut |op| self.observe(&ex.process, op));
+    }
+}
 
 const MS: u64 = 1_000_000;
 const SEC: u64 = 1_000_000_000;
@@ -280,7 +313,7 @@ fn names_units_and_attributes_decode() {
             ("http.client.response.body.size", "By"),
         ]
     );
-    assert_eq!(names.iter().map(|(n, _)| *n).collect::<Vec<_>>(), HTTP_METRIC_NAMES);
+    assert_eq!(names.iter().map(|(n, _)| *n).collect::<Vec<_>>(), http_metric_names());
     assert!(rm.scope_metrics[0].metrics.iter().all(|m| !m.description.is_empty()));
 
     let s = &histogram(&req, "checkout", "http.server.request.duration").data_points[0];
@@ -704,7 +737,7 @@ fn record_throughput() {
     let start = std::time::Instant::now();
     for i in 0..n {
         let ex = &exchanges[i % exchanges.len()];
-        let path = crate::spans::http_common::path_of(&ex.http.target);
+        let path = crate::protocol::http1::telemetry::path_of(&ex.http.target);
         let route = routes.route_in(path, &mut buf);
         m.record(ex, route);
     }
@@ -719,4 +752,61 @@ fn record_throughput() {
         record_only.as_nanos() as f64 / n as f64,
         with_routes.as_nanos() as f64 / n as f64
     );
+}
+
+/// A feed of the messaging family: one send of `sent` messages to `topic`.
+fn messaging_op(topic: &str, sent: u64) -> crate::protocol::Operation<'_> {
+    use crate::protocol::{MetricFeed, Operation, SpanName};
+    use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
+    let mut op = Operation::new(SpanName::new("send", Some(topic)), SpanKind::Producer, 0, 2 * MS);
+    let mut feed = MetricFeed::new(&instruments::MESSAGING_CLIENT);
+    feed.attr("messaging.system", "kafka");
+    feed.attr("messaging.destination.name", topic);
+    feed.attr("messaging.operation.type", "send");
+    feed.value(instruments::messaging::DURATION, op.duration_ns());
+    feed.value(instruments::messaging::SENT, sent);
+    op.metrics.push(feed);
+    op
+}
+
+fn sum_points(req: &ExportMetricsServiceRequest, name: &str) -> Vec<(BTreeMap<String, String>, i64, bool, i32)> {
+    let m =
+        req.resource_metrics.iter().flat_map(|r| &r.scope_metrics).flat_map(|s| &s.metrics).find(|m| m.name == name);
+    match m.and_then(|m| m.data.as_ref()) {
+        Some(Data::Sum(s)) => s
+            .data_points
+            .iter()
+            .map(|p| (attrs(&p.attributes), number(p), s.is_monotonic, s.aggregation_temporality))
+            .collect(),
+        other => panic!("{name} is not a sum: {other:?}"),
+    }
+}
+
+#[test]
+fn counters_are_monotonic_sums_with_their_own_attributes() {
+    let mut m = Metrics::new_at(&config(Temporality::Cumulative, 1), T0);
+    let p = identity(9, "producer");
+    m.observe(&p, &messaging_op("orders", 10));
+    m.observe(&p, &messaging_op("orders", 5));
+    m.observe(&p, &messaging_op("payments", 1));
+    let req = collect(&mut m, T0 + SEC).unwrap();
+    let sent = sum_points(&req, "messaging.client.sent.messages");
+    let cumulative = AggregationTemporality::Cumulative as i32;
+    let orders: BTreeMap<String, String> = [("messaging.system", "kafka"), ("messaging.destination.name", "orders")]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let overflow: BTreeMap<String, String> = [("otel.metric.overflow".to_string(), "true".to_string())].into();
+    // messaging.operation.type is the duration's only; the limit of one
+    // series sends "payments" to the overflow series, counters included.
+    assert_eq!(sent, [(orders, 15, true, cumulative), (overflow, 1, true, cumulative)]);
+    let h = histogram(&req, "producer", "messaging.client.operation.duration");
+    assert_eq!(h.data_points.iter().map(|p| p.count).sum::<u64>(), 3);
+    assert!(h.data_points.iter().any(|p| attrs(&p.attributes).contains_key("messaging.operation.type")));
+    // Nothing consumed: no point, so no metric.
+    assert!(find(&req, "producer", "messaging.client.consumed.messages").is_none());
+    // Cumulative: the totals go on.
+    m.observe(&p, &messaging_op("orders", 1));
+    let req = collect(&mut m, T0 + 2 * SEC).unwrap();
+    assert_eq!(sum_points(&req, "messaging.client.sent.messages")[0].1, 16);
 }

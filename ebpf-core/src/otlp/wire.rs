@@ -99,6 +99,8 @@ pub fn double_field(buf: &mut Vec<u8>, tag: u32, v: f64) {
 pub trait AttrSink {
     fn str(&mut self, key: &str, value: &str);
     fn int(&mut self, key: &str, value: i64);
+    fn bool(&mut self, key: &str, value: bool);
+    fn double(&mut self, key: &str, value: f64);
     /// A string value `build` writes (into an empty `String`).
     fn str_with(&mut self, key: &str, build: impl FnOnce(&mut String));
     /// An IP address in its text form (as `Display` writes it).
@@ -122,6 +124,15 @@ pub fn push_u16(out: &mut String, n: u16) {
     }
     for &d in &digits[i..] {
         out.push(char::from(d));
+    }
+}
+
+/// Appends the decimal digits of `n`, as `Display` writes them.
+pub fn push_i64(out: &mut String, n: i64) {
+    if let Ok(small) = u16::try_from(n) {
+        push_u16(out, small);
+    } else {
+        let _ = write!(out, "{n}");
     }
 }
 
@@ -155,6 +166,14 @@ impl AttrSink for Vec<KeyValue> {
 
     fn int(&mut self, key: &str, value: i64) {
         self.push(crate::spans::int_attr(key, value));
+    }
+
+    fn bool(&mut self, key: &str, value: bool) {
+        self.push(crate::spans::bool_attr(key, value));
+    }
+
+    fn double(&mut self, key: &str, value: f64) {
+        self.push(crate::spans::double_attr(key, value));
     }
 
     fn str_with(&mut self, key: &str, build: impl FnOnce(&mut String)) {
@@ -256,6 +275,32 @@ pub fn int_kv(buf: &mut Vec<u8>, tag: u32, key: &str, value: i64) {
     w.finish();
 }
 
+/// Writes a `double` `KeyValue` as field `tag`.
+#[inline]
+pub fn double_kv(buf: &mut Vec<u8>, tag: u32, key: &str, value: f64) {
+    let mut w = kv_prefix(buf, tag, key, 9);
+    w.byte((4 << 3 | FIXED64) as u8);
+    w.bytes(&value.to_le_bytes());
+    w.finish();
+}
+
+/// Writes a string-array `KeyValue` as field `tag`:
+/// `AnyValue { array_value: ArrayValue { values: [AnyValue { string_value }] } }`.
+pub fn str_array_kv(buf: &mut Vec<u8>, tag: u32, key: &str, values: &[String]) {
+    let items: usize = values.iter().map(|v| len_field_len(1, len_field_len(1, v.len()))).sum();
+    let mut w = kv_prefix(buf, tag, key, len_field_len(5, items));
+    w.byte((5 << 3 | LEN) as u8);
+    w.varint(items as u64);
+    for v in values {
+        w.byte((1 << 3 | LEN) as u8);
+        w.varint(len_field_len(1, v.len()) as u64);
+        w.byte((1 << 3 | LEN) as u8);
+        w.varint(v.len() as u64);
+        w.bytes(v.as_bytes());
+    }
+    w.finish();
+}
+
 /// Writes a `bool` `KeyValue` as field `tag`.
 #[inline]
 pub fn bool_kv(buf: &mut Vec<u8>, tag: u32, key: &str, value: bool) {
@@ -274,6 +319,16 @@ impl AttrSink for AttrEncoder<'_> {
     #[inline]
     fn int(&mut self, key: &str, value: i64) {
         int_kv(self.buf, self.tag, key, value);
+    }
+
+    #[inline]
+    fn bool(&mut self, key: &str, value: bool) {
+        bool_kv(self.buf, self.tag, key, value);
+    }
+
+    #[inline]
+    fn double(&mut self, key: &str, value: f64) {
+        double_kv(self.buf, self.tag, key, value);
     }
 
     #[inline]
@@ -325,6 +380,7 @@ mod tests {
             let mut got = Vec::new();
             match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
                 Some(Value::BoolValue(b)) => bool_kv(&mut got, 9, &kv.key, *b),
+                Some(Value::DoubleValue(d)) => double_kv(&mut got, 9, &kv.key, *d),
                 _ => any_kv(&mut got, 9, kv),
             }
             assert_eq!(got, expected, "{kv:?}");
@@ -347,6 +403,29 @@ mod tests {
             let mut s = String::from("x");
             push_u16(&mut s, n);
             assert_eq!(s, format!("x{n}"));
+        }
+        for n in [0i64, 503, 65535, 65536, -1, i64::MIN, i64::MAX] {
+            let mut s = String::from("x");
+            push_i64(&mut s, n);
+            assert_eq!(s, format!("x{n}"));
+        }
+    }
+
+    #[test]
+    fn string_arrays_match_prost() {
+        for values in [vec![], vec!["stop".to_string()], vec!["a".into(), String::new(), "x".repeat(200)]] {
+            let mut expected = Vec::new();
+            prost::encoding::message::encode(9, &crate::spans::str_array_attr("k", &values), &mut expected);
+            let mut got = Vec::new();
+            str_array_kv(&mut got, 9, "k", &values);
+            assert_eq!(got, expected, "{values:?}");
+        }
+        for d in [0.0, -1.5, 1e300] {
+            let mut expected = Vec::new();
+            prost::encoding::message::encode(9, &crate::spans::double_attr("d", d), &mut expected);
+            let mut got = Vec::new();
+            double_kv(&mut got, 9, "d", d);
+            assert_eq!(got, expected);
         }
     }
 

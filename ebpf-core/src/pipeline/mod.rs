@@ -2,7 +2,6 @@
 //! pure part (decode → connection state → parser → spans → batches), `worker`
 //! the thread that feeds it from the kernel.
 
-mod genai;
 mod processor;
 mod worker;
 

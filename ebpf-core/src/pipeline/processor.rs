@@ -1,5 +1,9 @@
 //! Turns ring-buffer records into batches. No kernel access: it can be fed
 //! recorded events (tests, benchmarks) as well as live ones.
+//!
+//! Per completed protocol record: its description (an `Operation`) → the
+//! metrics of every operation → the keep/drop decision (sampling) → span
+//! encoding into the batch. Nothing here knows a protocol.
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -10,14 +14,10 @@ use crate::clock::WallClock;
 use crate::config::Config;
 use crate::conntrack::{ConnTracker, Exchange, Mute};
 use crate::events::{decode, Event};
-use crate::metrics::{GenAiObservation, HttpMetrics};
+use crate::metrics::Metrics;
 use crate::otlp::HostInfo;
-use crate::protocol::genai::GenAiCall;
-use crate::protocol::Role;
-use crate::routes::RouteMatcher;
-use crate::spans::{first_chunk_ns, genai_error_type, genai_server, genai_span, path_of, write_http_span, IdGenerator};
-
-use super::genai::GenAiStage;
+use crate::protocol::{Describer, Operation, Protocols};
+use crate::spans::{write_span, IdGenerator};
 use crate::stats::Stats;
 
 /// How often `tick` looks for connections silent longer than
@@ -29,16 +29,14 @@ pub struct Processor {
     /// None when traces are disabled.
     batcher: Option<SpanBatcher>,
     /// None when metrics are disabled.
-    metrics: Option<HttpMetrics>,
+    metrics: Option<Metrics>,
     next_metrics: Instant,
     /// Monotonic time of the next scan for idle connections.
     next_expiry_ns: u64,
     /// Connections silent this long are forgotten (`Config::idle_timeout_ms`).
     idle_timeout_ns: u64,
-    routes: RouteMatcher,
-    route_buf: String,
-    /// LLM API calls; None when `genai.enabled` is off.
-    genai: Option<Arc<GenAiStage>>,
+    /// Records → operations (with the layers over protocols: routes, GenAI).
+    describer: Describer,
     host: HostInfo,
     ids: IdGenerator,
     clock: WallClock,
@@ -69,19 +67,18 @@ impl Processor {
         let host = HostInfo::read();
         let clock = WallClock::new();
         let now_unix = clock.to_unix_ns(crate::clock::monotonic_now_ns());
-        let genai = GenAiStage::new(&config.genai);
+        let describer = Describer::new(config, stats.clone());
+        let protocols = Protocols::new(&config.protocols, describer.body_policy());
         Self {
-            conns: conns.with_body_policy(genai.as_ref().map(GenAiStage::body_policy)),
-            genai,
+            conns: conns.with_protocols(protocols),
+            describer,
             batcher: config.traces.enabled.then(|| {
                 SpanBatcher::new(config.batch.max_spans, Duration::from_millis(config.batch.timeout_ms), host.clone())
             }),
-            metrics: config.metrics.enabled.then(|| HttpMetrics::new_at(&config.metrics, now_unix)),
+            metrics: config.metrics.enabled.then(|| Metrics::new_at(&config.metrics, now_unix)),
             next_metrics: Instant::now() + config.metrics.interval(),
             next_expiry_ns: 0,
             idle_timeout_ns: config.idle_timeout_ms.saturating_mul(1_000_000),
-            routes: config.routes.matcher().expect("routes validated with the config"),
-            route_buf: String::new(),
             host,
             ids: IdGenerator::new(),
             clock,
@@ -129,39 +126,24 @@ impl Processor {
     }
 
     fn drain_exchanges(&mut self, now: Instant, emit: &mut impl FnMut(Batch)) {
+        let Self { describer, metrics, batcher, clock, ids, .. } = self;
         for ex in self.exchanges.drain(..) {
-            // http.route belongs to the server side only (semantic conventions).
-            let route = match ex.http.role {
-                Role::Server => self.routes.route_in(path_of(&ex.http.target), &mut self.route_buf),
-                Role::Client => None,
-            };
-            let call = self.genai.as_ref().and_then(|g| g.analyse(&ex));
-            if let Some(call) = &call {
-                self.stats.genai_calls.fetch_add(1, Relaxed);
-                if let Some(problem) = call.problem {
-                    self.stats.genai_incomplete.fetch_add(1, Relaxed);
-                    // The path only: a query string may hold an API key.
-                    log::debug!("{} {}: {problem}", call.operation, path_of(&ex.http.target));
+            let process = &ex.process;
+            describer.describe(&ex.record, &ex.facts(), &mut |op: &Operation<'_>| {
+                // Metrics count every operation, whatever sampling keeps.
+                if let Some(metrics) = metrics.as_mut() {
+                    metrics.observe(process, op);
                 }
-            }
-            if let Some(metrics) = &mut self.metrics {
-                metrics.record(&ex, route);
-                if let Some(call) = &call {
-                    record_genai(metrics, &ex, call);
+                // The keep/drop decision of a complete operation goes here,
+                // before anything is encoded: every span is kept today.
+                if let Some(batcher) = batcher.as_mut() {
+                    let batch =
+                        batcher.push_with(process, now, |buf, scratch| write_span(op, clock, ids, buf, scratch));
+                    if let Some(batch) = batch {
+                        emit(batch);
+                    }
                 }
-            }
-            if let Some(batcher) = &mut self.batcher {
-                let (clock, ids) = (&self.clock, &mut self.ids);
-                let batch = match &call {
-                    Some(call) => batcher.push(&ex.process, genai_span(&ex, route, call, clock, ids), now),
-                    None => batcher.push_with(&ex.process, now, |buf, scratch| {
-                        write_http_span(&ex, route, clock, ids, buf, scratch)
-                    }),
-                };
-                if let Some(batch) = batch {
-                    emit(batch);
-                }
-            }
+            });
         }
         if let Some(metrics) = &mut self.metrics {
             for pid in self.exited.drain(..) {
@@ -261,27 +243,4 @@ impl Processor {
         }
         self.collect_metrics(crate::clock::monotonic_now_ns(), emit);
     }
-}
-
-fn record_genai(metrics: &mut HttpMetrics, ex: &Exchange, call: &GenAiCall) {
-    let (server_address, server_port) = genai_server(ex);
-    let error_type = genai_error_type(ex, call);
-    let http = &ex.http;
-    metrics.record_genai(
-        &ex.process,
-        &GenAiObservation {
-            role: http.role,
-            operation: &call.operation,
-            provider: &call.provider,
-            request_model: call.request_model.as_deref(),
-            response_model: call.response_model.as_deref(),
-            server_address: server_address.as_deref(),
-            server_port,
-            error_type: error_type.as_deref(),
-            duration_ns: http.response_end_ns.saturating_sub(http.request_start_ns),
-            first_chunk_ns: first_chunk_ns(ex, call),
-            input_tokens: call.input_tokens,
-            output_tokens: call.output_tokens,
-        },
-    );
 }

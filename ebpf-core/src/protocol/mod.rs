@@ -1,8 +1,14 @@
-//! Application protocol parsers. Each parser turns the byte stream of one
-//! connection (as seen by the syscall probes, possibly truncated) into
-//! completed request/response exchanges. Parsers never panic on bad input:
-//! garbage puts the connection's parser into a failed state.
+//! Application protocols. A protocol is one folder behind one interface
+//! (`Parser`): recognised from a connection's first bytes, it turns the
+//! byte stream of both directions (as the syscall probes see it, possibly
+//! truncated) into records (`Record`), which its description turns into
+//! protocol-neutral `Operation`s that span assembly and metrics encode
+//! without knowing the protocol. `registry` lists the protocols; `README.md`
+//! says how to add one. Parsers never panic on bad input: garbage puts the
+//! connection's parser into a failed state.
 
+#[cfg(test)]
+mod example;
 pub mod genai;
 pub mod http1;
 pub mod http2;
@@ -18,6 +24,31 @@ pub(crate) mod prefix;
 pub(crate) mod recorded;
 pub mod redis;
 pub mod sql;
+pub mod matching;
+mod operation;
+mod parser;
+pub mod registry;
+
+pub use operation::{Attr, MetricFeed, Operation, SpanName, TextValue, Value, FEED_ATTRIBUTES, SPAN_ATTRIBUTES};
+pub use parser::{Hint, Parser, Progress, Recognition};
+pub use registry::{Describer, ParserContext, Protocol, Protocols, ProtocolsConfig, Record, PROTOCOLS};
+
+use crate::conntrack::Endpoints;
+
+/// The model protocol of `example` (tests only: it is never registered).
+#[cfg(test)]
+pub(crate) fn example_protocol() -> &'static Protocol {
+    &example::PROTOCOL
+}
+
+/// What the connection tracker knows of the connection a record came from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConnFacts {
+    /// None when the kernel's open event was lost.
+    pub endpoints: Option<Endpoints>,
+    /// Carried over TLS (its plaintext came from the TLS library probes).
+    pub tls: bool,
+}
 
 /// Which way bytes moved, seen from the traced process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

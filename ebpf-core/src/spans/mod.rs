@@ -1,14 +1,10 @@
-//! Span assembly: completed exchanges become OTLP spans named and attributed
-//! per the OpenTelemetry semantic conventions.
+//! Span assembly: completed operations (`crate::protocol::Operation`)
+//! become OTLP spans, whatever their protocol.
 
 mod attributes;
-mod genai;
-mod http;
-pub mod http_common;
+mod encode;
 mod ids;
 
 pub use attributes::{bool_attr, double_attr, int_attr, str_array_attr, str_attr};
-pub use genai::{first_chunk_ns, genai_error_type, genai_server, genai_span};
-pub use http::{http_span, write_http_span};
-pub use http_common::path_of;
+pub use encode::{key_value, to_span, write_attr, write_span};
 pub use ids::IdGenerator;

@@ -5,6 +5,8 @@
 //! finish reasons, error codes, request parameters and, only when opted in,
 //! prompts and completions.
 //!
+//! A layer over HTTP records, not a protocol of its own (`layer`).
+//!
 //! Flow: `Catalog::classify` on every request head (cheap, no allocation
 //! unless it matches) → the HTTP parser keeps that exchange's bodies →
 //! `Catalog::extract` → `GenAiCall`. Providers are data (`providers.json`,
@@ -26,6 +28,7 @@ mod encoding;
 mod endpoint;
 mod extract;
 mod framing;
+pub mod layer;
 mod pointer;
 mod scan;
 
@@ -35,6 +38,7 @@ mod tests;
 pub use catalog::Catalog;
 pub use config::{EndpointSpec, GenAiConfig, ProviderSpec, RequestFields, ResponseFields};
 pub use content::MAX_CONTENT_BYTES;
+pub use layer::GenAiStage;
 
 /// A request recognised as an LLM API call: which provider and endpoint of
 /// the catalog that classified it, and the model named in its path, if any.

@@ -30,6 +30,7 @@ mod head;
 mod kept;
 mod parser;
 mod sniff;
+pub mod telemetry;
 
 #[cfg(test)]
 mod tests;
@@ -38,6 +39,9 @@ pub use error::{MessageKind, ParseError};
 pub use exchange::{HttpExchange, HttpVersion};
 pub use kept::{BodyPolicy, KeptBodies, KeptBody};
 pub use parser::Http1Parser;
+pub use telemetry::HttpLayers;
+
+use super::{Chunk, Hint, Parser, ParserContext, Progress, Recognition, Record};
 
 /// Whether the strict-shape fast path and httparse parse `buf` as the same
 /// request and the same response head (or fail alike): for the fuzz target.
@@ -59,3 +63,57 @@ pub const MAX_HOST_BYTES: usize = 256;
 /// Most requests waiting for their responses at once; beyond this the peer
 /// is not behaving like an HTTP/1 client and memory would grow without end.
 pub const MAX_PIPELINED: usize = 64;
+
+/// The registry's recogniser: a status line start ("HTTP/1.") or a request
+/// line with its version ("GET / HTTP/1.1") is certain; a request line
+/// start alone ("GET /", the rest not captured) is plausible, as other text
+/// protocols' commands look the same ("EHLO x").
+pub fn recognise(hint: &Hint<'_>) -> Recognition {
+    if sniff::looks_like_response(hint.data) {
+        Recognition::Certain
+    } else if sniff::looks_like_request(hint.data) {
+        let line_end = memchr::memchr(b'\n', hint.data).unwrap_or(hint.data.len());
+        if memchr::memmem::find(&hint.data[..line_end], b" HTTP/1.").is_some() {
+            Recognition::Certain
+        } else {
+            Recognition::Plausible
+        }
+    } else {
+        Recognition::No
+    }
+}
+
+/// The registry's constructor.
+pub fn new_parser(ctx: &ParserContext) -> Box<dyn Parser> {
+    Box::new(Http1Parser::with_policy(ctx.body_policy.clone()))
+}
+
+/// Pushes the exchanges a parser completes as records.
+struct AsRecords<'a>(&'a mut Vec<Record>);
+
+impl Extend<HttpExchange> for AsRecords<'_> {
+    fn extend<I: IntoIterator<Item = HttpExchange>>(&mut self, iter: I) {
+        self.0.extend(iter.into_iter().map(Record::Http1));
+    }
+}
+
+impl Parser for Http1Parser {
+    fn feed(&mut self, chunk: &Chunk<'_>, out: &mut Vec<Record>) -> Progress {
+        if Http1Parser::feed(self, chunk, &mut AsRecords(out)).is_err() {
+            Progress::Failed
+        } else if self.is_switched() {
+            // An upgrade (WebSocket) or an accepted CONNECT: no longer HTTP/1.
+            Progress::Done
+        } else {
+            Progress::Continue
+        }
+    }
+
+    fn gap(&mut self, out: &mut Vec<Record>) -> usize {
+        Http1Parser::gap(self, &mut AsRecords(out))
+    }
+
+    fn close(&mut self, ts_ns: u64, out: &mut Vec<Record>) {
+        Http1Parser::close(self, ts_ns, &mut AsRecords(out));
+    }
+}

@@ -159,7 +159,7 @@ impl Http1Parser {
     /// On garbage, return Err and enter a failed state: later feeds return
     /// Ok(()) and do nothing. Truncation that only hides where a message ends
     /// is not garbage: it is followed in degraded framing (module docs).
-    pub fn feed(&mut self, chunk: &Chunk<'_>, out: &mut Vec<HttpExchange>) -> Result<(), ParseError> {
+    pub fn feed(&mut self, chunk: &Chunk<'_>, out: &mut impl Extend<HttpExchange>) -> Result<(), ParseError> {
         if self.state == State::Lost {
             self.rejoin(chunk);
         }
@@ -178,7 +178,7 @@ impl Http1Parser {
     /// The connection closed at ts_ns: complete a response delimited by close
     /// (no length, HTTP/1.0 style) or an unframed one (both end at their last
     /// chunk), and report requests that never got a response with status None.
-    pub fn close(&mut self, ts_ns: u64, out: &mut Vec<HttpExchange>) {
+    pub fn close(&mut self, ts_ns: u64, out: &mut impl Extend<HttpExchange>) {
         if matches!(self.state, State::Failed | State::Closed) {
             return;
         }
@@ -223,7 +223,7 @@ impl Http1Parser {
     /// Parsing resumes from that chunk; responses are then ignored until one
     /// starts with a status line. `gap` does nothing on a parser that failed,
     /// switched protocols or was closed.
-    pub fn gap(&mut self, out: &mut Vec<HttpExchange>) -> usize {
+    pub fn gap(&mut self, out: &mut impl Extend<HttpExchange>) -> usize {
         if !matches!(self.state, State::Open | State::Lost) {
             return 0;
         }
@@ -633,11 +633,11 @@ impl Http1Parser {
         self.pending.iter().position(|p| p.status.is_some() && p.response_end_ns.is_none())
     }
 
-    fn drain(&mut self, out: &mut Vec<HttpExchange>) {
+    fn drain(&mut self, out: &mut impl Extend<HttpExchange>) {
         let Some(role) = self.role else { return };
         while self.pending.front().is_some_and(|p| p.request_end_ns.is_some() && p.response_end_ns.is_some()) {
             if let Some(p) = self.pending.pop_front() {
-                out.push(p.into_exchange(role));
+                out.extend(Some(p.into_exchange(role)));
             }
         }
     }

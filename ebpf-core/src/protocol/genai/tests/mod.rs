@@ -4,6 +4,7 @@ mod classify;
 mod config;
 mod degraded;
 mod fuzz;
+mod metrics;
 mod privacy;
 mod providers;
 

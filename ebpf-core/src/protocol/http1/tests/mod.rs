@@ -51,3 +51,31 @@ pub(super) fn response_dir(role: Role) -> Direction {
         Role::Client => Direction::Ingress,
     }
 }
+
+/// What the registry's recogniser says of first payloads.
+#[test]
+fn recognition_is_certain_only_with_a_version() {
+    use crate::protocol::{Hint, Recognition};
+    let says = |data: &[u8]| {
+        super::recognise(&Hint {
+            data,
+            direction: Direction::Ingress,
+            role: None,
+            local_port: Some(8080),
+            peer_port: None,
+            tls: false,
+        })
+    };
+    assert_eq!(says(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"), Recognition::Certain);
+    assert_eq!(says(b"HTTP/1.1 200 OK\r\n"), Recognition::Certain);
+    assert_eq!(says(b"GET /x HTTP/1.0"), Recognition::Certain);
+    // The line's end not captured, or a command of another text protocol.
+    assert_eq!(says(b"GET /very/long/target"), Recognition::Plausible);
+    assert_eq!(says(b"EHLO mail.example\r\n"), Recognition::Plausible);
+    // A version on a later line does not count.
+    assert_eq!(says(b"EHLO x\r\nHTTP/1.1"), Recognition::Plausible);
+    for no in [&b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"[..], b"*1\r\n$4\r\nPING\r\n", b"\x16\x03\x01\x02\x00", b"get k\r\n"]
+    {
+        assert_eq!(says(no), Recognition::No, "{:?}", String::from_utf8_lossy(no));
+    }
+}

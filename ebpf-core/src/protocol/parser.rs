@@ -1,0 +1,97 @@
+//! The one interface every protocol parser implements, and what the
+//! connection tracker tells a recogniser about a new stream.
+
+use std::fmt;
+
+use super::{Chunk, Direction, Record, Role};
+
+/// What is known of a stream when its first payload arrives: the bytes
+/// (a prefix of what the syscall moved), which way they went, and what the
+/// kernel saw of the connection. Ports are hints only (services run on any
+/// port); the bytes decide.
+#[derive(Debug, Clone, Copy)]
+pub struct Hint<'a> {
+    /// The captured prefix of the first payload chunk; never empty.
+    pub data: &'a [u8],
+    pub direction: Direction,
+    /// The traced process's side when the kernel saw the socket appear
+    /// (`accept` → server, `connect` → client); None for connections
+    /// older than the receiver.
+    pub role: Option<Role>,
+    pub local_port: Option<u16>,
+    pub peer_port: Option<u16>,
+    /// Plaintext of a TLS connection (from the TLS library probes).
+    pub tls: bool,
+}
+
+impl Hint<'_> {
+    /// The server's port, when the role is known: the local one of a
+    /// server, the peer's of a client.
+    pub fn server_port(&self) -> Option<u16> {
+        match self.role? {
+            Role::Server => self.local_port,
+            Role::Client => self.peer_port,
+        }
+    }
+
+    /// Either end is on `port`: a weak hint, for protocols whose first
+    /// bytes alone are ambiguous.
+    pub fn on_port(&self, port: u16) -> bool {
+        self.local_port == Some(port) || self.peer_port == Some(port)
+    }
+}
+
+/// How sure a recogniser is that a stream is its protocol. The tracker
+/// picks the highest; a tie goes to the protocol listed first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Recognition {
+    No,
+    /// The bytes fit, but other protocols' could look the same (a port
+    /// hint may have decided).
+    Plausible,
+    /// The bytes can only be this protocol (a magic number, a version string).
+    Certain,
+}
+
+/// What a chunk did to a parser.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// Keep feeding.
+    Continue,
+    /// The stream cannot be followed any more (garbage, lost framing): the
+    /// parser is dropped, the failure counted (`parse_errors`) and the
+    /// kernel stops copying the connection's payload.
+    Failed,
+    /// The stream turned into something this parser does not follow (an
+    /// HTTP upgrade, a tunnel): the parser is dropped and the kernel stops
+    /// copying, without counting an error.
+    Done,
+}
+
+/// One connection's parser for one protocol. It turns the byte stream of
+/// both directions into records (`Record`), one per completed operation,
+/// pushed onto `out` in the order they complete. It never panics on any
+/// input and holds bounded memory per connection.
+///
+/// Matching requests to responses: first-in-first-out (`super::matching::Fifo`)
+/// or by an id the protocol carries (`super::matching::ById`).
+pub trait Parser: fmt::Debug + Send {
+    /// One syscall's worth of bytes, either direction. Bytes past
+    /// `chunk.data.len()` up to `chunk.total_len` moved but were not
+    /// captured: they can be counted (body sizes, framing skipped), never
+    /// parsed.
+    fn feed(&mut self, chunk: &Chunk<'_>, out: &mut Vec<Record>) -> Progress;
+
+    /// The kernel lost events of this connection (ring buffer full): drop
+    /// whatever was half-known, and resynchronise at the next message
+    /// boundary the protocol can recognise. Returns how many requests were
+    /// dropped unanswered (counted as `requests_lost`; never reported as
+    /// records, since what was lost could be any part of them).
+    fn gap(&mut self, out: &mut Vec<Record>) -> usize;
+
+    /// The connection ended at `ts_ns` (close, process exit, or expiry at
+    /// its last event): emit what it completes (a response delimited by
+    /// the close) and report requests left unanswered as records without a
+    /// response.
+    fn close(&mut self, ts_ns: u64, out: &mut Vec<Record>);
+}

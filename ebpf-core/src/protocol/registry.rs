@@ -1,0 +1,203 @@
+//! The protocols the receiver understands: one table (`PROTOCOLS`), the
+//! records their parsers produce (`Record`), and how each record becomes an
+//! `Operation` (`Describer`). Adding a protocol is a line in each of the
+//! three places below; see `README.md` in this folder.
+
+use std::sync::Arc;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::stats::Stats;
+
+use super::genai::GenAiStage;
+use super::http1::{self, BodyPolicy, HttpExchange, HttpLayers};
+use super::{ConnFacts, Hint, Operation, Parser, Recognition, Role};
+
+/// A completed operation as its protocol's parser reports it. A protocol
+/// adds its record type here (keep it small: records move through a
+/// `Vec`; box what is large and rare).
+#[derive(Debug, Clone)]
+pub enum Record {
+    Http1(HttpExchange),
+    /// The model protocol of `super::example` (tests only).
+    #[cfg(test)]
+    Example(super::example::EchoCall),
+}
+
+impl Record {
+    /// The HTTP/1 exchange, if this is one.
+    pub fn http1(&self) -> Option<&HttpExchange> {
+        match self {
+            Record::Http1(ex) => Some(ex),
+            #[cfg(test)]
+            Record::Example(_) => None,
+        }
+    }
+}
+
+/// One protocol: its name (its key under `protocols` in the configuration),
+/// its switch there, how its streams are recognised, and its parser's
+/// constructor.
+#[derive(Debug)]
+pub struct Protocol {
+    pub name: &'static str,
+    /// Its switch in the configuration (whose `Default` says whether it is
+    /// on by default: the configuration's schema is the one place defaults
+    /// are declared).
+    pub enabled: fn(&ProtocolsConfig) -> bool,
+    /// Looks at the first payload of a connection (and the hints the
+    /// kernel gives). Called for every new connection: a few byte
+    /// comparisons, no allocation.
+    pub recognise: fn(&Hint<'_>) -> Recognition,
+    pub new_parser: fn(&ParserContext) -> Box<dyn Parser>,
+}
+
+/// Every protocol, in the order ties between recognisers are broken.
+pub static PROTOCOLS: &[Protocol] =
+    &[Protocol {
+    name: "http1",
+    enabled: |c| c.http1.enabled,
+    recognise: http1::recognise,
+    new_parser: http1::new_parser,
+}];
+
+/// What a parser is created with.
+#[derive(Debug, Clone, Default)]
+pub struct ParserContext {
+    /// The traced process's side, when the kernel saw the connection open.
+    pub role: Option<Role>,
+    /// HTTP: which exchanges' bodies to keep (the GenAI layer's choice).
+    pub body_policy: Option<Arc<dyn BodyPolicy>>,
+}
+
+/// `protocols` section of the configuration: a switch per protocol of
+/// `PROTOCOLS`, under its name. A protocol switched off is never
+/// recognised: its connections are muted like any stream nobody parses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProtocolsConfig {
+    /// HTTP/1.0 and HTTP/1.1 (and the LLM API calls over them).
+    pub http1: ProtocolSwitch,
+}
+
+impl Default for ProtocolsConfig {
+    fn default() -> Self {
+        Self { http1: ProtocolSwitch { enabled: true } }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProtocolSwitch {
+    /// Parse this protocol.
+    pub enabled: bool,
+}
+
+impl Default for ProtocolSwitch {
+    fn default() -> Self {
+        Self { enabled: true }
+    }
+}
+
+/// The enabled protocols, and what their parsers are created with.
+#[derive(Debug, Clone, Default)]
+pub struct Protocols {
+    enabled: Vec<&'static Protocol>,
+    body_policy: Option<Arc<dyn BodyPolicy>>,
+}
+
+impl Protocols {
+    /// The protocols `config` leaves on; HTTP parsers keep the bodies `body_policy` selects.
+    pub fn new(config: &ProtocolsConfig, body_policy: Option<Arc<dyn BodyPolicy>>) -> Self {
+        Self { enabled: PROTOCOLS.iter().filter(|p| (p.enabled)(config)).collect(), body_policy }
+    }
+
+    /// Every protocol on by default, keeping no bodies (tests, replays).
+    pub fn defaults() -> Self {
+        Self::new(&ProtocolsConfig::default(), None)
+    }
+
+    /// Exactly `protocols` (tests of protocols not registered yet, fuzzing).
+    #[doc(hidden)]
+    pub fn of(protocols: Vec<&'static Protocol>) -> Self {
+        Self { enabled: protocols, body_policy: None }
+    }
+
+    pub fn enabled(&self) -> impl Iterator<Item = &'static Protocol> + '_ {
+        self.enabled.iter().copied()
+    }
+
+    /// The enabled protocol most sure of the stream, if any is; a parser for it.
+    pub fn recognise(&self, hint: &Hint<'_>) -> Option<(&'static Protocol, Box<dyn Parser>)> {
+        let mut best: Option<(&'static Protocol, Recognition)> = None;
+        for p in &self.enabled {
+            let r = (p.recognise)(hint);
+            if r > best.map_or(Recognition::No, |(_, r)| r) {
+                best = Some((p, r));
+                if r == Recognition::Certain {
+                    break;
+                }
+            }
+        }
+        let (protocol, _) = best?;
+        let ctx = ParserContext { role: hint.role, body_policy: self.body_policy.clone() };
+        Some((protocol, (protocol.new_parser)(&ctx)))
+    }
+}
+
+/// Turns records into operations: each protocol's description, with the
+/// layers over it (HTTP: `http.route` templates, the GenAI layer).
+#[derive(Debug)]
+pub struct Describer {
+    http: HttpLayers,
+}
+
+impl Describer {
+    /// Panics if `config` was not validated (`Config::validate` checks routes and GenAI providers).
+    pub fn new(config: &Config, stats: Arc<Stats>) -> Self {
+        let routes = config.routes.matcher().expect("routes validated with the config");
+        Self { http: HttpLayers::new(routes, GenAiStage::new(&config.genai, stats)) }
+    }
+
+    /// What the HTTP parsers keep bodies for (LLM API calls), when the GenAI layer is on.
+    pub fn body_policy(&self) -> Option<Arc<dyn BodyPolicy>> {
+        self.http.genai().map(GenAiStage::body_policy)
+    }
+
+    /// Describes `record`, from a connection `facts` tells about, and hands
+    /// each operation it makes to `emit` (one per record today).
+    pub fn describe(&mut self, record: &Record, facts: &ConnFacts, emit: &mut dyn FnMut(&Operation<'_>)) {
+        match record {
+            Record::Http1(ex) => self.http.describe(ex, facts, emit),
+            #[cfg(test)]
+            Record::Example(call) => super::example::describe(call, facts, emit),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_each_has_its_switch() {
+        let mut names: Vec<&str> = PROTOCOLS.iter().map(|p| p.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), PROTOCOLS.len());
+        // The switch of each protocol is the key under its name.
+        let defaults = serde_json::to_value(ProtocolsConfig::default()).unwrap();
+        let keys: Vec<&String> = defaults.as_object().unwrap().keys().collect();
+        assert_eq!(keys.len(), PROTOCOLS.len());
+        for p in PROTOCOLS {
+            let mut off = defaults.clone();
+            off[p.name]["enabled"] = false.into();
+            let off: ProtocolsConfig = serde_json::from_value(off).unwrap();
+            assert!((p.enabled)(&ProtocolsConfig::default()), "{} is on by default", p.name);
+            assert!(!(p.enabled)(&off), "{}", p.name);
+            assert_eq!(Protocols::new(&off, None).enabled().count(), PROTOCOLS.len() - 1);
+        }
+    }
+}
