@@ -48,6 +48,8 @@ type Config struct {
 	TLS TLSConfig `mapstructure:"tls"`
 	// GenAI configures LLM API call recognition.
 	GenAI GenAIConfig `mapstructure:"genai"`
+	// Protocols switches application protocols on or off.
+	Protocols ProtocolsConfig `mapstructure:"protocols"`
 	// RecordEvents, a debugging aid, appends every raw kernel event to this
 	// file (as sensitive as a packet capture).
 	RecordEvents *string `mapstructure:"record_events"`
@@ -101,6 +103,22 @@ type MetricsConfig struct {
 type RoutesConfig struct {
 	Patterns  []string `mapstructure:"patterns"`
 	Heuristic bool     `mapstructure:"heuristic"`
+
+	// prevent unkeyed literal initialization
+	_ struct{}
+}
+
+// ProtocolsConfig has a switch per application protocol the library parses.
+type ProtocolsConfig struct {
+	HTTP1 ProtocolSwitch `mapstructure:"http1"`
+
+	// prevent unkeyed literal initialization
+	_ struct{}
+}
+
+// ProtocolSwitch turns one protocol on or off.
+type ProtocolSwitch struct {
+	Enabled bool `mapstructure:"enabled"`
 
 	// prevent unkeyed literal initialization
 	_ struct{}

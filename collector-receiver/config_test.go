@@ -77,6 +77,8 @@ func TestLoadConfig(t *testing.T) {
 		}},
 	}
 	custom.RecordEvents = strPtr("/var/tmp/events.rec")
+	noHTTP1 := *defaults
+	noHTTP1.Protocols = ProtocolsConfig{HTTP1: ProtocolSwitch{Enabled: false}}
 
 	tests := []struct {
 		id       component.ID
@@ -86,6 +88,7 @@ func TestLoadConfig(t *testing.T) {
 	}{
 		{id: component.NewID(metadata.Type), expected: defaults},
 		{id: component.NewIDWithName(metadata.Type, "custom"), expected: &custom},
+		{id: component.NewIDWithName(metadata.Type, "no_http1"), expected: &noHTTP1},
 		{id: component.NewIDWithName(metadata.Type, "bad_provider"), problems: []string{"genai.providers"}},
 		{id: component.NewIDWithName(metadata.Type, "bad_temporality"), problems: []string{"metrics.temporality"}},
 		{id: component.NewIDWithName(metadata.Type, "bad_route"), problems: []string{"routes.patterns"}},
@@ -94,6 +97,7 @@ func TestLoadConfig(t *testing.T) {
 		{id: component.NewIDWithName(metadata.Type, "bad_durations"), problems: []string{"idle_timeout", "batch.timeout", "metrics.interval"}},
 		{id: component.NewIDWithName(metadata.Type, "unknown_key"), errLoad: "bogus_key"},
 		{id: component.NewIDWithName(metadata.Type, "unknown_selection_key"), errLoad: "executables"},
+		{id: component.NewIDWithName(metadata.Type, "unknown_protocol"), errLoad: "http9"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.id.String(), func(t *testing.T) {
