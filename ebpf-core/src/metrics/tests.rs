@@ -16,7 +16,6 @@ use crate::protocol::http1::telemetry::{describe_with, ERROR_NO_RESPONSE};
 use crate::protocol::http1::{HttpExchange, HttpVersion};
 use crate::protocol::{ConnFacts, Role};
 
-type HttpMetrics = Metrics;
 
 /// Every HTTP metric name, in export order.
 fn http_metric_names() -> Vec<&'static str> {
@@ -48,7 +47,7 @@ impl RecordHttp for Metrics {
 
 const MS: u64 = 1_000_000;
 const SEC: u64 = 1_000_000_000;
-/// Creation time of every `HttpMetrics` here; collections happen later.
+/// Creation time of every `Metrics` here; collections happen later.
 const T0: u64 = 1_700_000_000 * SEC;
 
 fn identity(pid: u32, name: &str) -> Arc<ProcessIdentity> {
@@ -89,7 +88,7 @@ fn host() -> HostInfo {
     HostInfo { host_name: "node-1".into(), ..Default::default() }
 }
 
-fn collect(m: &mut HttpMetrics, now: u64) -> Option<ExportMetricsServiceRequest> {
+fn collect(m: &mut Metrics, now: u64) -> Option<ExportMetricsServiceRequest> {
     let batch = m.collect(now, &host(), None)?;
     assert_eq!(batch.signal, Signal::Metrics);
     let req = ExportMetricsServiceRequest::decode(batch.data.as_slice()).unwrap();
@@ -148,7 +147,7 @@ fn point<'a>(h: &'a OtlpHistogram, with: &[(&str, &str)]) -> &'a HistogramDataPo
 
 #[test]
 fn exact_buckets_sum_min_max() {
-    let mut m = HttpMetrics::new_at(&MetricsConfig::default(), T0);
+    let mut m = Metrics::new_at(&MetricsConfig::default(), T0);
     let p = identity(7, "demo");
     for (ms, req_body) in [(3, 0), (5, 0), (7, 64), (120, 65), (12_000, 1000)] {
         let mut ex = exchange(&p, Role::Server, Some(200), ms * MS);
@@ -190,7 +189,7 @@ fn exact_buckets_sum_min_max() {
 
 #[test]
 fn cumulative_keeps_accumulating() {
-    let mut m = HttpMetrics::new_at(&config(Temporality::Cumulative, 100), T0);
+    let mut m = Metrics::new_at(&config(Temporality::Cumulative, 100), T0);
     let p = identity(7, "demo");
     m.record(&exchange(&p, Role::Server, Some(200), 10 * MS), None);
     let t1 = T0 + 60 * SEC;
@@ -219,7 +218,7 @@ fn cumulative_keeps_accumulating() {
 
 #[test]
 fn delta_resets_and_skips_idle_series() {
-    let mut m = HttpMetrics::new_at(&config(Temporality::Delta, 100), T0);
+    let mut m = Metrics::new_at(&config(Temporality::Delta, 100), T0);
     let p = identity(7, "demo");
     m.record(&exchange(&p, Role::Server, Some(200), 10 * MS), None);
     m.record(&exchange(&p, Role::Server, Some(200), 20 * MS), None);
@@ -248,7 +247,7 @@ fn delta_resets_and_skips_idle_series() {
 
 #[test]
 fn statuses_get_their_own_series_and_error_types() {
-    let mut m = HttpMetrics::new_at(&MetricsConfig::default(), T0);
+    let mut m = Metrics::new_at(&MetricsConfig::default(), T0);
     let p = identity(7, "demo");
     for status in [Some(200), Some(404), Some(500), None, Some(200)] {
         m.record(&exchange(&p, Role::Server, status, MS), Some("/users/{id}"));
@@ -282,7 +281,7 @@ fn statuses_get_their_own_series_and_error_types() {
 
 #[test]
 fn names_units_and_attributes_decode() {
-    let mut m = HttpMetrics::new_at(&MetricsConfig::default(), T0);
+    let mut m = Metrics::new_at(&MetricsConfig::default(), T0);
     let p = identity(42, "checkout");
     let mut server = exchange(&p, Role::Server, Some(201), MS);
     server.http.method = "PURGE".into();
@@ -349,7 +348,7 @@ fn names_units_and_attributes_decode() {
 
 #[test]
 fn tls_exchanges_are_https_series() {
-    let mut m = HttpMetrics::new_at(&MetricsConfig::default(), T0);
+    let mut m = Metrics::new_at(&MetricsConfig::default(), T0);
     let p = identity(7, "demo");
     for role in [Role::Server, Role::Client] {
         m.record(&exchange(&p, role, Some(200), MS), None);
@@ -369,7 +368,7 @@ fn tls_exchanges_are_https_series() {
 
 #[test]
 fn nothing_per_request_is_an_attribute() {
-    let mut m = HttpMetrics::new_at(&MetricsConfig::default(), T0);
+    let mut m = Metrics::new_at(&MetricsConfig::default(), T0);
     let p = identity(7, "demo");
     for role in [Role::Server, Role::Client] {
         for status in [Some(200), Some(500), None] {
@@ -406,7 +405,7 @@ fn nothing_per_request_is_an_attribute() {
 
 #[test]
 fn overflow_series_takes_what_exceeds_the_limit() {
-    let mut m = HttpMetrics::new_at(&config(Temporality::Cumulative, 2), T0);
+    let mut m = Metrics::new_at(&config(Temporality::Cumulative, 2), T0);
     let p = identity(7, "demo");
     for route in ["/r0", "/r1", "/r2", "/r3", "/r4", "/r0", "/r3"] {
         m.record(&exchange(&p, Role::Server, Some(200), MS), Some(route));
@@ -432,7 +431,7 @@ fn overflow_series_takes_what_exceeds_the_limit() {
 
 #[test]
 fn overflow_room_frees_up_in_delta_mode() {
-    let mut m = HttpMetrics::new_at(&config(Temporality::Delta, 1), T0);
+    let mut m = Metrics::new_at(&config(Temporality::Delta, 1), T0);
     let p = identity(7, "demo");
     m.record(&exchange(&p, Role::Server, Some(200), MS), Some("/a"));
     m.record(&exchange(&p, Role::Server, Some(200), MS), Some("/b"));
@@ -454,7 +453,7 @@ fn overflow_room_frees_up_in_delta_mode() {
 #[test]
 fn forgotten_processes_are_exported_once_more() {
     for temporality in [Temporality::Cumulative, Temporality::Delta] {
-        let mut m = HttpMetrics::new_at(&config(temporality, 100), T0);
+        let mut m = Metrics::new_at(&config(temporality, 100), T0);
         let (a, b) = (identity(7, "gone"), identity(8, "stays"));
         m.record(&exchange(&a, Role::Server, Some(200), MS), None);
         m.record(&exchange(&b, Role::Server, Some(200), MS), None);
@@ -479,7 +478,7 @@ fn forgotten_processes_are_exported_once_more() {
 
 #[test]
 fn a_changed_identity_is_another_resource() {
-    let mut m = HttpMetrics::new_at(&MetricsConfig::default(), T0);
+    let mut m = Metrics::new_at(&MetricsConfig::default(), T0);
     let before = identity(7, "before-exec");
     let after = identity(7, "after-exec");
     let same_as_after = identity(7, "after-exec");
@@ -517,7 +516,7 @@ fn number(p: &NumberDataPoint) -> i64 {
 #[test]
 fn self_telemetry() {
     for temporality in [Temporality::Cumulative, Temporality::Delta] {
-        let mut m = HttpMetrics::new_at(&config(temporality, 1), T0);
+        let mut m = Metrics::new_at(&config(temporality, 1), T0);
         let p = identity(7, "demo");
         m.record(&exchange(&p, Role::Server, Some(200), MS), Some("/a"));
         m.record(&exchange(&p, Role::Server, Some(200), MS), Some("/b"));
@@ -599,7 +598,7 @@ fn self_telemetry() {
 
 #[test]
 fn nothing_to_say_is_none() {
-    let mut m = HttpMetrics::new_at(&MetricsConfig::default(), T0);
+    let mut m = Metrics::new_at(&MetricsConfig::default(), T0);
     assert!(m.collect(T0 + SEC, &host(), None).is_none());
     let batch = m.collect(T0 + 2 * SEC, &host(), Some(&StatsSnapshot::default())).unwrap();
     assert_eq!(batch.items, SELF_METRIC_NAMES.len());
@@ -681,7 +680,7 @@ fn allocations() -> u64 {
 
 #[test]
 fn recording_into_existing_series_allocates_nothing() {
-    let mut m = HttpMetrics::new_at(&config(Temporality::Delta, 3), T0);
+    let mut m = Metrics::new_at(&config(Temporality::Delta, 3), T0);
     let (a, b) = (identity(7, "a"), identity(8, "b"));
     let mut exchanges = Vec::new();
     for role in [Role::Server, Role::Client] {
@@ -697,7 +696,7 @@ fn recording_into_existing_series_allocates_nothing() {
     other.http.method = "PURGE".into();
     exchanges.push(other);
     let routes = ["/users/{id}", "/orders/{id}", "/r2", "/r3", "/r4", "/r5"];
-    let record_all = |m: &mut HttpMetrics| {
+    let record_all = |m: &mut Metrics| {
         for (i, ex) in exchanges.iter().enumerate() {
             m.record(ex, Some(routes[i % routes.len()]));
         }
@@ -721,7 +720,7 @@ fn recording_into_existing_series_allocates_nothing() {
 #[test]
 #[ignore = "a measurement, run in release"]
 fn record_throughput() {
-    let mut m = HttpMetrics::new_at(&MetricsConfig::default(), T0);
+    let mut m = Metrics::new_at(&MetricsConfig::default(), T0);
     let routes = crate::routes::RouteMatcher::new(&[], true).unwrap();
     let p = identity(7, "demo");
     let mut exchanges = Vec::new();

@@ -12,7 +12,7 @@ use super::resource::{process_resource, HostInfo};
 use super::wire;
 
 /// Builds `ExportTraceServiceRequest`s around spans already encoded
-/// (`crate::spans::write_http_span`): the same bytes `encode_traces` gives
+/// (`crate::spans::write_span`): the same bytes `encode_traces` gives
 /// for the same spans.
 #[derive(Debug)]
 pub struct TracesEncoder {
