@@ -72,11 +72,12 @@ pub fn recognise(hint: &Hint<'_>) -> Recognition {
     if sniff::looks_like_response(hint.data) {
         Recognition::Certain
     } else if sniff::looks_like_request(hint.data) {
-        let line_end = memchr::memchr(b'\n', hint.data).unwrap_or(hint.data.len());
-        if memchr::memmem::find(&hint.data[..line_end], b" HTTP/1.").is_some() {
-            Recognition::Certain
-        } else {
-            Recognition::Plausible
+        // The request line's end: "... HTTP/1.x\r\n" (runs once per connection).
+        let line = &hint.data[..memchr::memchr(b'\n', hint.data).unwrap_or(hint.data.len())];
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        match line.split_last() {
+            Some((_, rest)) if rest.ends_with(b" HTTP/1.") => Recognition::Certain,
+            _ => Recognition::Plausible,
         }
     } else {
         Recognition::No
