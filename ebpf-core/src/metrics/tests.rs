@@ -16,7 +16,6 @@ use crate::protocol::http1::telemetry::{describe_with, ERROR_NO_RESPONSE};
 use crate::protocol::http1::{HttpExchange, HttpVersion};
 use crate::protocol::{ConnFacts, Role};
 
-
 /// Every HTTP metric name, in export order.
 fn http_metric_names() -> Vec<&'static str> {
     let families = [&instruments::HTTP_SERVER, &instruments::HTTP_CLIENT];
