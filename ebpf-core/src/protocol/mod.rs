@@ -14,20 +14,20 @@ pub mod http1;
 pub mod http2;
 pub mod kafka;
 pub(crate) mod lenframe;
+pub mod matching;
 pub mod memcached;
 pub mod mongodb;
 pub mod mqtt;
 pub mod mysql;
+mod operation;
+mod parser;
 pub mod postgres;
 pub(crate) mod prefix;
 #[cfg(test)]
 pub(crate) mod recorded;
 pub mod redis;
-pub mod sql;
-pub mod matching;
-mod operation;
-mod parser;
 pub mod registry;
+pub mod sql;
 
 pub use operation::{Attr, MetricFeed, Operation, SpanName, TextValue, Value, FEED_ATTRIBUTES, SPAN_ATTRIBUTES};
 pub use parser::{Hint, Parser, Progress, Recognition};

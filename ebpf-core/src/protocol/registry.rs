@@ -55,8 +55,7 @@ pub struct Protocol {
 }
 
 /// Every protocol, in the order ties between recognisers are broken.
-pub static PROTOCOLS: &[Protocol] =
-    &[Protocol {
+pub static PROTOCOLS: &[Protocol] = &[Protocol {
     name: "http1",
     enabled: |c| c.http1.enabled,
     recognise: http1::recognise,
