@@ -77,7 +77,7 @@ pub struct ParserContext {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProtocolsConfig {
-    /// HTTP/1.0 and HTTP/1.1 (and the LLM API calls over them).
+    /// HTTP/1.0 and HTTP/1.1, and the LLM API calls over them.
     pub http1: ProtocolSwitch,
 }
 
@@ -90,7 +90,8 @@ impl Default for ProtocolsConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProtocolSwitch {
-    /// Parse this protocol.
+    /// Parse this protocol. Off, its connections are muted after their first
+    /// payload, like any stream no enabled protocol recognises.
     pub enabled: bool,
 }
 
