@@ -1,7 +1,8 @@
 //! The protocols the receiver understands: one table (`PROTOCOLS`), the
-//! records their parsers produce (`Record`), and how each record becomes an
-//! `Operation` (`Describer`). Adding a protocol is a line in each of the
-//! three places below; see `README.md` in this folder.
+//! records their parsers produce (`Record`), how each record becomes an
+//! `Operation` (`Describer`), and their switches (`ProtocolsConfig`).
+//! Adding a protocol is a line in each of these four places; see
+//! `README.md` in this folder.
 
 use std::sync::Arc;
 
