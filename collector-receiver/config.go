@@ -110,7 +110,9 @@ type RoutesConfig struct {
 
 // ProtocolsConfig has a switch per application protocol the library parses.
 type ProtocolsConfig struct {
-	HTTP1 ProtocolSwitch `mapstructure:"http1"`
+	HTTP1      ProtocolSwitch    `mapstructure:"http1"`
+	PostgreSQL SQLProtocolConfig `mapstructure:"postgresql"`
+	MySQL      SQLProtocolConfig `mapstructure:"mysql"`
 
 	// prevent unkeyed literal initialization
 	_ struct{}
@@ -119,6 +121,16 @@ type ProtocolsConfig struct {
 // ProtocolSwitch turns one protocol on or off.
 type ProtocolSwitch struct {
 	Enabled bool `mapstructure:"enabled"`
+
+	// prevent unkeyed literal initialization
+	_ struct{}
+}
+
+// SQLProtocolConfig switches a SQL database protocol on or off and says what
+// its spans carry of the query text (`sanitized`, `raw` or `off`).
+type SQLProtocolConfig struct {
+	Enabled   bool   `mapstructure:"enabled"`
+	QueryText string `mapstructure:"query_text"`
 
 	// prevent unkeyed literal initialization
 	_ struct{}

@@ -78,7 +78,10 @@ func TestLoadConfig(t *testing.T) {
 	}
 	custom.RecordEvents = strPtr("/var/tmp/events.rec")
 	noHTTP1 := *defaults
-	noHTTP1.Protocols = ProtocolsConfig{HTTP1: ProtocolSwitch{Enabled: false}}
+	noHTTP1.Protocols.HTTP1 = ProtocolSwitch{Enabled: false}
+	rawSQL := *defaults
+	rawSQL.Protocols.PostgreSQL.QueryText = "raw"
+	rawSQL.Protocols.MySQL = SQLProtocolConfig{Enabled: false, QueryText: "off"}
 
 	tests := []struct {
 		id       component.ID
@@ -89,6 +92,8 @@ func TestLoadConfig(t *testing.T) {
 		{id: component.NewID(metadata.Type), expected: defaults},
 		{id: component.NewIDWithName(metadata.Type, "custom"), expected: &custom},
 		{id: component.NewIDWithName(metadata.Type, "no_http1"), expected: &noHTTP1},
+		{id: component.NewIDWithName(metadata.Type, "raw_sql"), expected: &rawSQL},
+		{id: component.NewIDWithName(metadata.Type, "bad_query_text"), problems: []string{"protocols.postgresql.query_text"}},
 		{id: component.NewIDWithName(metadata.Type, "bad_provider"), problems: []string{"genai.providers"}},
 		{id: component.NewIDWithName(metadata.Type, "bad_temporality"), problems: []string{"metrics.temporality"}},
 		{id: component.NewIDWithName(metadata.Type, "bad_route"), problems: []string{"routes.patterns"}},
@@ -149,7 +154,7 @@ func TestValidate(t *testing.T) {
 			want: []string{
 				"batch.max_spans", "batch.timeout", "capture_size", "idle_timeout", "max_connections",
 				"metrics.interval", "metrics.max_series_per_metric", "metrics.temporality", "queue_size",
-				"ring_buffer_size", "genai.max_body_bytes",
+				"ring_buffer_size", "genai.max_body_bytes", "protocols.postgresql.query_text", "protocols.mysql.query_text",
 			},
 		},
 	}

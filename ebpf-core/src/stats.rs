@@ -148,6 +148,14 @@ counters! {
     /// Exchanges recorded in an overflow series because a metric reached its
     /// series limit (`metrics.max_series_per_metric`).
     metric_overflows: Counter, "{request}", "ebpf_receiver.metric.overflows";
+    /// Requests given up because their responses could not be matched with
+    /// certainty (the streams fell out of step: bytes past the capture, a
+    /// client pipelining across lost events, a response to nothing seen), or
+    /// still unanswered when their connection closed: no span reports them.
+    requests_unmatched: Counter, "{request}", "ebpf_receiver.requests.unmatched";
+    /// MySQL/MariaDB connections using the compressed protocol: recognised,
+    /// not parsed (they give no spans).
+    mysql_compressed: Counter, "{connection}", "ebpf_receiver.mysql.compressed";
 }
 
 /// The counters shared between the worker thread and callers.

@@ -15,7 +15,10 @@ use ebpf_core::process::ProcessIdentity;
 use ebpf_core::protocol::genai::GenAiCall;
 use ebpf_core::protocol::http1::telemetry::describe_with;
 use ebpf_core::protocol::http1::{HttpExchange, HttpVersion, KeptBodies};
-use ebpf_core::protocol::{ConnFacts, MetricFeed, Operation, Role, SpanName};
+use ebpf_core::protocol::sql::{
+    DbCommand, DbError, DbOperation, DbStatus, Dialect, QueryInfo, SqlDescriber, SqlOptions,
+};
+use ebpf_core::protocol::{ConnFacts, MetricFeed, Operation, ProtocolsConfig, Role, SpanName};
 use ebpf_core::spans::{to_span, IdGenerator};
 use ebpf_core::StatsSnapshot;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -119,6 +122,39 @@ fn full_genai_call() -> GenAiCall {
     }
 }
 
+/// SQL operations of every command kind and outcome, from both sides.
+fn sql_samples() -> Vec<DbOperation> {
+    let query =
+        QueryInfo::analyze(b"SELECT * FROM orders WHERE id = 1", true, Dialect::Postgres, SqlOptions::default());
+    let error = |code: &str, sqlstate: Option<&str>| {
+        DbStatus::Error(DbError { code: code.into(), sqlstate: sqlstate.map(Into::into) })
+    };
+    let mut out = Vec::new();
+    for role in [Role::Client, Role::Server] {
+        for (system, command, status) in [
+            ("postgresql", DbCommand::Query, DbStatus::Ok),
+            ("postgresql", DbCommand::Execute, error("42P01", Some("42P01"))),
+            ("postgresql", DbCommand::Prepare, error("_OTHER", None)),
+            ("mysql", DbCommand::Query, error("1146", Some("42S02"))),
+            ("mariadb", DbCommand::Other("INIT_DB"), DbStatus::Unknown),
+        ] {
+            out.push(DbOperation {
+                system,
+                command,
+                query: Some(query.clone()),
+                start_ns: 1,
+                end_ns: 2_000_000,
+                status,
+                returned_rows: Some(1),
+                affected_rows: None,
+                namespace: Some("shop".into()),
+                role,
+            });
+        }
+    }
+    out
+}
+
 /// An HTTP exchange with its connection, as the tracker reports it.
 struct Exchange {
     http: HttpExchange,
@@ -204,6 +240,17 @@ fn every_emitted_attribute_is_a_current_convention() {
             let span = genai_span(&ex, None, &full_genai_call(), &clock, ids);
             keys.extend(span.attributes.into_iter().map(|kv| kv.key));
         }
+    }
+    // Database operations: every command kind, outcome and side.
+    let sql = SqlDescriber::new(&ProtocolsConfig::default());
+    for op in sql_samples() {
+        let facts = exchange(op.role, "GET", None).facts();
+        sql.describe(&op, &facts, &mut |o| {
+            keys.extend(to_span(o, &clock, ids).attributes.into_iter().map(|kv| kv.key))
+        });
+    }
+    for key in ["db.query.summary", "db.query.text", "db.response.status_code", "db.namespace", "db.collection.name"] {
+        assert!(keys.iter().any(|k| k == key), "the sample spans lack {key}");
     }
     for key in ["gen_ai.usage.input_tokens", "gen_ai.response.time_to_first_chunk", "gen_ai.input.messages"] {
         assert!(keys.iter().any(|k| k == key), "the sample spans lack {key}");
@@ -335,6 +382,11 @@ fn sample_metrics() -> ExportMetricsServiceRequest {
             ex.http.bodies = Some(Box::new(KeptBodies { response_body_start_ns: Some(3), ..KeptBodies::default() }));
             record(&mut metrics, &ex, None, Some(&full_genai_call()));
         }
+    }
+    let sql = SqlDescriber::new(&ProtocolsConfig::default());
+    for op in sql_samples() {
+        let ex = exchange(op.role, "GET", None);
+        sql.describe(&op, &ex.facts(), &mut |o| metrics.observe(&ex.process, o));
     }
     // The instruments of the protocols to come (databases, RPC, messaging),
     // with the attributes the conventions give them.

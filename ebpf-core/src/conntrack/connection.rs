@@ -22,6 +22,9 @@ pub enum StreamState {
     Parsed(&'static Protocol, Box<dyn Parser>),
     /// Not a protocol we parse (or parsing failed): further bytes are ignored.
     Ignored,
+    /// Switched to TLS: socket bytes are ignored, and this parser follows
+    /// the plaintext when the TLS probes deliver it (`Parser::over_tls`).
+    AwaitingTls(&'static Protocol, Box<dyn Parser>),
 }
 
 #[derive(Debug)]

@@ -184,10 +184,14 @@ impl ConnTracker {
             }
             // The first plaintext of a TLS connection. Whatever came through
             // the socket before (handshake records, seen before the kernel
-            // knew) was ciphertext: start over, once, on the plaintext. The
+            // knew) was ciphertext: start over, once, on the plaintext,
+            // with the parser a protocol's own TLS request handed over. The
             // socket was muted for it, which does not stop TLS plaintext.
             conn.tls = true;
-            conn.stream = StreamState::Unclassified;
+            conn.stream = match std::mem::replace(&mut conn.stream, StreamState::Unclassified) {
+                StreamState::AwaitingTls(protocol, parser) => StreamState::Parsed(protocol, parser),
+                _ => StreamState::Unclassified,
+            };
         }
         if matches!(conn.stream, StreamState::Unclassified) {
             if data.payload.is_empty() {
@@ -214,9 +218,10 @@ impl ConnTracker {
                 }
             };
         }
-        let StreamState::Parsed(_, parser) = &mut conn.stream else {
+        let StreamState::Parsed(protocol, parser) = &mut conn.stream else {
             return;
         };
+        let protocol = *protocol;
         let chunk = Chunk {
             ts_ns: hdr.ts_ns,
             direction: data.direction,
@@ -228,9 +233,14 @@ impl ConnTracker {
         if progress == Progress::Failed {
             self.parse_errors += 1;
         }
-        // Garbage, or an upgrade to another protocol (WebSocket, CONNECT tunnel).
+        // Garbage, or an upgrade to another protocol (WebSocket, CONNECT
+        // tunnel, TLS: its plaintext may go on with the parser's successor).
         if progress != Progress::Continue {
-            conn.stream = StreamState::Ignored;
+            let next = if progress == Progress::Done { parser.over_tls() } else { None };
+            conn.stream = match next {
+                Some(parser) if !data.tls => StreamState::AwaitingTls(protocol, parser),
+                _ => StreamState::Ignored,
+            };
             self.muted.push(mute);
         }
         let (process, endpoints, tls) = (conn.process.clone(), conn.endpoints, conn.tls);

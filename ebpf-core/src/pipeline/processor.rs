@@ -68,7 +68,7 @@ impl Processor {
         let clock = WallClock::new();
         let now_unix = clock.to_unix_ns(crate::clock::monotonic_now_ns());
         let describer = Describer::new(config, stats.clone());
-        let protocols = Protocols::new(&config.protocols, describer.body_policy());
+        let protocols = Protocols::new(&config.protocols, describer.body_policy()).counting_into(stats.clone());
         Self {
             conns: conns.with_protocols(protocols),
             describer,

@@ -7,6 +7,7 @@
 //! says how to add one. Parsers never panic on bad input: garbage puts the
 //! connection's parser into a failed state.
 
+pub mod db;
 #[cfg(test)]
 mod example;
 pub mod genai;

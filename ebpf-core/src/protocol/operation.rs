@@ -18,8 +18,9 @@ use crate::metrics::{Family, MAX_INSTRUMENTS};
 /// Inline room for a span's attributes: an HTTP span has at most 14, an
 /// LLM call adds up to 30 more (those spill to the heap, once per call).
 pub const SPAN_ATTRIBUTES: usize = 16;
-/// Inline room for one metric feed's attributes.
-pub const FEED_ATTRIBUTES: usize = 8;
+/// Inline room for one metric feed's attributes: a database call has up
+/// to 9 (`db.client.operation.duration`'s set).
+pub const FEED_ATTRIBUTES: usize = 10;
 
 /// One completed operation, borrowed from its record.
 #[derive(Debug)]

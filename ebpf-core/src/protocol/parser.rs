@@ -94,4 +94,13 @@ pub trait Parser: fmt::Debug + Send {
     /// the close) and report requests left unanswered as records without a
     /// response.
     fn close(&mut self, ts_ns: u64, out: &mut Vec<Record>);
+
+    /// Asked after `feed` returned `Done`: the stream switched to TLS
+    /// (after a STARTTLS-like request), and this is the parser to follow
+    /// its plaintext with, carrying what the handshake said (MySQL: the
+    /// server's product, from its greeting). `None` (the default): the
+    /// plaintext is recognised afresh, like any new stream.
+    fn over_tls(&mut self) -> Option<Box<dyn Parser>> {
+        None
+    }
 }

@@ -14,6 +14,8 @@ use crate::stats::Stats;
 
 use super::genai::GenAiStage;
 use super::http1::{self, BodyPolicy, HttpExchange, HttpLayers};
+use super::sql::{DbOperation, SqlDescriber, SqlProtocolConfig};
+use super::{mysql, postgres};
 use super::{ConnFacts, Hint, Operation, Parser, Recognition, Role};
 
 /// A completed operation as its protocol's parser reports it. A protocol
@@ -22,6 +24,8 @@ use super::{ConnFacts, Hint, Operation, Parser, Recognition, Role};
 #[derive(Debug, Clone)]
 pub enum Record {
     Http1(HttpExchange),
+    /// PostgreSQL, MySQL and MariaDB operations.
+    Sql(DbOperation),
     /// The model protocol of `super::example` (tests only).
     #[cfg(test)]
     Example(super::example::EchoCall),
@@ -32,6 +36,7 @@ impl Record {
     pub fn http1(&self) -> Option<&HttpExchange> {
         match self {
             Record::Http1(ex) => Some(ex),
+            Record::Sql(_) => None,
             #[cfg(test)]
             Record::Example(_) => None,
         }
@@ -56,12 +61,27 @@ pub struct Protocol {
 }
 
 /// Every protocol, in the order ties between recognisers are broken.
-pub static PROTOCOLS: &[Protocol] = &[Protocol {
-    name: "http1",
-    enabled: |c| c.http1.enabled,
-    recognise: http1::recognise,
-    new_parser: http1::new_parser,
-}];
+/// Append-only: the `protocols` fuzz target picks a parser by its index.
+pub static PROTOCOLS: &[Protocol] = &[
+    Protocol {
+        name: "http1",
+        enabled: |c| c.http1.enabled,
+        recognise: http1::recognise,
+        new_parser: http1::new_parser,
+    },
+    Protocol {
+        name: "postgresql",
+        enabled: |c| c.postgresql.enabled,
+        recognise: postgres::recognise,
+        new_parser: postgres::new_parser,
+    },
+    Protocol {
+        name: "mysql",
+        enabled: |c| c.mysql.enabled,
+        recognise: mysql::recognise,
+        new_parser: mysql::new_parser,
+    },
+];
 
 /// What a parser is created with.
 #[derive(Debug, Clone, Default)]
@@ -70,6 +90,12 @@ pub struct ParserContext {
     pub role: Option<Role>,
     /// HTTP: which exchanges' bodies to keep (the GenAI layer's choice).
     pub body_policy: Option<Arc<dyn BodyPolicy>>,
+    /// Each protocol's options (what a parser keeps may depend on them:
+    /// raw SQL text only when opted into).
+    pub config: Arc<ProtocolsConfig>,
+    /// The receiver's counters, for what a parser drops or cannot follow
+    /// (beyond what the seam counts: failures, requests lost to gaps).
+    pub stats: Arc<Stats>,
 }
 
 /// `protocols` section of the configuration: a switch per protocol of
@@ -80,11 +106,19 @@ pub struct ParserContext {
 pub struct ProtocolsConfig {
     /// HTTP/1.0 and HTTP/1.1, and the LLM API calls over them.
     pub http1: ProtocolSwitch,
+    /// PostgreSQL (frontend/backend protocol 3), plain or over TLS.
+    pub postgresql: SqlProtocolConfig,
+    /// MySQL and MariaDB (client/server protocol 4.1), plain or over TLS.
+    pub mysql: SqlProtocolConfig,
 }
 
 impl Default for ProtocolsConfig {
     fn default() -> Self {
-        Self { http1: ProtocolSwitch { enabled: true } }
+        Self {
+            http1: ProtocolSwitch { enabled: true },
+            postgresql: SqlProtocolConfig::default(),
+            mysql: SqlProtocolConfig::default(),
+        }
     }
 }
 
@@ -107,12 +141,25 @@ impl Default for ProtocolSwitch {
 pub struct Protocols {
     enabled: Vec<&'static Protocol>,
     body_policy: Option<Arc<dyn BodyPolicy>>,
+    config: Arc<ProtocolsConfig>,
+    stats: Arc<Stats>,
 }
 
 impl Protocols {
     /// The protocols `config` leaves on; HTTP parsers keep the bodies `body_policy` selects.
     pub fn new(config: &ProtocolsConfig, body_policy: Option<Arc<dyn BodyPolicy>>) -> Self {
-        Self { enabled: PROTOCOLS.iter().filter(|p| (p.enabled)(config)).collect(), body_policy }
+        Self {
+            enabled: PROTOCOLS.iter().filter(|p| (p.enabled)(config)).collect(),
+            body_policy,
+            config: Arc::new(config.clone()),
+            stats: Arc::default(),
+        }
+    }
+
+    /// Parsers count what they drop into `stats` (default: counters nobody reads).
+    pub fn counting_into(mut self, stats: Arc<Stats>) -> Self {
+        self.stats = stats;
+        self
     }
 
     /// Every protocol on by default, keeping no bodies (tests, replays).
@@ -123,7 +170,7 @@ impl Protocols {
     /// Exactly `protocols` (tests of protocols not registered yet, fuzzing).
     #[doc(hidden)]
     pub fn of(protocols: Vec<&'static Protocol>) -> Self {
-        Self { enabled: protocols, body_policy: None }
+        Self { enabled: protocols, ..Self::default() }
     }
 
     pub fn enabled(&self) -> impl Iterator<Item = &'static Protocol> + '_ {
@@ -143,7 +190,12 @@ impl Protocols {
             }
         }
         let (protocol, _) = best?;
-        let ctx = ParserContext { role: hint.role, body_policy: self.body_policy.clone() };
+        let ctx = ParserContext {
+            role: hint.role,
+            body_policy: self.body_policy.clone(),
+            config: self.config.clone(),
+            stats: self.stats.clone(),
+        };
         Some((protocol, (protocol.new_parser)(&ctx)))
     }
 }
@@ -153,13 +205,17 @@ impl Protocols {
 #[derive(Debug)]
 pub struct Describer {
     http: HttpLayers,
+    sql: SqlDescriber,
 }
 
 impl Describer {
     /// Panics if `config` was not validated (`Config::validate` checks routes and GenAI providers).
     pub fn new(config: &Config, stats: Arc<Stats>) -> Self {
         let routes = config.routes.matcher().expect("routes validated with the config");
-        Self { http: HttpLayers::new(routes, GenAiStage::new(&config.genai, stats)) }
+        Self {
+            http: HttpLayers::new(routes, GenAiStage::new(&config.genai, stats)),
+            sql: SqlDescriber::new(&config.protocols),
+        }
     }
 
     /// What the HTTP parsers keep bodies for (LLM API calls), when the GenAI layer is on.
@@ -172,6 +228,7 @@ impl Describer {
     pub fn describe(&mut self, record: &Record, facts: &ConnFacts, emit: &mut dyn FnMut(&Operation<'_>)) {
         match record {
             Record::Http1(ex) => self.http.describe(ex, facts, emit),
+            Record::Sql(op) => self.sql.describe(op, facts, emit),
             #[cfg(test)]
             Record::Example(call) => super::example::describe(call, facts, emit),
         }

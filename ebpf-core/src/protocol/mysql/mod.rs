@@ -7,11 +7,13 @@
 
 mod framer;
 mod parser;
+mod seam;
 
 #[cfg(test)]
 mod tests;
 
 pub use parser::{looks_like_greeting, looks_like_login, Flavor, MysqlParser};
+pub use seam::{new_parser, recognise};
 
 /// Prepared statements remembered per connection.
 pub const MAX_STATEMENTS: usize = 256;

@@ -225,6 +225,30 @@ impl MysqlParser {
         self.phase == Phase::Tls
     }
 
+    /// The parser for the plaintext of this connection once it switched to
+    /// TLS: it starts at the login, knowing the server's product from the
+    /// greeting seen here in the clear. None before the switch.
+    pub fn after_tls(&self) -> Option<MysqlParser> {
+        if self.phase != Phase::Tls {
+            return None;
+        }
+        let mut p = Self::new(self.opts);
+        p.client_dir = self.client_dir;
+        p.flavor = self.flavor;
+        p.phase = Phase::Login;
+        Some(p)
+    }
+
+    /// The connection negotiated the compressed protocol: not parsed.
+    pub fn is_compressed(&self) -> bool {
+        self.phase == Phase::Compressed
+    }
+
+    /// Nothing more to follow: quit, failed login, replication, or not MySQL.
+    pub fn is_done(&self) -> bool {
+        self.phase == Phase::Done
+    }
+
     /// Chunks of a compressed-protocol connection, seen and not parsed.
     pub fn compressed(&self) -> u64 {
         self.compressed_chunks

@@ -12,11 +12,13 @@
 
 mod framer;
 mod parser;
+mod seam;
 
 #[cfg(test)]
 mod tests;
 
 pub use parser::{looks_like_startup, PgParser};
+pub use seam::{new_parser, recognise};
 
 /// Prepared statements remembered per connection (ORMs prepare a few dozen).
 pub const MAX_STATEMENTS: usize = 256;

@@ -227,6 +227,12 @@ impl PgParser {
         self.tls
     }
 
+    /// Nothing more to follow: the connection terminated, failed to
+    /// authenticate, was a cancel request, or was not PostgreSQL.
+    pub fn is_done(&self) -> bool {
+        self.state == State::Done
+    }
+
     /// Operations given up because their responses could not be matched.
     pub fn dropped(&self) -> u64 {
         self.dropped

@@ -3,7 +3,23 @@
 //! bytes) and `NAME.segments` (`> N` / `< N` per recv, in order), turned
 //! into the chunks the syscall probes would produce, from either side.
 
-use crate::protocol::{Direction, Role};
+use std::sync::Arc;
+
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
+use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+use opentelemetry_proto::tonic::trace::v1::Span;
+use prost::Message;
+
+use crate::clock::WallClock;
+use crate::conntrack::{ConnTracker, Exchange};
+use crate::events::{ConnOpen, DataEvent, Header};
+use crate::metrics::{Metrics, MetricsConfig};
+use crate::otlp::HostInfo;
+use crate::protocol::{Describer, Direction, Protocols, Role};
+use crate::spans::{to_span, IdGenerator};
+use crate::stats::Stats;
+use crate::Config;
 
 /// One recorded segment: which side sent it and its bytes.
 #[derive(Debug, Clone)]
@@ -50,3 +66,154 @@ macro_rules! recording {
     };
 }
 pub(crate) use recording;
+
+/// A recorded connection played through the connection tracker (every
+/// protocol on, as configured), as the data events of one traced process:
+/// the seam end to end, recognition included. Records come out in `out`.
+pub(crate) struct Traced {
+    pub tracker: ConnTracker,
+    pub out: Vec<Exchange>,
+    pub stats: Arc<Stats>,
+    config: Config,
+    side: Role,
+    seq: u32,
+    ts: u64,
+}
+
+pub(crate) const SERVER_PORT: u16 = 40_000;
+const CLIENT_PORT: u16 = 51_000;
+const TGID: u32 = 321;
+const FD: i32 = 9;
+
+impl Traced {
+    /// The traced process on `side`; `opened`: the kernel saw the
+    /// connection open (else it is older than the receiver: role unknown).
+    pub(crate) fn new(side: Role, opened: bool, config: Config) -> Self {
+        let stats = Arc::new(Stats::default());
+        let protocols = Protocols::new(&config.protocols, None).counting_into(stats.clone());
+        let mut t = Traced {
+            tracker: ConnTracker::offline().with_protocols(protocols),
+            out: Vec::new(),
+            stats,
+            config,
+            side,
+            seq: 0,
+            ts: 0,
+        };
+        if opened {
+            let (server, client) =
+                (("127.0.0.1".parse().unwrap(), SERVER_PORT), ("127.0.0.1".parse().unwrap(), CLIENT_PORT));
+            let (local, peer, role) = match side {
+                Role::Server => (server, client, ebpf_probes::abi::OE_ROLE_SERVER),
+                Role::Client => (client, server, ebpf_probes::abi::OE_ROLE_CLIENT),
+            };
+            let open = ConnOpen { local, peer, role: role as u16, comm: "db".into(), exe: "db".into(), parent_tgid: 1 };
+            t.tracker.open(&t.header(), &open, &mut t.out);
+        }
+        t
+    }
+
+    fn header(&self) -> Header {
+        Header { ts_ns: self.ts, tgid: TGID, tid: TGID, fd: FD, conn_id: 7 }
+    }
+
+    /// Each segment as one data event (TLS plaintext when `tls`).
+    pub(crate) fn play(&mut self, segs: &[Segment], tls: bool) {
+        for seg in segs {
+            self.ts += 1_000_000;
+            let data = DataEvent {
+                direction: direction(seg, self.side),
+                total_len: seg.bytes.len() as u32,
+                payload: &seg.bytes,
+                seq: Some(self.seq),
+                tls,
+            };
+            self.seq += 1;
+            let hdr = self.header();
+            self.tracker.data(&hdr, &data, &mut self.out);
+        }
+    }
+
+    /// The kernel loses the next event.
+    pub(crate) fn lose(&mut self) {
+        self.seq += 1;
+    }
+
+    pub(crate) fn close(&mut self) {
+        self.ts += 1_000_000;
+        let hdr = self.header();
+        self.tracker.close(&hdr, &mut self.out);
+    }
+
+    /// The spans of the records so far, and the metrics they fed.
+    pub(crate) fn spans(&self) -> (Vec<Span>, ExportMetricsServiceRequest) {
+        let mut describer = Describer::new(&self.config, self.stats.clone());
+        let mut metrics = Metrics::new_at(&MetricsConfig::default(), 0);
+        let (clock, ids) = (WallClock::from_offset_ns(0), &mut IdGenerator::with_seed(1));
+        let mut spans = Vec::new();
+        for ex in &self.out {
+            describer.describe(&ex.record, &ex.facts(), &mut |op| {
+                metrics.observe(&ex.process, op);
+                spans.push(to_span(op, &clock, ids));
+            });
+        }
+        let req = match metrics.collect(10, &HostInfo::default(), None) {
+            Some(batch) => ExportMetricsServiceRequest::decode(batch.data.as_slice()).expect("metrics decode"),
+            None => ExportMetricsServiceRequest::default(),
+        };
+        (spans, req)
+    }
+}
+
+/// A span's string attribute.
+pub(crate) fn str_attr<'a>(span: &'a Span, key: &str) -> Option<&'a str> {
+    match span.attributes.iter().find(|kv| kv.key == key)?.value.as_ref()?.value.as_ref()? {
+        AnyValue::StringValue(s) => Some(s),
+        _ => None,
+    }
+}
+
+/// A span's int attribute.
+pub(crate) fn int_attr(span: &Span, key: &str) -> Option<i64> {
+    match span.attributes.iter().find(|kv| kv.key == key)?.value.as_ref()?.value.as_ref()? {
+        AnyValue::IntValue(i) => Some(*i),
+        _ => None,
+    }
+}
+
+/// `(name, kind, status code)` of each span.
+pub(crate) fn shapes(spans: &[Span]) -> Vec<(String, i32, i32)> {
+    spans.iter().map(|s| (s.name.clone(), s.kind, s.status.as_ref().map_or(0, |st| st.code))).collect()
+}
+
+/// The data points of `db.client.operation.duration`: (attributes as
+/// `key=value`, count).
+pub(crate) fn duration_points(req: &ExportMetricsServiceRequest) -> Vec<(Vec<String>, u64)> {
+    let mut out = Vec::new();
+    for rm in &req.resource_metrics {
+        for sm in &rm.scope_metrics {
+            for m in sm.metrics.iter().filter(|m| m.name == "db.client.operation.duration") {
+                let Some(Data::Histogram(h)) = &m.data else { panic!("not a histogram") };
+                for p in &h.data_points {
+                    let attrs = p
+                        .attributes
+                        .iter()
+                        .map(|kv| {
+                            let v = match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+                                Some(AnyValue::StringValue(s)) => s.clone(),
+                                Some(AnyValue::IntValue(i)) => i.to_string(),
+                                other => format!("{other:?}"),
+                            };
+                            format!("{}={v}", kv.key)
+                        })
+                        .collect::<Vec<_>>();
+                    let mut attrs = attrs;
+                    attrs.sort();
+                    out.push((attrs, p.count));
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}

@@ -7,19 +7,23 @@
 //! only half knows, or not SQL at all, and the sanitizer must still classify
 //! every byte. Measured in `benches` / the module tests: see `NOTES.md`.
 
+mod config;
 mod lexer;
 mod operation;
 mod query;
 mod sanitize;
 mod summary;
+mod telemetry;
 
 #[cfg(test)]
 pub(crate) mod fixture;
 #[cfg(test)]
 mod tests;
 
+pub use config::{QueryText, SqlProtocolConfig};
 pub use lexer::Dialect;
 pub use operation::{DbCommand, DbError, DbOperation, DbStatus};
 pub use query::{QueryInfo, SqlOptions, MAX_QUERY_BYTES};
 pub use sanitize::{sanitize, sanitize_into};
 pub use summary::{summarize, Summary, MAX_SUMMARY_BYTES};
+pub use telemetry::{error_is_failure, SqlDescriber};

@@ -1,5 +1,6 @@
 mod edge;
 mod fixtures;
+mod seam;
 
 use crate::protocol::sql::fixture::{direction, Segment};
 use crate::protocol::sql::{DbCommand, DbOperation, DbStatus, SqlOptions};
