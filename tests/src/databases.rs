@@ -258,3 +258,87 @@ fn unsafe_geteuid_is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
 }
+
+/// A database client run to its end.
+#[derive(Debug)]
+pub struct DbClientRun {
+    pub pid: u32,
+    /// Exit code (clients report failed statements through it).
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `cmd` to its end with `stdin` as its input, and its pid. Failing
+/// statements are part of the tests: the exit code is returned, not checked.
+pub fn run_db_client(mut cmd: Command, stdin: &[u8], what: &str) -> DbClientRun {
+    use std::io::Write;
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).env_remove("OTEL_SERVICE_NAME");
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {what}: {e}"));
+    let pid = child.id();
+    if let Some(mut pipe) = child.stdin.take() {
+        pipe.write_all(stdin).unwrap_or_else(|e| panic!("write to {what}: {e}"));
+    }
+    let out = child.wait_with_output().unwrap_or_else(|e| panic!("wait for {what}: {e}"));
+    DbClientRun {
+        pid,
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// `psql` as the test user on the PostgreSQL server, reading `script`
+/// (each statement its own simple query), over TLS when `sslmode` says so.
+pub fn psql(sslmode: &str, script: &str) -> DbClientRun {
+    let pg = postgres();
+    let psql = which("psql").expect("psql not found (Debian package postgresql-client)");
+    let url = format!("postgresql://{DB_USER}@127.0.0.1:{}/{DB_NAME}?sslmode={sslmode}", pg.port);
+    let mut cmd = Command::new(psql);
+    cmd.args(["-X", "-q", "-v", "ON_ERROR_STOP=0", &url]).env("PGPASSWORD", DB_PASSWORD);
+    run_db_client(cmd, script.as_bytes(), "psql")
+}
+
+/// The `mysql` command-line client as the test user on MariaDB, reading
+/// `script` (`--force`: on past failing statements).
+pub fn mysql_cli(script: &str) -> DbClientRun {
+    let my = mariadb();
+    let client = which("mysql").or_else(|| which("mariadb")).expect("mysql client not found (mariadb-client)");
+    let mut cmd = Command::new(client);
+    cmd.args(["--protocol=tcp", "-h127.0.0.1", &format!("-P{}", my.port), &format!("-u{DB_USER}")])
+        .arg(format!("-p{DB_PASSWORD}"))
+        .args(["--skip-ssl", "--force", DB_NAME]);
+    run_db_client(cmd, script.as_bytes(), "mysql")
+}
+
+/// A Python client: `script` run by python3 with the server's port, user,
+/// password and database as sys.argv[1:5] (psycopg, PyMySQL and
+/// mysql-connector-python come from `make deps`).
+pub fn python_db_client(port: u16, script: &str) -> DbClientRun {
+    let mut cmd = Command::new(crate::servers::python());
+    cmd.arg("-c").arg(script).args([&port.to_string(), DB_USER, DB_PASSWORD, DB_NAME]);
+    run_db_client(cmd, b"", "python3 database client")
+}
+
+/// The pgx client of `tests/go/pgx`, built once per test process (pgx v5
+/// from the Go module proxy).
+pub fn pgx_client_binary() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let dir = crate::util::target_dir().join("test-bins");
+        std::fs::create_dir_all(&dir).expect("create target/test-bins");
+        let tmp = dir.join(format!(".pgx-client.{}", std::process::id()));
+        let go = which("go").unwrap_or_else(|| PathBuf::from("/usr/local/go/bin/go"));
+        run(Command::new(go)
+            .args(["build", "-trimpath", "-o"])
+            .arg(&tmp)
+            .arg(".")
+            .current_dir(crate::util::repo_root().join("tests/go/pgx"))
+            .env("CGO_ENABLED", "0")
+            .env("GOFLAGS", "-mod=mod"));
+        // Renamed into place: concurrent test processes never see a half-written binary.
+        let bin = dir.join("pgx-client");
+        std::fs::rename(&tmp, &bin).expect("rename pgx-client");
+        bin
+    })
+}

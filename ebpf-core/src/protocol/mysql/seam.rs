@@ -2,7 +2,8 @@
 //! `MysqlParser` as a `Parser` whose operations are `Record::Sql`.
 //!
 //! Recognition: the server's greeting (protocol 10 and a version string) is
-//! certain. A login packet first (the plaintext of a TLS connection whose
+//! certain; a client's first read of just the greeting's header (a driver
+//! reading headers and bodies apart) is plausible. A login packet first (the plaintext of a TLS connection whose
 //! greeting went by unseen) is plausible. A connection older than the
 //! receiver shows its next command first (one whole packet, sequence 0, a
 //! command a client sends on an open connection) or its next response (OK,
@@ -32,6 +33,9 @@ pub fn recognise(hint: &Hint<'_>) -> Recognition {
     if looks_like_greeting(data) {
         return if role_of(hint, false).is_some() { Recognition::Certain } else { Recognition::No };
     }
+    if looks_like_greeting_header(data) && hint.role == Some(Role::Client) && hint.direction == Direction::Ingress {
+        return plausible();
+    }
     if (looks_like_login(data) || looks_like_command(data)) && role_of(hint, true).is_some() {
         return plausible();
     }
@@ -49,6 +53,13 @@ fn role_of(hint: &Hint<'_>, from_client: bool) -> Option<Role> {
         _ => Role::Server,
     };
     hint.role.is_none_or(|r| r == role).then_some(role)
+}
+
+/// A client's first read of exactly a packet header, of a length greetings
+/// have, sequence 0: drivers that read the header first, then the body
+/// (mysql-connector-python).
+fn looks_like_greeting_header(data: &[u8]) -> bool {
+    data.len() == 4 && data[3] == 0 && (40..1024).contains(&packet_len(data))
 }
 
 fn packet_len(data: &[u8]) -> usize {
