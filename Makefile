@@ -44,12 +44,14 @@ test: deps lint test-rust test-collector fuzz-smoke
 fuzz-smoke: deps
 	FUZZ_SECONDS=$${FUZZ_SECONDS:-15} scripts/fuzz.sh
 
-# Benchmarks (root): userspace pipeline on recorded events, overhead on real
+# Benchmarks (root): userspace pipeline on recorded events, each protocol
+# parser on recorded connections, overhead on real
 # servers under wrk, memory (RSS, BPF maps; the collector too when dist/ has
 # it) and the zero-loss request rate. Results go to BENCHMARKS.md by hand,
 # with the command.
 bench: deps
 	$(CARGO) bench -p ebpf-core --bench pipeline
+	$(CARGO) bench -p ebpf-core --bench protocols
 	python3 bench/overhead.py --rounds 5 --duration 5
 	python3 bench/memory.py
 	python3 bench/loss.py

@@ -8,8 +8,9 @@ use std::sync::atomic::Ordering::Relaxed;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 
-use crate::protocol::sql::fixture::{duration_points, recording, str_attr, Traced};
-use crate::protocol::Role;
+use crate::protocol::mysql::recognise;
+use crate::protocol::sql::fixture::{duration_points, recording, str_attr, Segment, Traced};
+use crate::protocol::{Direction, Hint, Recognition, Role};
 use crate::Config;
 
 const ERROR: i32 = StatusCode::Error as i32;
@@ -134,4 +135,54 @@ fn compressed_connections_are_counted_and_muted() {
     assert_eq!(c.stats.mysql_compressed.load(Relaxed), 1);
     assert_eq!(c.tracker.muted.len(), 1);
     assert_eq!(c.tracker.parse_errors, 0);
+}
+
+#[test]
+fn a_driver_reading_the_greeting_header_first_is_followed() {
+    let segs = recording!("mysql", "connector_prepared");
+    let mut split = vec![
+        Segment { from_client: false, bytes: segs[0].bytes[..4].to_vec() },
+        Segment { from_client: false, bytes: segs[0].bytes[4..].to_vec() },
+    ];
+    split.extend(segs[1..].iter().cloned());
+    let mut c = Traced::new(Role::Client, true, Config::default());
+    c.play(&split, false);
+    assert_eq!(c.spans().0.len(), 109);
+    assert!(c.spans().0.iter().all(|s| str_attr(s, "db.system.name") == Some("mariadb")));
+}
+
+#[test]
+fn recognition_by_first_bytes_and_direction() {
+    let hint = |data: &'static [u8], direction: Direction, role: Option<Role>, port: u16| Hint {
+        data,
+        direction,
+        role,
+        local_port: Some(50_000),
+        peer_port: Some(port),
+        tls: false,
+    };
+    let greeting = recording!("mysql", "mysql_session")[0].bytes.clone();
+    let greeting: &'static [u8] = greeting.leak();
+    let (r, c, s) = (Some(Role::Client), Direction::Ingress, Direction::Egress);
+    assert_eq!(recognise(&hint(greeting, c, r, 9)), Recognition::Certain);
+    assert_eq!(recognise(&hint(greeting, s, r, 9)), Recognition::No, "a client does not send the greeting");
+    assert_eq!(recognise(&hint(&greeting[..4], c, r, 9)), Recognition::Plausible);
+    assert_eq!(recognise(&hint(&greeting[..4], c, None, 9)), Recognition::No, "a header alone needs the role");
+    let query: &'static [u8] = b"\x09\x00\x00\x00\x03SELECT 1";
+    assert_eq!(recognise(&hint(query, s, r, 9)), Recognition::Plausible);
+    assert_eq!(recognise(&hint(query, s, None, 3306)), Recognition::Certain);
+    assert_eq!(recognise(&hint(query, c, r, 9)), Recognition::No, "a client does not receive commands");
+    let ok: &'static [u8] = b"\x07\x00\x00\x01\x00\x00\x00\x02\x00\x00\x00";
+    assert_eq!(recognise(&hint(ok, c, None, 9)), Recognition::Plausible);
+    for other in [
+        &b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"[..],
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
+        b"\x00\x00\x00\x08\x04\xd2\x16\x2f",
+        b"*1\r\n$4\r\nPING\r\n",
+        b"\x09\x00\x00\x00\x03SELECT 1 and more bytes than the packet",
+    ] {
+        for d in [c, s] {
+            assert_eq!(recognise(&hint(other, d, None, 9)), Recognition::No, "{other:?}");
+        }
+    }
 }

@@ -231,3 +231,41 @@ fn requests_cut_by_lost_events_or_out_of_step_are_counted() {
     let names: Vec<&str> = spans.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, ["PREPARE pgbench_accounts", "SELECT pgbench_accounts", "SELECT pgbench_accounts"]);
 }
+
+#[test]
+fn recognition_by_first_bytes_and_direction() {
+    use crate::protocol::postgres::recognise;
+    use crate::protocol::{Direction, Hint, Recognition};
+    let hint = |data: &'static [u8], direction: Direction, role: Option<Role>, port: u16| Hint {
+        data,
+        direction,
+        role,
+        local_port: Some(50_000),
+        peer_port: Some(port),
+        tls: false,
+    };
+    let (r, e, i) = (Some(Role::Client), Direction::Egress, Direction::Ingress);
+    let startup: &'static [u8] = b"\x00\x00\x00\x08\x04\xd2\x16\x2f";
+    assert_eq!(recognise(&hint(startup, e, r, 9)), Recognition::Certain, "SSLRequest");
+    assert_eq!(recognise(&hint(startup, i, r, 9)), Recognition::No, "a client does not receive it");
+    let query: &'static [u8] = b"Q\x00\x00\x00\x0dSELECT 1;\x00";
+    assert_eq!(recognise(&hint(query, e, None, 9)), Recognition::Plausible);
+    assert_eq!(recognise(&hint(query, i, None, 9)), Recognition::Plausible, "a server reading it");
+    assert_eq!(recognise(&hint(query, e, r, 5432)), Recognition::Certain);
+    let ready: &'static [u8] = b"C\x00\x00\x00\x0dSELECT 1\x00Z\x00\x00\x00\x05I";
+    assert_eq!(recognise(&hint(ready, i, r, 9)), Recognition::Plausible);
+    assert_eq!(recognise(&hint(&ready[..14], i, r, 9)), Recognition::No, "no ReadyForQuery at its end");
+    for other in [
+        &b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"[..],
+        b"POST /x HTTP/1.1\r\n",
+        b"DELETE /x HTTP/1.1\r\n",
+        b"SUBSCRIBE news\r\n",
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
+        b"Q\x00\x00\x00\x0d\x01\x02binary",
+        b"*1\r\n$4\r\nPING\r\n",
+    ] {
+        for d in [e, i] {
+            assert_eq!(recognise(&hint(other, d, None, 9)), Recognition::No, "{other:?}");
+        }
+    }
+}
