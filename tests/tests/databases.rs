@@ -131,6 +131,12 @@ CREATE TABLE k_psql (id serial PRIMARY KEY, email text, card text, note text);
 INSERT INTO k_psql (email, card, note) VALUES ('alice.k@example.org', '4111-1111-1111-1111', 'pw-Sup3rSecret');
 SELECT id, email FROM k_psql WHERE email = 'alice.k@example.org' AND card IN ('4111-1111-1111-1111', '5500');
 UPDATE k_psql SET note = 'pw-Sup3rSecret' WHERE id = 1;
+COPY k_psql (email, card) FROM STDIN;
+bob.k@example.org\t4111-1111-1111-1111
+\\.
+COPY k_psql (email, card) TO STDOUT;
+LISTEN k_psql_chan;
+NOTIFY k_psql_chan, 'pw-Sup3rSecret';
 SELECT * FROM k_psql_missing;
 SELECT 1/0;
 ";
@@ -141,6 +147,12 @@ const PSQL_SPANS: &[(&str, &str)] = &[
     ("INSERT k_psql", "INSERT INTO k_psql (email, card, note) VALUES (?, ?, ?);"),
     ("SELECT k_psql", "SELECT id, email FROM k_psql WHERE email = ? AND card IN (?);"),
     ("UPDATE k_psql", "UPDATE k_psql SET note = ? WHERE id = ?;"),
+    // COPY's rows and a notification's payload travel in the stream; the
+    // statements after them are still found.
+    ("COPY k_psql", "COPY k_psql (email, card) FROM STDIN;"),
+    ("COPY k_psql", "COPY k_psql (email, card) TO STDOUT;"),
+    ("LISTEN", "LISTEN k_psql_chan;"),
+    ("NOTIFY", "NOTIFY k_psql_chan, ?;"),
     ("SELECT k_psql_missing", "SELECT * FROM k_psql_missing;"),
     ("SELECT", "SELECT ?/?;"),
 ];
@@ -189,10 +201,18 @@ fn psql_queries_give_one_client_and_one_server_span_each_without_literals() {
         (Some("SELECT k_psql"), None, 1),
         (Some("SELECT k_psql_missing"), Some("42P01"), 1),
         (Some("SELECT"), Some("22012"), 1),
+        (Some("COPY k_psql"), None, 2),
     ] {
         assert!(summaries.contains(&want), "{want:?} in {summaries:?}");
     }
-    assert!(client_points.iter().all(|p| p.attr("db.query.text").is_none()));
+    for p in &client_points {
+        assert_eq!((p.kind, p.unit.as_str()), ("histogram", "s"), "{}", p.describe());
+        assert_eq!(p.attr("db.system.name"), Some("postgresql"), "{}", p.describe());
+        assert_eq!(p.attr("db.namespace"), Some(DB_NAME), "{}", p.describe());
+        assert_eq!(p.attr("server.address"), Some("127.0.0.1"), "{}", p.describe());
+        assert!(p.attr("db.query.text").is_none() && p.attr("network.peer.port").is_none(), "{}", p.describe());
+    }
+    assert_eq!(client_points.iter().map(|p| p.count).sum::<u64>(), PSQL_SPANS.len() as u64);
     assert_no_secret(&rx);
 }
 
@@ -237,6 +257,15 @@ try:
     cur.execute("INSERT INTO k_py (email, card) VALUES (%s, %s)", ("dave.k@example.org", "pw-Sup3rSecret"))
 except psycopg.errors.UniqueViolation:
     print("unique violation")
+# executemany runs in pipeline mode (five Bind/Execute, one Sync); then an
+# explicit pipeline with several Syncs in flight.
+cur.executemany("INSERT INTO k_py (email, card) VALUES (%s, %s)",
+                [(f"u{i}.k@example.org", "4111-1111-1111-1111") for i in range(5)])
+with conn.pipeline():
+    cur.execute("UPDATE k_py SET card = %s WHERE email = %s", ("pw-Sup3rSecret", "u0.k@example.org"))
+    cur.execute("DELETE FROM k_py WHERE email LIKE %s", ("u%.k@example.org",))
+    cur.execute("SELECT email FROM k_py ORDER BY id")
+    cur.fetchall()
 conn.close()
 "#;
 
@@ -249,14 +278,33 @@ fn psycopg_prepared_statement_executed_100_times_gives_100_spans_with_its_text()
     let mut rx = Receiver::start_with(&config(pg.port));
     let run = python_db_client(pg.port, PSYCOPG_SCRIPT);
     assert_eq!((run.code, run.stdout.trim()), (Some(0), "unique violation"), "{}", run.stderr);
-    let (client, server) = collect(&mut rx, &run, pg.port, 104, 104);
+    let (client, server) = collect(&mut rx, &run, pg.port, 112, 112);
     for spans in [&client, &server] {
-        let want =
-            BTreeMap::from([("CREATE TABLE k_py", 1), ("INSERT k_py", 2), ("PREPARE k_py", 1), ("SELECT k_py", 100)]);
+        let want = BTreeMap::from([
+            ("CREATE TABLE k_py", 1),
+            ("INSERT k_py", 7),
+            ("PREPARE k_py", 1),
+            ("SELECT k_py", 101),
+            ("UPDATE k_py", 1),
+            ("DELETE k_py", 1),
+        ]);
         assert_eq!(counts(spans), want);
         let text = "SELECT count(*) FROM k_py WHERE id > $1";
-        let executed: Vec<_> = spans.iter().filter(|s| s.span.name == "SELECT k_py").collect();
-        assert!(executed.iter().all(|s| s.str_attr("db.query.text") == Some(text) && s.status() != StatusCode::Error));
+        let executed: Vec<_> = spans
+            .iter()
+            .filter(|s| s.span.name == "SELECT k_py" && s.str_attr("db.query.text") == Some(text))
+            .collect();
+        assert_eq!(executed.len(), 100);
+        assert!(executed.iter().all(|s| s.status() != StatusCode::Error));
+        // The pipelined statements, each with its own text.
+        for text in [
+            "INSERT INTO k_py (email, card) VALUES ($1, $2)",
+            "UPDATE k_py SET card = $1 WHERE email = $2",
+            "DELETE FROM k_py WHERE email LIKE $1",
+            "SELECT email FROM k_py ORDER BY id",
+        ] {
+            assert!(spans.iter().any(|s| s.str_attr("db.query.text") == Some(text)), "{text}");
+        }
         let prepare = spans.iter().find(|s| s.span.name == "PREPARE k_py").unwrap();
         assert_eq!(prepare.str_attr("db.operation.name"), Some("PREPARE"));
         assert_eq!(prepare.str_attr("db.query.text"), Some(text));
@@ -349,6 +397,83 @@ fn mysql_cli_queries_give_mariadb_spans_without_literals() {
         assert_eq!(failures(spans), [("SELECT k_my_missing", Some("1146"), Some("1146"))]);
         assert_eq!(spans[5].str_attr("db.operation.name"), Some("INIT_DB"));
     }
+    // db.client.operation.duration: the client's calls only, by summary, namespace and outcome.
+    let points: Vec<_> = metric_points(&rx)
+        .into_iter()
+        .filter(|p| p.name == "db.client.operation.duration" && p.attr("server.port") == Some(&my.port.to_string()))
+        .collect();
+    assert!(points.iter().all(|p| p.pid == Some(run.pid)), "{}", describe_points(points.iter()));
+    let got: BTreeMap<PointKey, u64> = points
+        .iter()
+        .map(|p| {
+            (
+                (p.attr("db.query.summary"), p.attr("db.namespace"), p.attr("error.type"), p.attr("db.operation.name")),
+                p.count,
+            )
+        })
+        .fold(BTreeMap::new(), |mut m, (k, n)| {
+            *m.entry(k).or_default() += n;
+            m
+        });
+    assert_eq!(
+        got,
+        BTreeMap::from([
+            ((Some("CREATE TABLE k_my"), Some(DB_NAME), None, Some("CREATE TABLE")), 1),
+            ((Some("INSERT k_my"), Some(DB_NAME), None, Some("INSERT")), 1),
+            ((Some("SELECT k_my"), Some(DB_NAME), None, Some("SELECT")), 1),
+            ((Some("SELECT k_my_missing"), Some(DB_NAME), Some("1146"), Some("SELECT")), 1),
+            ((Some("SELECT"), Some(DB_NAME), None, Some("SELECT")), 1),
+            ((None, Some("other"), None, Some("INIT_DB")), 1),
+            ((Some("SELECT"), Some("other"), None, Some("SELECT")), 1),
+        ]),
+        "{}",
+        describe_points(points.iter())
+    );
+    assert!(points.iter().all(|p| p.attr("db.system.name") == Some("mariadb")));
+    assert_no_secret(&rx);
+}
+
+/// (db.query.summary, db.namespace, error.type, db.operation.name) of a metric point.
+type PointKey<'a> = (Option<&'a str>, Option<&'a str>, Option<&'a str>, Option<&'a str>);
+
+/// `mysql --compress`: the compressed protocol is recognised after the
+/// handshake and counted (`ebpf_receiver.mysql.compressed`, once per side),
+/// not parsed: no span, and nothing of its statements exported.
+#[test]
+fn mysql_compressed_protocol_is_counted_not_parsed() {
+    if !require_root() {
+        return;
+    }
+    let my = mariadb();
+    let mut rx = Receiver::start_with(&config(my.port));
+    let client = integration_tests::util::which("mysql")
+        .or_else(|| integration_tests::util::which("mariadb"))
+        .expect("mysql client");
+    let mut cmd = Command::new(client);
+    cmd.args(["--protocol=tcp", "-h127.0.0.1", &format!("-P{}", my.port), &format!("-u{DB_USER}")])
+        .arg(format!("-p{DB_PASSWORD}"))
+        .args(["--skip-ssl", "--compress", DB_NAME]);
+    let run = run_db_client(cmd, b"SELECT 'pw-Sup3rSecret', 'alice.c@example.org';\n", "mysql --compress");
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(run.stdout.contains("pw-Sup3rSecret"), "{}", run.stdout);
+    // A cumulative sum: its latest point is the count.
+    let total = |rx: &Receiver| {
+        metric_points(rx)
+            .iter()
+            .filter(|p| p.name == "ebpf_receiver.mysql.compressed")
+            .map(|p| p.sum)
+            .fold(0.0, f64::max)
+    };
+    let deadline = std::time::Instant::now() + WAIT;
+    while total(&rx) < 2.0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // A plain connection afterwards is parsed as usual.
+    let plain = mysql_cli("SELECT 1;\n");
+    let (client, server) = collect(&mut rx, &plain, my.port, 1, 1);
+    assert_eq!((names(&client), names(&server)), (vec!["SELECT"], vec!["SELECT"]));
+    assert_eq!(total(&rx), 2.0, "{}", describe_points(metric_points(&rx).iter()));
+    assert!(rx.spans_where(|s| s.pid() == Some(run.pid)).is_empty());
     assert_no_secret(&rx);
 }
 
