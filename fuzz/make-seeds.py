@@ -2,7 +2,7 @@
 """Seeds the fuzz corpora from the recorded fixtures, so fuzzing starts from
 real traffic: http1_head gets every recorded message, http1_parser (and http2_parser) gets every HTTP/1 (HTTP/2) fixture in the target's chunk
 framing ([flags][len][uncaptured][bytes]: flags bit0 = egress), protocols
-gets the HTTP/1 ones behind its protocol and role bytes, pipeline and
+gets the HTTP/1, Redis and memcached ones behind their protocol and role bytes, pipeline and
 event_decode get the recorded kernel events. Run from the repository root."""
 import os
 import struct
@@ -51,6 +51,12 @@ def main():
             if f.endswith(".segments") and os.path.exists(f"{FIX}/{folder}/{f[:-len('.segments')]}.resp.bin"):
                 name = f[: -len(".segments")]
                 open(f"fuzz/corpus/{target}/{name}", "wb").write(http_seed(name, folder))
+                # Behind the registry (PROTOCOLS: http1, postgresql, mysql,
+                # redis, memcached): Redis is protocol 3, memcached 4; role unknown.
+                index = {"redis": 3, "memcached": 4}.get(folder)
+                if index is not None:
+                    seed = bytes([index, 0]) + http_seed(name, folder)
+                    open(f"fuzz/corpus/protocols/{folder}_{name}", "wb").write(seed)
     for folder in ("postgres", "mysql"):
         for f in sorted(os.listdir(f"{FIX}/{folder}/record")):
             if not f.endswith(".sql"):

@@ -148,14 +148,26 @@ counters! {
     /// Exchanges recorded in an overflow series because a metric reached its
     /// series limit (`metrics.max_series_per_metric`).
     metric_overflows: Counter, "{request}", "ebpf_receiver.metric.overflows";
-    /// Requests given up because their responses could not be matched with
-    /// certainty (the streams fell out of step: bytes past the capture, a
-    /// client pipelining across lost events, a response to nothing seen), or
-    /// still unanswered when their connection closed: no span reports them.
+    /// Requests no span reports: given up because their responses could not
+    /// be matched with certainty (the streams fell out of step: bytes past
+    /// the capture, a client pipelining across lost events, a response to
+    /// nothing seen), in flight when a parser lost the stream's framing,
+    /// past the most a connection may have awaiting responses, or (SQL)
+    /// still unanswered when their connection closed.
     requests_unmatched: Counter, "{request}", "ebpf_receiver.requests.unmatched";
     /// MySQL/MariaDB connections using the compressed protocol: recognised,
     /// not parsed (they give no spans).
     mysql_compressed: Counter, "{connection}", "ebpf_receiver.mysql.compressed";
+    /// Responses that answered no request seen: the request was in bytes
+    /// past `capture_size` (a pipeline written in one larger write) or sent
+    /// before the receiver joined the connection.
+    responses_unmatched: Counter, "{response}", "ebpf_receiver.responses.unmatched";
+    /// Times a parser lost where a direction's messages start (bytes past
+    /// `capture_size`, garbage) and found it again.
+    stream_resyncs: Counter, "{resync}", "ebpf_receiver.stream.resyncs";
+    /// Payload chunks a parser ignored while it waited for a message to
+    /// start after a loss.
+    chunks_skipped: Counter, "{chunk}", "ebpf_receiver.stream.skipped";
 }
 
 /// The counters shared between the worker thread and callers.

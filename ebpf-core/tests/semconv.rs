@@ -15,6 +15,8 @@ use ebpf_core::process::ProcessIdentity;
 use ebpf_core::protocol::genai::GenAiCall;
 use ebpf_core::protocol::http1::telemetry::describe_with;
 use ebpf_core::protocol::http1::{HttpExchange, HttpVersion, KeptBodies};
+use ebpf_core::protocol::memcached::{self, Code, MemcachedOperation};
+use ebpf_core::protocol::redis::{self, RedisOperation, ReplyKind, Transaction};
 use ebpf_core::protocol::sql::{
     DbCommand, DbError, DbOperation, DbStatus, Dialect, QueryInfo, SqlDescriber, SqlOptions,
 };
@@ -28,8 +30,9 @@ use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
 use serde_yaml_ng::Value as Yaml;
 
-/// Product-specific names: few, namespaced, documented in README. None yet.
-const PROJECT_NAMES: &[&str] = &[];
+/// Product-specific names: few, namespaced, documented in README.
+const PROJECT_NAMES: &[&str] =
+    &["ebpf_receiver.redis.transaction", "ebpf_receiver.cache.hits", "ebpf_receiver.cache.misses"];
 
 /// Names the OpenTelemetry specification (not the semantic conventions)
 /// defines: the metrics SDK's cardinality-overflow attribute.
@@ -221,6 +224,77 @@ fn exchange(role: Role, method: &str, status: Option<u16>) -> Exchange {
     }
 }
 
+/// Redis commands with every attribute set: an error, a script, a
+/// database index, a transaction, no response.
+fn redis_operations(role: Role) -> Vec<RedisOperation> {
+    let base = RedisOperation {
+        role,
+        command: Some("EVALSHA".into()),
+        subcommand: None,
+        args: 3,
+        database: Some(2),
+        procedure: Some("e0e1f9fabfc9d4800c877a703b823ac0578ff8db".into()),
+        outcome: redis::Outcome::Error(Some("NOSCRIPT".into())),
+        transaction: Some(Transaction::Executed),
+        cut: false,
+        request_start_ns: 1,
+        request_end_ns: 2,
+        response_start_ns: Some(3),
+        response_end_ns: 4,
+        request_bytes: 50,
+        response_bytes: 20,
+    };
+    vec![
+        base.clone(),
+        RedisOperation { outcome: redis::Outcome::Error(None), ..base.clone() },
+        RedisOperation { outcome: redis::Outcome::NoResponse, ..base.clone() },
+        RedisOperation {
+            command: Some("CLIENT".into()),
+            subcommand: Some("SETNAME".into()),
+            procedure: None,
+            outcome: redis::Outcome::Reply(ReplyKind::SimpleString),
+            ..base
+        },
+    ]
+}
+
+/// memcached commands with every attribute set: a multi-key get, an error, no response.
+fn memcached_operations(role: Role) -> Vec<MemcachedOperation> {
+    let base = MemcachedOperation {
+        role,
+        command: Some("get".into()),
+        keys: 3,
+        hits: Some(2),
+        outcome: memcached::Outcome::Reply(Code::End),
+        quiet: false,
+        cut: false,
+        request_start_ns: 1,
+        request_end_ns: 2,
+        response_start_ns: Some(3),
+        response_end_ns: 4,
+        request_bytes: 20,
+        response_bytes: 40,
+    };
+    vec![
+        base.clone(),
+        MemcachedOperation { hits: None, outcome: memcached::Outcome::Reply(Code::ServerError), ..base.clone() },
+        MemcachedOperation { hits: None, outcome: memcached::Outcome::NoResponse, ..base },
+    ]
+}
+
+/// Describes the key/value samples, handing each operation to `f`.
+fn kv_operations(mut f: impl FnMut(&Operation<'_>)) {
+    let facts = exchange(Role::Client, "GET", None).facts();
+    for role in [Role::Server, Role::Client] {
+        for op in redis_operations(role) {
+            redis::telemetry::describe(&op, &facts, &mut f);
+        }
+        for op in memcached_operations(role) {
+            memcached::telemetry::describe(&op, &facts, &mut f);
+        }
+    }
+}
+
 #[test]
 fn every_emitted_attribute_is_a_current_convention() {
     let registry = registry();
@@ -249,11 +323,24 @@ fn every_emitted_attribute_is_a_current_convention() {
             keys.extend(to_span(o, &clock, ids).attributes.into_iter().map(|kv| kv.key))
         });
     }
-    for key in ["db.query.summary", "db.query.text", "db.response.status_code", "db.namespace", "db.collection.name"] {
+    kv_operations(|op| {
+        keys.extend(to_span(op, &clock, &mut IdGenerator::new()).attributes.into_iter().map(|kv| kv.key))
+    });
+    for key in [
+        "gen_ai.usage.input_tokens",
+        "gen_ai.response.time_to_first_chunk",
+        "gen_ai.input.messages",
+        "db.query.summary",
+        "db.query.text",
+        "db.response.status_code",
+        "db.namespace",
+        "db.collection.name",
+        "db.stored_procedure.name",
+    ] {
         assert!(keys.iter().any(|k| k == key), "the sample spans lack {key}");
     }
-    for key in ["gen_ai.usage.input_tokens", "gen_ai.response.time_to_first_chunk", "gen_ai.input.messages"] {
-        assert!(keys.iter().any(|k| k == key), "the sample spans lack {key}");
+    for key in PROJECT_NAMES {
+        assert!(keys.iter().any(|k| k == key), "{key} is never emitted: drop it from PROJECT_NAMES");
     }
     // Every field set, the opt-in command line included, so every key the resource can carry appears.
     let identity = ProcessIdentity {
@@ -436,6 +523,7 @@ fn sample_metrics() -> ExportMetricsServiceRequest {
     queue.value(messaging::CONSUMED, 7);
     op.metrics.push(queue);
     metrics.observe(&process, &op);
+    kv_operations(|op| metrics.observe(&process, op));
     let host =
         HostInfo { host_name: "h".into(), host_id: Some("3d1219c7c4c5404aaa1f6d2a48adfda4".into()), boot_id: None };
     let stats = StatsSnapshot::default();

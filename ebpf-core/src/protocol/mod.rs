@@ -14,6 +14,7 @@ pub mod genai;
 pub mod http1;
 pub mod http2;
 pub mod kafka;
+pub(crate) mod kv;
 pub(crate) mod lenframe;
 pub mod matching;
 pub mod memcached;

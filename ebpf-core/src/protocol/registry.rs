@@ -14,6 +14,8 @@ use crate::stats::Stats;
 
 use super::genai::GenAiStage;
 use super::http1::{self, BodyPolicy, HttpExchange, HttpLayers};
+use super::memcached::{self, MemcachedOperation};
+use super::redis::{self, RedisOperation};
 use super::sql::{DbOperation, SqlDescriber, SqlProtocolConfig};
 use super::{mysql, postgres};
 use super::{ConnFacts, Hint, Operation, Parser, Recognition, Role};
@@ -26,6 +28,8 @@ pub enum Record {
     Http1(HttpExchange),
     /// PostgreSQL, MySQL and MariaDB operations.
     Sql(DbOperation),
+    Redis(RedisOperation),
+    Memcached(MemcachedOperation),
     /// The model protocol of `super::example` (tests only).
     #[cfg(test)]
     Example(super::example::EchoCall),
@@ -36,7 +40,7 @@ impl Record {
     pub fn http1(&self) -> Option<&HttpExchange> {
         match self {
             Record::Http1(ex) => Some(ex),
-            Record::Sql(_) => None,
+            Record::Sql(_) | Record::Redis(_) | Record::Memcached(_) => None,
             #[cfg(test)]
             Record::Example(_) => None,
         }
@@ -81,6 +85,18 @@ pub static PROTOCOLS: &[Protocol] = &[
         recognise: mysql::recognise,
         new_parser: mysql::new_parser,
     },
+    Protocol {
+        name: "redis",
+        enabled: |c| c.redis.enabled,
+        recognise: redis::recognise,
+        new_parser: redis::new_parser,
+    },
+    Protocol {
+        name: "memcached",
+        enabled: |c| c.memcached.enabled,
+        recognise: memcached::recognise,
+        new_parser: memcached::new_parser,
+    },
 ];
 
 /// What a parser is created with.
@@ -91,7 +107,9 @@ pub struct ParserContext {
     /// HTTP: which exchanges' bodies to keep (the GenAI layer's choice).
     pub body_policy: Option<Arc<dyn BodyPolicy>>,
     /// Each protocol's options (what a parser keeps may depend on them:
-    /// raw SQL text only when opted into).
+    /// raw SQL text only when opted into) and switches (a parser that finds
+    /// its stream is another protocol's hands it over only when that one is
+    /// on: memcached → Redis).
     pub config: Arc<ProtocolsConfig>,
     /// The receiver's counters, for what a parser drops or cannot follow
     /// (beyond what the seam counts: failures, requests lost to gaps).
@@ -110,6 +128,11 @@ pub struct ProtocolsConfig {
     pub postgresql: SqlProtocolConfig,
     /// MySQL and MariaDB (client/server protocol 4.1), plain or over TLS.
     pub mysql: SqlProtocolConfig,
+    /// Redis (RESP2 and RESP3): a span per command, never a key or a value.
+    pub redis: ProtocolSwitch,
+    /// memcached (text and meta protocols): a span per command, with hits
+    /// and misses; never a key or a value.
+    pub memcached: ProtocolSwitch,
 }
 
 impl Default for ProtocolsConfig {
@@ -118,6 +141,8 @@ impl Default for ProtocolsConfig {
             http1: ProtocolSwitch { enabled: true },
             postgresql: SqlProtocolConfig::default(),
             mysql: SqlProtocolConfig::default(),
+            redis: ProtocolSwitch { enabled: true },
+            memcached: ProtocolSwitch { enabled: true },
         }
     }
 }
@@ -229,6 +254,8 @@ impl Describer {
         match record {
             Record::Http1(ex) => self.http.describe(ex, facts, emit),
             Record::Sql(op) => self.sql.describe(op, facts, emit),
+            Record::Redis(op) => redis::telemetry::describe(op, facts, emit),
+            Record::Memcached(op) => memcached::telemetry::describe(op, facts, emit),
             #[cfg(test)]
             Record::Example(call) => super::example::describe(call, facts, emit),
         }

@@ -9,11 +9,18 @@
 //! and timestamps. It keeps no key or value: only a command's name, flags,
 //! opaque token and a hash of a meta command's key, to match replies.
 
+//!
+//! `MemcachedStream` puts the parser behind the registry's `Parser` (and
+//! hands a stream answered in RESP to Redis's, see `super::kv`);
+//! `telemetry` describes each operation as a database span.
+
 mod command;
 mod operation;
 mod parser;
 mod reply;
-mod sniff;
+pub(crate) mod sniff;
+mod stream;
+pub mod telemetry;
 
 #[cfg(test)]
 mod tests;
@@ -21,6 +28,35 @@ mod tests;
 pub use operation::{Code, MemcachedCounters, MemcachedOperation, Outcome};
 pub use parser::MemcachedParser;
 pub use sniff::looks_like_command;
+pub(crate) use stream::MemcachedStream;
+
+use super::kv::{self, Reading};
+use super::{Hint, Parser, ParserContext, Recognition};
+
+/// The registry's recogniser: a text or meta command is plausible, unless
+/// Redis's inline form reads it too and the rule in `super::kv` gives it to
+/// Redis; a reply first, plausible on memcached's port only. (The binary
+/// protocol is not followed.)
+pub fn recognise(hint: &Hint<'_>) -> Recognition {
+    let data = hint.data;
+    if sniff::looks_like_command(data) {
+        let shared = super::redis::sniff::looks_like_inline_command(data);
+        if !shared || kv::resolve(hint) == Reading::Memcached {
+            Recognition::Plausible
+        } else {
+            Recognition::No
+        }
+    } else if sniff::looks_like_reply(data) && kv::reply_first(hint, kv::MEMCACHED_PORT) {
+        Recognition::Plausible
+    } else {
+        Recognition::No
+    }
+}
+
+/// The registry's constructor.
+pub fn new_parser(ctx: &ParserContext) -> Box<dyn Parser> {
+    Box::new(MemcachedStream::new(ctx))
+}
 
 /// Most commands awaiting replies that are kept; more are counted and still
 /// matched, as for Redis.

@@ -84,8 +84,15 @@ pub(super) fn starts_command(data: &[u8]) -> bool {
     starts_with_word(data, COMMANDS, true)
 }
 
+/// A connection's first bytes from the server: a whole reply line that
+/// starts with a reply word (not a number: other line protocols' greetings
+/// do, `220 mail ESMTP`).
+pub(crate) fn looks_like_reply(data: &[u8]) -> bool {
+    memchr::memmem::find(data, b"\r\n").is_some() && starts_with_word(data, REPLIES, false)
+}
+
 /// Where a reply must start: a reply word, or incr/decr's number.
-pub(super) fn starts_reply(data: &[u8]) -> bool {
+pub(crate) fn starts_reply(data: &[u8]) -> bool {
     if data.first().is_some_and(u8::is_ascii_digit) {
         return true;
     }

@@ -898,7 +898,10 @@ fn ok_schema(body: &[u8]) -> Option<&[u8]> {
 /// The message is never kept: it can quote the data.
 fn err_packet(body: &[u8], caps: u32) -> DbStatus {
     let Some(code) = body.get(1..3).map(|c| u16::from_le_bytes([c[0], c[1]])) else {
-        return DbStatus::Error(DbError { code: CompactString::const_new("_OTHER"), sqlstate: None });
+        return DbStatus::Error(DbError {
+            code: CompactString::const_new(crate::protocol::db::ERROR_OTHER),
+            sqlstate: None,
+        });
     };
     let sqlstate = (caps & CLIENT_PROTOCOL_41 != 0 && body.get(3) == Some(&b'#'))
         .then(|| body.get(4..9))

@@ -990,6 +990,9 @@ fn error(body: &[u8]) -> DbStatus {
     }
     match code {
         Some(code) => DbStatus::Error(DbError { sqlstate: Some(code.clone()), code }),
-        None => DbStatus::Error(DbError { code: CompactString::const_new("_OTHER"), sqlstate: None }),
+        None => DbStatus::Error(DbError {
+            code: CompactString::const_new(crate::protocol::db::ERROR_OTHER),
+            sqlstate: None,
+        }),
     }
 }

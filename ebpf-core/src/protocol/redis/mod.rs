@@ -8,12 +8,17 @@
 //! error code, and timestamps. It keeps no key, argument value or reply
 //! data: only the first bytes of the first three arguments while a command
 //! is framed, to tell its name, subcommand or database index.
+//!
+//! `RedisStream` puts the parser behind the registry's `Parser`;
+//! `telemetry` describes each operation as a database span (see there).
 
 mod command;
 mod operation;
 mod parser;
 mod reply;
-mod sniff;
+pub(crate) mod sniff;
+mod stream;
+pub mod telemetry;
 
 #[cfg(test)]
 mod tests;
@@ -21,6 +26,43 @@ mod tests;
 pub use operation::{Outcome, RedisCounters, RedisOperation, ReplyKind, Transaction, MAX_QUERY_PLACEHOLDERS};
 pub use parser::RedisParser;
 pub use sniff::looks_like_command;
+pub(crate) use stream::RedisStream;
+
+use super::kv::{self, Reading};
+use super::{Hint, Parser, ParserContext, Recognition};
+
+/// The registry's recogniser: a RESP command is certain; an inline command
+/// plausible (certain on Redis's port), unless memcached's text protocol
+/// reads it too and the rule in `super::kv` gives it to memcached; a reply
+/// first, plausible on Redis's port only.
+pub fn recognise(hint: &Hint<'_>) -> Recognition {
+    let data = hint.data;
+    if sniff::looks_like_resp_command(data) {
+        Recognition::Certain
+    } else if sniff::looks_like_inline_command(data) {
+        let shared = super::memcached::looks_like_command(data);
+        if shared && kv::resolve(hint) != Reading::Redis {
+            Recognition::No
+        } else if hint.on_port(kv::REDIS_PORT) {
+            // The port breaks the tie with HTTP's `GET /` request lines.
+            Recognition::Certain
+        } else {
+            Recognition::Plausible
+        }
+    } else if sniff::starts_reply(data)
+        && memchr::memmem::find(data, b"\r\n").is_some()
+        && kv::reply_first(hint, kv::REDIS_PORT)
+    {
+        Recognition::Plausible
+    } else {
+        Recognition::No
+    }
+}
+
+/// The registry's constructor.
+pub fn new_parser(ctx: &ParserContext) -> Box<dyn Parser> {
+    Box::new(RedisStream::new(ctx))
+}
 
 /// Most commands awaiting replies that are kept; more are counted (in
 /// `RedisCounters::dropped_operations`) and still matched to their

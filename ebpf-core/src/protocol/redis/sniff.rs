@@ -45,6 +45,16 @@ pub fn looks_like_command(data: &[u8]) -> bool {
     resp_command_start(data, false) || inline_start(data, false)
 }
 
+/// A RESP command: what every client library sends, and nothing else does.
+pub(crate) fn looks_like_resp_command(data: &[u8]) -> bool {
+    resp_command_start(data, false)
+}
+
+/// An inline command from `INLINE_FIRST`, as people type them.
+pub(crate) fn looks_like_inline_command(data: &[u8]) -> bool {
+    inline_start(data, false)
+}
+
 /// The first bytes of a chunk where a command must start, after lost
 /// bytes: as `looks_like_command` (inline commands only on a connection
 /// that has used them), but a chunk that ends early passes.
@@ -54,7 +64,7 @@ pub(super) fn starts_command(data: &[u8], inline: bool) -> bool {
 }
 
 /// The first bytes of a chunk where a reply must start.
-pub(super) fn starts_reply(data: &[u8]) -> bool {
+pub(crate) fn starts_reply(data: &[u8]) -> bool {
     let Some((&t, rest)) = data.split_first() else { return false };
     let Some(&next) = rest.first() else {
         return b"+-:$*_#,(!=%~>|".contains(&t);

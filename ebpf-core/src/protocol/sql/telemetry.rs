@@ -20,13 +20,10 @@
 //! was not captured. Server messages are never exported (they can quote
 //! the data).
 
-use crate::protocol::db::{self, DbCall};
-use crate::protocol::{ConnFacts, Operation, ProtocolsConfig};
+use crate::protocol::db::{self, DbCall, ERROR_OTHER};
+use crate::protocol::{ConnFacts, Operation, ProtocolsConfig, Value};
 
 use super::{DbCommand, DbError, DbOperation, DbStatus, QueryText};
-
-/// `error.type` of an error whose code was past the capture.
-const OTHER: &str = "_OTHER";
 
 /// Whether a server error fails the operation, per each system's
 /// conventions: PostgreSQL and MariaDB when the SQLSTATE class is `02` or
@@ -58,7 +55,7 @@ impl SqlDescriber {
         call.namespace = rec.namespace.as_deref();
         let query = rec.query.as_deref();
         if text != QueryText::Off {
-            call.query_text = query.map(|q| &*q.text);
+            call.query_text = query.map(|q| Value::Str(&q.text));
         }
         match rec.command {
             DbCommand::Query | DbCommand::Execute => {
@@ -80,10 +77,10 @@ impl SqlDescriber {
             }
         }
         if let DbStatus::Error(e) = &rec.status {
-            let known = e.code != OTHER;
+            let known = e.code != ERROR_OTHER;
             call.status_code = known.then_some(e.code.as_str());
             if error_is_failure(rec.system, e) {
-                call.error_type = Some(if known { e.code.as_str() } else { OTHER });
+                call.error_type = Some(if known { e.code.as_str() } else { ERROR_OTHER });
             }
         }
         let mut op = Operation::empty();

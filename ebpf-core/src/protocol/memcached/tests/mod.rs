@@ -3,6 +3,7 @@
 
 mod edge_cases;
 mod fixtures;
+mod seam;
 
 use super::{MemcachedError, MemcachedOperation, MemcachedParser};
 use crate::protocol::{Chunk, Direction};

@@ -1,9 +1,11 @@
 //! Replays of recorded traffic (`fixtures`), hand-made edge cases
-//! (`edge_cases`) and truncation / lost events (`degraded`).
+//! (`edge_cases`), truncation / lost events (`degraded`), and the spans
+//! they give through the whole seam (`seam`).
 
 mod degraded;
 mod edge_cases;
 mod fixtures;
+mod seam;
 
 use super::{RedisError, RedisOperation, RedisParser};
 use crate::protocol::{Chunk, Direction};
