@@ -113,6 +113,8 @@ type ProtocolsConfig struct {
 	HTTP1      ProtocolSwitch    `mapstructure:"http1"`
 	PostgreSQL SQLProtocolConfig `mapstructure:"postgresql"`
 	MySQL      SQLProtocolConfig `mapstructure:"mysql"`
+	Redis      ProtocolSwitch    `mapstructure:"redis"`
+	Memcached  ProtocolSwitch    `mapstructure:"memcached"`
 
 	// prevent unkeyed literal initialization
 	_ struct{}

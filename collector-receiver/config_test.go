@@ -82,6 +82,9 @@ func TestLoadConfig(t *testing.T) {
 	rawSQL := *defaults
 	rawSQL.Protocols.PostgreSQL.QueryText = "raw"
 	rawSQL.Protocols.MySQL = SQLProtocolConfig{Enabled: false, QueryText: "off"}
+	noKV := *defaults
+	noKV.Protocols.Redis = ProtocolSwitch{Enabled: false}
+	noKV.Protocols.Memcached = ProtocolSwitch{Enabled: false}
 
 	tests := []struct {
 		id       component.ID
@@ -94,6 +97,7 @@ func TestLoadConfig(t *testing.T) {
 		{id: component.NewIDWithName(metadata.Type, "no_http1"), expected: &noHTTP1},
 		{id: component.NewIDWithName(metadata.Type, "raw_sql"), expected: &rawSQL},
 		{id: component.NewIDWithName(metadata.Type, "bad_query_text"), problems: []string{"protocols.postgresql.query_text"}},
+		{id: component.NewIDWithName(metadata.Type, "no_kv"), expected: &noKV},
 		{id: component.NewIDWithName(metadata.Type, "bad_provider"), problems: []string{"genai.providers"}},
 		{id: component.NewIDWithName(metadata.Type, "bad_temporality"), problems: []string{"metrics.temporality"}},
 		{id: component.NewIDWithName(metadata.Type, "bad_route"), problems: []string{"routes.patterns"}},
