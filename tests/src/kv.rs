@@ -2,8 +2,10 @@
 //! and memcached from Debian's packages (`make deps`), each started once per
 //! test process on a free port (no systemd) and stopped when the process
 //! exits (see `databases::spawn_for_process_lifetime`); and the clients a
-//! user would run against them: redis-cli, and Python with redis-py or
-//! pymemcache, each its own process.
+//! user would run against them: redis-cli, Python with redis-py or
+//! pymemcache, and go-redis (`tests/go/redis`, built from the Go module
+//! proxy into `target/test-bins/` once per test process), each its own
+//! process.
 //!
 //! Redis has a user `alice` (password `REDIS_PASSWORD`) besides the default
 //! user (no password), and `DEBUG` enabled for local connections (`DEBUG
@@ -16,9 +18,9 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use crate::databases::{process_dir, spawn_for_process_lifetime};
+use crate::databases::{process_dir, run, spawn_for_process_lifetime};
 use crate::servers::{is_listening, python};
-use crate::util::{free_port, wait_until, which};
+use crate::util::{free_port, repo_root, target_dir, wait_until, which};
 
 /// The ACL user the AUTH tests log in as, and its password.
 pub const REDIS_USER: &str = "alice";
@@ -134,4 +136,37 @@ pub fn python_client(script: &str, args: &[String]) -> ClientRun {
     let mut cmd = Command::new(python());
     cmd.arg("-c").arg(script).args(args);
     run_client(cmd, None, "python3 client")
+}
+
+/// The go-redis client of `tests/go/redis`, built once per test process
+/// (`go build` skips what is up to date; the first build downloads
+/// go-redis from the module proxy).
+pub fn go_redis_binary() -> &'static PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let dir = target_dir().join("test-bins");
+        std::fs::create_dir_all(&dir).expect("create target/test-bins");
+        let tmp = dir.join(format!(".go-redis.{}", std::process::id()));
+        let go = which("go").unwrap_or_else(|| PathBuf::from("/usr/local/go/bin/go"));
+        run(Command::new(go)
+            .args(["build", "-trimpath", "-o"])
+            .arg(&tmp)
+            .arg(".")
+            .current_dir(repo_root().join("tests/go/redis"))
+            .env("CGO_ENABLED", "0")
+            .env("GOFLAGS", "-mod=mod"));
+        // Renamed into place: concurrent test processes never run a half-written binary.
+        let bin = dir.join("go-redis-client");
+        std::fs::rename(&tmp, &bin).expect("rename go-redis-client");
+        bin
+    })
+}
+
+/// The go-redis client against `port`: SET, GET, a miss, an INCR error,
+/// another miss on one connection, then a pipeline of `n` INCRs on `key`'s
+/// counter on a second one (go-redis's pipeline pool).
+pub fn go_redis(port: u16, key: &str, n: usize) -> ClientRun {
+    let mut cmd = Command::new(go_redis_binary());
+    cmd.args(["-addr", &format!("127.0.0.1:{port}"), "-key", key, "-n", &n.to_string()]);
+    run_client(cmd, None, "go-redis client")
 }

@@ -131,6 +131,24 @@ impl Receiver {
         s
     }
 
+    /// The counter `name` (`otel_ebpf_counters()`'s names: `responses_unmatched`),
+    /// read by name as hosts read the counters the stats struct lacks.
+    pub fn counter(&self, name: &str) -> u64 {
+        let list = otel_ebpf::otel_ebpf_counters();
+        assert!(!list.is_null(), "otel_ebpf_counters returned NULL");
+        // SAFETY: a static NUL-terminated string.
+        let list = unsafe { std::ffi::CStr::from_ptr(list) }.to_str().expect("UTF-8 counter list");
+        let list: Vec<serde_json::Value> = serde_json::from_str(list).expect("counter list is JSON");
+        let index = list.iter().position(|c| c["name"] == name).unwrap_or_else(|| panic!("no counter {name}"));
+        let mut values = vec![0u64; list.len()];
+        let mut count = 0usize;
+        // SAFETY: live handle, `values` has `values.len()` writable slots, `count` is writable.
+        let rc =
+            unsafe { otel_ebpf::otel_ebpf_counters_get(self.inst(), values.as_mut_ptr(), values.len(), &mut count) };
+        assert_eq!(rc, OTEL_EBPF_OK, "otel_ebpf_counters_get: {}", last_error());
+        values[index]
+    }
+
     /// Every span received so far.
     pub fn spans(&self) -> Vec<SpanRec> {
         self.shared.data.lock().unwrap().spans.clone()
