@@ -66,8 +66,10 @@ python3 -c 'import mysql.connector' 2>/dev/null || py_need+=(mysql-connector-pyt
 python3 -c 'import paho.mqtt' 2>/dev/null || py_need+=(paho-mqtt)
 python3 -c 'import pymongo' 2>/dev/null || py_need+=(pymongo)
 python3 -c 'import kafka' 2>/dev/null || py_need+=(kafka-python)
-python3 -c 'import redis' 2>/dev/null || py_need+=(redis)
-python3 -c 'import pymemcache' 2>/dev/null || py_need+=(pymemcache)
+# The kv suite asserts each client's exact commands (redis-py 8.2 opens a
+# connection with CLIENT SETINFO; pymemcache 4 stores with noreply): pinned.
+python3 -c 'import redis, sys; sys.exit(redis.__version__ != "8.2.0")' 2>/dev/null || py_need+=(redis==8.2.0)
+python3 -c 'import pymemcache, sys; sys.exit(pymemcache.__version__ != "4.0.0")' 2>/dev/null || py_need+=(pymemcache==4.0.0)
 if [ ${#py_need[@]} -gt 0 ]; then
   echo "deps: pip installing ${py_need[*]}"
   python3 -m pip --version >/dev/null 2>&1 || apt-get install -y -qq --no-install-recommends python3-pip >/dev/null
