@@ -62,6 +62,8 @@ const RECORDED: &[(&str, &str, u16)] = &[
     ("http1", "http1", 80),
     ("postgresql", "postgres", 5432),
     ("mysql", "mysql", 3306),
+    ("redis", "redis", 6379),
+    ("memcached", "memcached", 11211),
 ];
 
 /// Measurements per recording and path; the median is printed.
