@@ -45,14 +45,16 @@ fuzz-smoke: deps
 	FUZZ_SECONDS=$${FUZZ_SECONDS:-15} scripts/fuzz.sh
 
 # Benchmarks (root): userspace pipeline on recorded events, each protocol
-# parser on recorded connections, overhead on real
-# servers under wrk, memory (RSS, BPF maps; the collector too when dist/ has
-# it) and the zero-loss request rate. Results go to BENCHMARKS.md by hand,
-# with the command.
-bench: deps
+# parser on recorded connections, overhead on real servers under wrk (the
+# library alone, then through dist/otelcol-ebpf with its pipelines, against
+# the OpenTelemetry Go SDK), memory (RSS, BPF maps; the collector too) and the
+# zero-loss request rate. Results go to BENCHMARKS.md by hand, with the
+# command.
+bench: deps dist
 	$(CARGO) bench -p ebpf-core --bench pipeline
 	$(CARGO) bench -p ebpf-core --bench protocols
 	python3 bench/overhead.py --rounds 5 --duration 5
+	python3 bench/collector.py --rounds 5 --duration 5
 	python3 bench/memory.py
 	python3 bench/loss.py
 

@@ -3,6 +3,7 @@ hosts (target/release/examples/bench_host, dist/otelcol-ebpf), the load
 generator (bench/loadgen.go), and readings from /proc and bpftool."""
 import json
 import os
+import re
 import resource
 import socket
 import subprocess
@@ -59,8 +60,10 @@ def build_loadgen(work):
     return out
 
 
-def start_nginx(work, port, connections=30000):
-    """One worker, keep-alive without limits, a 17-byte static file."""
+def start_nginx(work, port, connections=30000, binary="nginx"):
+    """One worker, keep-alive without limits, a 17-byte static file.
+    `binary`: another copy of nginx, so that a receiver can select this
+    instance by its executable's path."""
     # mkdtemp makes the directory 0700: nginx's worker (nobody) would answer
     # 403 Forbidden instead of serving the file.
     os.chmod(work, 0o755)
@@ -85,9 +88,93 @@ http {{
   server {{ listen 127.0.0.1:{port} backlog=4096; root {work}/www; }}
 }}
 """)
-    p = subprocess.Popen(["nginx", "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    p = subprocess.Popen([binary, "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_port(port)
     return p
+
+
+def start_demo(work, port, name="demo-server"):
+    """examples/demo-server built into `work/name`, answering at once
+    (-sleep 0). Returns the process and the binary's path."""
+    binary = os.path.join(work, name)
+    subprocess.run(["go", "build", "-o", binary, "."], cwd=os.path.join(ROOT, "examples/demo-server"), check=True)
+    p = subprocess.Popen([binary, "-addr", f"127.0.0.1:{port}", "-sleep", "0"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port(port)
+    return p, binary
+
+
+def bpf_run_ns(pid=None):
+    """Total run time (ns) and run count of our programs: with `pid`, the
+    programs that process loaded (it holds their fds), so that receivers
+    other work runs on the same host are not counted; else every program
+    named oe_*. Needs kernel.bpf_stats_enabled=1."""
+    out = subprocess.run(["bpftool", "prog", "show", "-j"], capture_output=True, text=True).stdout
+    mine = {int(i["prog_id"]) for i in _fdinfo(pid, "bpf-prog") if "prog_id" in i} if pid else None
+    ns = cnt = 0
+    for prog in json.loads(out or "[]"):
+        if (prog.get("id") in mine) if mine is not None else prog.get("name", "").startswith("oe_"):
+            ns += prog.get("run_time_ns", 0)
+            cnt += prog.get("run_cnt", 0)
+    return ns, cnt
+
+
+TICK_NS = 1e9 / os.sysconf("SC_CLK_TCK")
+
+
+def _stat_cpu(path):
+    """(comm, utime + stime in ns) of a /proc stat file."""
+    with open(path) as f:
+        text = f.read()
+    comm = text[text.index("(") + 1:text.rindex(")")]
+    fields = text.rsplit(")", 1)[1].split()
+    return comm, (int(fields[11]) + int(fields[12])) * TICK_NS
+
+
+def cpu_ns(pid):
+    """CPU time (user + system) of a process, its exited threads included."""
+    return _stat_cpu(f"/proc/{pid}/stat")[1]
+
+
+def thread_cpu_ns(pid, prefix):
+    """CPU time of the process's live threads whose name starts with `prefix`
+    (Linux cuts thread names to 15 bytes)."""
+    total = 0.0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            comm, ns = _stat_cpu(f"/proc/{pid}/task/{tid}/stat")
+        except OSError:
+            continue
+        if comm.startswith(prefix):
+            total += ns
+    return total
+
+
+def parse_latency(text, label):
+    m = re.search(rf"^\s*{label}\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
+    if not m:
+        return float("nan")
+    return float(m.group(1)) * {"us": 1, "ms": 1e3, "s": 1e6}[m.group(2)]
+
+
+def run_wrk(port, duration, connections):
+    """wrk -t1 as fast as the server answers: (req/s, requests, p50 µs, p99 µs)."""
+    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency",
+                          f"http://127.0.0.1:{port}/"], capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    return rps, total, parse_latency(out, "50%"), parse_latency(out, "99%")
+
+
+def run_rate(loadgen, port, rate, duration, connections):
+    """bench/loadgen.go at a fixed rate: its JSON summary (latencies in µs
+    from each request's scheduled time)."""
+    out = subprocess.run([loadgen, "rate", "-addr", f"127.0.0.1:{port}", "-rate", f"{rate:.0f}",
+                          "-duration", f"{duration}s", "-conns", str(connections)],
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"loadgen failed ({out.returncode}): {out.stdout}{out.stderr}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 class Host:

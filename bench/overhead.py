@@ -25,7 +25,6 @@ usage: bench/overhead.py [--rounds 5] [--duration 5] [--connections 32] [--modes
 Needs root, wrk, nginx, go; builds what it needs with cargo/go.
 """
 import argparse
-import json
 import os
 import re
 import shutil
@@ -36,7 +35,7 @@ import sys
 import tempfile
 import time
 
-from benchlib import build_loadgen, free_port, start_nginx, wait_port
+from benchlib import bpf_run_ns, build_loadgen, cpu_ns, free_port, run_rate, run_wrk, start_demo, start_nginx
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HOST = os.environ.get("OE_BENCH_HOST", os.path.join(ROOT, "target/release/examples/bench_host"))
@@ -56,59 +55,6 @@ MODES = {
     "idle": '{"metrics": {"enabled": false}, "tls": {"enabled": false}, '
             '"selection": {"include": {"exe_paths": ["/nonexistent/*"]}}}',
 }
-
-
-def start_demo(work, port):
-    binary = os.path.join(work, "demo-server")
-    subprocess.run(["go", "build", "-o", binary, "."], cwd=os.path.join(ROOT, "examples/demo-server"), check=True)
-    p = subprocess.Popen([binary, "-addr", f"127.0.0.1:{port}", "-sleep", "0"],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_port(port)
-    return p
-
-
-def bpf_run_ns():
-    """Total run time (ns) and run count of our programs (named oe_*)."""
-    out = subprocess.run(["bpftool", "prog", "show", "-j"], capture_output=True, text=True).stdout
-    ns = cnt = 0
-    for prog in json.loads(out or "[]"):
-        if prog.get("name", "").startswith("oe_"):
-            ns += prog.get("run_time_ns", 0)
-            cnt += prog.get("run_cnt", 0)
-    return ns, cnt
-
-
-def cpu_ns(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    ticks = int(fields[11]) + int(fields[12])  # utime + stime
-    return ticks * 1e9 / os.sysconf("SC_CLK_TCK")
-
-
-def parse_latency(text, label):
-    m = re.search(rf"^\s*{label}\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
-    if not m:
-        return float("nan")
-    return float(m.group(1)) * {"us": 1, "ms": 1e3, "s": 1e6}[m.group(2)]
-
-
-def run_wrk(port, duration, connections):
-    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency",
-                          f"http://127.0.0.1:{port}/"], capture_output=True, text=True, check=True).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    total = int(re.search(r"(\d+) requests in", out).group(1))
-    return rps, total, parse_latency(out, "50%"), parse_latency(out, "99%")
-
-
-def run_rate(loadgen, port, rate, duration, connections):
-    """bench/loadgen.go at a fixed rate: its JSON summary (latencies in µs
-    from each request's scheduled time)."""
-    out = subprocess.run([loadgen, "rate", "-addr", f"127.0.0.1:{port}", "-rate", f"{rate:.0f}",
-                          "-duration", f"{duration}s", "-conns", str(connections)],
-                         capture_output=True, text=True)
-    if out.returncode != 0:
-        raise RuntimeError(f"loadgen failed ({out.returncode}): {out.stdout}{out.stderr}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def start_host(mode, args):
@@ -149,10 +95,10 @@ def one_run(mode, port, args):
     """Saturation: wrk as fast as the server answers."""
     host = start_host(mode, args)
     try:
-        bpf0 = bpf_run_ns()
+        bpf0 = bpf_run_ns(host.pid) if host else (0, 0)
         cpu0 = cpu_ns(host.pid) if host else 0
         rps, total, p50, p99 = run_wrk(port, args.duration, args.connections)
-        bpf1 = bpf_run_ns()
+        bpf1 = bpf_run_ns(host.pid) if host else (0, 0)
         cpu1 = cpu_ns(host.pid) if host else 0
     finally:
         stop_host(host)
@@ -168,10 +114,10 @@ def rate_run(mode, port, rate, loadgen, args):
     host = start_host(mode, args)
     try:
         settled = settle(host, args.settle)
-        bpf0 = bpf_run_ns()
+        bpf0 = bpf_run_ns(host.pid) if host else (0, 0)
         cpu0 = cpu_ns(host.pid) if host else 0
         gen = run_rate(loadgen, port, rate, args.duration, args.connections)
-        bpf1 = bpf_run_ns()
+        bpf1 = bpf_run_ns(host.pid) if host else (0, 0)
         cpu1 = cpu_ns(host.pid) if host else 0
     finally:
         stop_host(host)
@@ -216,7 +162,7 @@ def main():
     try:
         for server in args.servers.split(","):
             port = free_port()
-            proc = start_nginx(work, port, connections=1024) if server == "nginx" else start_demo(work, port)
+            proc = start_nginx(work, port, connections=1024) if server == "nginx" else start_demo(work, port)[0]
             try:
                 run_wrk(port, 2, args.connections)  # warm-up
                 # The saturation rate without the receiver sets the fixed rate of

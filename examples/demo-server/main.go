@@ -14,49 +14,16 @@ import (
 	"context"
 	"errors"
 	"flag"
-	"fmt"
 	"log"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
-)
 
-func handler(sleep time.Duration) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if sleep > 0 {
-			time.Sleep(sleep)
-		}
-		code := http.StatusOK
-		body := fmt.Sprintf("Hello, %s!\n", r.URL.Path)
-		if rest, ok := strings.CutPrefix(r.URL.Path, "/status/"); ok {
-			if n, err := strconv.Atoi(rest); err == nil && (n == 404 || n == 500) {
-				code = n
-				body = fmt.Sprintf("%d %s\n", n, http.StatusText(n))
-			}
-		}
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		if strings.HasPrefix(r.URL.Path, "/chunked") {
-			// Same body, streamed in three flushed pieces: net/http then
-			// uses Transfer-Encoding: chunked instead of Content-Length.
-			w.WriteHeader(code)
-			for _, piece := range []string{"Hello, ", r.URL.Path, "!\n"} {
-				_, _ = w.Write([]byte(piece))
-				if f, ok := w.(http.Flusher); ok {
-					f.Flush()
-				}
-			}
-			return
-		}
-		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-		w.WriteHeader(code)
-		_, _ = w.Write([]byte(body))
-	})
-}
+	"github.com/otel-ebpf-receiver/otel-ebpf-receiver/examples/demo-server/handler"
+)
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8080", "listen address, host:port ([::1]:port for IPv6)")
@@ -67,7 +34,7 @@ func main() {
 	if err != nil {
 		log.Fatalf("demo-server: listen %s: %v", *addr, err)
 	}
-	srv := &http.Server{Handler: handler(*sleep), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: handler.New(*sleep), ReadHeaderTimeout: 10 * time.Second}
 
 	done := make(chan struct{})
 	go func() {
