@@ -369,8 +369,8 @@ def main():
     if not os.path.exists(b.COLLECTOR):
         sys.exit(f"collector.py: {b.COLLECTOR} is missing: run `make dist`")
     args.half_modes = set(args.half_modes.split(",")) | {"off"}
-    args.collectors = {}
-    for spec in filter(None, args.collectors.split(",")):
+    specs, args.collectors = args.collectors, {}
+    for spec in filter(None, specs.split(",")):
         vname, _, rest = spec.partition("=")
         path, *env = rest.split("+")
         args.collectors[vname] = (path or None, dict(kv.split("=", 1) for kv in env))

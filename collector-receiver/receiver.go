@@ -167,12 +167,27 @@ func (r *ebpfReceiver) Shutdown(ctx context.Context) error {
 }
 
 // pollLoop forwards batches until the instance is stopped and drained, or ctx
-// is cancelled.
+// is cancelled. It waits for batches on the library's ready fd, parked in Go's
+// netpoller, and polls without blocking: a poll that blocked inside the
+// library would hold an OS thread in a cgo call, which the runtime's sysmon
+// then has to watch and take the processor away from, and hand it back to,
+// around every wait.
 func (r *ebpfReceiver) pollLoop(ctx context.Context, host component.Host) {
 	defer r.wg.Done()
+	ready, err := r.inst.Ready()
+	if err != nil {
+		r.set.Logger.Warn("eBPF ready fd unavailable; polling with blocking calls", zap.Error(err))
+	} else {
+		defer ready.Close()
+	}
+	var clear [8]byte
 	for ctx.Err() == nil {
+		timeout := pollTimeout
+		if ready != nil {
+			timeout = 0
+		}
 		polled := time.Now()
-		b, err := r.inst.Poll(pollTimeout)
+		b, err := r.inst.Poll(timeout)
 		switch {
 		case errors.Is(err, native.ErrStopped):
 			return
@@ -189,9 +204,15 @@ func (r *ebpfReceiver) pollLoop(ctx context.Context, host component.Host) {
 			}
 		case b != nil:
 			r.consume(ctx, b)
+			b.Free()
+		case ready != nil:
+			// Nothing queued: sleep until the library says there is. The
+			// deadline bounds how late a cancelled context is noticed.
+			_ = ready.SetReadDeadline(time.Now().Add(pollTimeout))
+			_, _ = ready.Read(clear[:])
 		case time.Since(polled) < minPollWait:
-			// The library answers "nothing yet" at once while it is busy
-			// starting or stopping: do not spin meanwhile.
+			// Blocking polls answer "nothing yet" at once while the library
+			// is starting or stopping: do not spin meanwhile.
 			select {
 			case <-ctx.Done():
 			case <-time.After(minPollWait):

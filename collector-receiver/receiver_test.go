@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -211,4 +212,59 @@ func TestLifecycleLikeGenerated(t *testing.T) {
 			}
 		})
 	}
+}
+
+// consume decodes batches straight from the library's memory, which is
+// freed right after: pdata must keep no reference into the bytes it
+// decoded. Every kind of field the library writes is checked after the
+// buffer is overwritten.
+func TestUnmarshalKeepsNoReference(t *testing.T) {
+	td := ptrace.NewTraces()
+	rs := td.ResourceSpans().AppendEmpty()
+	rs.Resource().Attributes().PutStr("service.name", "nginx")
+	rs.Resource().Attributes().PutInt("process.pid", 42)
+	rs.SetSchemaUrl("https://opentelemetry.io/schemas/1.37.0")
+	ss := rs.ScopeSpans().AppendEmpty()
+	ss.Scope().SetName("otel-ebpf-receiver")
+	span := ss.Spans().AppendEmpty()
+	span.SetTraceID(pcommon.TraceID{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16})
+	span.SetSpanID(pcommon.SpanID{1, 2, 3, 4, 5, 6, 7, 8})
+	span.TraceState().FromRaw("ot=th:fd7")
+	span.SetName("GET /users/{id}")
+	span.Attributes().PutStr("url.path", "/users/7")
+	span.Attributes().PutEmptyBytes("bytes").FromRaw([]byte{9, 9})
+	span.Attributes().PutEmptySlice("gen_ai.response.finish_reasons").AppendEmpty().SetStr("stop")
+	span.Status().SetMessage("failed")
+	tb, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
+	require.NoError(t, err)
+
+	md := pmetric.NewMetrics()
+	m := md.ResourceMetrics().AppendEmpty().ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
+	m.SetName("http.server.request.duration")
+	m.SetUnit("s")
+	dp := m.SetEmptyHistogram().DataPoints().AppendEmpty()
+	dp.Attributes().PutStr("http.route", "/users/{id}")
+	dp.ExplicitBounds().FromRaw([]float64{0.1, 1})
+	dp.BucketCounts().FromRaw([]uint64{1, 2, 3})
+	mb, err := pmetricotlp.NewExportRequestFromMetrics(md).MarshalProto()
+	require.NoError(t, err)
+
+	treq := ptraceotlp.NewExportRequest()
+	buf := append([]byte(nil), tb...)
+	require.NoError(t, treq.UnmarshalProto(buf))
+	mreq := pmetricotlp.NewExportRequest()
+	mbuf := append([]byte(nil), mb...)
+	require.NoError(t, mreq.UnmarshalProto(mbuf))
+	for i := range buf {
+		buf[i] = 0xa5
+	}
+	for i := range mbuf {
+		mbuf[i] = 0xa5
+	}
+	again, err := treq.MarshalProto()
+	require.NoError(t, err)
+	assert.Equal(t, tb, again, "a decoded trace changed with the bytes it came from")
+	againM, err := mreq.MarshalProto()
+	require.NoError(t, err)
+	assert.Equal(t, mb, againM, "a decoded metric changed with the bytes it came from")
 }

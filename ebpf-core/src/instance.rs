@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use parking_lot::Mutex;
 
-use crate::batch::Batch;
+use crate::batch::{Batch, ReadySignal};
 use crate::config::{Config, ConfigError};
-use crate::pipeline::{spawn_worker, Processor, WorkerHandle};
+use crate::pipeline::{spawn_worker, Outbox, Processor, WorkerHandle};
 use crate::probes::{preflight, CaptureRule, PreflightError, ProbeError, ProbeSettings, Probes};
 use crate::selection::{PidMode, PortMode, ProcessFacts, Selector};
 use crate::stats::{Stats, StatsSnapshot};
@@ -72,6 +72,7 @@ pub struct Instance {
     config: Config,
     state: Mutex<State>,
     stats: Arc<Stats>,
+    ready: Arc<ReadySignal>,
 }
 
 impl Instance {
@@ -85,7 +86,7 @@ impl Instance {
     }
 
     fn validated(config: Config) -> Self {
-        Self { config, state: Mutex::new(State::Created), stats: Arc::new(Stats::default()) }
+        Self { config, state: Mutex::new(State::Created), stats: Arc::new(Stats::default()), ready: Arc::default() }
     }
 
     pub fn config(&self) -> &Config {
@@ -166,8 +167,9 @@ impl Instance {
             None => None,
         };
         let selector = (pid_mode != PidMode::All).then_some(selector);
+        let out = Outbox { tx, ready: self.ready.clone() };
         let worker =
-            spawn_worker(probes, processor, tx, self.stats.clone(), recorder, selector, tls).map_err(Error::Thread)?;
+            spawn_worker(probes, processor, out, self.stats.clone(), recorder, selector, tls).map_err(Error::Thread)?;
         Ok((rx, worker))
     }
 
@@ -191,6 +193,14 @@ impl Instance {
         }
     }
 
+    /// A file descriptor that becomes readable when `poll` may have
+    /// something new: a batch, or the end after `stop`. Read it (8 bytes) to
+    /// clear it, then `poll` with a zero timeout until `Poll::Timeout`. The
+    /// instance owns it (closed when the instance is dropped).
+    pub fn ready_fd(&self) -> std::io::Result<std::os::fd::RawFd> {
+        self.ready.fd()
+    }
+
     /// Flushes pending telemetry, detaches the probes and returns when they
     /// are gone. Pollers drain the last batches and see `Stopped` as soon as
     /// the flush is done, without waiting for the detach. Idempotent; fine
@@ -205,6 +215,7 @@ impl Instance {
                 }
                 State::Created => {
                     *state = State::Stopped { rx: None };
+                    self.ready.signal();
                     None
                 }
                 other => {

@@ -114,6 +114,29 @@ typedef struct otel_ebpf_batch otel_ebpf_batch;
 typedef struct otel_ebpf_instance otel_ebpf_instance;
 
 /*
+ What `otel_ebpf_poll_batch` hands over: the batch and, so that no
+ further call is needed to read it, its signal and bytes.
+ */
+typedef struct otel_ebpf_batch_info {
+  /*
+   The batch: free it with `otel_ebpf_batch_free` once `data` is read.
+   */
+  struct otel_ebpf_batch *batch;
+  /*
+   Which OTLP request message `data` holds.
+   */
+  otel_ebpf_signal signal;
+  /*
+   The OTLP protobuf bytes, valid until `otel_ebpf_batch_free(batch)`.
+   */
+  const uint8_t *data;
+  /*
+   Length of `data` in bytes.
+   */
+  size_t len;
+} otel_ebpf_batch_info;
+
+/*
  Counters of one instance, for health checks and tests: the first
  counters of `otel_ebpf_counters()`, in its order (a test checks the
  names). Newer counters are read by name only, with
@@ -297,6 +320,35 @@ otel_ebpf_result otel_ebpf_start(struct otel_ebpf_instance *instance);
 otel_ebpf_result otel_ebpf_poll(struct otel_ebpf_instance *instance,
                                 uint32_t timeout_ms,
                                 struct otel_ebpf_batch **batch_out);
+
+/*
+ `otel_ebpf_poll` and `otel_ebpf_batch_data` in one call: waits up to
+ `timeout_ms` for the next batch; `OTEL_EBPF_OK` fills `*info_out` (free
+ `info_out->batch` with `otel_ebpf_batch_free`), `OTEL_EBPF_TIMEOUT`
+ means nothing yet, `OTEL_EBPF_STOPPED` that the instance was stopped and
+ drained. With `timeout_ms` 0 it never blocks: pair it with
+ `otel_ebpf_ready_fd`.
+
+ # Safety
+ `instance` must be NULL or a handle from `otel_ebpf_new`; `info_out` NULL or writable.
+ */
+otel_ebpf_result otel_ebpf_poll_batch(struct otel_ebpf_instance *instance,
+                                      uint32_t timeout_ms,
+                                      struct otel_ebpf_batch_info *info_out);
+
+/*
+ A file descriptor that becomes readable when `otel_ebpf_poll` or
+ `otel_ebpf_poll_batch` may have something new: a batch, or the end after
+ `otel_ebpf_stop`. For hosts with an event loop: wait for it to be
+ readable, read 8 bytes from it (which clears it), then poll with a zero
+ timeout until `OTEL_EBPF_TIMEOUT`, instead of blocking a thread in a
+ poll. It is an eventfd, non-blocking and close-on-exec, owned by the
+ instance: `otel_ebpf_free` closes it (`dup` it to keep a copy).
+
+ # Safety
+ `instance` must be NULL or a handle from `otel_ebpf_new`; `fd_out` NULL or writable.
+ */
+otel_ebpf_result otel_ebpf_ready_fd(const struct otel_ebpf_instance *instance, int32_t *fd_out);
 
 /*
  The signal of a batch, or `OTEL_EBPF_SIGNAL_NONE` for a stale handle.

@@ -338,6 +338,91 @@ pub unsafe extern "C" fn otel_ebpf_poll(
     })
 }
 
+/// What `otel_ebpf_poll_batch` hands over: the batch and, so that no
+/// further call is needed to read it, its signal and bytes.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Debug)]
+pub struct otel_ebpf_batch_info {
+    /// The batch: free it with `otel_ebpf_batch_free` once `data` is read.
+    pub batch: *mut otel_ebpf_batch,
+    /// Which OTLP request message `data` holds.
+    pub signal: otel_ebpf_signal,
+    /// The OTLP protobuf bytes, valid until `otel_ebpf_batch_free(batch)`.
+    pub data: *const u8,
+    /// Length of `data` in bytes.
+    pub len: usize,
+}
+
+/// `otel_ebpf_poll` and `otel_ebpf_batch_data` in one call: waits up to
+/// `timeout_ms` for the next batch; `OTEL_EBPF_OK` fills `*info_out` (free
+/// `info_out->batch` with `otel_ebpf_batch_free`), `OTEL_EBPF_TIMEOUT`
+/// means nothing yet, `OTEL_EBPF_STOPPED` that the instance was stopped and
+/// drained. With `timeout_ms` 0 it never blocks: pair it with
+/// `otel_ebpf_ready_fd`.
+///
+/// # Safety
+/// `instance` must be NULL or a handle from `otel_ebpf_new`; `info_out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn otel_ebpf_poll_batch(
+    instance: *mut otel_ebpf_instance,
+    timeout_ms: u32,
+    info_out: *mut otel_ebpf_batch_info,
+) -> otel_ebpf_result {
+    guard(|| -> Outcome {
+        if info_out.is_null() {
+            return Err((OTEL_EBPF_ERR_NULL, "info_out must not be NULL".into()));
+        }
+        let inst = self::instance(instance)?;
+        match inst.poll(Duration::from_millis(u64::from(timeout_ms))) {
+            Poll::Batch(batch) => {
+                let (signal, data, len) = (signal_of(&batch), batch.data.as_ptr(), batch.data.len());
+                // The bytes stay where they are: moving the Batch into the
+                // registry moves its Vec's header, not its buffer.
+                let id = BATCHES.insert(batch);
+                // SAFETY: checked non-NULL above; the caller guarantees it is writable.
+                unsafe { *info_out = otel_ebpf_batch_info { batch: id as *mut otel_ebpf_batch, signal, data, len } };
+                Ok(OTEL_EBPF_OK)
+            }
+            Poll::Timeout => Ok(OTEL_EBPF_TIMEOUT),
+            Poll::Stopped => Ok(OTEL_EBPF_STOPPED),
+            Poll::NotStarted => Err((OTEL_EBPF_ERR_STATE, "poll before start: call otel_ebpf_start first".into())),
+        }
+    })
+}
+
+/// A file descriptor that becomes readable when `otel_ebpf_poll` or
+/// `otel_ebpf_poll_batch` may have something new: a batch, or the end after
+/// `otel_ebpf_stop`. For hosts with an event loop: wait for it to be
+/// readable, read 8 bytes from it (which clears it), then poll with a zero
+/// timeout until `OTEL_EBPF_TIMEOUT`, instead of blocking a thread in a
+/// poll. It is an eventfd, non-blocking and close-on-exec, owned by the
+/// instance: `otel_ebpf_free` closes it (`dup` it to keep a copy).
+///
+/// # Safety
+/// `instance` must be NULL or a handle from `otel_ebpf_new`; `fd_out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn otel_ebpf_ready_fd(instance: *const otel_ebpf_instance, fd_out: *mut i32) -> otel_ebpf_result {
+    guard(|| -> Outcome {
+        if fd_out.is_null() {
+            return Err((OTEL_EBPF_ERR_NULL, "fd_out must not be NULL".into()));
+        }
+        let fd = self::instance(instance)?
+            .ready_fd()
+            .map_err(|e| (OTEL_EBPF_ERR_START, format!("cannot create the ready fd (eventfd): {e}")))?;
+        // SAFETY: checked non-NULL above; the caller guarantees it is writable.
+        unsafe { *fd_out = fd };
+        Ok(OTEL_EBPF_OK)
+    })
+}
+
+fn signal_of(batch: &ebpf_core::Batch) -> otel_ebpf_signal {
+    match batch.signal {
+        Signal::Traces => otel_ebpf_signal::OTEL_EBPF_SIGNAL_TRACES,
+        Signal::Metrics => otel_ebpf_signal::OTEL_EBPF_SIGNAL_METRICS,
+    }
+}
+
 /// The signal of a batch, or `OTEL_EBPF_SIGNAL_NONE` for a stale handle.
 ///
 /// # Safety
@@ -345,12 +430,7 @@ pub unsafe extern "C" fn otel_ebpf_poll(
 #[no_mangle]
 pub unsafe extern "C" fn otel_ebpf_batch_signal(batch: *const otel_ebpf_batch) -> otel_ebpf_signal {
     guard_value(otel_ebpf_signal::OTEL_EBPF_SIGNAL_NONE, || {
-        BATCHES
-            .with(batch as u64, |b| match b.signal {
-                Signal::Traces => otel_ebpf_signal::OTEL_EBPF_SIGNAL_TRACES,
-                Signal::Metrics => otel_ebpf_signal::OTEL_EBPF_SIGNAL_METRICS,
-            })
-            .unwrap_or(otel_ebpf_signal::OTEL_EBPF_SIGNAL_NONE)
+        BATCHES.with(batch as u64, signal_of).unwrap_or(otel_ebpf_signal::OTEL_EBPF_SIGNAL_NONE)
     })
 }
 

@@ -14,6 +14,7 @@
  * otherwise (each failure is printed, as FAIL; known issues as WARN).
  */
 #define _GNU_SOURCE
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -101,6 +102,13 @@ static void nulls(void) {
   CHECK_RC(otel_ebpf_batch_data(NULL, &data, &len), OTEL_EBPF_ERR_NULL);
   CHECK_RC(otel_ebpf_batch_data(NULL, NULL, NULL), OTEL_EBPF_ERR_NULL);
   CHECK(otel_ebpf_batch_signal(NULL) == OTEL_EBPF_SIGNAL_NONE, "signal of NULL");
+  otel_ebpf_batch_info info;
+  int fd = -7;
+  CHECK_RC(otel_ebpf_poll_batch(NULL, 0, &info), OTEL_EBPF_ERR_NULL);
+  CHECK_RC(otel_ebpf_poll_batch(NULL, 0, NULL), OTEL_EBPF_ERR_NULL);
+  CHECK_RC(otel_ebpf_ready_fd(NULL, &fd), OTEL_EBPF_ERR_NULL);
+  CHECK_RC(otel_ebpf_ready_fd(NULL, NULL), OTEL_EBPF_ERR_NULL);
+  CHECK(fd == -7, "ready_fd wrote an fd for a NULL instance");
   /* Freeing NULL is allowed, like free(3). */
   CHECK_RC(otel_ebpf_free(NULL), OTEL_EBPF_OK);
   CHECK_RC(otel_ebpf_batch_free(NULL), OTEL_EBPF_OK);
@@ -108,6 +116,8 @@ static void nulls(void) {
 
   inst = new_ok("{}");
   CHECK_RC(otel_ebpf_poll(inst, 0, NULL), OTEL_EBPF_ERR_NULL);
+  CHECK_RC(otel_ebpf_poll_batch(inst, 0, NULL), OTEL_EBPF_ERR_NULL);
+  CHECK_RC(otel_ebpf_ready_fd(inst, NULL), OTEL_EBPF_ERR_NULL);
   CHECK_RC(otel_ebpf_stats_get(inst, NULL), OTEL_EBPF_ERR_NULL);
   CHECK_RC(otel_ebpf_stats_get_sized(inst, NULL, sizeof stats), OTEL_EBPF_ERR_NULL);
   CHECK_RC(otel_ebpf_free(inst), OTEL_EBPF_OK);
@@ -131,6 +141,12 @@ static void bad_handles(void) {
     CHECK_RC(otel_ebpf_start(inst), OTEL_EBPF_ERR_INVALID_HANDLE);
     CHECK_RC(otel_ebpf_poll(inst, 10, &out), OTEL_EBPF_ERR_INVALID_HANDLE);
     CHECK(out == NULL, "poll on a forged handle wrote a batch");
+    otel_ebpf_batch_info info = {0};
+    int fd = -7;
+    CHECK_RC(otel_ebpf_poll_batch(inst, 10, &info), OTEL_EBPF_ERR_INVALID_HANDLE);
+    CHECK(info.batch == NULL && info.data == NULL && info.len == 0, "poll_batch on a forged handle wrote a batch");
+    CHECK_RC(otel_ebpf_ready_fd(inst, &fd), OTEL_EBPF_ERR_INVALID_HANDLE);
+    CHECK(fd == -7, "ready_fd on a forged handle wrote an fd");
     CHECK_RC(otel_ebpf_stop(inst), OTEL_EBPF_ERR_INVALID_HANDLE);
     CHECK_RC(otel_ebpf_stats_get(inst, &stats), OTEL_EBPF_ERR_INVALID_HANDLE);
     CHECK_RC(otel_ebpf_stats_get_sized(inst, &stats, sizeof stats), OTEL_EBPF_ERR_INVALID_HANDLE);
@@ -172,6 +188,17 @@ static void states(void) {
   memset(&stats, 0xff, sizeof stats);
   CHECK_RC(otel_ebpf_poll(inst, 10, &out), OTEL_EBPF_ERR_STATE); /* poll before start */
   CHECK(out == NULL, "no batch");
+  otel_ebpf_batch_info info = {0};
+  CHECK_RC(otel_ebpf_poll_batch(inst, 10, &info), OTEL_EBPF_ERR_STATE);
+  CHECK(info.batch == NULL, "no batch");
+  /* The ready fd exists before start, is the same fd each time, is not
+   * readable until there is news, and is readable once the instance stops. */
+  int fd = -1, fd2 = -1;
+  CHECK_RC(otel_ebpf_ready_fd(inst, &fd), OTEL_EBPF_OK);
+  CHECK_RC(otel_ebpf_ready_fd(inst, &fd2), OTEL_EBPF_OK);
+  CHECK(fd >= 0 && fd == fd2, "ready fd %d then %d", fd, fd2);
+  struct pollfd pfd = {.fd = fd, .events = POLLIN};
+  CHECK(poll(&pfd, 1, 0) == 0, "ready fd readable before anything happened");
   CHECK_RC(otel_ebpf_stats_get(inst, &stats), OTEL_EBPF_OK);
   CHECK(stats.events_read == 0 && stats.spans_exported == 0, "fresh counters");
   CHECK(stats.decode_errors == UINT64_MAX, "stats_get wrote past the 0.1.0 struct");
@@ -193,6 +220,8 @@ static void states(void) {
   CHECK_RC(otel_ebpf_stats_get_sized(inst, (otel_ebpf_stats *)longer, sizeof longer), OTEL_EBPF_OK);
   CHECK(longer[sizeof(otel_ebpf_stats)] == 0xab && longer[sizeof longer - 1] == 0xab, "wrote past the struct");
   CHECK_RC(otel_ebpf_stop(inst), OTEL_EBPF_OK); /* stop before start */
+  CHECK(poll(&pfd, 1, 0) == 1, "ready fd not readable after stop");
+  CHECK_RC(otel_ebpf_poll_batch(inst, 0, &info), OTEL_EBPF_STOPPED);
   CHECK_RC(otel_ebpf_stop(inst), OTEL_EBPF_OK); /* double stop */
   CHECK_RC(otel_ebpf_free(inst), OTEL_EBPF_OK);
   CHECK_RC(otel_ebpf_free(inst), OTEL_EBPF_ERR_INVALID_HANDLE); /* double free */
@@ -447,6 +476,43 @@ static void *poll_loop(void *arg) {
   }
 }
 
+/* An event-loop host: waits for the ready fd (60 s at most), clears it,
+ * then polls without blocking until there is nothing left, as the Go
+ * receiver does. */
+static void *ready_loop(void *arg) {
+  struct poller *p = arg;
+  int fd = -1;
+  if (otel_ebpf_ready_fd(p->inst, &fd) != OTEL_EBPF_OK) {
+    p->other++;
+    return NULL;
+  }
+  for (;;) {
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    if (poll(&pfd, 1, 60000) != 1) {
+      p->other++; /* 60 s without news: a missed signal */
+      return NULL;
+    }
+    uint64_t n;
+    if (read(fd, &n, sizeof n) != sizeof n) { /* another reader got it first: poll anyway */
+    }
+    for (;;) {
+      otel_ebpf_batch_info info = {0};
+      otel_ebpf_result rc = otel_ebpf_poll_batch(p->inst, 0, &info);
+      if (rc == OTEL_EBPF_TIMEOUT) break;
+      if (rc != OTEL_EBPF_OK) {
+        if (rc == OTEL_EBPF_STOPPED) p->stopped++;
+        else p->other++;
+        p->returned_at = now_s();
+        return NULL;
+      }
+      if (info.signal == OTEL_EBPF_SIGNAL_NONE || !info.data || !info.batch) p->other++;
+      for (size_t i = 0; i < info.len; i++) p->bytes += info.data[i] != 0;
+      if (otel_ebpf_batch_free(info.batch) != OTEL_EBPF_OK) p->other++;
+      p->batches++;
+    }
+  }
+}
+
 /* Pollers of an instance that never started: a state error each, also
  * while another thread frees it. */
 static void concurrent_pollers_not_started(void) {
@@ -521,12 +587,13 @@ static int running(int may_start) {
   }
   CHECK_RC(otel_ebpf_start(inst), OTEL_EBPF_ERR_STATE); /* start twice */
 
-  /* 1. Pollers with a long timeout, a stats reader, then stop from here. */
+  /* 1. Pollers with a long timeout (the last one an event loop on the
+   * ready fd), a stats reader, then stop from here. */
   struct poller p[POLLERS + 1];
   pthread_t t[POLLERS + 1];
   for (int i = 0; i < POLLERS; i++) {
     p[i] = (struct poller){.inst = inst, .timeout_ms = 60000};
-    pthread_create(&t[i], NULL, poll_loop, &p[i]);
+    pthread_create(&t[i], NULL, i == POLLERS - 1 ? ready_loop : poll_loop, &p[i]);
   }
   p[POLLERS] = (struct poller){.inst = inst};
   pthread_create(&t[POLLERS], NULL, stats_loop, &p[POLLERS]);

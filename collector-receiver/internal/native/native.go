@@ -16,10 +16,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
 	"sync"
 	"time"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // Result codes of the C ABI (ffi/src/error.rs). Values are stable.
@@ -274,14 +277,27 @@ func (i *Instance) Start() error {
 }
 
 // Batch is one batch of telemetry: the OTLP protobuf bytes of one export
-// request, copied into Go memory (the native batch is already freed).
+// request. Data is the library's memory, not copied: it is valid until Free,
+// and nothing may keep a reference to it (pdata's UnmarshalProto copies what
+// it keeps: TestUnmarshalKeepsNoReference).
 type Batch struct {
 	Signal Signal
 	Data   []byte
+	handle *C.otel_ebpf_batch
 }
 
-// Poll waits up to timeout for the next batch. It returns (nil, nil) on
-// timeout and (nil, ErrStopped) once the instance is stopped and drained.
+// Free hands the batch's memory back to the library; Data is unusable after.
+// Free on a batch Poll did not return (a literal) does nothing.
+func (b *Batch) Free() {
+	if b.handle != nil {
+		C.otel_ebpf_batch_free(b.handle)
+		b.handle, b.Data = nil, nil
+	}
+}
+
+// Poll waits up to timeout for the next batch (0: does not wait; see Ready).
+// It returns (nil, nil) on timeout and (nil, ErrStopped) once the instance is
+// stopped and drained. The caller frees the batch.
 func (i *Instance) Poll(timeout time.Duration) (*Batch, error) {
 	ms := timeout.Milliseconds()
 	if ms < 0 {
@@ -289,9 +305,10 @@ func (i *Instance) Poll(timeout time.Duration) (*Batch, error) {
 	} else if ms > 0xFFFFFFFF {
 		ms = 0xFFFFFFFF
 	}
-	var b *C.otel_ebpf_batch
-	code, err := call("otel_ebpf_poll", func() C.uint32_t {
-		return C.uint32_t(C.otel_ebpf_poll(i.ptr, C.uint32_t(ms), &b))
+	// One call: the batch, its signal and its bytes.
+	var info C.otel_ebpf_batch_info
+	code, err := call("otel_ebpf_poll_batch", func() C.uint32_t {
+		return C.uint32_t(C.otel_ebpf_poll_batch(i.ptr, C.uint32_t(ms), &info))
 	})
 	switch {
 	case err != nil:
@@ -301,20 +318,32 @@ func (i *Instance) Poll(timeout time.Duration) (*Batch, error) {
 	case code == resultStopped:
 		return nil, ErrStopped
 	}
-	defer C.otel_ebpf_batch_free(b)
-	sig := Signal(C.otel_ebpf_batch_signal(b))
-	var data *C.uint8_t
-	var n C.size_t
-	if _, err := call("otel_ebpf_batch_data", func() C.uint32_t {
-		return C.uint32_t(C.otel_ebpf_batch_data(b, &data, &n))
+	b := &Batch{Signal: Signal(info.signal), handle: info.batch}
+	if info.len > 0 {
+		b.Data = unsafe.Slice((*byte)(unsafe.Pointer(info.data)), int(info.len))
+	}
+	return b, nil
+}
+
+// Ready is a file that becomes readable when Poll may have something new (a
+// batch, or the end after Stop): a poller waits on it in Go's netpoller
+// (a Read parks the goroutine, not an OS thread), reads it to clear it, then
+// calls Poll(0) until there is nothing left. The file is a copy of the
+// library's eventfd, owned by the caller (close it when done).
+func (i *Instance) Ready() (*os.File, error) {
+	var fd C.int
+	if _, err := call("otel_ebpf_ready_fd", func() C.uint32_t {
+		return C.uint32_t(C.otel_ebpf_ready_fd(i.ptr, &fd))
 	}); err != nil {
 		return nil, err
 	}
-	out := &Batch{Signal: sig}
-	if n > 0 {
-		out.Data = C.GoBytes(unsafe.Pointer(data), C.int(n))
+	// The library owns its fd (closed by Free); this copy is ours. The
+	// eventfd is non-blocking, so os.NewFile registers it with the netpoller.
+	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("duplicating the ready fd: %w", err)
 	}
-	return out, nil
+	return os.NewFile(uintptr(dup), "otel-ebpf-ready"), nil
 }
 
 // Stop detaches every probe, flushes pending telemetry into final batches and

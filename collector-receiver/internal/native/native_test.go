@@ -3,6 +3,7 @@ package native
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -119,4 +120,40 @@ func TestConfigSizeLimit(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, problems, 1)
 	assert.Contains(t, problems[0].Message, "at most 4194304")
+}
+
+// The ready fd is pollable by Go's netpoller (a read deadline works: an
+// fd outside it would refuse one), stays quiet while nothing happens, and
+// turns readable when the instance stops, after which Poll says so.
+func TestReadyFileWakesOnStop(t *testing.T) {
+	inst, err := New([]byte(`{}`))
+	require.NoError(t, err)
+	defer func() { require.NoError(t, inst.Free()) }()
+	ready, err := inst.Ready()
+	require.NoError(t, err)
+	defer ready.Close()
+	var buf [8]byte
+	require.NoError(t, ready.SetReadDeadline(time.Now().Add(50*time.Millisecond)))
+	_, err = ready.Read(buf[:])
+	require.ErrorIs(t, err, os.ErrDeadlineExceeded, "nothing happened: nothing to read")
+
+	woke := make(chan error, 1)
+	go func() {
+		require.NoError(t, ready.SetReadDeadline(time.Now().Add(10*time.Second)))
+		_, err := ready.Read(buf[:])
+		woke <- err
+	}()
+	time.Sleep(20 * time.Millisecond)
+	require.NoError(t, inst.Stop())
+	select {
+	case err := <-woke:
+		require.NoError(t, err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the ready file did not wake the reader on Stop")
+	}
+	_, err = inst.Poll(0)
+	assert.ErrorIs(t, err, ErrStopped)
+	b := &Batch{Signal: SignalTraces, Data: []byte{1}}
+	b.Free() // not the library's: nothing to free
+	assert.Equal(t, []byte{1}, b.Data)
 }

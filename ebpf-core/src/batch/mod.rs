@@ -1,8 +1,10 @@
 //! Batching: telemetry leaves in batches bounded by size and by delay.
 
 mod batcher;
+mod ready;
 
 pub use batcher::SpanBatcher;
+pub use ready::ReadySignal;
 
 /// Which OTLP request a batch holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Sender, TrySendError};
 
-use crate::batch::Batch;
+use crate::batch::{Batch, ReadySignal};
 use crate::clock::monotonic_now_ns;
 use crate::events::recording::write_record;
 use crate::probes::{Probes, WATERMARK_SLACK};
@@ -40,6 +40,13 @@ const RECONCILE_EVERY: Duration = Duration::from_secs(1);
 /// Records handled between deadline checks under load.
 const DRAIN_BUDGET: usize = 4096;
 
+/// Where the worker hands its batches: the bounded queue hosts poll, and
+/// the fd that tells hosts waiting on it.
+pub struct Outbox {
+    pub tx: Sender<Batch>,
+    pub ready: Arc<ReadySignal>,
+}
+
 pub struct WorkerHandle {
     stop: Arc<AtomicBool>,
     thread: JoinHandle<()>,
@@ -56,7 +63,7 @@ impl WorkerHandle {
 pub fn spawn_worker(
     mut probes: Probes,
     mut processor: Processor,
-    tx: Sender<Batch>,
+    out: Outbox,
     stats: Arc<Stats>,
     mut recorder: Option<BufWriter<File>>,
     selector: Option<Selector>,
@@ -65,7 +72,8 @@ pub fn spawn_worker(
     let stop = Arc::new(AtomicBool::new(false));
     let stop_flag = stop.clone();
     let thread = std::thread::Builder::new().name("otel-ebpf-worker".into()).spawn(move || {
-        let mut emit = |batch: Batch| send(&tx, batch, &stats);
+        let Outbox { tx, ready } = out;
+        let mut emit = |batch: Batch| send(&tx, batch, &stats, &ready);
         let mut next_reconcile = Instant::now() + RECONCILE_EVERY;
         let mut next_counters = Instant::now();
         let mut lost_at_reconcile = 0;
@@ -150,6 +158,7 @@ pub fn spawn_worker(
             let _ = r.flush();
         }
         drop(tx);
+        ready.signal();
         probes.detach();
         let counters = probes.counters.snapshot();
         stats.events_lost.store(counters.total_lost(), Relaxed);
@@ -197,11 +206,12 @@ fn drain(
     }
 }
 
-fn send(tx: &Sender<Batch>, batch: Batch, stats: &Stats) {
+fn send(tx: &Sender<Batch>, batch: Batch, stats: &Stats, ready: &ReadySignal) {
     let items = batch.items as u64;
     match tx.try_send(batch) {
         Ok(()) => {
             stats.spans_exported.fetch_add(items, Relaxed);
+            ready.signal();
         }
         Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
             stats.batches_dropped.fetch_add(1, Relaxed);
