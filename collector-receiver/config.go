@@ -38,6 +38,9 @@ type Config struct {
 	Selection SelectionConfig `mapstructure:"selection"`
 	// ExcludePIDs is a shorthand for selection.exclude.pids (added to it).
 	ExcludePIDs []int `mapstructure:"exclude_pids" library:"-"`
+	// Traces configures the spans (whether there are any follows the
+	// pipelines).
+	Traces TracesConfig `mapstructure:"traces"`
 	// Metrics configures the RED metrics computed from every request.
 	Metrics MetricsConfig `mapstructure:"metrics"`
 	// Routes configures http.route templates.
@@ -84,6 +87,24 @@ type GenAIConfig struct {
 type BatchConfig struct {
 	MaxSpans int           `mapstructure:"max_spans"`
 	Timeout  time.Duration `mapstructure:"timeout"`
+
+	// prevent unkeyed literal initialization
+	_ struct{}
+}
+
+// TracesConfig says which spans are exported.
+type TracesConfig struct {
+	Sampling SamplingConfig `mapstructure:"sampling"`
+
+	// prevent unkeyed literal initialization
+	_ struct{}
+}
+
+// SamplingConfig keeps a ratio of ordinary requests' spans, and every
+// failed or slow one.
+type SamplingConfig struct {
+	Ratio          float64       `mapstructure:"ratio"`
+	KeepSlowerThan time.Duration `mapstructure:"keep_slower_than"`
 
 	// prevent unkeyed literal initialization
 	_ struct{}

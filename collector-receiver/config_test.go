@@ -62,6 +62,7 @@ func TestLoadConfig(t *testing.T) {
 		ExcludeOTelInstrumented: true,
 	}
 	custom.ExcludePIDs = []int{42}
+	custom.Traces = TracesConfig{Sampling: SamplingConfig{Ratio: 0.01, KeepSlowerThan: 500 * time.Millisecond}}
 	custom.Metrics = MetricsConfig{Interval: 10 * time.Second, Temporality: "delta", MaxSeriesPerMetric: 500}
 	custom.Routes = RoutesConfig{Patterns: []string{"/users/{id}", "/static/*"}, Heuristic: false}
 	custom.Identity = IdentityConfig{CommandLine: true}
@@ -103,6 +104,7 @@ func TestLoadConfig(t *testing.T) {
 		{id: component.NewIDWithName(metadata.Type, "bad_route"), problems: []string{"routes.patterns"}},
 		{id: component.NewIDWithName(metadata.Type, "bad_ring_buffer"), problems: []string{"ring_buffer_size"}},
 		{id: component.NewIDWithName(metadata.Type, "bad_glob"), problems: []string{"selection.include.exe_paths"}},
+		{id: component.NewIDWithName(metadata.Type, "bad_sampling"), problems: []string{"traces.sampling.ratio", "traces.sampling.keep_slower_than"}},
 		{id: component.NewIDWithName(metadata.Type, "bad_durations"), problems: []string{"idle_timeout", "batch.timeout", "metrics.interval"}},
 		{id: component.NewIDWithName(metadata.Type, "unknown_key"), errLoad: "bogus_key"},
 		{id: component.NewIDWithName(metadata.Type, "unknown_selection_key"), errLoad: "executables"},
@@ -193,6 +195,7 @@ func TestLibraryJSON(t *testing.T) {
 	cfg.Selection.Exclude.PIDs = []int{7}
 	cfg.ExcludePIDs = []int{8, 9}
 	cfg.Selection.Include.ExePaths = []string{"*/nginx"}
+	cfg.Traces.Sampling.Ratio = 0.25
 	b, err := cfg.libraryJSON(true, false)
 	require.NoError(t, err)
 	var got struct {
@@ -210,7 +213,8 @@ func TestLibraryJSON(t *testing.T) {
 	assert.Equal(t, []any{7.0, 8.0, 9.0}, got.Selection.Exclude["pids"], "exclude_pids joins selection.exclude.pids")
 	assert.Equal(t, []any{"*/nginx"}, got.Selection.Include["exe_paths"])
 	assert.Equal(t, []any{}, got.Selection.Include["pids"], "lists are arrays, never null")
-	assert.Equal(t, map[string]any{"enabled": true}, got.Traces)
+	assert.Equal(t, map[string]any{"enabled": true, "sampling": map[string]any{"ratio": 0.25, "keep_slower_than_ms": 0.0}},
+		got.Traces, "the pipelines set traces.enabled, next to the user's keys")
 	assert.Equal(t, false, got.Metrics["enabled"])
 	assert.Nil(t, got.RecordEvents)
 }

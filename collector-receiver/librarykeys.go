@@ -158,7 +158,7 @@ func (cfg *Config) libraryJSON(traces, metrics bool) ([]byte, error) {
 	m := toLibrary(reflect.ValueOf(*cfg)).(map[string]any)
 	exclude := m["selection"].(map[string]any)["exclude"].(map[string]any)
 	exclude["pids"] = append(exclude["pids"].([]any), toLibrary(reflect.ValueOf(cfg.ExcludePIDs)).([]any)...)
-	m["traces"] = map[string]any{"enabled": traces}
+	m["traces"].(map[string]any)["enabled"] = traces
 	m["metrics"].(map[string]any)["enabled"] = metrics
 	return json.Marshal(m)
 }

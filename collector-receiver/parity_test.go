@@ -40,6 +40,8 @@ func goType(t reflect.Type) string {
 		return "boolean"
 	case reflect.Int, reflect.Int64, reflect.Uint32, reflect.Uint64:
 		return "integer"
+	case reflect.Float64:
+		return "number"
 	case reflect.String:
 		return "string"
 	case reflect.Pointer:

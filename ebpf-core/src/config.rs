@@ -34,6 +34,7 @@ pub use crate::protocol::genai::GenAiConfig;
 pub use crate::protocol::ProtocolsConfig;
 pub use crate::routes::RoutesConfig;
 pub use crate::selection::SelectionConfig;
+pub use crate::spans::SamplingConfig;
 pub use problem::{Problem, Problems};
 
 /// Largest payload prefix one event can carry (`OE_MAX_CAPTURE` in events.h).
@@ -49,7 +50,7 @@ pub const MAX_CONFIG_BYTES: usize = 4 << 20;
 const MIN_IDLE_TIMEOUT_MS: u64 = 1_000;
 const MAX_IDLE_TIMEOUT_MS: u64 = 86_400_000;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Kernel → user ring buffers, bytes in all, a power of two. Each online
@@ -97,17 +98,19 @@ pub struct Config {
     pub record_events: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct TracesConfig {
     /// Emit a span per request. The collector receiver sets it from its
     /// pipelines (on when a traces pipeline uses the receiver).
     pub enabled: bool,
+    /// Which requests become spans (errors and slow requests always do).
+    pub sampling: SamplingConfig,
 }
 
 impl Default for TracesConfig {
     fn default() -> Self {
-        Self { enabled: true }
+        Self { enabled: true, sampling: SamplingConfig::default() }
     }
 }
 
@@ -252,6 +255,7 @@ impl Config {
             problems.push("ring_buffer_size", format!("must be a power of two, not {}", self.ring_buffer_size));
         }
         self.selection.check(problems);
+        self.traces.sampling.check(problems);
         self.routes.check(problems);
         self.genai.check(problems);
     }

@@ -168,6 +168,9 @@ counters! {
     /// Payload chunks a parser ignored while it waited for a message to
     /// start after a loss.
     chunks_skipped: Counter, "{chunk}", "ebpf_receiver.stream.skipped";
+    /// Spans not exported because sampling (`traces.sampling`) left them out;
+    /// metrics still count their requests.
+    spans_sampled_out: Counter, "{span}", "ebpf_receiver.spans.sampled_out";
 }
 
 /// The counters shared between the worker thread and callers.

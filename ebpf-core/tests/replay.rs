@@ -23,8 +23,12 @@ const FIXTURE: &[u8] = include_bytes!("fixtures/events/python_curl.bin");
 const PORT: i64 = 18931;
 
 fn replay() -> (Vec<Batch>, Arc<Stats>) {
+    replay_with(&Config::default())
+}
+
+fn replay_with(config: &Config) -> (Vec<Batch>, Arc<Stats>) {
     let stats = Arc::new(Stats::default());
-    let mut p = Processor::replay(&Config::default(), stats.clone());
+    let mut p = Processor::replay(config, stats.clone());
     let mut batches = Vec::new();
     let now = Instant::now();
     for record in read_records(FIXTURE) {
@@ -39,9 +43,12 @@ fn attr(span: &Span, key: &str) -> Option<Value> {
 }
 
 fn spans_by_service() -> Vec<(String, Span)> {
-    let (batches, _) = replay();
+    spans_of(&replay().0)
+}
+
+fn spans_of(batches: &[Batch]) -> Vec<(String, Span)> {
     let mut out = Vec::new();
-    for b in batches.into_iter().filter(|b| b.signal == Signal::Traces) {
+    for b in batches.iter().filter(|b| b.signal == Signal::Traces) {
         let req = ExportTraceServiceRequest::decode(b.data.as_slice()).unwrap();
         for rs in req.resource_spans {
             let service = rs
@@ -166,6 +173,111 @@ fn no_secret_leaves_the_host() {
     let s = stats.snapshot();
     assert_eq!((s.decode_errors, s.parse_errors), (0, 0));
     assert_eq!(s.events_read, read_records(FIXTURE).count() as u64);
+}
+
+/// Sampling: with a ratio of 0 exactly the failed requests are exported
+/// (the server's 500; the client's 404 and 500), each saying it was kept
+/// with probability 1; the others are counted as sampled out, and metrics
+/// still count every request.
+#[test]
+fn sampling_keeps_every_failure_and_counts_the_rest() {
+    let config = Config::from_json(r#"{"traces": {"sampling": {"ratio": 0}}}"#).unwrap();
+    let (batches, stats) = replay_with(&config);
+    let spans = spans_of(&batches);
+    let mut kept: Vec<(i32, String, String)> = spans
+        .iter()
+        .map(|(_, s)| {
+            let Some(Value::StringValue(path)) = attr(s, "url.path") else { panic!("no url.path") };
+            (s.kind, path, s.trace_state.clone())
+        })
+        .collect();
+    kept.sort();
+    let state = "ot=th:0".to_string();
+    assert_eq!(
+        kept,
+        [
+            (SpanKind::Server as i32, "/status/500".to_string(), state.clone()),
+            (SpanKind::Client as i32, "/status/404".to_string(), state.clone()),
+            (SpanKind::Client as i32, "/status/500".to_string(), state),
+        ]
+    );
+    assert_eq!(stats.snapshot().spans_sampled_out, 12 - 3);
+    assert_eq!(server_request_counts(&batches).values().sum::<u64>(), 6, "metrics count every request");
+
+    // Slower than 1 ms: two of curl's keep-alive requests (41 and 44 ms;
+    // every other request of the recording took under 1 ms) join the failures.
+    let config = Config::from_json(r#"{"traces": {"sampling": {"ratio": 0, "keep_slower_than_ms": 1}}}"#).unwrap();
+    let (batches, stats) = replay_with(&config);
+    let mut kept: Vec<(i32, String)> = spans_of(&batches)
+        .iter()
+        .map(|(_, s)| {
+            assert_eq!(s.trace_state, "ot=th:0");
+            let Some(Value::StringValue(path)) = attr(s, "url.path") else { panic!("no url.path") };
+            (s.kind, path)
+        })
+        .collect();
+    kept.sort();
+    let (server, client) = (SpanKind::Server as i32, SpanKind::Client as i32);
+    let expected: Vec<(i32, String)> = [
+        (server, "/status/500"),
+        (client, "/ka/2"),
+        (client, "/ka/3"),
+        (client, "/status/404"),
+        (client, "/status/500"),
+    ]
+    .into_iter()
+    .map(|(k, p)| (k, p.to_string()))
+    .collect();
+    assert_eq!(kept, expected);
+    assert_eq!(stats.snapshot().spans_sampled_out, 12 - 5);
+}
+
+/// A ratio keeps exactly the spans whose trace id's last 7 bytes reach the
+/// threshold (errors whatever their id); kept + sampled out = requests.
+#[test]
+fn ratio_sampling_is_decided_by_the_trace_id() {
+    let config = Config::from_json(r#"{"traces": {"sampling": {"ratio": 0.5}}}"#).unwrap();
+    for _ in 0..8 {
+        let (batches, stats) = replay_with(&config);
+        let spans = spans_of(&batches);
+        assert_eq!(spans.len() as u64 + stats.snapshot().spans_sampled_out, 12);
+        for (_, s) in &spans {
+            let failed = attr(s, "error.type").is_some();
+            let top = s.trace_id[9];
+            match (failed, s.trace_state.as_str()) {
+                (true, state) => assert_eq!(state, "ot=th:0"),
+                (false, "ot=th:8") => assert!(top >= 0x80, "kept with randomness below the threshold"),
+                (false, other) => panic!("tracestate {other:?}"),
+            }
+        }
+    }
+}
+
+/// Requests per (route, status) in `http.server.request.duration`.
+fn server_request_counts(batches: &[Batch]) -> std::collections::BTreeMap<(String, i64), u64> {
+    let mut counts = std::collections::BTreeMap::new();
+    for b in batches.iter().filter(|b| b.signal == Signal::Metrics) {
+        let req = ExportMetricsServiceRequest::decode(b.data.as_slice()).unwrap();
+        for rm in &req.resource_metrics {
+            for m in rm.scope_metrics.iter().flat_map(|s| &s.metrics) {
+                if m.name != "http.server.request.duration" {
+                    continue;
+                }
+                let Some(Data::Histogram(h)) = &m.data else { panic!("not a histogram") };
+                for p in &h.data_points {
+                    let get =
+                        |k: &str| p.attributes.iter().find(|kv| kv.key == k).and_then(|kv| kv.value.clone()?.value);
+                    let (Some(Value::StringValue(route)), Some(Value::IntValue(status))) =
+                        (get("http.route"), get("http.response.status_code"))
+                    else {
+                        panic!("no route or status")
+                    };
+                    *counts.entry((route, status)).or_insert(0) += p.count;
+                }
+            }
+        }
+    }
+    counts
 }
 
 #[test]

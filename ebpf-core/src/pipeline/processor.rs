@@ -17,7 +17,7 @@ use crate::events::{decode, Event};
 use crate::metrics::Metrics;
 use crate::otlp::HostInfo;
 use crate::protocol::{Describer, Operation, Protocols};
-use crate::spans::{write_span, IdGenerator};
+use crate::spans::{write_span_with, Decision, IdGenerator, Sampler, SpanHead};
 use crate::stats::Stats;
 
 /// How often `tick` looks for connections silent longer than
@@ -28,6 +28,10 @@ pub struct Processor {
     conns: ConnTracker,
     /// None when traces are disabled.
     batcher: Option<SpanBatcher>,
+    /// None when every span is kept (`traces.sampling.ratio` 1).
+    sampler: Option<Sampler>,
+    /// Spans the sampler left out (the only writer of `spans_sampled_out`).
+    sampled_out: u64,
     /// None when metrics are disabled.
     metrics: Option<Metrics>,
     next_metrics: Instant,
@@ -75,6 +79,8 @@ impl Processor {
             batcher: config.traces.enabled.then(|| {
                 SpanBatcher::new(config.batch.max_spans, Duration::from_millis(config.batch.timeout_ms), host.clone())
             }),
+            sampler: Sampler::new(&config.traces.sampling),
+            sampled_out: 0,
             metrics: config.metrics.enabled.then(|| Metrics::new_at(&config.metrics, now_unix)),
             next_metrics: Instant::now() + config.metrics.interval(),
             next_expiry_ns: 0,
@@ -126,7 +132,7 @@ impl Processor {
     }
 
     fn drain_exchanges(&mut self, now: Instant, emit: &mut impl FnMut(Batch)) {
-        let Self { describer, metrics, batcher, clock, ids, .. } = self;
+        let Self { describer, metrics, batcher, sampler, sampled_out, clock, ids, .. } = self;
         for ex in self.exchanges.drain(..) {
             let process = &ex.process;
             describer.describe(&ex.record, &ex.facts(), &mut |op: &Operation<'_>| {
@@ -134,14 +140,25 @@ impl Processor {
                 if let Some(metrics) = metrics.as_mut() {
                     metrics.observe(process, op);
                 }
-                // The keep/drop decision of a complete operation goes here,
-                // before anything is encoded: every span is kept today.
-                if let Some(batcher) = batcher.as_mut() {
-                    let batch =
-                        batcher.push_with(process, now, |buf, scratch| write_span(op, clock, ids, buf, scratch));
-                    if let Some(batch) = batch {
-                        emit(batch);
-                    }
+                let Some(batcher) = batcher.as_mut() else { return };
+                // Sampling: the keep/drop decision of a complete operation,
+                // before anything is encoded. Its randomness is the trace id.
+                let trace_id = ids.trace_id_bytes();
+                let trace_state = match sampler {
+                    None => None,
+                    Some(sampler) => match sampler.decide(&trace_id, op.failed, op.duration_ns()) {
+                        Decision::Drop => {
+                            *sampled_out += 1;
+                            return;
+                        }
+                        Decision::Keep(state) => state,
+                    },
+                };
+                let head = SpanHead { trace_id, trace_state };
+                let batch =
+                    batcher.push_with(process, now, |buf, scratch| write_span_with(op, clock, head, ids, buf, scratch));
+                if let Some(batch) = batch {
+                    emit(batch);
                 }
             });
         }
@@ -152,6 +169,7 @@ impl Processor {
         } else {
             self.exited.clear();
         }
+        self.stats.spans_sampled_out.store(self.sampled_out, Relaxed);
         self.stats.parse_errors.store(self.conns.parse_errors, Relaxed);
         self.stats.stream_gaps.store(self.conns.gaps, Relaxed);
         self.stats.requests_lost.store(self.conns.requests_lost, Relaxed);

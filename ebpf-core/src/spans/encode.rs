@@ -15,6 +15,7 @@ use crate::protocol::{Attr, Operation, Value};
 
 use super::attributes::{bool_attr, double_attr, int_attr, str_array_attr, str_attr};
 use super::ids::IdGenerator;
+use super::sampling::SpanHead;
 
 /// Wall-clock start and end; an end before the start (a record cut short)
 /// is the start.
@@ -32,10 +33,27 @@ pub fn write_span(
     buf: &mut Vec<u8>,
     scratch: &mut String,
 ) {
-    // Span fields in tag order: trace_id 1, span_id 2, name 5, kind 6,
-    // start 7, end 8, attributes 9, status 15.
-    wire::len_field(buf, 1, &ids.trace_id_bytes());
+    let head = SpanHead { trace_id: ids.trace_id_bytes(), trace_state: None };
+    write_span_with(op, clock, head, ids, buf, scratch);
+}
+
+/// `write_span` with the trace id sampling drew for its decision and the
+/// `tracestate` it decided (the span id still comes from `ids`).
+pub fn write_span_with(
+    op: &Operation<'_>,
+    clock: &WallClock,
+    head: SpanHead<'_>,
+    ids: &mut IdGenerator,
+    buf: &mut Vec<u8>,
+    scratch: &mut String,
+) {
+    // Span fields in tag order: trace_id 1, span_id 2, trace_state 3,
+    // name 5, kind 6, start 7, end 8, attributes 9, status 15.
+    wire::len_field(buf, 1, &head.trace_id);
     wire::len_field(buf, 2, &ids.span_id_bytes());
+    if let Some(state) = head.trace_state {
+        wire::str_field(buf, 3, state);
+    }
     match op.name.second {
         Some(second) => {
             wire::len_prefix(buf, 5, op.name.len());
@@ -161,6 +179,16 @@ mod tests {
             buf.clear();
             write_span(op, &clock, &mut IdGenerator::with_seed(i as u64), &mut buf, &mut scratch);
             assert_eq!(buf, expected, "{op:?}");
+        }
+        // With the trace id and trace state sampling gives.
+        for (i, op) in cases.iter().enumerate() {
+            let mut span = to_span(op, &clock, &mut IdGenerator::with_seed(i as u64));
+            span.trace_state = "ot=th:fd71".into();
+            buf.clear();
+            let mut ids = IdGenerator::with_seed(i as u64);
+            let head = SpanHead { trace_id: ids.trace_id_bytes(), trace_state: Some("ot=th:fd71") };
+            write_span_with(op, &clock, head, &mut ids, &mut buf, &mut scratch);
+            assert_eq!(buf, span.encode_to_vec(), "{op:?}");
         }
         let span = to_span(&cases[1], &clock, &mut IdGenerator::new());
         assert_eq!(span.name, "SELECT orders");
