@@ -11,12 +11,14 @@ import (
 	"go.opentelemetry.io/collector/component/componentstatus"
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
+	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"go.opentelemetry.io/collector/receiver"
 	"go.opentelemetry.io/collector/receiver/receiverhelper"
 	"go.uber.org/zap"
 
 	"github.com/otel-ebpf-receiver/otel-ebpf-receiver/collector-receiver/internal/native"
+	"github.com/otel-ebpf-receiver/otel-ebpf-receiver/collector-receiver/internal/otlpdecode"
 )
 
 const (
@@ -41,6 +43,9 @@ type ebpfReceiver struct {
 	traces      consumer.Traces
 	metrics     consumer.Metrics
 
+	// decoder turns trace batches into pdata; only the poller uses it.
+	decoder *otlpdecode.Traces
+
 	mu       sync.Mutex // guards the lifecycle below
 	inst     *native.Instance
 	started  bool
@@ -64,7 +69,7 @@ func newReceiver(set receiver.Settings, cfg *Config) (*ebpfReceiver, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &ebpfReceiver{set: set, cfg: cfg, obs: obs}, nil
+	return &ebpfReceiver{set: set, cfg: cfg, obs: obs, decoder: otlpdecode.NewTraces()}, nil
 }
 
 func (r *ebpfReceiver) setTraces(next consumer.Traces) {
@@ -221,8 +226,9 @@ func (r *ebpfReceiver) pollLoop(ctx context.Context, host component.Host) {
 	}
 }
 
-// consume decodes one batch with pdata and hands it to the pipelines of its
-// signal. Batches of a signal that no pipeline wants are dropped.
+// consume decodes one batch into pdata (traces with r.decoder, what it
+// leaves and metrics with pdata's UnmarshalProto) and hands it to the
+// pipelines of its signal. Batches of a signal that no pipeline wants are dropped.
 func (r *ebpfReceiver) consume(ctx context.Context, b *native.Batch) {
 	r.consumersMu.RLock()
 	traces, metrics := r.traces, r.metrics
@@ -235,10 +241,15 @@ func (r *ebpfReceiver) consume(ctx context.Context, b *native.Batch) {
 			return
 		}
 		octx := r.obs.StartTracesOp(ctx)
-		req := ptraceotlp.NewExportRequest()
 		n := 0
-		if err = req.UnmarshalProto(b.Data); err == nil {
-			td := req.Traces()
+		var td ptrace.Traces
+		if td, err = r.decoder.Decode(b.Data); err != nil {
+			// Not the library's usual shape: pdata's general decoder.
+			req := ptraceotlp.NewExportRequest()
+			err = req.UnmarshalProto(b.Data)
+			td = req.Traces()
+		}
+		if err == nil {
 			n = td.SpanCount()
 			err = traces.ConsumeTraces(octx, td)
 		}

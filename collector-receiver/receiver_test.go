@@ -268,3 +268,27 @@ func TestUnmarshalKeepsNoReference(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, mb, againM, "a decoded metric changed with the bytes it came from")
 }
+
+// A trace batch the fast decoder leaves to pdata (a span event, a repeated
+// attribute key) is forwarded as UnmarshalProto decodes it.
+func TestConsumeUnusualTraces(t *testing.T) {
+	td := ptrace.NewTraces()
+	s := td.ResourceSpans().AppendEmpty().ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+	s.SetName("with an event")
+	s.Events().AppendEmpty().SetName("exception")
+	withEvent, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
+	require.NoError(t, err)
+	// resource_spans { scope_spans { span { attributes {k: "v"} attributes {k: "v"} } } }
+	kv := []byte{0x0a, 0x01, 'k', 0x12, 0x03, 0x0a, 0x01, 'v'}
+	span := append(append([]byte{0x4a, byte(len(kv))}, kv...), append([]byte{0x4a, byte(len(kv))}, kv...)...)
+	repeated := append([]byte{0x0a, byte(len(span) + 4), 0x12, byte(len(span) + 2), 0x12, byte(len(span))}, span...)
+	for _, b := range [][]byte{withEvent, repeated} {
+		want := ptraceotlp.NewExportRequest()
+		require.NoError(t, want.UnmarshalProto(b))
+		traces := new(consumertest.TracesSink)
+		r := newTestReceiver(t, traces, nil)
+		r.consume(context.Background(), &native.Batch{Signal: native.SignalTraces, Data: b})
+		require.Len(t, traces.AllTraces(), 1)
+		assert.Equal(t, want.Traces(), traces.AllTraces()[0])
+	}
+}

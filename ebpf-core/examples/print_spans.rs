@@ -1,5 +1,7 @@
 //! Prints every span the receiver sees for N seconds: a quick look without a collector.
 //! `cargo run --release -p ebpf-core --example print_spans -- 10 ['{"record_events": "/tmp/ev.bin"}']`
+//! With `PRINT_SPANS_DUMP=DIR`, each trace batch's OTLP bytes also go to `DIR/traces-N.binpb`
+//! (the Go receiver's decoder tests replay such batches).
 
 use std::time::{Duration, Instant};
 
@@ -12,9 +14,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = std::env::args().nth(2).unwrap_or_else(|| r#"{"batch": {"timeout_ms": 200}}"#.into());
     let inst = Instance::from_json(&config)?;
     inst.start()?;
+    let dump = std::env::var_os("PRINT_SPANS_DUMP").map(std::path::PathBuf::from);
+    let mut dumped = 0;
     let deadline = Instant::now() + Duration::from_secs(secs);
     while Instant::now() < deadline {
         if let Poll::Batch(b) = inst.poll(Duration::from_millis(200)) {
+            if let (Some(dir), ebpf_core::Signal::Traces) = (&dump, b.signal) {
+                std::fs::write(dir.join(format!("traces-{dumped}.binpb")), &b.data)?;
+                dumped += 1;
+            }
             let req = ExportTraceServiceRequest::decode(b.data.as_slice())?;
             for rs in &req.resource_spans {
                 let service = rs.resource.as_ref().and_then(|r| {
