@@ -22,6 +22,8 @@ receiver per mode and round; medians over rounds):
   metrics   otelcol-ebpf: metrics only, ebpf -> batch -> otlp -> the sink
   all       otelcol-ebpf: traces and metrics -> batch -> otlp -> the sink
   idle      otelcol-ebpf (otlp) with no process selected: the floor
+  otlp-zstd, otlp-snappy, otlp-none (not run by default): otlp with the
+            exporter's compression changed from its default, gzip
   sdk       (Go server only) the demo server with otelhttp, the SDK's batch
             span processor and OTLP/gRPC exporter -> the sink; no receiver
 
@@ -38,9 +40,16 @@ decode, processors, exporters, GC, the runtime); BPF run time is
 syscalls: in the Go server's rows it is part of "server CPU added", not
 counted again.
 
+--profile MODE: instead of the rounds, one run of MODE (nginx) with the
+pprof extension on: a CPU profile of the collector under wrk, printed as
+where the Go side's time goes (the receiver's poll and decode, pdata, GC,
+the batch processor, the exporter, the runtime); the library's worker
+thread shows up as external code and is left out of the Go total.
+
 usage: bench/collector.py [--rounds 5] [--duration 5] [--servers nginx,go]
                           [--modes off,lib,otlp,...] [--half-modes off,lib,otlp,...]
                           [--data-paths socket,syscall] [--out FILE] [--json FILE]
+       bench/collector.py --profile otlp [--duration 10] [--out FILE]
 Needs root, wrk, nginx, go, bpftool, and dist/otelcol-ebpf (make dist).
 """
 import argparse
@@ -68,6 +77,8 @@ HALF_MODES = ["off", "lib", "otlp", "sampled", "metrics", "all"]
 
 def pipelines(mode):
     """The collector's receivers/processors/exporters for a mode: (signals, exporter)."""
+    if mode.startswith("otlp-"):
+        return ["traces"], "otlp"
     return {
         "debug": (["traces"], "debug"),
         "otlp": (["traces"], "otlp"),
@@ -173,6 +184,8 @@ def collector_config(mode, server_path, sink, data_path, metrics_port, pprof_por
     lib = library_config(mode, server_path, data_path)
     exporters = {"debug": {"verbosity": "basic"}} if exporter == "debug" else {
         "otlp": {"endpoint": f"127.0.0.1:{sink.port}", "tls": {"insecure": True}}}
+    if mode.startswith("otlp-"):
+        exporters["otlp"]["compression"] = mode.split("-", 1)[1]
     processors = ["batch"] if exporter == "otlp" else []
     config = {
         "receivers": {"ebpf": lib},
@@ -326,6 +339,99 @@ def one_round(server, label, work, sink, rate, args):
     return sat, half
 
 
+# Where a profile sample's time goes, by the first rule its stack matches
+# (frames listed leaf first); the order decides between overlapping ones.
+PROFILE_CATEGORIES = [
+    ("library worker thread (Rust, not Go)", lambda st: st[-1] == "runtime._ExternalCode"),
+    ("GC: background mark workers", lambda st: any("gcBgMarkWorker" in f for f in st)),
+    ("GC: assists and sweeping by allocating goroutines",
+     lambda st: any(f.startswith(("runtime.gcAssist", "runtime.sweepone", "runtime.(*mspan).sweep")) for f in st)),
+    ("receiver: decode into pdata (otlpdecode; UnmarshalProto for metrics)",
+     lambda st: any("ebpfReceiver" in f for f in st) and any(("UnmarshalProto" in f or "otlpdecode" in f)
+                                                             for f in st)),
+    ("receiver: poll, cgo calls, batch free",
+     lambda st: any("ebpfReceiver).pollLoop" in f for f in st) and not any("consume" in f for f in st)),
+    ("exporter: gzip compression", lambda st: any(f.startswith("compress/") for f in st)),
+    ("exporter: proto marshal", lambda st: any("exporter" in f for f in st) and any("MarshalProto" in f for f in st)),
+    ("exporter: gRPC, queue, retries", lambda st: any(("exporter" in f or "grpc" in f) for f in st)),
+    ("batch processor", lambda st: any("batchprocessor" in f for f in st)),
+    ("debug exporter", lambda st: any("debugexporter" in f for f in st)),
+    ("receiver: obsreport, consumer hand-over", lambda st: any("ebpfReceiver" in f for f in st)),
+    ("runtime: scheduler, sysmon, timers, netpoller",
+     lambda st: any(f.startswith(("runtime.schedule", "runtime.findRunnable", "runtime.sysmon", "runtime.mstart",
+                                  "runtime.park_m", "runtime.netpoll", "runtime.goexit0", "runtime.mcall"))
+                    for f in st)),
+    ("other", lambda st: True),
+]
+
+
+def profile_breakdown(pprof_file):
+    """Samples of a Go CPU profile, by PROFILE_CATEGORIES: {category: seconds}."""
+    text = subprocess.run(["go", "tool", "pprof", "-symbolize=none", "-traces", pprof_file],
+                          capture_output=True, text=True, check=True).stdout
+    out = {name: 0.0 for name, _ in PROFILE_CATEGORIES}
+    for block in text.split("-----------+-------------------------------------------------------")[1:]:
+        lines = [l for l in block.strip().splitlines() if l.strip()]
+        if not lines:
+            continue
+        first = lines[0].split()
+        value = first[0]
+        secs = float(value[:-2]) / 1000 if value.endswith("ms") else float(value.rstrip("s"))
+        stack = [first[1]] + [l.strip() for l in lines[1:]]
+        for name, rule in PROFILE_CATEGORIES:
+            if rule(stack):
+                out[name] += secs
+                break
+    return out
+
+
+def profile(args):
+    """One run of args.profile with the pprof extension: the Go side's CPU by category."""
+    work = tempfile.mkdtemp(prefix="oe-bench-prof-")
+    os.chmod(work, 0o755)
+    sink = Sink(work)
+    server = Server("nginx", work, sink)
+    pport = b.free_port()
+    col = Otelcol(work, "otelcol-profile",
+                  collector_config(args.profile, server.path, sink, None, b.free_port(), pport),
+                  env=args.collector_env)
+    try:
+        time.sleep(args.settle)
+        wrk = subprocess.Popen(["wrk", "-t1", f"-c{args.connections}", f"-d{args.duration + 4}s",
+                                f"http://127.0.0.1:{server.port}/"], stdout=subprocess.PIPE, text=True)
+        time.sleep(2)
+        c0, w0 = b.cpu_ns(col.pid), b.thread_cpu_ns(col.pid, WORKER)
+        data = urllib.request.urlopen(f"http://127.0.0.1:{pport}/debug/pprof/profile?seconds={args.duration}",
+                                      timeout=args.duration + 60).read()
+        c1, w1 = b.cpu_ns(col.pid), b.thread_cpu_ns(col.pid, WORKER)
+        requests = int(wrk.communicate()[0].split(" requests in")[0].split()[-1])
+        path = args.pprof_file or os.path.join(work, "cpu.pprof")
+        with open(path, "wb") as f:
+            f.write(data)
+        cats = profile_breakdown(path)
+    finally:
+        col.stop()
+        server.stop()
+        sink.col.stop()
+    go_total = sum(v for k, v in cats.items() if not k.startswith("library"))
+    rate = requests / (args.duration + 4)
+    lines = [f"Command: `bench/collector.py {' '.join(sys.argv[1:])}` (nginx, wrk -t1 -c{args.connections}, "
+             f"{rate:.0f} req/s; Go CPU from /proc over the profile: "
+             f"{((c1 - c0) - (w1 - w0)) / 1e9 / args.duration * 100:.0f}% of a CPU)", "",
+             "| where | share of the Go side | µs per request |", "|---|---|---|"]
+    for name, secs in sorted(cats.items(), key=lambda kv: -kv[1]):
+        if secs and not name.startswith("library"):
+            lines.append(f"| {name} | {secs / go_total * 100:.0f}% | {secs / args.duration / rate * 1e6:.2f} |")
+    lines.append(f"| (library worker thread, sampled as external code) | | "
+                 f"{cats[PROFILE_CATEGORIES[0][0]] / args.duration / rate * 1e6:.2f} |")
+    report = "\n".join(lines) + "\n"
+    print(report)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(report)
+    shutil.rmtree(work, ignore_errors=True)
+
+
 def med(runs, key):
     vals = [r[key] for r in runs if r is not None]
     return statistics.median(vals) if vals else float("nan")
@@ -361,6 +467,8 @@ def main():
                          "binaries, each with its own environment (A/B: base=dist/old,gogc400=dist/otelcol-ebpf+GOGC=400)")
     ap.add_argument("--collector-env", action="append", default=[], metavar="K=V",
                     help="environment of the traced collector (GOGC=200); repeatable")
+    ap.add_argument("--profile", metavar="MODE", help="profile the Go side in MODE instead of the rounds")
+    ap.add_argument("--pprof-file", help="with --profile: keep the CPU profile there (go tool pprof)")
     ap.add_argument("--out")
     ap.add_argument("--json")
     args = ap.parse_args()
@@ -369,6 +477,9 @@ def main():
     if not os.path.exists(b.COLLECTOR):
         sys.exit(f"collector.py: {b.COLLECTOR} is missing: run `make dist`")
     args.half_modes = set(args.half_modes.split(",")) | {"off"}
+    if args.profile:
+        args.collector_env = dict(kv.split("=", 1) for kv in args.collector_env)
+        return profile(args)
     specs, args.collectors = args.collectors, {}
     for spec in filter(None, specs.split(",")):
         vname, _, rest = spec.partition("=")
