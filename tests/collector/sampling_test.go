@@ -115,3 +115,76 @@ func TestSamplingKeepsFailuresAndSlowRequests(t *testing.T) {
 		"metrics count every request")
 	assert.Equal(t, map[string]uint64{"200": 3}, countsByStatus(points, slow.pid(), serverDurationMetric))
 }
+
+// %d: the pid of the one server traced.
+const ratioConfig = `
+receivers:
+  ebpf:
+    batch:
+      timeout: 200ms
+    metrics:
+      interval: 1s
+    selection:
+      include:
+        pids: [%d]
+    traces:
+      sampling:
+        ratio: 0.25
+exporters:
+  file:
+    path: {{dir}}/traces.json
+    flush_interval: 100ms
+  file/metrics:
+    path: {{dir}}/metrics.json
+    flush_interval: 100ms
+service:
+  telemetry:
+    metrics:
+      level: none
+  pipelines:
+    traces:
+      receivers: [ebpf]
+      exporters: [file]
+    metrics:
+      receivers: [ebpf]
+      exporters: [file/metrics]
+`
+
+// A ratio keeps exactly the requests whose trace id reaches its threshold:
+// every request is either a kept span (its id past the threshold, its
+// probability in tracestate) or counted as sampled out, none twice.
+func TestSamplingRatioByTraceID(t *testing.T) {
+	requireRoot(t)
+	bins := demoServerBins(t, "demo-server")
+	srv := startDemo(t, "demo-server", bins["demo-server"], nil)
+	col, dir := startCollectorWithConfig(t, fmt.Sprintf(ratioConfig, srv.pid()))
+
+	const n = 200
+	paths := make([]string, n)
+	for i := range paths {
+		paths[i] = fmt.Sprintf("/r/%d", i)
+	}
+	srv.get(t, "200", paths...)
+
+	metricsPath := filepath.Join(dir, "metrics.json")
+	sampledOut := func() uint64 { return maxCount(readMetricPoints(t, metricsPath), "ebpf_receiver.spans.sampled_out") }
+	accounted := func() uint64 { return uint64(len(spansOfPID(readSpans(t, col.output), srv.pid()))) + sampledOut() }
+	if !eventually(metricsTimeout, func() bool { return accounted() >= n }) {
+		t.Errorf("%d of %d requests kept or counted out within %v", accounted(), n, metricsTimeout)
+	}
+	require.NoError(t, col.stop(t, syscall.SIGTERM), "collector exit:\n%s", col.out.String())
+
+	kept := spansOfPID(readSpans(t, col.output), srv.pid())
+	out := maxCount(readMetricPoints(t, metricsPath), "ebpf_receiver.spans.sampled_out")
+	assert.Equal(t, uint64(n), uint64(len(kept))+out, "%d kept, %d sampled out", len(kept), out)
+	for _, s := range kept {
+		// 25%: the rejection threshold 0xc0000000000000 over the id's last 7 bytes.
+		id := s.span.TraceID()
+		assert.GreaterOrEqual(t, id[9], byte(0xc0), "kept below the threshold: %x", id)
+		assert.Equal(t, "ot=th:c", s.span.TraceState().AsRaw())
+	}
+	// Binomial(200, 0.25): mean 50, standard deviation 6.1.
+	assert.True(t, len(kept) >= 20 && len(kept) <= 80, "%d of %d kept at 25%%", len(kept), n)
+	assert.Equal(t, map[string]uint64{"200": n}, countsByStatus(readMetricPoints(t, metricsPath), srv.pid(),
+		serverDurationMetric), "metrics count every request")
+}
