@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use ebpf_core::clock::WallClock;
 use ebpf_core::metrics::{Metrics, MetricsConfig};
 use ebpf_core::process::ProcessIdentity;
-use ebpf_core::protocol::{Chunk, ConnFacts, Describer, Direction, Hint, Protocols, Record, Role};
+use ebpf_core::protocol::{Chunk, ConnFacts, Describer, Direction, Hint, Protocols, Record, Role, Verdict};
 use ebpf_core::spans::{write_span, IdGenerator};
 use ebpf_core::stats::Stats;
 use ebpf_core::Config;
@@ -118,13 +118,15 @@ fn load(dir: &Path, name: &str) -> Vec<Piece> {
 fn replay(protocols: &Protocols, protocol: &str, port: u16, chunks: &[Piece], sink: &mut dyn FnMut(&Record)) -> usize {
     let hint = Hint {
         data: &chunks[0].data,
+        total_len: chunks[0].total_len,
         direction: chunks[0].direction,
         role: Some(Role::Client),
         local_port: Some(50_000),
         peer_port: Some(port),
         tls: false,
     };
-    let Some((p, mut parser)) = protocols.recognise(&hint) else { return 0 };
+    // A first chunk too short to tell is not waited on: recordings start with a whole message.
+    let Verdict::Parse(p, mut parser) = protocols.recognise(&hint, false) else { return 0 };
     if p.name != protocol {
         return 0;
     }

@@ -134,7 +134,8 @@ fn run_parser(protocol: &Protocol, data: &[u8]) {
         2 => Some(Role::Client),
         _ => None,
     };
-    let mut parser = (protocol.new_parser)(&ParserContext { role, ..ParserContext::default() });
+    let shared = protocol.shared.map(|make| make());
+    let mut parser = (protocol.new_parser)(&ParserContext { role, shared, ..ParserContext::default() });
     let mut records = Vec::new();
     let mut ts = 0u64;
     while rest.len() >= 3 {

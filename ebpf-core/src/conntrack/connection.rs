@@ -4,7 +4,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::process::ProcessIdentity;
-use crate::protocol::{Parser, Protocol, Role};
+use crate::protocol::{Direction, Parser, Protocol, Role};
 
 /// Both ends of a connection, from the traced process's point of view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,6 +18,8 @@ pub struct Endpoints {
 pub enum StreamState {
     /// No payload seen yet.
     Unclassified,
+    /// Its first chunks, while a recogniser needs more to tell.
+    Sniffing(Box<Sniff>),
     /// Recognised as `Protocol`, followed by its parser.
     Parsed(&'static Protocol, Box<dyn Parser>),
     /// Not a protocol we parse (or parsing failed): further bytes are ignored.
@@ -25,6 +27,17 @@ pub enum StreamState {
     /// Switched to TLS: socket bytes are ignored, and this parser follows
     /// the plaintext when the TLS probes deliver it (`Parser::over_tls`).
     AwaitingTls(&'static Protocol, Box<dyn Parser>),
+}
+
+/// The first chunks of a stream, all of one direction and fully
+/// captured, kept until a recogniser can tell what they are.
+#[derive(Debug)]
+pub struct Sniff {
+    pub direction: Direction,
+    /// The chunks' bytes, joined.
+    pub bytes: Vec<u8>,
+    /// Each chunk's timestamp and length in `bytes`.
+    pub chunks: Vec<(u64, usize)>,
 }
 
 #[derive(Debug)]

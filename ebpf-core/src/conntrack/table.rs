@@ -8,9 +8,17 @@ use rustc_hash::FxHashMap;
 
 use crate::events::{ConnOpen, DataEvent, Header};
 use crate::process::{IdentityConfig, ProcessIdentity, ProcessTable, TaskHint};
-use crate::protocol::{Chunk, ConnFacts, Hint, Progress, Protocols, Record, Role};
+use crate::protocol::{Chunk, ConnFacts, Hint, Progress, Protocols, Record, Role, Verdict};
 
-use super::connection::{Connection, Endpoints, StreamState};
+use super::connection::{Connection, Endpoints, Sniff, StreamState};
+
+/// Most bytes of a stream's first chunks gathered while a recogniser needs
+/// more to tell (`Recognition::NeedMore`): a Kafka or MongoDB server reads
+/// a message's length before its body, an MQTT broker its CONNECT a few
+/// bytes at a time.
+pub const SNIFF_MAX_BYTES: usize = 512;
+/// Most chunks gathered so.
+pub const SNIFF_MAX_CHUNKS: usize = 8;
 
 /// A completed record with what is known about its connection.
 #[derive(Debug, Clone)]
@@ -167,10 +175,15 @@ impl ConnTracker {
         if let Some(seq) = data.seq {
             if conn.next_seq.is_some_and(|expected| expected != seq) {
                 self.gaps += 1;
-                if let StreamState::Parsed(_, parser) = &mut conn.stream {
-                    self.scratch.clear();
-                    self.requests_lost += parser.gap(&mut self.scratch) as u64;
-                    self.scratch.clear();
+                match &mut conn.stream {
+                    StreamState::Parsed(_, parser) => {
+                        self.scratch.clear();
+                        self.requests_lost += parser.gap(&mut self.scratch) as u64 + parser.dropped();
+                        self.scratch.clear();
+                    }
+                    // What was gathered does not continue into what comes next.
+                    StreamState::Sniffing(_) => conn.stream = StreamState::Unclassified,
+                    _ => {}
                 }
             }
             conn.next_seq = Some(seq.wrapping_add(1));
@@ -193,23 +206,60 @@ impl ConnTracker {
                 _ => StreamState::Unclassified,
             };
         }
-        if matches!(conn.stream, StreamState::Unclassified) {
+        let mut replay = None;
+        if matches!(conn.stream, StreamState::Unclassified | StreamState::Sniffing(_)) {
             if data.payload.is_empty() {
                 return;
             }
-            let hint = Hint {
+            let sniff = match std::mem::replace(&mut conn.stream, StreamState::Unclassified) {
+                StreamState::Sniffing(s) => Some(s),
+                _ => None,
+            };
+            let complete = data.payload.len() as u64 == u64::from(data.total_len);
+            let mut hint = Hint {
                 data: data.payload,
+                total_len: u64::from(data.total_len),
                 direction: data.direction,
                 role: conn.role,
                 local_port: conn.endpoints.map(|ep| ep.local.1),
                 peer_port: conn.endpoints.map(|ep| ep.peer.1),
                 tls: data.tls,
             };
-            conn.stream = match self.protocols.recognise(&hint) {
-                Some((protocol, parser)) => StreamState::Parsed(protocol, parser),
+            let joined;
+            let verdict = match &sniff {
+                None => self.protocols.recognise(&hint, complete && data.payload.len() < SNIFF_MAX_BYTES),
+                // The other direction spoke: what was gathered is all the first message there is.
+                Some(s) if s.direction != data.direction => {
+                    hint.data = &s.bytes;
+                    hint.direction = s.direction;
+                    hint.total_len = s.bytes.len() as u64;
+                    self.protocols.recognise(&hint, false)
+                }
+                Some(s) => {
+                    joined = [s.bytes.as_slice(), data.payload].concat();
+                    hint.data = &joined;
+                    hint.total_len = s.bytes.len() as u64 + u64::from(data.total_len);
+                    let can_wait =
+                        complete && joined.len() < SNIFF_MAX_BYTES && s.chunks.len() + 1 < SNIFF_MAX_CHUNKS;
+                    self.protocols.recognise(&hint, can_wait)
+                }
+            };
+            conn.stream = match verdict {
+                Verdict::Parse(protocol, parser) => {
+                    replay = sniff;
+                    StreamState::Parsed(protocol, parser)
+                }
+                Verdict::NeedMore => {
+                    let mut s = sniff.unwrap_or_else(|| {
+                        Box::new(Sniff { direction: data.direction, bytes: Vec::new(), chunks: Vec::new() })
+                    });
+                    s.bytes.extend_from_slice(data.payload);
+                    s.chunks.push((hdr.ts_ns, data.payload.len()));
+                    StreamState::Sniffing(s)
+                }
                 // No enabled protocol follows this stream: the kernel can
                 // stop copying its payload.
-                None => {
+                Verdict::Unknown => {
                     if !data.tls && looks_like_tls_record(data.payload) {
                         self.tls_suspects.push(hdr.tgid);
                     }
@@ -222,14 +272,31 @@ impl ConnTracker {
             return;
         };
         let protocol = *protocol;
-        let chunk = Chunk {
-            ts_ns: hdr.ts_ns,
-            direction: data.direction,
-            data: data.payload,
-            total_len: u64::from(data.total_len),
-        };
         self.scratch.clear();
-        let progress = parser.feed(&chunk, &mut self.scratch);
+        let mut progress = Progress::Continue;
+        // The chunks gathered for recognition, then this one.
+        if let Some(s) = &replay {
+            let mut at = 0;
+            for &(ts_ns, len) in &s.chunks {
+                let bytes = &s.bytes[at..at + len];
+                at += len;
+                let chunk = Chunk { ts_ns, direction: s.direction, data: bytes, total_len: len as u64 };
+                progress = parser.feed(&chunk, &mut self.scratch);
+                if progress != Progress::Continue {
+                    break;
+                }
+            }
+        }
+        if progress == Progress::Continue {
+            let chunk = Chunk {
+                ts_ns: hdr.ts_ns,
+                direction: data.direction,
+                data: data.payload,
+                total_len: u64::from(data.total_len),
+            };
+            progress = parser.feed(&chunk, &mut self.scratch);
+        }
+        self.requests_lost += parser.dropped();
         if progress == Progress::Failed {
             self.parse_errors += 1;
         }
@@ -315,6 +382,7 @@ impl ConnTracker {
         if let StreamState::Parsed(_, mut parser) = conn.stream {
             self.scratch.clear();
             parser.close(ts_ns, &mut self.scratch);
+            self.requests_lost += parser.dropped();
             out.extend(self.scratch.drain(..).map(|record| Exchange {
                 record,
                 process: conn.process.clone(),

@@ -154,6 +154,7 @@ mod tests {
     fn hint(data: &[u8], local: u16, peer: u16) -> Hint<'_> {
         Hint {
             data,
+            total_len: data.len() as u64,
             direction: Direction::Egress,
             role: Some(Role::Client),
             local_port: Some(local),
@@ -199,7 +200,10 @@ mod tests {
         let protocols = crate::protocol::Protocols::defaults();
         let pick = |data: &[u8], direction, peer: u16| {
             let h = Hint { direction, ..hint(data, 40000, peer) };
-            protocols.recognise(&h).map(|(p, _)| p.name)
+            match protocols.recognise(&h, false) {
+                crate::protocol::Verdict::Parse(p, _) => Some(p.name),
+                _ => None,
+            }
         };
         let out = Direction::Egress;
         assert_eq!(pick(b"*1\r\n$4\r\nPING\r\n", out, 7000), Some("redis"));

@@ -33,7 +33,9 @@ pub mod sql;
 
 pub use operation::{Attr, MetricFeed, Operation, SpanName, TextValue, Value, FEED_ATTRIBUTES, SPAN_ATTRIBUTES};
 pub use parser::{Hint, Parser, Progress, Recognition};
-pub use registry::{Describer, ParserContext, Protocol, Protocols, ProtocolsConfig, Record, PROTOCOLS};
+pub use registry::{
+    Describer, ParserContext, Protocol, Protocols, ProtocolsConfig, Record, SharedState, Verdict, PROTOCOLS,
+};
 
 use crate::conntrack::Endpoints;
 

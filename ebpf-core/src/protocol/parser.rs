@@ -11,8 +11,12 @@ use super::{Chunk, Direction, Record, Role};
 /// port); the bytes decide.
 #[derive(Debug, Clone, Copy)]
 pub struct Hint<'a> {
-    /// The captured prefix of the first payload chunk; never empty.
+    /// The captured prefix of the first payload; never empty. When a
+    /// recogniser asked for more (`Recognition::NeedMore`), the first
+    /// chunks of one direction, joined.
     pub data: &'a [u8],
+    /// What those chunks moved: bytes past `data.len()` were not captured.
+    pub total_len: u64,
     pub direction: Direction,
     /// The traced process's side when the kernel saw the socket appear
     /// (`accept` → server, `connect` → client); None for connections
@@ -46,6 +50,12 @@ impl Hint<'_> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Recognition {
     No,
+    /// The bytes start like this protocol's but are too few to tell (a
+    /// server that reads a message's length before its body): show me
+    /// the stream's next chunk too. The tracker gathers a few fully
+    /// captured chunks of one direction (`conntrack::SNIFF_MAX_BYTES`)
+    /// before it counts this as `No`; a `Certain` elsewhere wins at once.
+    NeedMore,
     /// The bytes fit, but other protocols' could look the same (a port
     /// hint may have decided).
     Plausible,
@@ -102,5 +112,14 @@ pub trait Parser: fmt::Debug + Send {
     /// plaintext is recognised afresh, like any new stream.
     fn over_tls(&mut self) -> Option<Box<dyn Parser>> {
         None
+    }
+
+    /// Requests this parser gave up on without a record since the last
+    /// call: answers found missing only later (matched by id, a response
+    /// after lost events shows the ones before it will never come), or
+    /// more in flight than it keeps. Counted as `requests_lost`. Parsers
+    /// that drop requests only in `gap` keep the default.
+    fn dropped(&mut self) -> u64 {
+        0
     }
 }

@@ -4,6 +4,7 @@
 //! Adding a protocol is a line in each of these four places; see
 //! `README.md` in this folder.
 
+use std::any::Any;
 use std::sync::Arc;
 
 use schemars::JsonSchema;
@@ -62,7 +63,16 @@ pub struct Protocol {
     /// comparisons, no allocation.
     pub recognise: fn(&Hint<'_>) -> Recognition,
     pub new_parser: fn(&ParserContext) -> Box<dyn Parser>,
+    /// State every parser of this protocol shares, made once per receiver
+    /// and handed to each parser in `ParserContext::shared` (Kafka's topic
+    /// names, learned on one connection and used on others); `None` for
+    /// protocols whose connections are independent.
+    pub shared: Option<fn() -> SharedState>,
 }
+
+/// What a protocol's parsers share (see `Protocol::shared`); a parser
+/// downcasts it to its own type.
+pub type SharedState = Arc<dyn Any + Send + Sync>;
 
 /// Every protocol, in the order ties between recognisers are broken.
 /// Append-only: the `protocols` fuzz target picks a parser by its index.
@@ -72,30 +82,35 @@ pub static PROTOCOLS: &[Protocol] = &[
         enabled: |c| c.http1.enabled,
         recognise: http1::recognise,
         new_parser: http1::new_parser,
+        shared: None,
     },
     Protocol {
         name: "postgresql",
         enabled: |c| c.postgresql.enabled,
         recognise: postgres::recognise,
         new_parser: postgres::new_parser,
+        shared: None,
     },
     Protocol {
         name: "mysql",
         enabled: |c| c.mysql.enabled,
         recognise: mysql::recognise,
         new_parser: mysql::new_parser,
+        shared: None,
     },
     Protocol {
         name: "redis",
         enabled: |c| c.redis.enabled,
         recognise: redis::recognise,
         new_parser: redis::new_parser,
+        shared: None,
     },
     Protocol {
         name: "memcached",
         enabled: |c| c.memcached.enabled,
         recognise: memcached::recognise,
         new_parser: memcached::new_parser,
+        shared: None,
     },
 ];
 
@@ -114,6 +129,15 @@ pub struct ParserContext {
     /// The receiver's counters, for what a parser drops or cannot follow
     /// (beyond what the seam counts: failures, requests lost to gaps).
     pub stats: Arc<Stats>,
+    /// The protocol's shared state (`Protocol::shared`), if it has one.
+    pub shared: Option<SharedState>,
+}
+
+impl ParserContext {
+    /// The shared state as `T`, if the protocol has state of that type.
+    pub fn shared<T: Any + Send + Sync>(&self) -> Option<Arc<T>> {
+        self.shared.clone()?.downcast::<T>().ok()
+    }
 }
 
 /// `protocols` section of the configuration: a switch per protocol of
@@ -165,19 +189,31 @@ impl Default for ProtocolSwitch {
 #[derive(Debug, Clone, Default)]
 pub struct Protocols {
     enabled: Vec<&'static Protocol>,
+    /// Each enabled protocol's shared state, made once, in `enabled`'s order.
+    shared: Vec<Option<SharedState>>,
     body_policy: Option<Arc<dyn BodyPolicy>>,
     config: Arc<ProtocolsConfig>,
     stats: Arc<Stats>,
+}
+
+/// What the enabled protocols make of a stream's first payload.
+#[derive(Debug)]
+pub enum Verdict {
+    /// The protocol most sure of it, and a parser for it.
+    Parse(&'static Protocol, Box<dyn Parser>),
+    /// Some protocol needs the next chunk to tell, and none is certain.
+    NeedMore,
+    /// No enabled protocol follows it.
+    Unknown,
 }
 
 impl Protocols {
     /// The protocols `config` leaves on; HTTP parsers keep the bodies `body_policy` selects.
     pub fn new(config: &ProtocolsConfig, body_policy: Option<Arc<dyn BodyPolicy>>) -> Self {
         Self {
-            enabled: PROTOCOLS.iter().filter(|p| (p.enabled)(config)).collect(),
             body_policy,
             config: Arc::new(config.clone()),
-            stats: Arc::default(),
+            ..Self::of(PROTOCOLS.iter().filter(|p| (p.enabled)(config)).collect())
         }
     }
 
@@ -195,33 +231,49 @@ impl Protocols {
     /// Exactly `protocols` (tests of protocols not registered yet, fuzzing).
     #[doc(hidden)]
     pub fn of(protocols: Vec<&'static Protocol>) -> Self {
-        Self { enabled: protocols, ..Self::default() }
+        let shared = protocols.iter().map(|p| p.shared.map(|make| make())).collect();
+        Self { enabled: protocols, shared, ..Self::default() }
     }
 
     pub fn enabled(&self) -> impl Iterator<Item = &'static Protocol> + '_ {
         self.enabled.iter().copied()
     }
 
-    /// The enabled protocol most sure of the stream, if any is; a parser for it.
-    pub fn recognise(&self, hint: &Hint<'_>) -> Option<(&'static Protocol, Box<dyn Parser>)> {
-        let mut best: Option<(&'static Protocol, Recognition)> = None;
-        for p in &self.enabled {
+    /// The enabled protocol most sure of the stream, and a parser for it.
+    /// `NeedMore` only when `can_wait` (the tracker can show the next
+    /// chunk joined to this one) and no protocol is certain; otherwise a
+    /// protocol that needs more counts as not recognising the stream.
+    pub fn recognise(&self, hint: &Hint<'_>, can_wait: bool) -> Verdict {
+        let mut best: Option<(usize, Recognition)> = None;
+        let mut wait = false;
+        for (i, p) in self.enabled.iter().enumerate() {
             let r = (p.recognise)(hint);
-            if r > best.map_or(Recognition::No, |(_, r)| r) {
-                best = Some((p, r));
+            if r == Recognition::NeedMore {
+                wait = can_wait;
+                continue;
+            }
+            if r > best.map_or(Recognition::NeedMore, |(_, r)| r) {
+                best = Some((i, r));
                 if r == Recognition::Certain {
                     break;
                 }
             }
         }
-        let (protocol, _) = best?;
-        let ctx = ParserContext {
-            role: hint.role,
-            body_policy: self.body_policy.clone(),
-            config: self.config.clone(),
-            stats: self.stats.clone(),
-        };
-        Some((protocol, (protocol.new_parser)(&ctx)))
+        match best {
+            Some((_, Recognition::Plausible)) | None if wait => Verdict::NeedMore,
+            Some((i, _)) => {
+                let protocol = self.enabled[i];
+                let ctx = ParserContext {
+                    role: hint.role,
+                    body_policy: self.body_policy.clone(),
+                    config: self.config.clone(),
+                    stats: self.stats.clone(),
+                    shared: self.shared[i].clone(),
+                };
+                Verdict::Parse(protocol, (protocol.new_parser)(&ctx))
+            }
+            None => Verdict::Unknown,
+        }
     }
 }
 

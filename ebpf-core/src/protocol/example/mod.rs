@@ -26,7 +26,7 @@ const MAX_LINE: usize = 256;
 const PORT: u16 = 7;
 
 /// Its registry entry (a real protocol's line goes into `registry::PROTOCOLS`).
-pub static PROTOCOL: Protocol = Protocol { name: "echo", enabled: |_| true, recognise, new_parser };
+pub static PROTOCOL: Protocol = Protocol { name: "echo", enabled: |_| true, recognise, new_parser, shared: None };
 
 /// The record: one call and its answer (or the lack of one).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,10 +47,14 @@ pub enum Outcome {
 
 /// The recogniser: a request line start is certain. An answer (a
 /// connection joined after its first request) is plausible, and certain on
-/// the echo port: the port breaks the tie with other text protocols.
+/// the echo port: the port breaks the tie with other text protocols. A
+/// first read too short to tell (`EC`: a server reading a byte at a time)
+/// asks for the next chunk.
 pub fn recognise(hint: &Hint<'_>) -> Recognition {
     if hint.data.starts_with(b"ECHO ") {
         Recognition::Certain
+    } else if b"ECHO ".starts_with(hint.data) {
+        Recognition::NeedMore
     } else if hint.data.starts_with(b"OK ") || hint.data.starts_with(b"ERR ") {
         if hint.on_port(PORT) {
             Recognition::Certain

@@ -117,6 +117,35 @@ fn a_stream_nobody_recognises_is_muted_and_a_disabled_protocol_recognises_nothin
 }
 
 #[test]
+fn a_first_read_too_short_to_tell_is_joined_to_the_next() {
+    // A server reading the request a few bytes at a time.
+    let (mut t, mut out) = tracker(11, 9000, true);
+    feed(&mut t, 11, 10, 0, Direction::Ingress, b"E", &mut out);
+    feed(&mut t, 11, 11, 1, Direction::Ingress, b"CH", &mut out);
+    feed(&mut t, 11, 12, 2, Direction::Ingress, b"O a\r\n", &mut out);
+    feed(&mut t, 11, 20, 3, Direction::Egress, b"OK a\r\n", &mut out);
+    assert!(t.muted.is_empty());
+    assert_eq!(out.iter().map(|e| (call(e).start_ns, call(e).end_ns)).collect::<Vec<_>>(), [(12, 20)]);
+    // The other direction answers before the bytes could tell: what was
+    // gathered is judged alone, and nobody follows "EC".
+    let (mut t, mut out) = tracker(12, 9000, true);
+    feed(&mut t, 12, 10, 0, Direction::Ingress, b"EC", &mut out);
+    feed(&mut t, 12, 11, 1, Direction::Egress, b"OK\r\n", &mut out);
+    assert_eq!(t.muted.len(), 1);
+    // Nor do more bytes than a recogniser may wait for.
+    let (mut t, mut out) = tracker(13, 9000, true);
+    for seq in 0..8 {
+        feed(&mut t, 13, 10 + u64::from(seq), seq, Direction::Ingress, b"", &mut out);
+    }
+    assert!(t.muted.is_empty(), "empty reads do not count");
+    feed(&mut t, 13, 30, 8, Direction::Ingress, b"EC", &mut out);
+    // Lost events while gathering: the gathered bytes are dropped.
+    feed(&mut t, 13, 31, 10, Direction::Ingress, b"HO a\r\n", &mut out);
+    assert_eq!(t.muted.len(), 1, "HO a is not a start");
+    assert!(out.is_empty());
+}
+
+#[test]
 fn lost_events_drop_what_was_in_flight_and_resynchronise() {
     let (mut t, mut out) = tracker(6, 9000, true);
     feed(&mut t, 6, 10, 0, Direction::Ingress, b"ECHO a\r\nECHO b\r\n", &mut out);

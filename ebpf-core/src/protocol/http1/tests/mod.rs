@@ -59,6 +59,7 @@ fn recognition_is_certain_only_with_a_version() {
     let says = |data: &[u8]| {
         super::recognise(&Hint {
             data,
+            total_len: data.len() as u64,
             direction: Direction::Ingress,
             role: None,
             local_port: Some(8080),

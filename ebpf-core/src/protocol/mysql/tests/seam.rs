@@ -155,6 +155,7 @@ fn a_driver_reading_the_greeting_header_first_is_followed() {
 fn recognition_by_first_bytes_and_direction() {
     let hint = |data: &'static [u8], direction: Direction, role: Option<Role>, port: u16| Hint {
         data,
+        total_len: data.len() as u64,
         direction,
         role,
         local_port: Some(50_000),

@@ -238,6 +238,7 @@ fn recognition_by_first_bytes_and_direction() {
     use crate::protocol::{Direction, Hint, Recognition};
     let hint = |data: &'static [u8], direction: Direction, role: Option<Role>, port: u16| Hint {
         data,
+        total_len: data.len() as u64,
         direction,
         role,
         local_port: Some(50_000),
