@@ -345,11 +345,14 @@ pub fn kafka_parser(data: &[u8]) {
             None => KafkaParser::new(names.clone()),
             Some(role) => KafkaParser::joined(names.clone(), role),
         };
-        let mut out = Vec::new();
+        let (mut out, mut last) = (Vec::new(), 0);
         let ts = db_chunks(data, |chunk, close| match (chunk, close) {
-            (Some(c), _) => p.feed(c, &mut out),
+            (Some(c), _) => {
+                last = c.ts_ns;
+                p.feed(c, &mut out)
+            }
             (None, false) => p.gap(),
-            (None, true) => p.close(&mut out),
+            (None, true) => p.close(last, &mut out),
         });
         for op in &out {
             assert!(op.start_ns <= op.end_ns && op.end_ns <= ts, "timestamps out of range: {op:?}");
@@ -366,11 +369,14 @@ pub fn mongodb_parser(data: &[u8]) {
     use crate::protocol::Role;
     for joined in [None, Some(Role::Client), Some(Role::Server)] {
         let mut p = joined.map_or_else(MongoParser::new, MongoParser::joined);
-        let mut out = Vec::new();
+        let (mut out, mut last) = (Vec::new(), 0);
         let ts = db_chunks(data, |chunk, close| match (chunk, close) {
-            (Some(c), _) => p.feed(c, &mut out),
+            (Some(c), _) => {
+                last = c.ts_ns;
+                p.feed(c, &mut out)
+            }
             (None, false) => p.gap(),
-            (None, true) => p.close(&mut out),
+            (None, true) => p.close(last, &mut out),
         });
         for op in &out {
             assert!(op.start_ns <= op.end_ns && op.end_ns <= ts, "timestamps out of range: {op:?}");
@@ -387,11 +393,14 @@ pub fn mqtt_parser(data: &[u8]) {
     use crate::protocol::Role;
     for joined in [None, Some(Role::Client), Some(Role::Server)] {
         let mut p = joined.map_or_else(MqttParser::new, MqttParser::joined);
-        let mut out = Vec::new();
+        let (mut out, mut last) = (Vec::new(), 0);
         let ts = db_chunks(data, |chunk, close| match (chunk, close) {
-            (Some(c), _) => p.feed(c, &mut out),
+            (Some(c), _) => {
+                last = c.ts_ns;
+                p.feed(c, &mut out)
+            }
             (None, false) => p.gap(),
-            (None, true) => p.close(&mut out),
+            (None, true) => p.close(last, &mut out),
         });
         for op in &out {
             assert!(op.start_ns <= op.end_ns && op.end_ns <= ts, "timestamps out of range: {op:?}");

@@ -239,8 +239,7 @@ impl ConnTracker {
                     joined = [s.bytes.as_slice(), data.payload].concat();
                     hint.data = &joined;
                     hint.total_len = s.bytes.len() as u64 + u64::from(data.total_len);
-                    let can_wait =
-                        complete && joined.len() < SNIFF_MAX_BYTES && s.chunks.len() + 1 < SNIFF_MAX_CHUNKS;
+                    let can_wait = complete && joined.len() < SNIFF_MAX_BYTES && s.chunks.len() + 1 < SNIFF_MAX_CHUNKS;
                     self.protocols.recognise(&hint, can_wait)
                 }
             };

@@ -66,6 +66,9 @@ pub enum KafkaStatus {
     Error(i16),
     /// The response was not (all) seen, or its API is not read.
     Unknown,
+    /// The connection closed before the response came (and none can have
+    /// been lost: the response direction was followed throughout).
+    NoResponse,
 }
 
 /// One completed Kafka request and its response.

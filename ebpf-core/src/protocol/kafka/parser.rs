@@ -80,6 +80,9 @@ struct InFlight {
     client_id: Option<CompactString>,
     info: RequestInfo,
     start_ns: u64,
+    /// The response direction has been followed since the request was
+    /// sent: if the connection closes before its response, none came.
+    certain: bool,
 }
 
 /// Request header fields.
@@ -101,6 +104,8 @@ struct Conn {
     unanswered: u64,
     /// A request frame was not a request: the request direction is lost.
     bad_request: bool,
+    /// The response direction is followed (framed from a known start).
+    resp_synced: bool,
 }
 
 /// Turns one Kafka connection's chunks into `KafkaOperation`s.
@@ -134,7 +139,14 @@ impl KafkaParser {
             pending: [None, None],
             first: Vec::new(),
             first_ts: 0,
-            conn: Conn { names, role: Role::Client, in_flight: VecDeque::new(), unanswered: 0, bad_request: false },
+            conn: Conn {
+                names,
+                role: Role::Client,
+                in_flight: VecDeque::new(),
+                unanswered: 0,
+                bad_request: false,
+                resp_synced: true,
+            },
         }
     }
 
@@ -228,6 +240,7 @@ impl KafkaParser {
 
     fn frame(&mut self, is_req: bool, data: &[u8], uncaptured: u64, ts: u64, out: &mut Vec<KafkaOperation>) {
         let conn = &mut self.conn;
+        conn.resp_synced = self.resp_sync;
         let outcome = if is_req {
             let o = self.req.feed(data, uncaptured, ts, &mut |f| conn.on_request(f, out));
             if std::mem::take(&mut conn.bad_request) {
@@ -243,8 +256,16 @@ impl KafkaParser {
             if is_req {
                 self.req_sync = false;
             } else {
-                self.resp_sync = false;
+                self.lose_responses();
             }
+        }
+    }
+
+    /// Responses may go unseen from here until the direction is resynchronised.
+    fn lose_responses(&mut self) {
+        self.resp_sync = false;
+        for r in &mut self.conn.in_flight {
+            r.certain = false;
         }
     }
 
@@ -303,16 +324,26 @@ impl KafkaParser {
             return;
         }
         self.req_sync = false;
-        self.resp_sync = false;
+        self.lose_responses();
         self.pending = [None, None];
         self.req.reset();
         self.resp.reset();
     }
 
-    /// The connection closed: requests still waiting are counted unanswered.
-    pub fn close(&mut self, _out: &mut Vec<KafkaOperation>) {
-        self.conn.unanswered += self.conn.in_flight.len() as u64;
-        self.conn.in_flight.clear();
+    /// The connection closed at `ts_ns`: a request still waiting is reported
+    /// without a response when none can have been missed (the response
+    /// direction was followed since it was sent), else counted unanswered.
+    pub fn close(&mut self, ts_ns: u64, out: &mut Vec<KafkaOperation>) {
+        let synced = self.resp_sync && self.pending[1].is_none();
+        for req in std::mem::take(&mut self.conn.in_flight) {
+            if req.certain && synced {
+                let mut op = self.conn.operation(req, None, ts_ns, false);
+                op.status = KafkaStatus::NoResponse;
+                out.push(op);
+            } else {
+                self.conn.unanswered += 1;
+            }
+        }
         self.state = State::Done;
     }
 }
@@ -334,6 +365,7 @@ impl Conn {
             client_id: h.client_id,
             info,
             start_ns: f.start_ns,
+            certain: self.resp_synced,
         };
         if h.api == Api::Produce && req.info.acks == Some(0) {
             out.push(self.operation(req, None, f.end_ns, true));

@@ -49,6 +49,9 @@ pub enum MongoStatus {
     /// (`moreToCome`).
     #[default]
     Unknown,
+    /// The connection closed before the reply came (and none can have been
+    /// lost: the reply direction was followed throughout).
+    NoResponse,
 }
 
 /// One completed MongoDB command.

@@ -82,6 +82,13 @@ struct InFlight {
     compressed: bool,
     cmd: Command,
     start_ns: u64,
+    /// The reply direction has been followed since the request was sent:
+    /// if the connection closes before the reply, none came.
+    certain: bool,
+    /// A further reply of a `moreToCome` stream (exhaust cursor, streaming
+    /// `hello`): the server sends it when it has something, so a close
+    /// before it is the client ending the stream, not a missing reply.
+    follow_up: bool,
 }
 
 #[derive(Debug)]
@@ -90,6 +97,8 @@ struct Conn {
     in_flight: VecDeque<InFlight>,
     unanswered: u64,
     bad: bool,
+    /// The reply direction is followed (framed from a known start).
+    replies_synced: bool,
 }
 
 /// Turns one MongoDB connection's chunks into `MongoOperation`s.
@@ -119,7 +128,13 @@ impl MongoParser {
             pending: [Vec::new(), Vec::new()],
             pending_ts: [0, 0],
             started: false,
-            conn: Conn { role: Role::Client, in_flight: VecDeque::new(), unanswered: 0, bad: false },
+            conn: Conn {
+                role: Role::Client,
+                in_flight: VecDeque::new(),
+                unanswered: 0,
+                bad: false,
+                replies_synced: true,
+            },
         }
     }
 
@@ -171,6 +186,7 @@ impl MongoParser {
 
     fn frame(&mut self, side: usize, data: &[u8], uncaptured: u64, ts: u64, out: &mut Vec<MongoOperation>) {
         let conn = &mut self.conn;
+        conn.replies_synced = self.synced[1];
         let mut outcome = self.framers[side].feed(data, uncaptured, ts, &mut |f| {
             if side == 0 {
                 conn.on_request(f, out)
@@ -184,6 +200,9 @@ impl MongoParser {
         }
         if outcome != Outcome::Framed {
             self.synced[side] = false;
+            if side == 1 {
+                self.conn.lose_replies();
+            }
         }
     }
 
@@ -255,16 +274,31 @@ impl MongoParser {
             return;
         }
         self.synced = [false, false];
+        self.conn.lose_replies();
         self.pending = [Vec::new(), Vec::new()];
         for f in &mut self.framers {
             f.reset();
         }
     }
 
-    /// The connection closed: requests still waiting are counted unanswered.
-    pub fn close(&mut self, _out: &mut Vec<MongoOperation>) {
-        self.conn.unanswered += self.conn.in_flight.len() as u64;
-        self.conn.in_flight.clear();
+    /// The connection closed at `ts_ns`: a request still waiting is reported
+    /// without a reply when none can have been missed (the reply direction
+    /// was followed since it was sent), else counted unanswered. The
+    /// further replies a `moreToCome` stream would have sent are neither.
+    pub fn close(&mut self, ts_ns: u64, out: &mut Vec<MongoOperation>) {
+        let synced = self.synced[1] && self.pending[1].is_empty();
+        for req in std::mem::take(&mut self.conn.in_flight) {
+            if req.follow_up {
+                continue;
+            }
+            if req.certain && synced {
+                let mut op = self.conn.operation(req, None, ts_ns);
+                op.status = MongoStatus::NoResponse;
+                out.push(op);
+            } else {
+                self.conn.unanswered += 1;
+            }
+        }
         self.state = State::Done;
     }
 }
@@ -276,6 +310,13 @@ impl Default for MongoParser {
 }
 
 impl Conn {
+    /// Replies may go unseen from here until the direction is resynchronised.
+    fn lose_replies(&mut self) {
+        for r in &mut self.in_flight {
+            r.certain = false;
+        }
+    }
+
     fn on_request(&mut self, f: Frame<'_>, out: &mut Vec<MongoOperation>) {
         let (request_id, response_to, op_code) = header_fields(f.head);
         if response_to != 0 {
@@ -295,7 +336,15 @@ impl Conn {
             // Legacy opcodes removed from MongoDB 5.1 on: not followed.
             _ => return,
         };
-        let req = InFlight { request_id, op_code, compressed, cmd, start_ns: f.start_ns };
+        let req = InFlight {
+            request_id,
+            op_code,
+            compressed,
+            cmd,
+            start_ns: f.start_ns,
+            certain: self.replies_synced,
+            follow_up: false,
+        };
         if req.cmd.more_to_come {
             out.push(self.operation(req, None, f.end_ns));
             return;
@@ -334,6 +383,8 @@ impl Conn {
                 compressed: false,
                 cmd: command,
                 start_ns: f.end_ns,
+                certain: true,
+                follow_up: true,
             });
         }
     }

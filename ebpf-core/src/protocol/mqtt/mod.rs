@@ -76,6 +76,9 @@ pub enum MqttStatus {
     Error(u8),
     /// No acknowledgement can come (QoS 0, DISCONNECT), or it was not seen.
     Unknown,
+    /// The connection closed before the acknowledgement came (and none can
+    /// have been lost: both directions were followed throughout).
+    NoResponse,
 }
 
 /// One completed MQTT operation.

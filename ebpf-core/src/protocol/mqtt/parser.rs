@@ -77,6 +77,11 @@ struct Conn {
     unfinished: u64,
     /// A packet that cannot be what it claims: the direction is lost.
     bad: bool,
+    /// Both directions are followed (framed from a known start).
+    synced: bool,
+    /// An operation in progress began while a direction was not followed:
+    /// its acknowledgement may have gone unseen.
+    uncertain: bool,
 }
 
 /// Turns one MQTT connection's chunks into `MqttOperation`s.
@@ -117,6 +122,8 @@ impl MqttParser {
                 aliases: [HashMap::new(), HashMap::new()],
                 unfinished: 0,
                 bad: false,
+                synced: true,
+                uncertain: false,
             },
         }
     }
@@ -177,6 +184,7 @@ impl MqttParser {
             self.synced[side] = true;
         }
         let conn = &mut self.conn;
+        conn.synced = self.synced == [true, true];
         let mut outcome =
             self.framers[side].feed(chunk.data, uncaptured, chunk.ts_ns, &mut |f| conn.on_packet(f, from_client, out));
         if std::mem::take(&mut conn.bad) {
@@ -237,8 +245,25 @@ impl MqttParser {
         self.conn.forget_flows();
     }
 
-    /// The connection closed: flows in progress are counted unfinished.
-    pub fn close(&mut self, _out: &mut Vec<MqttOperation>) {
+    /// The connection closed at `ts_ns`: operations still waiting for their
+    /// acknowledgement are reported without it when none can have been
+    /// missed (both directions were followed since they began), else
+    /// counted unfinished.
+    pub fn close(&mut self, ts_ns: u64, out: &mut Vec<MqttOperation>) {
+        let c = &mut self.conn;
+        if self.state == State::Open && self.synced == [true, true] && !c.uncertain {
+            let mut waiting: Vec<MqttOperation> = c.connect.take().into_iter().collect();
+            waiting.extend(c.flows.drain().map(|(_, f)| f.op));
+            waiting.extend(c.subscribes.drain().map(|(_, op)| op));
+            waiting.extend(c.unsubscribes.drain().map(|(_, op)| op));
+            waiting.extend(c.pings.drain(..));
+            waiting.sort_by_key(|op| (op.start_ns, op.packet_id));
+            out.extend(waiting.into_iter().map(|mut op| {
+                op.status = MqttStatus::NoResponse;
+                op.end_ns = ts_ns;
+                op
+            }));
+        }
         self.conn.forget_flows();
         self.state = State::Done;
     }
@@ -262,6 +287,12 @@ impl Conn {
         self.unsubscribes.clear();
         self.pings.clear();
         self.connect = None;
+        self.uncertain = false;
+    }
+
+    /// An operation that waits for its acknowledgement begins now.
+    fn waits(&mut self) {
+        self.uncertain |= !self.synced;
     }
 
     /// An operation started by a packet (its status and end set later).
@@ -307,6 +338,7 @@ impl Conn {
                 self.client_id = std::str::from_utf8(id).ok().filter(|s| !s.is_empty()).map(CompactString::from);
                 let op = self.op(MqttCommand::Connect, from_client, &f);
                 self.connect = Some(op);
+                self.waits();
             }
             CONNACK => {
                 let Some(mut op) = self.connect.take() else { return };
@@ -332,6 +364,7 @@ impl Conn {
                 let map = if typ == SUBSCRIBE { &mut self.subscribes } else { &mut self.unsubscribes };
                 if map.len() < MAX_PENDING {
                     map.insert(id, op);
+                    self.waits();
                 }
             }
             SUBACK | UNSUBACK => {
@@ -345,6 +378,7 @@ impl Conn {
             PINGREQ if self.pings.len() < 16 => {
                 let op = self.op(MqttCommand::Ping, from_client, &f);
                 self.pings.push_back(op);
+                self.waits();
             }
             PINGRESP => {
                 if let Some(mut op) = self.pings.pop_front() {
@@ -411,6 +445,7 @@ impl Conn {
                     self.unfinished += 1;
                     return;
                 }
+                self.waits();
                 if self.flows.insert(key, Flow { op, stage: Stage::Published }).is_some() {
                     self.unfinished += 1;
                 }

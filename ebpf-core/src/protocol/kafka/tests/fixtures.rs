@@ -101,11 +101,12 @@ fn franz_consume() {
             "SyncGroup v5 group=billing ok",
             "ApiVersions v5 ok",
             "Fetch v18 orders p0 n=20 ok",
+            "Fetch v18 orders p0 no response",
             "ApiVersions v5 ok",
             "Fetch v18 n=0 ok",
         ]
     );
-    assert_eq!(unanswered, 1);
+    assert_eq!(unanswered, 0, "the Fetch waiting at close is reported without its response");
 }
 
 #[test]
@@ -146,9 +147,10 @@ fn kcat_consume() {
             "Metadata v4 payments ok",
             "ListOffsets v2 payments p0 ok",
             "Fetch v11 payments p0 n=7 ok",
+            "Fetch v11 payments p0 no response",
         ]
     );
-    assert_eq!(unanswered, 1);
+    assert_eq!(unanswered, 0);
 }
 
 #[test]
@@ -164,6 +166,7 @@ fn kcat_group() {
             "Metadata v4 payments ok",
             "ListOffsets v2 payments p0 ok",
             "Fetch v11 payments p0 n=7 ok",
+            "Fetch v11 payments p0 no response",
             "ApiVersions v3 ok",
             "JoinGroup v5 group=audit MEMBER_ID_REQUIRED",
             "JoinGroup v5 group=audit ok",
@@ -175,7 +178,7 @@ fn kcat_group() {
             "LeaveGroup v1 group=audit ok",
         ]
     );
-    assert_eq!(unanswered, 1);
+    assert_eq!(unanswered, 0);
 }
 
 #[test]
@@ -333,13 +336,17 @@ fn lost_segments_never_invent_operations_and_recover() {
                         };
                         p.feed(&chunk, &mut got);
                     }
-                    p.close(&mut got);
+                    p.close(CONN_NS * k as u64 + SEG_NS * (segs.len() as u64 + 1), &mut got);
                 }
                 let label = format!("{name} c{} without segment {lost}", c + 1);
                 assert_subsequence(&label, &got, &want);
-                // Every request sent two segments after the gap or later is answered again.
+                // Every request sent two segments after the gap or later is
+                // answered again (one left waiting at close may be uncertain:
+                // its response could have been in the lost events).
                 let late = |o: &&KafkaOperation| {
-                    o.start_ns / CONN_NS == c as u64 && (o.start_ns % CONN_NS) / SEG_NS > lost as u64 + 2
+                    o.start_ns / CONN_NS == c as u64
+                        && (o.start_ns % CONN_NS) / SEG_NS > lost as u64 + 2
+                        && o.status != KafkaStatus::NoResponse
                 };
                 let (w, g) = (want.iter().filter(late).count(), got.iter().filter(late).count());
                 if lost > 0 {

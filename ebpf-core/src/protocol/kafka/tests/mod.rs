@@ -36,7 +36,8 @@ pub(super) fn play(
                 p.feed(&Chunk { ts_ns: ts, direction: dir, data, total_len: len as u64 }, &mut out);
             }
         }
-        p.close(&mut out);
+        let end = CONN_NS * c as u64 + SEG_NS * (segs.len() as u64 + 1);
+        p.close(end, &mut out);
         unanswered += p.unanswered();
     }
     (out, unanswered)
@@ -70,6 +71,7 @@ pub(super) fn describe(op: &KafkaOperation) -> String {
     s += match op.status {
         KafkaStatus::Ok => " ok",
         KafkaStatus::Unknown => " unknown",
+        KafkaStatus::NoResponse => " no response",
         KafkaStatus::Error(_) => " ",
     };
     if let KafkaStatus::Error(code) = op.status {

@@ -32,7 +32,7 @@ pub(super) fn play(
                 p.feed(&Chunk { ts_ns: ts, direction: dir, data, total_len: len as u64 }, &mut out);
             }
         }
-        p.close(&mut out);
+        p.close(CONN_NS * c as u64 + SEG_NS * (segs.len() as u64 + 1), &mut out);
         unanswered += p.unanswered();
     }
     (out, unanswered)
@@ -58,6 +58,7 @@ pub(super) fn describe(op: &MongoOperation) -> String {
     s += &match &op.status {
         MongoStatus::Ok => " ok".to_string(),
         MongoStatus::Unknown => " unknown".to_string(),
+        MongoStatus::NoResponse => " no response".to_string(),
         MongoStatus::Error { code, code_name } => {
             format!(" error={}/{}", code.map_or("-".into(), |c| c.to_string()), code_name.as_deref().unwrap_or("-"))
         }
@@ -114,7 +115,7 @@ fn more_to_come_requests_complete_when_sent() {
     let ops = feed_all(&mut p, &[(true, message(5, 0, super::OP_MSG, &body))]);
     assert_eq!(ops.iter().map(describe).collect::<Vec<_>>(), ["insert shop.orders unknown"]);
     assert_eq!((ops[0].start_ns, ops[0].end_ns), (1, 1));
-    p.close(&mut Vec::new());
+    p.close(2, &mut Vec::new());
     assert_eq!(p.unanswered(), 0);
 }
 
@@ -128,4 +129,47 @@ fn other_protocols_are_not_mongodb() {
         assert!(ops.is_empty());
         assert!(p.is_done() || first.len() < 96, "{first:?}");
     }
+}
+
+/// An OP_MSG of one kind 0 section: `flags`, then the document `doc`
+/// (elements, without its length and final NUL).
+fn op_msg(flags: u32, doc: &[u8]) -> Vec<u8> {
+    let mut body = flags.to_le_bytes().to_vec();
+    body.push(0);
+    body.extend_from_slice(&(5 + doc.len() as i32).to_le_bytes());
+    body.extend_from_slice(doc);
+    body.push(0);
+    body
+}
+
+/// At close, a command still waiting is reported without a reply; the
+/// further replies of a `moreToCome` stream (an exhaust cursor, streaming
+/// `hello`) are not waited for, so nothing is reported of them.
+#[test]
+fn close_reports_commands_left_waiting_but_not_a_stream_ended_by_the_client() {
+    let hello = op_msg(1 << 16, b"\x10hello\0\x01\0\0\0\x02$db\0\x06\0\0\0admin\0");
+    let streamed = op_msg(2, b"\x01ok\0\0\0\0\0\0\0\xf0\x3f");
+    let find = op_msg(0, b"\x02find\0\x07\0\0\0orders\0\x02$db\0\x05\0\0\0shop\0");
+    let mut p = MongoParser::new();
+    let ops = feed_all(
+        &mut p,
+        &[
+            (true, message(1, 0, super::OP_MSG, &hello)),
+            (false, message(50, 1, super::OP_MSG, &streamed)),
+            (true, message(2, 0, super::OP_MSG, &find)),
+        ],
+    );
+    assert_eq!(ops.iter().map(describe).collect::<Vec<_>>(), ["hello admin.- ok"]);
+    let mut closed = Vec::new();
+    p.close(10, &mut closed);
+    assert_eq!(closed.iter().map(describe).collect::<Vec<_>>(), ["find shop.orders no response"]);
+    assert_eq!((closed[0].start_ns, closed[0].end_ns, p.unanswered()), (3, 10, 0));
+    // After lost events, a reply may have been among them: counted, not reported.
+    let mut p = MongoParser::new();
+    feed_all(&mut p, &[(true, message(2, 0, super::OP_MSG, &find))]);
+    p.gap();
+    let mut closed = Vec::new();
+    p.close(10, &mut closed);
+    assert!(closed.is_empty());
+    assert_eq!(p.unanswered(), 1);
 }

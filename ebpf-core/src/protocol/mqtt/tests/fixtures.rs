@@ -266,7 +266,7 @@ fn lost_segments_never_invent_operations_and_recover() {
                         };
                         p.feed(&chunk, &mut got);
                     }
-                    p.close(&mut got);
+                    p.close(CONN_NS * k as u64 + SEG_NS * (segs.len() as u64 + 1), &mut got);
                 }
                 let label = format!("{name} c{} without segment {lost}", c + 1);
                 assert_subsequence(&label, &got, &want);

@@ -33,7 +33,7 @@ pub(super) fn play(
                 p.feed(&Chunk { ts_ns: ts, direction: dir, data, total_len: len as u64 }, &mut out);
             }
         }
-        p.close(&mut out);
+        p.close(CONN_NS * c as u64 + SEG_NS * (segs.len() as u64 + 1), &mut out);
         unfinished += p.unfinished();
     }
     (out, unfinished)
@@ -65,6 +65,7 @@ pub(super) fn describe(op: &MqttOperation) -> String {
     s += &match op.status {
         MqttStatus::Ok => " ok".to_string(),
         MqttStatus::Unknown => " unknown".to_string(),
+        MqttStatus::NoResponse => " no response".to_string(),
         MqttStatus::Error(c) => format!(" error={c:#04x}"),
     };
     s
@@ -115,4 +116,33 @@ fn other_protocols_are_not_mqtt() {
         assert!(feed_all(&mut p, &[(true, first)]).is_empty());
         assert!(p.is_done(), "{first:?}");
     }
+}
+
+/// At close, operations still waiting for their acknowledgement are
+/// reported without it, unless events were lost since they began.
+#[test]
+fn close_reports_what_waits_for_an_acknowledgement() {
+    let connect = b"\x10\x10\x00\x04MQTT\x05\x02\x00\x3c\x00\x00\x03dev";
+    let connack = b"\x20\x03\x00\x00\x00";
+    let subscribe = b"\x82\x09\x00\x01\x00\x00\x03s/#\x01";
+    // PUBLISH QoS 1 #2 "a/b", no properties, payload "x".
+    let publish = b"\x32\x09\x00\x03a/b\x00\x02\x00x";
+    let mut p = MqttParser::new();
+    let ops = feed_all(&mut p, &[(true, connect), (false, connack), (true, subscribe), (true, publish)]);
+    assert_eq!(ops.len(), 1);
+    let mut closed = Vec::new();
+    p.close(9, &mut closed);
+    assert_eq!(
+        closed.iter().map(describe).collect::<Vec<_>>(),
+        ["SUBSCRIBE sent s/# q1 #1 dev no response", "PUBLISH sent a/b q1 #2 size=1 dev no response"]
+    );
+    assert!(closed.iter().all(|op| op.end_ns == 9));
+    assert_eq!(p.unfinished(), 0);
+    let mut p = MqttParser::new();
+    feed_all(&mut p, &[(true, connect), (false, connack), (true, publish)]);
+    p.gap();
+    let mut closed = Vec::new();
+    p.close(9, &mut closed);
+    assert!(closed.is_empty());
+    assert_eq!(p.unfinished(), 1);
 }
