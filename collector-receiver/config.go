@@ -136,6 +136,9 @@ type ProtocolsConfig struct {
 	MySQL      SQLProtocolConfig `mapstructure:"mysql"`
 	Redis      ProtocolSwitch    `mapstructure:"redis"`
 	Memcached  ProtocolSwitch    `mapstructure:"memcached"`
+	Kafka      ProtocolSwitch    `mapstructure:"kafka"`
+	MongoDB    ProtocolSwitch    `mapstructure:"mongodb"`
+	MQTT       ProtocolSwitch    `mapstructure:"mqtt"`
 
 	// prevent unkeyed literal initialization
 	_ struct{}

@@ -80,6 +80,7 @@ func TestLoadConfig(t *testing.T) {
 	custom.RecordEvents = strPtr("/var/tmp/events.rec")
 	noHTTP1 := *defaults
 	noHTTP1.Protocols.HTTP1 = ProtocolSwitch{Enabled: false}
+	noHTTP1.Protocols.MQTT = ProtocolSwitch{Enabled: false}
 	rawSQL := *defaults
 	rawSQL.Protocols.PostgreSQL.QueryText = "raw"
 	rawSQL.Protocols.MySQL = SQLProtocolConfig{Enabled: false, QueryText: "off"}

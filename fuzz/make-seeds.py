@@ -5,6 +5,7 @@ framing ([flags][len][uncaptured][bytes]: flags bit0 = egress), protocols
 gets the HTTP/1, Redis and memcached ones behind their protocol and role bytes, pipeline and
 event_decode get the recorded kernel events. Run from the repository root."""
 import os
+import re
 import struct
 
 FIX = "ebpf-core/tests/fixtures"
@@ -69,13 +70,20 @@ def main():
         if f.endswith(".segments"):
             name = f[: -len(".segments")]
             open(f"fuzz/corpus/http2_parser/{name}", "wb").write(b"\x00" + http_seed(name, "http2"))
-    # The messaging decoders: each recorded connection (NAME.cN) in the same framing.
+    # The messaging decoders: each recorded connection (NAME.cN) in the same
+    # framing, for their own targets and, behind their registry index and
+    # the client role, for protocols.
+    registry = open("ebpf-core/src/protocol/registry.rs").read()
+    table = registry[registry.index("pub static PROTOCOLS"):]
+    order = re.findall(r'name: "(\w+)"', table[: table.index("];")])
     for folder, target in (("kafka", "kafka_parser"), ("mongodb", "mongodb_parser"), ("mqtt", "mqtt_parser")):
         os.makedirs(f"fuzz/corpus/{target}", exist_ok=True)
         for f in sorted(os.listdir(f"{FIX}/{folder}")):
             if f.endswith(".segments"):
                 name = f[: -len(".segments")]
-                open(f"fuzz/corpus/{target}/{name}", "wb").write(http_seed(name, folder))
+                seed = http_seed(name, folder)
+                open(f"fuzz/corpus/{target}/{name}", "wb").write(seed)
+                open(f"fuzz/corpus/protocols/{folder}_{name}", "wb").write(bytes([order.index(folder), 1]) + seed)
     events = open(f"{FIX}/events/python_curl.bin", "rb").read()
     for target in ("pipeline", "event_decode"):
         os.makedirs(f"fuzz/corpus/{target}", exist_ok=True)

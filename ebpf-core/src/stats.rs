@@ -171,6 +171,10 @@ counters! {
     /// Spans not exported because sampling (`traces.sampling`) left them out;
     /// metrics still count their requests.
     spans_sampled_out: Counter, "{span}", "ebpf_receiver.spans.sampled_out";
+    /// Operations recognised but not described, so without span or metric:
+    /// MongoDB commands sent compressed (OP_COMPRESSED), Kafka API keys newer
+    /// than the receiver.
+    operations_undescribed: Counter, "{operation}", "ebpf_receiver.operations.undescribed";
 }
 
 /// The counters shared between the worker thread and callers.

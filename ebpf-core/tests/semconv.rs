@@ -15,7 +15,10 @@ use ebpf_core::process::ProcessIdentity;
 use ebpf_core::protocol::genai::GenAiCall;
 use ebpf_core::protocol::http1::telemetry::describe_with;
 use ebpf_core::protocol::http1::{HttpExchange, HttpVersion, KeptBodies};
+use ebpf_core::protocol::kafka::{Api, KafkaOperation, KafkaStatus};
 use ebpf_core::protocol::memcached::{self, Code, MemcachedOperation};
+use ebpf_core::protocol::mongodb::{MongoOperation, MongoStatus, OP_MSG};
+use ebpf_core::protocol::mqtt::{MqttCommand, MqttOperation, MqttStatus};
 use ebpf_core::protocol::redis::{self, RedisOperation, ReplyKind, Transaction};
 use ebpf_core::protocol::sql::{
     DbCommand, DbError, DbOperation, DbStatus, Dialect, QueryInfo, SqlDescriber, SqlOptions,
@@ -31,8 +34,12 @@ use prost::Message;
 use serde_yaml_ng::Value as Yaml;
 
 /// Product-specific names: few, namespaced, documented in README.
-const PROJECT_NAMES: &[&str] =
-    &["ebpf_receiver.redis.transaction", "ebpf_receiver.cache.hits", "ebpf_receiver.cache.misses"];
+const PROJECT_NAMES: &[&str] = &[
+    "ebpf_receiver.redis.transaction",
+    "ebpf_receiver.cache.hits",
+    "ebpf_receiver.cache.misses",
+    ebpf_core::protocol::mqtt::telemetry::QOS,
+];
 
 /// Names the OpenTelemetry specification (not the semantic conventions)
 /// defines: the metrics SDK's cardinality-overflow attribute.
@@ -295,6 +302,96 @@ fn kv_operations(mut f: impl FnMut(&Operation<'_>)) {
     }
 }
 
+/// Every messaging and MongoDB operation shape, both roles, every field
+/// set, each status: handed to `emit` as described.
+fn messaging_and_mongodb_samples(emit: &mut dyn FnMut(&Operation<'_>)) {
+    let facts = ConnFacts {
+        endpoints: Some(Endpoints {
+            local: ("10.0.0.1".parse().unwrap(), 40000),
+            peer: ("10.0.0.2".parse().unwrap(), 9092),
+        }),
+        tls: false,
+    };
+    for role in [Role::Client, Role::Server] {
+        for (api, status) in [
+            (Api::Produce, KafkaStatus::Ok),
+            (Api::Produce, KafkaStatus::NoResponse),
+            (Api::Fetch, KafkaStatus::Error(3)),
+            (Api::Fetch, KafkaStatus::Error(999)),
+            (Api::OffsetCommit, KafkaStatus::Ok),
+            (Api::JoinGroup, KafkaStatus::Unknown),
+            (Api::Other(72), KafkaStatus::Ok),
+        ] {
+            let op = KafkaOperation {
+                api,
+                api_version: 9,
+                correlation_id: 1,
+                client_id: Some("app".into()),
+                topic: Some("orders".into()),
+                topic_id: None,
+                topic_count: 1,
+                partition: Some(3),
+                group: Some("billing".into()),
+                message_count: Some(10),
+                status,
+                fire_and_forget: false,
+                start_ns: 1,
+                end_ns: 2,
+                role,
+            };
+            assert!(ebpf_core::protocol::kafka::telemetry::describe(&op, &facts, emit));
+        }
+        for status in [
+            MongoStatus::Ok,
+            MongoStatus::Error { code: Some(11000), code_name: Some("DuplicateKey".into()) },
+            MongoStatus::Error { code: None, code_name: None },
+            MongoStatus::NoResponse,
+        ] {
+            let op = MongoOperation {
+                command: Some("find".into()),
+                collection: Some("orders".into()),
+                database: Some("shop".into()),
+                op_code: OP_MSG,
+                request_id: 1,
+                batch_size: Some(2),
+                returned_documents: Some(3),
+                status,
+                compressed: false,
+                start_ns: 1,
+                end_ns: 2,
+                role,
+            };
+            assert!(ebpf_core::protocol::mongodb::telemetry::describe(&op, &facts, emit));
+        }
+        for (command, sent, status) in [
+            (MqttCommand::Connect, true, MqttStatus::Error(5)),
+            (MqttCommand::Publish, true, MqttStatus::Ok),
+            (MqttCommand::Publish, false, MqttStatus::NoResponse),
+            (MqttCommand::Subscribe, true, MqttStatus::Error(0x87)),
+            (MqttCommand::Unsubscribe, true, MqttStatus::Ok),
+            (MqttCommand::Ping, true, MqttStatus::Ok),
+        ] {
+            let op = MqttOperation {
+                command,
+                sent,
+                protocol_level: Some(4),
+                client_id: Some("sensor-1".into()),
+                topic: Some("sensors/1".into()),
+                topic_count: 1,
+                qos: Some(1),
+                retain: false,
+                packet_id: Some(7),
+                payload_size: Some(9),
+                status,
+                start_ns: 1,
+                end_ns: 2,
+                role,
+            };
+            ebpf_core::protocol::mqtt::telemetry::describe(&op, &facts, emit);
+        }
+    }
+}
+
 #[test]
 fn every_emitted_attribute_is_a_current_convention() {
     let registry = registry();
@@ -339,8 +436,28 @@ fn every_emitted_attribute_is_a_current_convention() {
     ] {
         assert!(keys.iter().any(|k| k == key), "the sample spans lack {key}");
     }
+    messaging_and_mongodb_samples(&mut |op| {
+        keys.extend(to_span(op, &clock, ids).attributes.into_iter().map(|kv| kv.key))
+    });
+    for key in [
+        "gen_ai.usage.input_tokens",
+        "gen_ai.response.time_to_first_chunk",
+        "gen_ai.input.messages",
+        "messaging.batch.message_count",
+        "messaging.consumer.group.name",
+        "messaging.destination.subscription.name",
+        "db.response.returned_rows",
+        "db.response.status_code",
+    ] {
+        assert!(keys.iter().any(|k| k == key), "the sample spans lack {key}");
+    }
     for key in PROJECT_NAMES {
         assert!(keys.iter().any(|k| k == key), "{key} is never emitted: drop it from PROJECT_NAMES");
+    }
+    // The project's own names are documented in the README.
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md")).unwrap();
+    for name in PROJECT_NAMES {
+        assert!(readme.contains(name), "{name} is not documented in README.md");
     }
     // Every field set, the opt-in command line included, so every key the resource can carry appears.
     let identity = ProcessIdentity {
@@ -524,6 +641,8 @@ fn sample_metrics() -> ExportMetricsServiceRequest {
     op.metrics.push(queue);
     metrics.observe(&process, &op);
     kv_operations(|op| metrics.observe(&process, op));
+    // The messaging and MongoDB feeds as the protocols describe them.
+    messaging_and_mongodb_samples(&mut |op| metrics.observe(&process, op));
     let host =
         HostInfo { host_name: "h".into(), host_id: Some("3d1219c7c4c5404aaa1f6d2a48adfda4".into()), boot_id: None };
     let stats = StatsSnapshot::default();

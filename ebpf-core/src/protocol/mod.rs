@@ -29,6 +29,8 @@ pub(crate) mod prefix;
 pub(crate) mod recorded;
 pub mod redis;
 pub mod registry;
+#[cfg(test)]
+pub(crate) mod replay;
 pub mod sql;
 
 pub use operation::{Attr, MetricFeed, Operation, SpanName, TextValue, Value, FEED_ATTRIBUTES, SPAN_ATTRIBUTES};

@@ -5,6 +5,7 @@
 //! `README.md` in this folder.
 
 use std::any::Any;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use schemars::JsonSchema;
@@ -15,7 +16,10 @@ use crate::stats::Stats;
 
 use super::genai::GenAiStage;
 use super::http1::{self, BodyPolicy, HttpExchange, HttpLayers};
+use super::kafka::{self, KafkaOperation};
 use super::memcached::{self, MemcachedOperation};
+use super::mongodb::{self, MongoOperation};
+use super::mqtt::{self, MqttOperation};
 use super::redis::{self, RedisOperation};
 use super::sql::{DbOperation, SqlDescriber, SqlProtocolConfig};
 use super::{mysql, postgres};
@@ -31,6 +35,9 @@ pub enum Record {
     Sql(DbOperation),
     Redis(RedisOperation),
     Memcached(MemcachedOperation),
+    Kafka(KafkaOperation),
+    Mongo(MongoOperation),
+    Mqtt(MqttOperation),
     /// The model protocol of `super::example` (tests only).
     #[cfg(test)]
     Example(super::example::EchoCall),
@@ -41,9 +48,7 @@ impl Record {
     pub fn http1(&self) -> Option<&HttpExchange> {
         match self {
             Record::Http1(ex) => Some(ex),
-            Record::Sql(_) | Record::Redis(_) | Record::Memcached(_) => None,
-            #[cfg(test)]
-            Record::Example(_) => None,
+            _ => None,
         }
     }
 }
@@ -112,6 +117,27 @@ pub static PROTOCOLS: &[Protocol] = &[
         new_parser: memcached::new_parser,
         shared: None,
     },
+    Protocol {
+        name: "kafka",
+        enabled: |c| c.kafka.enabled,
+        recognise: kafka::recognise,
+        new_parser: kafka::new_parser,
+        shared: Some(kafka::shared),
+    },
+    Protocol {
+        name: "mongodb",
+        enabled: |c| c.mongodb.enabled,
+        recognise: mongodb::recognise,
+        new_parser: mongodb::new_parser,
+        shared: None,
+    },
+    Protocol {
+        name: "mqtt",
+        enabled: |c| c.mqtt.enabled,
+        recognise: mqtt::recognise,
+        new_parser: mqtt::new_parser,
+        shared: None,
+    },
 ];
 
 /// What a parser is created with.
@@ -131,12 +157,27 @@ pub struct ParserContext {
     pub stats: Arc<Stats>,
     /// The protocol's shared state (`Protocol::shared`), if it has one.
     pub shared: Option<SharedState>,
+    /// Ports as the recogniser saw them (hints: a connection joined
+    /// mid-way whose first bytes are an answer is told apart by its
+    /// well-known port).
+    pub local_port: Option<u16>,
+    pub peer_port: Option<u16>,
 }
 
 impl ParserContext {
     /// The shared state as `T`, if the protocol has state of that type.
     pub fn shared<T: Any + Send + Sync>(&self) -> Option<Arc<T>> {
         self.shared.clone()?.downcast::<T>().ok()
+    }
+
+    /// The traced process's side told by a protocol's well-known `port`:
+    /// the server's when it is the local port, the client's when the peer's.
+    pub fn role_on_port(&self, port: u16) -> Option<Role> {
+        match (self.local_port, self.peer_port) {
+            (Some(l), _) if l == port => Some(Role::Server),
+            (_, Some(p)) if p == port => Some(Role::Client),
+            _ => None,
+        }
     }
 }
 
@@ -157,16 +198,26 @@ pub struct ProtocolsConfig {
     /// memcached (text and meta protocols): a span per command, with hits
     /// and misses; never a key or a value.
     pub memcached: ProtocolSwitch,
+    /// Apache Kafka: produce, fetch, offset commits and the group calls.
+    pub kafka: ProtocolSwitch,
+    /// The MongoDB wire protocol: commands and their replies.
+    pub mongodb: ProtocolSwitch,
+    /// MQTT 3.1, 3.1.1 and 5: connect, publish flows, subscriptions.
+    pub mqtt: ProtocolSwitch,
 }
 
 impl Default for ProtocolsConfig {
     fn default() -> Self {
+        let on = ProtocolSwitch { enabled: true };
         Self {
-            http1: ProtocolSwitch { enabled: true },
+            http1: on.clone(),
             postgresql: SqlProtocolConfig::default(),
             mysql: SqlProtocolConfig::default(),
-            redis: ProtocolSwitch { enabled: true },
-            memcached: ProtocolSwitch { enabled: true },
+            redis: on.clone(),
+            memcached: on.clone(),
+            kafka: on.clone(),
+            mongodb: on.clone(),
+            mqtt: on,
         }
     }
 }
@@ -269,6 +320,8 @@ impl Protocols {
                     config: self.config.clone(),
                     stats: self.stats.clone(),
                     shared: self.shared[i].clone(),
+                    local_port: hint.local_port,
+                    peer_port: hint.peer_port,
                 };
                 Verdict::Parse(protocol, (protocol.new_parser)(&ctx))
             }
@@ -283,6 +336,8 @@ impl Protocols {
 pub struct Describer {
     http: HttpLayers,
     sql: SqlDescriber,
+    /// Records no operation could be made of (`operations_undescribed`).
+    stats: Arc<Stats>,
 }
 
 impl Describer {
@@ -290,8 +345,9 @@ impl Describer {
     pub fn new(config: &Config, stats: Arc<Stats>) -> Self {
         let routes = config.routes.matcher().expect("routes validated with the config");
         Self {
-            http: HttpLayers::new(routes, GenAiStage::new(&config.genai, stats)),
+            http: HttpLayers::new(routes, GenAiStage::new(&config.genai, stats.clone())),
             sql: SqlDescriber::new(&config.protocols),
+            stats,
         }
     }
 
@@ -301,13 +357,26 @@ impl Describer {
     }
 
     /// Describes `record`, from a connection `facts` tells about, and hands
-    /// each operation it makes to `emit` (one per record today).
+    /// each operation it makes to `emit`: one, or none for a record the
+    /// protocol does not report (a Kafka Fetch its consumer abandoned by
+    /// closing, an MQTT DISCONNECT) or cannot name (counted).
     pub fn describe(&mut self, record: &Record, facts: &ConnFacts, emit: &mut dyn FnMut(&Operation<'_>)) {
         match record {
             Record::Http1(ex) => self.http.describe(ex, facts, emit),
             Record::Sql(op) => self.sql.describe(op, facts, emit),
             Record::Redis(op) => redis::telemetry::describe(op, facts, emit),
             Record::Memcached(op) => memcached::telemetry::describe(op, facts, emit),
+            Record::Kafka(op) => {
+                if !kafka::telemetry::describe(op, facts, emit) {
+                    self.stats.operations_undescribed.fetch_add(1, Relaxed);
+                }
+            }
+            Record::Mongo(op) => {
+                if !mongodb::telemetry::describe(op, facts, emit) {
+                    self.stats.operations_undescribed.fetch_add(1, Relaxed);
+                }
+            }
+            Record::Mqtt(op) => mqtt::telemetry::describe(op, facts, emit),
             #[cfg(test)]
             Record::Example(call) => super::example::describe(call, facts, emit),
         }

@@ -37,6 +37,8 @@
 mod apis;
 mod errors;
 mod parser;
+mod seam;
+pub mod telemetry;
 mod topics;
 mod wire;
 
@@ -50,6 +52,7 @@ use crate::protocol::Role;
 pub use apis::Api;
 pub use errors::error_name;
 pub use parser::{looks_like_request, KafkaParser};
+pub use seam::{new_parser, recognise, shared, PORT};
 pub use topics::{TopicNames, MAX_TOPIC_IDS};
 
 /// Requests waiting for their responses at once on one connection

@@ -505,7 +505,7 @@ fn request_header(body: &Body) -> Option<Header> {
 /// Whether a request header starts at `b` (size first), with `total` bytes
 /// from there on in the chunk: plausible size, API key, version,
 /// correlation id and a printable client id, all captured.
-fn request_at(b: &[u8]) -> Option<u64> {
+pub(super) fn request_at(b: &[u8]) -> Option<u64> {
     if b.len() < 14 {
         return None;
     }
@@ -530,6 +530,35 @@ fn request_at(b: &[u8]) -> Option<u64> {
         }
     }
     Some(4 + size as u64)
+}
+
+/// Whether `b`, the whole of a connection's first bytes so far, starts a
+/// request: `Some(true)` as `starts_requests` finds, `Some(false)` when it
+/// cannot be one, `None` when it is too short to tell and what is there
+/// fits (a broker's first read is often the size alone).
+pub(super) fn request_start(b: &[u8], total: u64) -> Option<bool> {
+    if starts_requests(b, total) {
+        return Some(true);
+    }
+    let at = |i: usize| b.get(i..i + 2).map(|x| i16::from_be_bytes([x[0], x[1]]));
+    let size = match b.get(..4) {
+        Some(x) => i32::from_be_bytes([x[0], x[1], x[2], x[3]]),
+        // Sizes up to MAX_REQUEST start with a byte of at most 6.
+        None if b.first().is_none_or(|&c| c <= 6) => return None,
+        None => return Some(false),
+    };
+    let fits = (10..=MAX_REQUEST as i32).contains(&size)
+        && at(4).is_none_or(|k| (0..=MAX_API_KEY).contains(&k))
+        && at(6).is_none_or(|v| (0..=MAX_API_VERSION).contains(&v))
+        && b.get(8).is_none_or(|&c| c < 0x80)
+        && at(12).is_none_or(|n| n >= -1 && i32::from(n) <= size - 10);
+    let id = at(12).map_or(0, |n| n.max(0) as usize);
+    let printable = b.get(14..).unwrap_or(&[]).iter().take(id).all(|c| (0x20..0x7f).contains(c));
+    if fits && printable && b.len() < 14 + id {
+        None
+    } else {
+        Some(false)
+    }
 }
 
 /// Whether a chunk (`data` captured of `total` bytes) is requests back to
@@ -565,7 +594,7 @@ fn header_complete(a: &[u8], b: &[u8]) -> bool {
 /// Whether `head` (the captured start of `total` bytes) starts with a
 /// request: requests back to back through the captured bytes, or one
 /// request whose body runs past them.
-fn starts_requests(head: &[u8], total: u64) -> bool {
+pub(super) fn starts_requests(head: &[u8], total: u64) -> bool {
     match request_at(head) {
         Some(len) if len >= head.len() as u64 || len > total => true,
         Some(_) => looks_like_request(head, total),

@@ -17,6 +17,8 @@
 
 mod bson;
 mod parser;
+mod seam;
+pub mod telemetry;
 
 #[cfg(test)]
 mod tests;
@@ -26,6 +28,7 @@ use compact_str::CompactString;
 use crate::protocol::Role;
 
 pub use parser::{looks_like_request, MongoParser};
+pub use seam::{new_parser, recognise, PORT};
 
 /// Requests waiting for replies at once on a connection (drivers send one
 /// at a time per connection; pipelining is rare).

@@ -23,7 +23,7 @@ use crate::protocol::lenframe::{Body, Frame, Framer, Head, Outcome};
 use crate::protocol::{Chunk, Direction, Role};
 
 /// Largest message: the server's `maxMessageSizeBytes` (48 MB), with margin.
-const MAX_MESSAGE: i32 = 64 << 20;
+pub(super) const MAX_MESSAGE: i32 = 64 << 20;
 
 /// Body bytes kept per message: a command's first keys and `$db`, a reply's
 /// status fields and cursor batch headers.
@@ -41,7 +41,7 @@ const CHECKSUM: u32 = 1;
 const MORE_TO_COME: u32 = 2;
 const KNOWN_FLAGS: u32 = 1 | 2 | 1 << 16;
 
-fn head(h: &[u8]) -> Head {
+pub(super) fn head(h: &[u8]) -> Head {
     if h.len() < 16 {
         return Head::Need(16);
     }
@@ -53,7 +53,7 @@ fn head(h: &[u8]) -> Head {
     Head::Frame { head_len: 16, body_len: (len - 16) as u64 }
 }
 
-fn header_fields(h: &[u8]) -> (i32, i32, i32) {
+pub(super) fn header_fields(h: &[u8]) -> (i32, i32, i32) {
     let at = |i: usize| i32::from_le_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
     (at(4), at(8), at(12))
 }
@@ -666,7 +666,7 @@ pub fn looks_like_request(b: &[u8]) -> bool {
 }
 
 /// `looks_like_request`, or `None` when `b` is too short to tell.
-fn request_start(b: &[u8]) -> Option<bool> {
+pub(super) fn request_start(b: &[u8]) -> Option<bool> {
     if b.len() < 16 {
         return None;
     }

@@ -14,6 +14,8 @@
 
 mod packet;
 mod parser;
+mod seam;
+pub mod telemetry;
 
 #[cfg(test)]
 mod tests;
@@ -24,6 +26,7 @@ use crate::protocol::Role;
 
 pub use packet::looks_like_connect;
 pub use parser::MqttParser;
+pub use seam::{new_parser, recognise, PORT};
 
 /// Flows waiting for their acknowledgement at once (per connection; the
 /// broker's default `max_inflight_messages` is 20, a client's receive

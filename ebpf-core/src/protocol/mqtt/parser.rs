@@ -571,7 +571,7 @@ fn whole_packet(b: &[u8]) -> bool {
 /// Whether a chunk (`data` captured of `total` bytes) is well-formed packets
 /// from its first byte to its end, in a direction (`from_client`): all of
 /// it captured, or one PUBLISH whose remaining length is the rest of it.
-fn frames_exactly(data: &[u8], total: u64, from_client: bool) -> bool {
+pub(super) fn frames_exactly(data: &[u8], total: u64, from_client: bool) -> bool {
     let mut i = 0usize;
     let mut any = false;
     while i < data.len() {

@@ -1,4 +1,5 @@
 mod fixtures;
+mod seam;
 
 use std::sync::Arc;
 

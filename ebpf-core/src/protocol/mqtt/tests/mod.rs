@@ -1,4 +1,5 @@
 mod fixtures;
+mod seam;
 
 use crate::protocol::sql::fixture::{direction, Segment};
 use crate::protocol::{Chunk, Role};
