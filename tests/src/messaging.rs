@@ -228,13 +228,19 @@ fn start_mosquitto() -> MsgServer {
 /// `args` as its usage says (`produce N BATCH`, `consume N`, `errors`).
 /// Returns its stdout; panics if it fails.
 pub fn franz_client(topic: &str, group: Option<&str>, args: &[&str]) -> String {
+    output(&mut franz_client_command(topic, group, args))
+}
+
+/// The franz-go client's command line (see `franz_client`), to run as the test needs.
+pub fn franz_client_command(topic: &str, group: Option<&str>, args: &[&str]) -> Command {
     let (_, client) = kafka_binaries();
     let mut cmd = Command::new(client);
     cmd.args(["-brokers", &format!("127.0.0.1:{}", kafka().port), "-topic", topic]);
     if let Some(g) = group {
         cmd.args(["-group", g]);
     }
-    output(cmd.args(args))
+    cmd.args(args);
+    cmd
 }
 
 /// Runs a command to completion; its stdout, or a panic with its output.
