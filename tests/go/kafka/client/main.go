@@ -13,8 +13,8 @@ package main
 import (
 	"context"
 	"flag"
-	"hash/crc32"
 	"fmt"
+	"hash/crc32"
 	"os"
 	"strconv"
 	"time"
