@@ -304,6 +304,58 @@ fn kafka_produce_and_consume_counts_are_exact_for_every_client_and_the_broker() 
     assert!(!rx.raw_contains(b"value-17"), "a record value was exported");
 }
 
+#[test]
+fn kafka_errors_are_failed_spans_named_as_the_broker_said() {
+    if !require_root() {
+        return;
+    }
+    let k = kafka();
+    let topic = unique_token("refused");
+    let mut rx = receiver(&[k.port]);
+    let c = run(franz_client_command(&topic, None, &["errors"]));
+    // The client prints the broker's answers: `produce to partition 7: NAME: text`.
+    let said = |prefix: &str| -> String {
+        let line = c.out.lines().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("{prefix}? {}", c.out));
+        line[prefix.len()..].trim().split(':').next().unwrap().to_string()
+    };
+    let (produce_error, heartbeat_error) = (said("produce to partition 7:"), said("heartbeat:"));
+    rx.wait_for(1, WAIT, "the client's Heartbeat", |s| s.pid() == Some(c.pid) && s.span.name == "Heartbeat");
+    rx.wait_for(2, WAIT, "the broker's refusals", |s| s.pid() == Some(k.pid) && s.status() == StatusCode::Error);
+    std::thread::sleep(Duration::from_millis(600));
+    rx.stop();
+    let spans = rx.spans();
+    let all = dump(&spans, &[c.pid, k.pid]);
+    for pid in [c.pid, k.pid] {
+        let failed: Vec<&SpanRec> =
+            spans.iter().filter(|s| s.pid() == Some(pid) && s.status() == StatusCode::Error).collect();
+        let mut got: Vec<(String, String)> = failed
+            .iter()
+            .map(|s| {
+                (text(s, "messaging.operation.name").unwrap_or_default(), text(s, "error.type").unwrap_or_default())
+            })
+            .collect();
+        got.sort();
+        assert_eq!(
+            got,
+            [("Heartbeat".to_string(), heartbeat_error.clone()), ("send".to_string(), produce_error.clone())],
+            "exactly the two refusals, with the broker's error names:\n{all}"
+        );
+        let send = failed.iter().find(|s| text(s, "messaging.operation.name").as_deref() == Some("send")).unwrap();
+        assert_eq!(text(send, "messaging.destination.partition.id").as_deref(), Some("7"), "{all}");
+        assert_eq!(text(send, "messaging.operation.type").as_deref(), Some("send"), "{all}");
+        let heartbeat = failed.iter().find(|s| s.span.name == "Heartbeat").unwrap();
+        assert_eq!(text(heartbeat, "messaging.consumer.group.name").as_deref(), Some("no-such-group"), "{all}");
+    }
+    // The refused Produce is an operation and a message the client attempted
+    // to send, both with the error (as the conventions define the counter).
+    let points = metric_points(&rx);
+    let why = describe_points(points.iter().filter(|p| p.pid == Some(c.pid)));
+    let refused = [("messaging.operation.name", "send"), ("error.type", produce_error.as_str())];
+    assert_eq!(metric_total(&points, "messaging.client.operation.duration", c.pid, &refused), 1, "{why}");
+    assert_eq!(metric_total(&points, "messaging.client.sent.messages", c.pid, &refused), 1, "{why}");
+    assert_eq!(metric_total(&points, "messaging.client.sent.messages", c.pid, &[]), 1, "{why}");
+}
+
 /// kafka-python: `BROKER TOPIC GROUP`: 5 records produced in one batch,
 /// then read back by a consumer of the group, which commits.
 const KAFKA_PYTHON: &str = r#"
