@@ -28,6 +28,7 @@
 
 use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
@@ -85,6 +86,33 @@ fn bin_dir() -> PathBuf {
     dir
 }
 
+/// Removes the build dirs (`.kafka.PID`, `.ferretdb.PID`) of test
+/// processes that ended mid-build.
+fn remove_abandoned_builds() {
+    let Ok(entries) = std::fs::read_dir(bin_dir()) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let pid = name.strip_prefix(".ferretdb.").or_else(|| name.strip_prefix(".kafka."));
+        if pid.is_some_and(|p| p.parse::<u32>().is_ok() && !Path::new("/proc").join(p).exists()) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// Runs a `go build`; it dies with the test process (PR_SET_PDEATHSIG
+/// follows the calling thread, which waits for it), so a build started in
+/// the background of a run that ends early does not linger.
+fn go_build(cmd: &mut Command) {
+    // SAFETY: prctl is async-signal-safe; nothing else runs in the child before exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            Ok(())
+        });
+    }
+    run(cmd);
+}
+
 /// The Go programs of `tests/go/kafka` (broker and client), built once into
 /// `target/test-bins/` under a key of their sources (`go.mod`, `go.sum`,
 /// `*.go`): a later test process with the same sources builds nothing.
@@ -100,13 +128,15 @@ pub fn kafka_binaries() -> &'static (PathBuf, PathBuf) {
         }
         let out = bin_dir().join(format!(".kafka.{}", std::process::id()));
         std::fs::create_dir_all(&out).expect("create build dir");
-        run(Command::new(go())
-            .args(["build", "-trimpath", "-o"])
-            .arg(format!("{}/", out.display()))
-            .args(["./broker", "./client"])
-            .current_dir(&src)
-            .env("CGO_ENABLED", "0")
-            .env("GOFLAGS", "-mod=mod"));
+        go_build(
+            Command::new(go())
+                .args(["build", "-trimpath", "-o"])
+                .arg(format!("{}/", out.display()))
+                .args(["./broker", "./client"])
+                .current_dir(&src)
+                .env("CGO_ENABLED", "0")
+                .env("GOFLAGS", "-mod=mod"),
+        );
         // Rename into place: concurrent test processes never see a half-written binary.
         std::fs::rename(out.join("broker"), &bins.0).expect("rename broker");
         std::fs::rename(out.join("client"), &bins.1).expect("rename client");
@@ -189,6 +219,7 @@ pub fn ferretdb_binary() -> PathBuf {
         if bin.exists() {
             return bin;
         }
+        remove_abandoned_builds();
         let work = bin_dir().join(format!(".ferretdb.{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&work);
         std::fs::create_dir_all(&work).expect("create build dir");
@@ -208,12 +239,14 @@ pub fn ferretdb_binary() -> PathBuf {
         std::fs::write(copy.join("build/version/version.txt"), format!("{FERRETDB_VERSION}\n")).expect("version.txt");
         let tmp = work.join("ferretdb");
         // The SQLite backend only: leaving PostgreSQL's driver out saves ~30 packages of a cold build.
-        run(Command::new(go())
-            .args(["build", "-trimpath", "-tags", "ferretdb_no_postgresql", "-o"])
-            .arg(&tmp)
-            .arg("./cmd/ferretdb")
-            .current_dir(&copy)
-            .env("CGO_ENABLED", "0"));
+        go_build(
+            Command::new(go())
+                .args(["build", "-trimpath", "-tags", "ferretdb_no_postgresql", "-o"])
+                .arg(&tmp)
+                .arg("./cmd/ferretdb")
+                .current_dir(&copy)
+                .env("CGO_ENABLED", "0"),
+        );
         std::fs::rename(&tmp, &bin).expect("rename ferretdb");
         let _ = std::fs::remove_dir_all(&work);
         bin
