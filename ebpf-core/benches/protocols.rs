@@ -64,6 +64,9 @@ const RECORDED: &[(&str, &str, u16)] = &[
     ("mysql", "mysql", 3306),
     ("redis", "redis", 6379),
     ("memcached", "memcached", 11211),
+    ("kafka", "kafka", 9092),
+    ("mongodb", "mongodb", 27017),
+    ("mqtt", "mqtt", 1883),
 ];
 
 /// Measurements per recording and path; the median is printed.
