@@ -1,5 +1,5 @@
 //! What every database operation's span and metrics say, whatever its
-//! protocol (PostgreSQL, MySQL/MariaDB, Redis, memcached): the span name
+//! protocol (PostgreSQL, MySQL/MariaDB, Redis, memcached, MongoDB): the span name
 //! the database conventions build, `db.*` attributes, where the server is,
 //! the error, and `db.client.operation.duration`. A protocol's description
 //! fills a `DbCall` from its record (borrowing, no allocation), calls
@@ -38,7 +38,7 @@ pub const ERROR_OTHER: &str = "_OTHER";
 /// One database call, as the conventions describe it.
 #[derive(Debug, Clone, Copy)]
 pub struct DbCall<'a> {
-    /// `db.system.name`: `postgresql`, `mysql`, `mariadb`, `redis`, `memcached`.
+    /// `db.system.name`: `postgresql`, `mysql`, `mariadb`, `redis`, `memcached`, `mongodb`.
     pub system: &'static str,
     pub role: Role,
     /// Kernel monotonic times of the request's first byte and the response's last.

@@ -131,5 +131,5 @@ fn lost_events_cost_commands_never_give_a_wrong_one() {
     let r = replay(&session(), Side::client(PORT), &whole, Some((2, 15)));
     assert_eq!(r.spans.len(), clean.spans.len() - 1);
     assert_eq!(r.requests_lost, 1);
-    assert!(r.spans.iter().all(|s| attr(s, "error.type").as_deref() != Some("mongodb.response.missing")));
+    assert!(r.spans.iter().all(|s| attr(s, "error.type").as_deref() != Some("db.response.missing")));
 }
