@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// (object name, top-level source). Each object is embedded by `src/lib.rs`.
-const OBJECTS: &[(&str, &str)] = &[("probes", "bpf/probes.bpf.c")];
+const OBJECTS: &[(&str, &str)] = &[("probes", "bpf/probes.bpf.c"), ("flows", "bpf/flows.bpf.c")];
 
 fn main() {
     let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());

@@ -39,6 +39,9 @@ have redis-server || need+=(redis-server)
 have redis-cli || need+=(redis-tools)
 have memcached || need+=(memcached)
 have nc || need+=(netcat-openbsd)
+# Flows and DNS tests (tests/src/netlab.rs): a real resolver and its client.
+[ -x /usr/sbin/dnsmasq ] || need+=(dnsmasq-base)
+have dig || need+=(bind9-dnsutils)
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

@@ -28,6 +28,7 @@ pub mod schema;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use crate::flows::{DnsConfig, FlowsConfig};
 pub use crate::metrics::MetricsConfig;
 pub use crate::process::IdentityConfig;
 pub use crate::protocol::genai::GenAiConfig;
@@ -82,6 +83,11 @@ pub struct Config {
     pub traces: TracesConfig,
     /// RED metrics computed from every request (not from sampled spans).
     pub metrics: MetricsConfig,
+    /// Network flows: bytes, packets, retransmissions, RTT and connections per
+    /// process and peer (`tcp.*`, `udp.*`), exported with the metrics.
+    pub flows: FlowsConfig,
+    /// DNS lookups seen on port 53 (`dns.*`), and the names they give peers.
+    pub dns: DnsConfig,
     /// `http.route` templates for span names and metric attributes.
     pub routes: RoutesConfig,
     /// HTTPS: plaintext captured at OpenSSL's SSL_read/SSL_write with uprobes.
@@ -152,6 +158,8 @@ impl Default for Config {
             identity: IdentityConfig::default(),
             traces: TracesConfig::default(),
             metrics: MetricsConfig::default(),
+            flows: FlowsConfig::default(),
+            dns: DnsConfig::default(),
             routes: RoutesConfig::default(),
             tls: TlsConfig::default(),
             genai: GenAiConfig::default(),
@@ -317,6 +325,24 @@ mod tests {
         assert!(message.starts_with("unknown key (known here: http1"), "{message}");
         assert_eq!(one_problem(r#"{"protocols": {"http1": {"on": true}}}"#).0, "protocols.http1.on");
         assert_eq!(one_problem(r#"{"protocols": {"http1": false}}"#).0, "protocols.http1");
+    }
+
+    #[test]
+    fn flows_and_dns_are_on_by_default_and_can_be_switched_off() {
+        let c = Config::default();
+        assert!(c.flows.enabled && c.flows.udp && c.dns.enabled);
+        assert_eq!((c.flows.interval_ms, c.dns.timeout_ms), (10_000, 5_000));
+        let c = Config::from_json(r#"{"flows": {"enabled": false, "udp": false}, "dns": {"enabled": false}}"#).unwrap();
+        assert!(!c.flows.enabled && !c.flows.udp && !c.dns.enabled);
+        assert_eq!(one_problem(r#"{"flows": {"interval": 5}}"#).0, "flows.interval");
+        assert_eq!(
+            one_problem(r#"{"flows": {"interval_ms": 999}}"#),
+            ("flows.interval_ms".into(), "must be between 1000 ms and 3600000 ms, not 999 ms".into())
+        );
+        assert_eq!(
+            one_problem(r#"{"dns": {"timeout_ms": 600001}}"#),
+            ("dns.timeout_ms".into(), "must be between 100 ms and 600000 ms, not 600001 ms".into())
+        );
     }
 
     #[test]

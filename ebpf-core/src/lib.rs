@@ -11,6 +11,7 @@ pub mod clock;
 pub mod config;
 pub mod conntrack;
 pub mod events;
+pub mod flows;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod instance;

@@ -190,4 +190,35 @@ struct oe_capture_rule {
 	__u32 _pad;
 };
 
+/* ---- Network flows (flows.bpf.c): one record per socket per iterator pass ----
+ *
+ * Read from the iterator's file (bpf_seq_write), not a ring buffer: a pass
+ * is a snapshot of every socket held by a process, in every network
+ * namespace (the iterator walks the file tables of all tasks, so one pass
+ * needs no setns() and knows each socket's owner). Counters are cumulative
+ * over the socket's life; userspace turns them into deltas. */
+
+/* oe_flow_sock.protocol */
+#define OE_FLOW_TCP 6
+#define OE_FLOW_UDP 17
+
+struct oe_flow_sock {
+	__u64 cookie;         /* the socket's cookie: unique per boot, never reused */
+	__u64 bytes_acked;    /* TCP payload bytes sent and acknowledged by the peer */
+	__u64 bytes_received; /* TCP payload bytes received */
+	__u32 tgid;           /* the process whose file table holds the socket */
+	__u32 netns;          /* inode number of the socket's network namespace */
+	__u32 segs_in;        /* segments received, pure ACKs included */
+	__u32 segs_out;       /* segments sent, retransmissions included */
+	__u32 total_retrans;  /* segments retransmitted */
+	__u32 srtt_us;        /* smoothed round-trip time in microseconds; 0 = none measured yet */
+	__u8 local_addr[16];  /* IPv4 as IPv4-mapped IPv6 */
+	__u8 peer_addr[16];
+	__u16 local_port;     /* host byte order */
+	__u16 peer_port;      /* host byte order */
+	__u16 family;         /* AF_INET or AF_INET6 */
+	__u8 state;           /* TCP state (TCP_ESTABLISHED = 1 ... TCP_LISTEN = 10) */
+	__u8 protocol;        /* OE_FLOW_* */
+};
+
 #endif /* OTEL_EBPF_EVENTS_H */

@@ -1,9 +1,7 @@
 //! Explicit-bucket histograms over integer values (nanoseconds, bytes):
 //! integer bounds make bucket choice exact, a u128 sum cannot overflow.
 
-#[cfg(test)]
 use opentelemetry_proto::tonic::common::v1::KeyValue;
-#[cfg(test)]
 use opentelemetry_proto::tonic::metrics::v1::HistogramDataPoint;
 
 use crate::otlp::wire;
@@ -13,7 +11,7 @@ use crate::otlp::wire;
 /// defines them) live with the other histograms' of the same series, in one
 /// allocation, and are passed in.
 #[derive(Debug, Clone)]
-pub(super) struct Histogram {
+pub(crate) struct Histogram {
     count: u64,
     sum: u128,
     min: u64,
@@ -27,13 +25,13 @@ impl Default for Histogram {
 }
 
 impl Histogram {
-    pub(super) fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self { count: 0, sum: 0, min: u64::MAX, max: 0 }
     }
 
     /// `counts`: this histogram's buckets.
     #[inline]
-    pub(super) fn record(&mut self, counts: &mut [u64], value: u64, bounds: &[u64]) {
+    pub(crate) fn record(&mut self, counts: &mut [u64], value: u64, bounds: &[u64]) {
         debug_assert_eq!(bounds.len() + 1, counts.len());
         // The first bound >= value: upper bounds are inclusive.
         let bucket = bounds.partition_point(|&b| b < value);
@@ -44,19 +42,19 @@ impl Histogram {
         self.max = self.max.max(value);
     }
 
-    pub(super) fn count(&self) -> u64 {
+    pub(crate) fn count(&self) -> u64 {
         self.count
     }
 
     /// Zeroes the statistics; the caller zeroes the buckets.
-    pub(super) fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         *self = Self::new();
     }
 
     /// The OTLP point, values divided by `unit` (1e9 turns ns into s): what
-    /// `write_point` encodes, as a `prost` message (tests compare them).
-    #[cfg(test)]
-    pub(super) fn to_point(
+    /// `write_point` encodes, as a `prost` message (tests compare them; the
+    /// flows build their points with it).
+    pub(crate) fn to_point(
         &self,
         counts: &[u64],
         bounds: &[f64],

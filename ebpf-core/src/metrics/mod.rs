@@ -58,7 +58,7 @@
 //! through the feed's borrowed attributes; only a new series allocates (its
 //! owned key and its points).
 
-mod histogram;
+pub(crate) mod histogram;
 pub mod instruments;
 mod self_telemetry;
 mod series;
@@ -102,7 +102,7 @@ pub enum Temporality {
 }
 
 impl Temporality {
-    fn otlp(self) -> i32 {
+    pub(crate) fn otlp(self) -> i32 {
         match self {
             Temporality::Cumulative => AggregationTemporality::Cumulative as i32,
             Temporality::Delta => AggregationTemporality::Delta as i32,
@@ -501,7 +501,7 @@ impl Default for EncodeScratch {
 /// The largest scratch buffer kept between exports.
 const SCRATCH_KEEP_BYTES: usize = 1 << 20;
 
-fn scope() -> InstrumentationScope {
+pub(crate) fn scope() -> InstrumentationScope {
     InstrumentationScope {
         name: crate::SDK_NAME.to_string(),
         version: crate::VERSION.to_string(),

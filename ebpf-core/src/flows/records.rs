@@ -1,0 +1,93 @@
+//! The iterator's output: a sequence of `oe_flow_sock` (events.h), decoded
+//! without `unsafe` through the bindgen mirror; a short or odd record is
+//! counted, never guessed at.
+
+use std::net::{IpAddr, Ipv6Addr};
+
+use ebpf_probes::abi::{oe_flow_sock, OE_FLOW_TCP};
+use zerocopy::FromBytes;
+
+use super::canonical;
+use super::sockets::{Counters, SocketSample};
+
+const RECORD: usize = std::mem::size_of::<oe_flow_sock>();
+
+/// Every whole record of `bytes`, and how many could not be used (a cut
+/// tail, an unknown protocol).
+pub fn decode(bytes: &[u8]) -> (Vec<SocketSample>, u64) {
+    let mut out = Vec::with_capacity(bytes.len() / RECORD);
+    let mut bad = u64::from(bytes.len() % RECORD != 0);
+    for chunk in bytes.chunks_exact(RECORD) {
+        let Ok(r) = oe_flow_sock::read_from_bytes(chunk) else {
+            bad += 1;
+            continue;
+        };
+        if u32::from(r.protocol) != OE_FLOW_TCP {
+            bad += 1;
+            continue;
+        }
+        out.push(sample(&r));
+    }
+    (out, bad)
+}
+
+fn ip(bytes: [u8; 16]) -> IpAddr {
+    canonical(IpAddr::V6(Ipv6Addr::from(bytes)))
+}
+
+fn sample(r: &oe_flow_sock) -> SocketSample {
+    SocketSample {
+        cookie: r.cookie,
+        tgid: r.tgid,
+        netns: r.netns,
+        local: (ip(r.local_addr), r.local_port),
+        peer: (ip(r.peer_addr), r.peer_port),
+        state: r.state,
+        counters: Counters {
+            bytes_sent: r.bytes_acked,
+            bytes_received: r.bytes_received,
+            segs_out: u64::from(r.segs_out),
+            segs_in: u64::from(r.segs_in),
+            retrans: u64::from(r.total_retrans),
+        },
+        srtt_us: r.srtt_us,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A record laid out as events.h says (offsets checked by bindgen's layout tests).
+    fn record(cookie: u64, tgid: u32, protocol: u8) -> Vec<u8> {
+        let mut b = vec![0u8; RECORD];
+        b[0..8].copy_from_slice(&cookie.to_ne_bytes());
+        b[8..16].copy_from_slice(&(1u64 << 40).to_ne_bytes()); // bytes_acked
+        b[24..28].copy_from_slice(&tgid.to_ne_bytes());
+        b[44..48].copy_from_slice(&1234u32.to_ne_bytes()); // srtt_us
+        b[48 + 10] = 0xff;
+        b[48 + 11] = 0xff;
+        b[60..64].copy_from_slice(&[10, 0, 0, 1]);
+        b[64..80].copy_from_slice(&"fd00::2".parse::<Ipv6Addr>().unwrap().octets());
+        b[80..82].copy_from_slice(&40000u16.to_ne_bytes());
+        b[82..84].copy_from_slice(&443u16.to_ne_bytes());
+        b[86] = 1; // ESTABLISHED
+        b[87] = protocol;
+        b
+    }
+
+    #[test]
+    fn records_decode_and_a_cut_tail_is_counted() {
+        assert_eq!(RECORD, 88);
+        let mut bytes = record(5, 77, OE_FLOW_TCP as u8);
+        bytes.extend(record(6, 78, OE_FLOW_TCP as u8));
+        bytes.extend_from_slice(&[0; 7]);
+        let (samples, bad) = decode(&bytes);
+        assert_eq!((samples.len(), bad), (2, 1));
+        let s = &samples[0];
+        assert_eq!(s.local, ("10.0.0.1".parse().unwrap(), 40000));
+        assert_eq!(s.peer, ("fd00::2".parse().unwrap(), 443));
+        assert_eq!((s.cookie, s.tgid, s.counters.bytes_sent, s.srtt_us, s.state), (5, 77, 1 << 40, 1234, 1));
+        assert_eq!(decode(&record(1, 1, 99)).1, 1);
+    }
+}

@@ -1,0 +1,393 @@
+//! Per-socket state between iterator passes: cumulative kernel counters in,
+//! deltas out.
+//!
+//! A pass is a snapshot of every TCP socket some process holds (see
+//! `ebpf-probes/bpf/flows.bpf.c`). Each socket is known by its cookie (unique
+//! per boot, never reused) or, when nothing has asked the kernel for a cookie
+//! yet, by its network namespace and four addresses (unique among live
+//! connected sockets of a namespace). Between two passes:
+//!
+//! - a socket seen before gives the difference of its counters;
+//! - a socket new since the previous pass gives all of its counters (it was
+//!   opened since), except at the first pass, where every socket is older
+//!   than the receiver: its counters are the baseline and count from zero
+//!   (a week-old connection must not show a week of bytes in ten seconds);
+//! - a socket whose counters went down, or whose peer changed, was reset
+//!   (`connect(AF_UNSPEC)` then a new connection keeps the socket and its
+//!   cookie but zeroes the counters): it counts as new;
+//! - a socket missing from a pass was closed: what it moved after the
+//!   previous pass is lost unless its destruction reports its last counters
+//!   (`close`).
+
+use std::net::IpAddr;
+
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use crate::protocol::Role;
+
+/// An address and a port.
+type Endpoint = (IpAddr, u16);
+
+/// TCP states, as the kernel numbers them (`include/net/tcp_states.h`).
+pub const TCP_LISTEN: u8 = 10;
+
+/// One socket of a pass, decoded from `oe_flow_sock`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SocketSample {
+    /// 0: the kernel has not made one for this socket.
+    pub cookie: u64,
+    pub tgid: u32,
+    pub netns: u32,
+    pub local: (IpAddr, u16),
+    pub peer: (IpAddr, u16),
+    pub state: u8,
+    pub counters: Counters,
+    /// Smoothed round-trip time; 0 when none was measured yet.
+    pub srtt_us: u32,
+}
+
+/// A socket's cumulative counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub segs_out: u64,
+    pub segs_in: u64,
+    pub retrans: u64,
+}
+
+impl Counters {
+    /// `self - earlier`, or None when any counter went down (the socket was reset).
+    fn since(&self, earlier: &Counters) -> Option<Counters> {
+        Some(Counters {
+            bytes_sent: self.bytes_sent.checked_sub(earlier.bytes_sent)?,
+            bytes_received: self.bytes_received.checked_sub(earlier.bytes_received)?,
+            segs_out: self.segs_out.checked_sub(earlier.segs_out)?,
+            segs_in: self.segs_in.checked_sub(earlier.segs_in)?,
+            retrans: self.retrans.checked_sub(earlier.retrans)?,
+        })
+    }
+
+    pub fn is_zero(&self) -> bool {
+        *self == Counters::default()
+    }
+}
+
+/// What identifies a socket across passes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum SocketKey {
+    Cookie(u64),
+    Addresses { netns: u32, local: (IpAddr, u16), peer: (IpAddr, u16) },
+}
+
+impl SocketKey {
+    fn of(s: &SocketSample) -> Self {
+        if s.cookie != 0 {
+            SocketKey::Cookie(s.cookie)
+        } else {
+            SocketKey::Addresses { netns: s.netns, local: s.local, peer: s.peer }
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    tgid: u32,
+    peer: (IpAddr, u16),
+    local: (IpAddr, u16),
+    role: Role,
+    counters: Counters,
+    /// The pass that last saw it.
+    pass: u64,
+}
+
+/// What one socket did since the previous pass, ready to aggregate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SocketDelta {
+    pub tgid: u32,
+    pub peer: IpAddr,
+    /// The server's port: the peer's for a client, the local (listening) one for a server.
+    pub server_port: u16,
+    pub role: Role,
+    pub delta: Counters,
+    /// The socket was opened since the previous pass.
+    pub new: bool,
+    /// Smoothed RTT now, in microseconds (None: not measured, or closed).
+    pub rtt_us: Option<u32>,
+    /// Still open at this pass (false: a closed socket's last counters).
+    pub live: bool,
+    /// The process at the other end, when it is on this host and holds the
+    /// socket of the mirrored connection.
+    pub peer_tgid: Option<u32>,
+}
+
+/// Every socket of the last pass, and the listening ports that decide roles.
+#[derive(Debug, Default)]
+pub struct SocketTable {
+    entries: FxHashMap<SocketKey, Entry>,
+    /// (network namespace, port) of every listening socket seen.
+    listening: FxHashSet<(u32, u16)>,
+    passes: u64,
+}
+
+impl SocketTable {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sockets tracked.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// A socket that listens (or a passive open seen by the kernel): later
+    /// connections on `port` of namespace `netns` are the server side.
+    pub fn add_listening(&mut self, netns: u32, port: u16) {
+        self.listening.insert((netns, port));
+    }
+
+    /// One pass: `samples` is every socket the iterator wrote (a socket held
+    /// by several processes appears once per process; the one seen before
+    /// keeps it). Deltas go to `out`.
+    pub fn pass(&mut self, samples: &[SocketSample], out: &mut Vec<SocketDelta>) {
+        self.passes += 1;
+        let pass = self.passes;
+        let first = pass == 1;
+        // Listening sockets first: they decide the role of the others. The
+        // set is rebuilt from each pass, so a port no longer listened on
+        // stops making servers.
+        self.listening.clear();
+        for s in samples.iter().filter(|s| s.state == TCP_LISTEN) {
+            self.listening.insert((s.netns, s.local.1));
+        }
+        // Local processes by connection, for the peer side of each.
+        let mut by_tuple: FxHashMap<(Endpoint, Endpoint), u32> = FxHashMap::default();
+        for s in samples.iter().filter(|s| s.state != TCP_LISTEN) {
+            by_tuple.entry((s.local, s.peer)).or_insert(s.tgid);
+        }
+        let start = out.len();
+        for s in samples.iter().filter(|s| s.state != TCP_LISTEN) {
+            let key = SocketKey::of(s);
+            let role = || if self.listening.contains(&(s.netns, s.local.1)) { Role::Server } else { Role::Client };
+            let (delta, new, role, tgid) = match self.entries.get_mut(&key) {
+                // Seen in this pass already: another process holding it.
+                Some(e) if e.pass == pass => continue,
+                Some(e) => match (e.peer == s.peer && e.local == s.local).then(|| s.counters.since(&e.counters)) {
+                    Some(Some(delta)) => {
+                        e.counters = s.counters;
+                        e.pass = pass;
+                        (delta, false, e.role, e.tgid)
+                    }
+                    // Reset, or connected anew: a new connection.
+                    _ => {
+                        let role = role();
+                        *e = Entry { tgid: s.tgid, peer: s.peer, local: s.local, role, counters: s.counters, pass };
+                        (s.counters, true, role, s.tgid)
+                    }
+                },
+                None => {
+                    let role = role();
+                    self.entries.insert(
+                        key,
+                        Entry { tgid: s.tgid, peer: s.peer, local: s.local, role, counters: s.counters, pass },
+                    );
+                    if first {
+                        (Counters::default(), false, role, s.tgid)
+                    } else {
+                        (s.counters, true, role, s.tgid)
+                    }
+                }
+            };
+            let server_port = match role {
+                Role::Client => s.peer.1,
+                Role::Server => s.local.1,
+            };
+            out.push(SocketDelta {
+                tgid,
+                peer: s.peer.0,
+                server_port,
+                role,
+                delta,
+                new,
+                rtt_us: (s.srtt_us > 0).then_some(s.srtt_us),
+                live: true,
+                peer_tgid: by_tuple.get(&(s.peer, s.local)).copied(),
+            });
+        }
+        debug_assert!(out[start..].iter().all(|d| d.live));
+        self.entries.retain(|_, e| e.pass == pass);
+    }
+
+    /// The last counters of a socket that is being destroyed (Linux reports
+    /// them at `tcp_destroy_sock`): what it moved since the previous pass, or
+    /// all of it if no pass saw it. None when it was never connected.
+    pub fn close(&mut self, closed: &SocketSample) -> Option<SocketDelta> {
+        let key = SocketKey::of(closed);
+        let (delta, new, role, tgid) = match self.entries.remove(&key) {
+            Some(e) if e.peer == closed.peer => match closed.counters.since(&e.counters) {
+                Some(delta) => (delta, false, e.role, e.tgid),
+                None => (closed.counters, true, e.role, e.tgid),
+            },
+            _ => {
+                let role =
+                    if self.listening.contains(&(closed.netns, closed.local.1)) { Role::Server } else { Role::Client };
+                (closed.counters, true, role, closed.tgid)
+            }
+        };
+        let server_port = match role {
+            Role::Client => closed.peer.1,
+            Role::Server => closed.local.1,
+        };
+        Some(SocketDelta {
+            tgid,
+            peer: closed.peer.0,
+            server_port,
+            role,
+            delta,
+            new,
+            rtt_us: None,
+            live: false,
+            peer_tgid: None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn sock(cookie: u64, local_port: u16, peer_port: u16, sent: u64, received: u64) -> SocketSample {
+        SocketSample {
+            cookie,
+            tgid: 100,
+            netns: 1,
+            local: (ip("10.0.0.1"), local_port),
+            peer: (ip("10.0.0.2"), peer_port),
+            state: 1,
+            counters: Counters {
+                bytes_sent: sent,
+                bytes_received: received,
+                segs_out: sent / 100,
+                segs_in: received / 100,
+                retrans: 0,
+            },
+            srtt_us: 250,
+        }
+    }
+
+    fn listener(port: u16) -> SocketSample {
+        SocketSample {
+            cookie: 9000 + u64::from(port),
+            tgid: 200,
+            netns: 1,
+            local: (ip("0.0.0.0"), port),
+            peer: (ip("0.0.0.0"), 0),
+            state: TCP_LISTEN,
+            counters: Counters::default(),
+            srtt_us: 0,
+        }
+    }
+
+    fn pass(t: &mut SocketTable, samples: &[SocketSample]) -> Vec<SocketDelta> {
+        let mut out = Vec::new();
+        t.pass(samples, &mut out);
+        out
+    }
+
+    #[test]
+    fn the_first_pass_is_the_baseline_later_ones_give_deltas() {
+        let mut t = SocketTable::new();
+        let d = pass(&mut t, &[sock(1, 40000, 80, 1000, 5000)]);
+        assert_eq!(d.len(), 1);
+        assert!(d[0].delta.is_zero() && !d[0].new && d[0].live);
+        assert_eq!((d[0].role, d[0].server_port, d[0].rtt_us), (Role::Client, 80, Some(250)));
+        let d = pass(&mut t, &[sock(1, 40000, 80, 1500, 9000)]);
+        assert_eq!((d[0].delta.bytes_sent, d[0].delta.bytes_received, d[0].new), (500, 4000, false));
+        // Nothing moved: a zero delta, still live (it counts as active).
+        let d = pass(&mut t, &[sock(1, 40000, 80, 1500, 9000)]);
+        assert!(d[0].delta.is_zero() && d[0].live);
+    }
+
+    #[test]
+    fn a_socket_new_since_the_previous_pass_counts_in_full() {
+        let mut t = SocketTable::new();
+        pass(&mut t, &[]);
+        let d = pass(&mut t, &[sock(7, 40001, 80, 300, 700)]);
+        assert_eq!((d[0].delta.bytes_sent, d[0].delta.bytes_received, d[0].new), (300, 700, true));
+    }
+
+    #[test]
+    fn a_listening_port_makes_the_server_side_and_its_port_is_reported() {
+        let mut t = SocketTable::new();
+        let server =
+            SocketSample { local: (ip("10.0.0.1"), 8080), peer: (ip("10.0.0.2"), 51000), ..sock(3, 0, 0, 0, 0) };
+        let d = pass(&mut t, &[listener(8080), server]);
+        assert_eq!(d.len(), 1, "the listening socket itself is no flow");
+        assert_eq!((d[0].role, d[0].server_port), (Role::Server, 8080), "never the client's ephemeral port");
+    }
+
+    #[test]
+    fn counters_that_go_down_or_a_new_peer_start_a_new_connection() {
+        let mut t = SocketTable::new();
+        pass(&mut t, &[sock(1, 40000, 80, 1000, 1000)]);
+        let d = pass(&mut t, &[sock(1, 40000, 80, 10, 20)]);
+        assert_eq!((d[0].delta.bytes_sent, d[0].delta.bytes_received, d[0].new), (10, 20, true));
+        let d = pass(&mut t, &[sock(1, 40000, 443, 50, 60)]);
+        assert_eq!((d[0].delta.bytes_sent, d[0].server_port, d[0].new), (50, 443, true));
+    }
+
+    #[test]
+    fn a_socket_held_by_two_processes_counts_once_for_the_first_owner() {
+        let mut t = SocketTable::new();
+        pass(&mut t, &[sock(1, 40000, 80, 0, 0)]);
+        let child = SocketSample { tgid: 101, ..sock(1, 40000, 80, 100, 100) };
+        let d = pass(&mut t, &[child, sock(1, 40000, 80, 100, 100)]);
+        assert_eq!(d.len(), 1);
+        assert_eq!((d[0].tgid, d[0].delta.bytes_sent), (100, 100));
+    }
+
+    #[test]
+    fn sockets_without_a_cookie_are_known_by_their_addresses() {
+        let mut t = SocketTable::new();
+        pass(&mut t, &[sock(0, 40000, 80, 100, 0), sock(0, 40001, 80, 100, 0)]);
+        let d = pass(&mut t, &[sock(0, 40000, 80, 150, 0), sock(0, 40001, 80, 400, 0)]);
+        assert_eq!(d.iter().map(|d| d.delta.bytes_sent).collect::<Vec<_>>(), [50, 300]);
+    }
+
+    #[test]
+    fn closed_sockets_leave_and_their_last_counters_give_the_rest() {
+        let mut t = SocketTable::new();
+        pass(&mut t, &[sock(1, 40000, 80, 100, 100)]);
+        // Closed after moving 50 more bytes each way: only what is new.
+        let d = t.close(&sock(1, 40000, 80, 150, 150)).unwrap();
+        assert_eq!((d.delta.bytes_sent, d.delta.bytes_received, d.new, d.live), (50, 50, false, false));
+        assert!(t.is_empty());
+        // Opened and closed between two passes: all of it.
+        let d = t.close(&sock(2, 40002, 80, 10, 20)).unwrap();
+        assert_eq!((d.delta.bytes_sent, d.delta.bytes_received, d.new), (10, 20, true));
+        // A socket missing from a pass is forgotten.
+        pass(&mut t, &[sock(3, 40003, 80, 1, 1)]);
+        pass(&mut t, &[]);
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn a_peer_on_this_host_is_named() {
+        let mut t = SocketTable::new();
+        let client = sock(1, 40000, 8080, 0, 0);
+        let server = SocketSample { cookie: 2, tgid: 200, local: client.peer, peer: client.local, ..client.clone() };
+        let d = pass(&mut t, &[listener(8080), client, server]);
+        assert_eq!(
+            d.iter().map(|d| (d.tgid, d.role, d.peer_tgid)).collect::<Vec<_>>(),
+            [(100, Role::Client, Some(200)), (200, Role::Server, Some(100))]
+        );
+    }
+}
