@@ -11,8 +11,8 @@ use parking_lot::Mutex;
 
 use crate::batch::{Batch, ReadySignal};
 use crate::config::{Config, ConfigError};
-use crate::pipeline::{spawn_worker, Outbox, Processor, WorkerHandle};
-use crate::probes::{preflight, CaptureRule, PreflightError, ProbeError, ProbeSettings, Probes};
+use crate::pipeline::{spawn_worker, FlowPasses, Outbox, Processor, WorkerHandle};
+use crate::probes::{preflight, CaptureRule, FlowIter, PreflightError, ProbeError, ProbeSettings, Probes};
 use crate::selection::{PidMode, PortMode, ProcessFacts, Selector};
 use crate::stats::{Stats, StatsSnapshot};
 use crate::tls::TlsTracer;
@@ -168,8 +168,14 @@ impl Instance {
         };
         let selector = (pid_mode != PidMode::All).then_some(selector);
         let out = Outbox { tx, ready: self.ready.clone() };
-        let worker =
-            spawn_worker(probes, processor, out, self.stats.clone(), recorder, selector, tls).map_err(Error::Thread)?;
+        // Flows are an extra: a kernel that refuses the iterator still traces.
+        let flow_passes = processor.flows_enabled().then(|| FlowIter::load(std::process::id())).and_then(|r| {
+            r.map_err(|e| log::warn!("network flows disabled: {e}"))
+                .ok()
+                .map(|iter| FlowPasses { iter, interval: self.config.flows.interval() })
+        });
+        let worker = spawn_worker(probes, processor, out, self.stats.clone(), recorder, selector, tls, flow_passes)
+            .map_err(Error::Thread)?;
         Ok((rx, worker))
     }
 

@@ -16,3 +16,11 @@ static PROBES: &Aligned<[u8]> = &Aligned(*include_bytes!(concat!(env!("OUT_DIR")
 pub fn object() -> &'static [u8] {
     &PROBES.0
 }
+
+static FLOWS: &Aligned<[u8]> = &Aligned(*include_bytes!(concat!(env!("OUT_DIR"), "/flows.bpf.o")));
+
+/// The network-flows iterator (`bpf/flows.bpf.c`), loaded on its own so that
+/// flows can be switched off, or fail to load, without touching the data path.
+pub fn flows_object() -> &'static [u8] {
+    &FLOWS.0
+}

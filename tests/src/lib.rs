@@ -23,6 +23,7 @@ pub mod genai;
 pub mod kv;
 pub mod messaging;
 pub mod metric_points;
+pub mod netlab;
 pub mod receiver;
 pub mod scenario;
 pub mod servers;

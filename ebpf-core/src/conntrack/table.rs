@@ -121,6 +121,12 @@ impl ConnTracker {
         }
     }
 
+    /// The identity of `pid` (read from /proc the first time), for telemetry
+    /// that does not come from a connection (network flows).
+    pub fn identity(&mut self, pid: u32) -> Arc<ProcessIdentity> {
+        self.processes.get_or_read(pid, "")
+    }
+
     /// Processes with an identity cached (seen on a connection and not exited).
     pub fn process_count(&self) -> usize {
         self.processes.len()

@@ -509,6 +509,11 @@ pub(crate) fn scope() -> InstrumentationScope {
     }
 }
 
+/// Data points in a ResourceMetrics.
+pub fn resource_points(rm: &opentelemetry_proto::tonic::metrics::v1::ResourceMetrics) -> usize {
+    rm.scope_metrics.iter().flat_map(|s| &s.metrics).map(data_points).sum()
+}
+
 fn data_points(m: &Metric) -> usize {
     match &m.data {
         Some(metric::Data::Histogram(h)) => h.data_points.len(),

@@ -6,4 +6,4 @@ mod processor;
 mod worker;
 
 pub use processor::Processor;
-pub use worker::{spawn_worker, Outbox, WorkerHandle};
+pub use worker::{spawn_worker, FlowPasses, Outbox, WorkerHandle};

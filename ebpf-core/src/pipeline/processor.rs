@@ -14,6 +14,7 @@ use crate::clock::WallClock;
 use crate::config::Config;
 use crate::conntrack::{ConnTracker, Exchange, Mute};
 use crate::events::{decode, Event};
+use crate::flows::Flows;
 use crate::metrics::Metrics;
 use crate::otlp::HostInfo;
 use crate::protocol::{Describer, Operation, Protocols};
@@ -34,6 +35,8 @@ pub struct Processor {
     sampled_out: u64,
     /// None when metrics are disabled.
     metrics: Option<Metrics>,
+    /// Network flows and DNS; None when flows (or metrics) are disabled.
+    flows: Option<Flows>,
     next_metrics: Instant,
     /// Monotonic time of the next scan for idle connections.
     next_expiry_ns: u64,
@@ -82,6 +85,8 @@ impl Processor {
             sampler: Sampler::new(&config.traces.sampling),
             sampled_out: 0,
             metrics: config.metrics.enabled.then(|| Metrics::new_at(&config.metrics, now_unix)),
+            flows: (config.metrics.enabled && config.flows.enabled)
+                .then(|| Flows::new(&config.metrics, &config.dns, now_unix)),
             next_metrics: Instant::now() + config.metrics.interval(),
             next_expiry_ns: 0,
             idle_timeout_ns: config.idle_timeout_ms.saturating_mul(1_000_000),
@@ -116,6 +121,9 @@ impl Processor {
             Event::Data(h, data) => self.conns.data(&h, &data, out),
             Event::ConnClose(h) => self.conns.close(&h, out),
             Event::ProcessExit(h) => {
+                if let Some(flows) = &mut self.flows {
+                    flows.forget_process(h.tgid);
+                }
                 let fds = self.conns.process_exit(&h, out);
                 self.forget.extend(fds.into_iter().map(|(fd, conn_id)| (h.tgid, fd, conn_id)));
                 self.exited.push(h.tgid);
@@ -206,6 +214,21 @@ impl Processor {
         }
     }
 
+    /// True when flows are collected (the worker then runs the iterator).
+    pub fn flows_enabled(&self) -> bool {
+        self.flows.is_some()
+    }
+
+    /// One pass of the flows iterator: `records` is its output; `traced`
+    /// says whether a process is selected.
+    pub fn flow_pass(&mut self, records: &[u8], now_monotonic_ns: u64, traced: &mut impl FnMut(u32) -> bool) {
+        let Some(flows) = &mut self.flows else { return };
+        let conns = &mut self.conns;
+        let mut identities = |pid: u32| traced(pid).then(|| conns.identity(pid));
+        flows.pass(records, now_monotonic_ns, &mut identities);
+        flows.tick(now_monotonic_ns, &mut identities);
+    }
+
     /// Connections tracked in userspace.
     pub fn connections(&self) -> usize {
         self.conns.len()
@@ -228,7 +251,21 @@ impl Processor {
     fn collect_metrics(&mut self, now_monotonic_ns: u64, emit: &mut impl FnMut(Batch)) {
         let snapshot = self.stats.snapshot();
         let now_unix = self.clock.to_unix_ns(now_monotonic_ns);
-        if let Some(batch) = self.metrics.as_mut().and_then(|m| m.collect(now_unix, &self.host, Some(&snapshot))) {
+        let mut batch = self.metrics.as_mut().and_then(|m| m.collect(now_unix, &self.host, Some(&snapshot)));
+        // Flow metrics travel in the same request: ResourceMetrics are its field 1.
+        if let Some(flows) = &mut self.flows {
+            for rm in flows.collect(now_unix, &self.host) {
+                let points = crate::metrics::resource_points(&rm);
+                let b = batch.get_or_insert_with(|| Batch {
+                    signal: crate::batch::Signal::Metrics,
+                    data: Vec::new(),
+                    items: 0,
+                });
+                prost::encoding::message::encode(1, &rm, &mut b.data);
+                b.items += points;
+            }
+        }
+        if let Some(batch) = batch {
             emit(batch);
         }
     }

@@ -14,7 +14,7 @@ use crossbeam_channel::{Sender, TrySendError};
 use crate::batch::{Batch, ReadySignal};
 use crate::clock::monotonic_now_ns;
 use crate::events::recording::write_record;
-use crate::probes::{Probes, WATERMARK_SLACK};
+use crate::probes::{FlowIter, Probes, WATERMARK_SLACK};
 use crate::selection::{ProcessFacts, Selector};
 use crate::stats::Stats;
 use crate::tls::TlsTracer;
@@ -60,6 +60,13 @@ impl WorkerHandle {
     }
 }
 
+/// The flows iterator and how often it runs.
+pub struct FlowPasses {
+    pub iter: FlowIter,
+    pub interval: Duration,
+}
+
+#[allow(clippy::too_many_arguments)]
 pub fn spawn_worker(
     mut probes: Probes,
     mut processor: Processor,
@@ -68,6 +75,7 @@ pub fn spawn_worker(
     mut recorder: Option<BufWriter<File>>,
     selector: Option<Selector>,
     mut tls: Option<TlsTracer>,
+    mut flow_passes: Option<FlowPasses>,
 ) -> std::io::Result<WorkerHandle> {
     let stop = Arc::new(AtomicBool::new(false));
     let stop_flag = stop.clone();
@@ -88,6 +96,9 @@ pub fn spawn_worker(
             }
         };
         let mut drained = Drained::Empty;
+        // The first pass at once: sockets older than the receiver are its baseline.
+        let mut next_flow_pass = Instant::now();
+        let mut flow_selection = FlowSelection::default();
         while !stop_flag.load(Relaxed) {
             // A drain that stopped at its budget left records behind: no wait.
             if drained != Drained::Budget {
@@ -109,7 +120,26 @@ pub fn spawn_worker(
                 probes.conns.mute(m.tgid, m.fd, m.conn_id, m.tls);
             }
             let now = Instant::now();
+            if let Some(passes) = flow_passes.as_mut().filter(|_| now >= next_flow_pass) {
+                next_flow_pass = now + passes.interval;
+                match passes.iter.pass() {
+                    Ok((records, cost)) => {
+                        log::debug!(
+                            "flows: pass of {} records in {:?} ({:?} CPU)",
+                            records.len() / std::mem::size_of::<ebpf_probes::abi::oe_flow_sock>(),
+                            cost.wall,
+                            cost.cpu
+                        );
+                        let traced = &mut |pid| flow_selection.traced(pid, selector.as_ref());
+                        processor.flow_pass(records, monotonic_now_ns(), traced);
+                        flow_selection.end_pass();
+                    }
+                    Err(e) => log::warn!("flows: {e}"),
+                }
+                passes.iter.trim();
+            }
             for pid in processor.execs.drain(..) {
+                flow_selection.forget(pid);
                 if let Some(selector) = &selector {
                     let facts = ProcessFacts::read(pid, selector.needs_otel_check());
                     probes.pid_filter.set(pid, selector.decide(&facts));
@@ -165,6 +195,35 @@ pub fn spawn_worker(
         stats.requests_unseen.store(counters.requests_unseen(), Relaxed);
     })?;
     Ok(WorkerHandle { stop, thread })
+}
+
+/// Which processes' flows are reported: the selection's decision, read
+/// from /proc once per process and kept while it holds sockets (a pid not
+/// seen in a pass is decided afresh, so a reused pid is not mistaken for its
+/// predecessor for long).
+#[derive(Default)]
+struct FlowSelection {
+    decided: rustc_hash::FxHashMap<u32, (bool, bool)>,
+}
+
+impl FlowSelection {
+    fn traced(&mut self, pid: u32, selector: Option<&Selector>) -> bool {
+        let Some(selector) = selector else { return true };
+        let entry = self
+            .decided
+            .entry(pid)
+            .or_insert_with(|| (selector.decide(&ProcessFacts::read(pid, selector.needs_otel_check())), true));
+        entry.1 = true;
+        entry.0
+    }
+
+    fn end_pass(&mut self) {
+        self.decided.retain(|_, (_, seen)| std::mem::take(seen));
+    }
+
+    fn forget(&mut self, pid: u32) {
+        self.decided.remove(&pid);
+    }
 }
 
 /// What a drain found.

@@ -2,6 +2,7 @@
 //! attaching the probes object embedded by `ebpf-probes`.
 
 mod attach;
+mod flow_iter;
 mod kernel_maps;
 mod mapping;
 mod pid_bits;
@@ -10,6 +11,7 @@ mod ring_reader;
 mod ring_set;
 
 pub use attach::{ProbeError, ProbeSettings, Probes, TLS_ENTRY_PROGRAMS, TLS_RETURN_PROGRAM};
+pub use flow_iter::{FlowIter, PassCost};
 pub use kernel_maps::{CaptureRule, ConnTable, KernelCounters};
 pub use pid_bits::PidFilter;
 pub use preflight::{preflight, PreflightError};
