@@ -7,7 +7,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ebpf_core::clock::WallClock;
+use ebpf_core::config::DnsConfig;
 use ebpf_core::conntrack::Endpoints;
+use ebpf_core::flows::metrics::DnsKey;
+use ebpf_core::flows::{FailReason, FlowKey, Flows, TcpActivity, Transport, FLOW_METRICS, REDUCER_METRIC_NAMES};
 use ebpf_core::metrics::instruments::{messaging, DB_CLIENT, DURATION, MESSAGING_CLIENT, RPC_CLIENT, RPC_SERVER};
 use ebpf_core::metrics::{metric_names, Metrics, MetricsConfig, SELF_METRIC_NAMES};
 use ebpf_core::otlp::{process_resource, HostInfo};
@@ -39,6 +42,34 @@ const PROJECT_NAMES: &[&str] = &[
     "ebpf_receiver.cache.hits",
     "ebpf_receiver.cache.misses",
     ebpf_core::protocol::mqtt::telemetry::QOS,
+];
+
+/// Product-specific attribute keys of the flow and DNS metrics, documented in README.
+const FLOW_PROJECT_NAMES: &[&str] = &["ebpf_receiver.flow.role", "ebpf_receiver.dns.question.type"];
+
+/// Flow metric names the conventions do not define, documented in README:
+/// the OpenTelemetry eBPF network reducer's (kept so that its users'
+/// dashboards work; `REDUCER_METRIC_NAMES`), and ours beside them.
+const FLOW_PROJECT_METRIC_NAMES: &[&str] = &[
+    "tcp.bytes",
+    "tcp.packets",
+    "tcp.retrans",
+    "tcp.new_sockets",
+    "tcp.active",
+    "tcp.rtt.average",
+    "tcp.rtt.num_measurements",
+    "tcp.syn_timeouts",
+    "tcp.resets",
+    "udp.bytes",
+    "udp.packets",
+    "udp.active",
+    "dns.responses",
+    "dns.timeouts",
+    "dns.client.duration.average",
+    "dns.server.duration.average",
+    "tcp.rtt",
+    "tcp.handshake.duration",
+    "tcp.connection.failures",
 ];
 
 /// Names the OpenTelemetry specification (not the semantic conventions)
@@ -502,7 +533,7 @@ fn every_emitted_attribute_is_a_current_convention() {
     keys.sort();
     keys.dedup();
     for key in &keys {
-        if PROJECT_NAMES.contains(&key.as_str()) {
+        if PROJECT_NAMES.contains(&key.as_str()) || FLOW_PROJECT_NAMES.contains(&key.as_str()) {
             continue;
         }
         match registry.get(key) {
@@ -647,7 +678,70 @@ fn sample_metrics() -> ExportMetricsServiceRequest {
         HostInfo { host_name: "h".into(), host_id: Some("3d1219c7c4c5404aaa1f6d2a48adfda4".into()), boot_id: None };
     let stats = StatsSnapshot::default();
     let batch = metrics.collect(1, &host, Some(&stats)).expect("a batch");
-    ExportMetricsServiceRequest::decode(batch.data.as_slice()).unwrap()
+    let mut req = ExportMetricsServiceRequest::decode(batch.data.as_slice()).unwrap();
+    req.resource_metrics.extend(sample_flows().collect(2, &host));
+    req
+}
+
+/// One of every kind of flow and DNS series: both roles, a DNS name and a
+/// local peer service, failures, UDP, answers and timeouts on both sides,
+/// and an overflow series.
+fn sample_flows() -> Flows {
+    let config = MetricsConfig { max_series_per_metric: 3, ..MetricsConfig::default() };
+    let mut flows = Flows::new(&config, &DnsConfig::default(), 1);
+    let processes = [Arc::new(ProcessIdentity::from_comm(3, "app")), Arc::new(ProcessIdentity::from_comm(4, "dns"))];
+    let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+    let m = flows.metrics_mut();
+    for (i, role) in [Role::Client, Role::Server].into_iter().enumerate() {
+        let p = &processes[i];
+        let key = FlowKey {
+            peer: ip(if i == 0 { "10.0.0.2" } else { "fd00::2" }),
+            server_port: 443,
+            role,
+            peer_name: Some(Arc::from("api.example.com")),
+            peer_service: Some(Arc::from("checkout")),
+        };
+        let activity = TcpActivity {
+            bytes_sent: 1,
+            bytes_received: 2,
+            segs_out: 3,
+            segs_in: 4,
+            retrans: 5,
+            new_socket: true,
+            live: true,
+            rtt_us: Some(20_000),
+        };
+        m.record_tcp(p, &key, &activity);
+        m.record_failure(p, &key, FailReason::Refused);
+        m.record_failure(p, &key, FailReason::Timeout);
+        m.record_handshake(p, &key, 1_000_000);
+        m.record_reset(p, &key);
+        m.record_udp(p, &key, (1, 1), (2, 1));
+        m.set_udp_active(p, &key, 1);
+        for rcode in [Some(0), Some(3), None] {
+            let key = DnsKey {
+                role,
+                peer: ip("127.0.0.53"),
+                transport: Transport::Udp,
+                name: Arc::from("api.example.com"),
+                qtype: 28,
+                rcode,
+            };
+            m.record_dns(p, &key, rcode.map(|_| 300_000));
+        }
+    }
+    for port in 0..4 {
+        let key = FlowKey {
+            peer: ip("10.0.0.3"),
+            server_port: port,
+            role: Role::Client,
+            peer_name: None,
+            peer_service: None,
+        };
+        m.record_tcp(&processes[0], &key, &TcpActivity::default());
+    }
+    assert!(flows.overflowed() > 0, "the sample should reach the overflow series");
+    flows
 }
 
 #[test]
@@ -681,6 +775,11 @@ fn every_emitted_metric_is_a_current_convention() {
                 assert!(metric.name.starts_with("ebpf_receiver."), "{} is not namespaced", metric.name);
                 continue;
             }
+            if FLOW_PROJECT_METRIC_NAMES.contains(&metric.name.as_str()) {
+                // Durations in seconds, whatever the reducer's "us" said.
+                assert_ne!(metric.unit, "us", "{}", metric.name);
+                continue;
+            }
             let def = registry
                 .get(&metric.name)
                 .unwrap_or_else(|| panic!("metric {} is not in the semantic-conventions registry", metric.name));
@@ -697,10 +796,18 @@ fn every_emitted_metric_is_a_current_convention() {
 
     // The sample covers every name the receiver can emit, and the allowlists
     // hold nothing that is not needed.
-    let all: BTreeSet<String> = metric_names().iter().chain(&SELF_METRIC_NAMES).map(|s| s.to_string()).collect();
+    let flow_names: Vec<&str> = FLOW_METRICS.iter().map(|m| m.name).collect();
+    let all: BTreeSet<String> =
+        metric_names().iter().chain(&SELF_METRIC_NAMES).chain(&flow_names).map(|s| s.to_string()).collect();
     assert_eq!(names, all, "the sample misses metrics, or the name lists are stale");
-    for name in PROJECT_METRIC_NAMES {
-        assert!(!registry.contains_key(*name), "{name} is a convention now: use the convention's name");
+    for name in PROJECT_METRIC_NAMES.iter().chain(FLOW_PROJECT_METRIC_NAMES) {
+        assert!(!registry.contains_key(*name), "{name} is a convention now: drop it from the project's names");
+    }
+    for name in REDUCER_METRIC_NAMES {
+        assert!(FLOW_PROJECT_METRIC_NAMES.contains(&name), "{name}");
+    }
+    for key in FLOW_PROJECT_NAMES {
+        assert!(keys.contains(*key), "{key} is never emitted: drop it from FLOW_PROJECT_NAMES");
     }
     for key in SPEC_NAMES {
         assert!(keys.contains(*key), "{key} is never emitted: drop it from SPEC_NAMES");
@@ -718,7 +825,7 @@ fn every_emitted_metric_is_a_current_convention() {
 fn registry_attributes_checker() -> impl Fn(&str) {
     let registry = registry();
     move |key| {
-        if PROJECT_NAMES.contains(&key) {
+        if PROJECT_NAMES.contains(&key) || FLOW_PROJECT_NAMES.contains(&key) {
             return;
         }
         match registry.get(key) {
