@@ -43,6 +43,10 @@ type Config struct {
 	Traces TracesConfig `mapstructure:"traces"`
 	// Metrics configures the RED metrics computed from every request.
 	Metrics MetricsConfig `mapstructure:"metrics"`
+	// Flows configures network flow metrics (tcp.*, udp.*).
+	Flows FlowsConfig `mapstructure:"flows"`
+	// DNS configures DNS lookup metrics (dns.*) and the names they give peers.
+	DNS DNSConfig `mapstructure:"dns"`
 	// Routes configures http.route templates.
 	Routes RoutesConfig `mapstructure:"routes"`
 	// Identity configures what the resource of a traced process carries.
@@ -115,6 +119,25 @@ type MetricsConfig struct {
 	Interval           time.Duration `mapstructure:"interval"`
 	Temporality        string        `mapstructure:"temporality"`
 	MaxSeriesPerMetric int           `mapstructure:"max_series_per_metric"`
+
+	// prevent unkeyed literal initialization
+	_ struct{}
+}
+
+// FlowsConfig says whether and how often network flows are measured.
+type FlowsConfig struct {
+	Enabled  bool          `mapstructure:"enabled"`
+	Interval time.Duration `mapstructure:"interval"`
+	UDP      bool          `mapstructure:"udp"`
+
+	// prevent unkeyed literal initialization
+	_ struct{}
+}
+
+// DNSConfig says whether DNS lookups on port 53 are measured.
+type DNSConfig struct {
+	Enabled bool          `mapstructure:"enabled"`
+	Timeout time.Duration `mapstructure:"timeout"`
 
 	// prevent unkeyed literal initialization
 	_ struct{}

@@ -64,6 +64,8 @@ func TestLoadConfig(t *testing.T) {
 	custom.ExcludePIDs = []int{42}
 	custom.Traces = TracesConfig{Sampling: SamplingConfig{Ratio: 0.01, KeepSlowerThan: 500 * time.Millisecond}}
 	custom.Metrics = MetricsConfig{Interval: 10 * time.Second, Temporality: "delta", MaxSeriesPerMetric: 500}
+	custom.Flows = FlowsConfig{Enabled: true, Interval: 30 * time.Second, UDP: false}
+	custom.DNS = DNSConfig{Enabled: false, Timeout: 2 * time.Second}
 	custom.Routes = RoutesConfig{Patterns: []string{"/users/{id}", "/static/*"}, Heuristic: false}
 	custom.Identity = IdentityConfig{CommandLine: true}
 	custom.TLS = TLSConfig{Enabled: false}
