@@ -47,9 +47,9 @@ fuzz-smoke: deps
 # Benchmarks (root): userspace pipeline on recorded events, each protocol
 # parser on recorded connections, overhead on real servers under wrk (the
 # library alone, then through dist/otelcol-ebpf with its pipelines, against
-# the OpenTelemetry Go SDK), memory (RSS, BPF maps; the collector too) and the
-# zero-loss request rate. Results go to BENCHMARKS.md by hand, with the
-# command.
+# the OpenTelemetry Go SDK), memory (RSS, BPF maps; the collector too), the
+# zero-loss request rate and one pass of the flows iterator over 10,000
+# connections. Results go to BENCHMARKS.md by hand, with the command.
 bench: deps dist
 	$(CARGO) bench -p ebpf-core --bench pipeline
 	$(CARGO) bench -p ebpf-core --bench protocols
@@ -57,6 +57,7 @@ bench: deps dist
 	python3 bench/collector.py --rounds 5 --duration 5
 	python3 bench/memory.py
 	python3 bench/loss.py
+	$(CARGO) run --release -q -p ebpf-core --example flow_pass -- 10000
 
 clean:
 	$(CARGO) clean

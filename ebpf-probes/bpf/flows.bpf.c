@@ -43,6 +43,10 @@ int oe_flows_task_file(struct bpf_iter__task_file *ctx)
 	struct task_struct *task = ctx->task;
 	if (!file || !task)
 		return 0;
+	/* First, before any socket field is read: each costs a cache miss. */
+	__u32 tgid = task->tgid;
+	if (tgid == self_tgid)
+		return 0;
 	struct socket *sock = bpf_sock_from_file(file);
 	if (!sock)
 		return 0;
@@ -55,9 +59,6 @@ int oe_flows_task_file(struct bpf_iter__task_file *ctx)
 	__u8 state = sk->__sk_common.skc_state;
 	/* Not connected (yet or any more): nothing to count. */
 	if (state == TCP_CLOSE || state == TCP_SYN_SENT)
-		return 0;
-	__u32 tgid = task->tgid;
-	if (tgid == self_tgid)
 		return 0;
 	/* `sk` is an untrusted pointer here (read from the file's socket):
 	 * helpers that take a socket refuse it, so its fields are read with
