@@ -169,14 +169,27 @@ impl Instance {
         let selector = (pid_mode != PidMode::All).then_some(selector);
         let out = Outbox { tx, ready: self.ready.clone() };
         // Flows are an extra: a kernel that refuses the iterator still traces.
-        let flow_passes = processor.flows_enabled().then(|| FlowIter::load(std::process::id())).and_then(|r| {
-            r.map_err(|e| log::warn!("network flows disabled: {e}"))
-                .ok()
-                .map(|iter| FlowPasses { iter, interval: self.config.flows.interval() })
-        });
+        let flow_passes = processor.flows_enabled().then(|| self.first_flow_pass()).flatten();
         let worker = spawn_worker(probes, processor, out, self.stats.clone(), recorder, selector, tls, flow_passes)
             .map_err(Error::Thread)?;
         Ok((rx, worker))
+    }
+
+    /// Loads the flows iterator and runs its first pass now, so that the
+    /// sockets open when `start` returns are the baseline. None (with a
+    /// warning) when the kernel refuses it: flows are an extra.
+    fn first_flow_pass(&self) -> Option<FlowPasses> {
+        let mut iter =
+            FlowIter::load(std::process::id()).map_err(|e| log::warn!("network flows disabled: {e}")).ok()?;
+        let first_ns = crate::clock::monotonic_now_ns();
+        let first = match iter.pass() {
+            Ok((records, _)) => records.to_vec(),
+            Err(e) => {
+                log::warn!("network flows disabled: {e}");
+                return None;
+            }
+        };
+        Some(FlowPasses { iter, interval: self.config.flows.interval(), first, first_ns })
     }
 
     /// Waits up to `timeout` for the next batch. Several threads may poll.

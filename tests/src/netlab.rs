@@ -61,6 +61,14 @@ fn tun(name: &str) -> OwnedFd {
     fd
 }
 
+/// Real-time priority for the calling thread: on a busy host a relay (or an
+/// echo) woken late adds its wait to the link's delay.
+fn realtime() {
+    let param = libc::sched_param { sched_priority: 10 };
+    // SAFETY: a valid sched_param owned by this frame; 0 is the calling thread.
+    unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
+}
+
 /// Packets from `from` written to `to` `delay` later; `loss` of them dropped.
 fn relay(
     from: Arc<OwnedFd>,
@@ -72,6 +80,7 @@ fn relay(
 ) -> [JoinHandle<()>; 2] {
     let (tx, rx) = mpsc::channel::<(Instant, Vec<u8>)>();
     let reader = std::thread::spawn(move || {
+        realtime();
         let mut state = seed | 1;
         let mut buf = vec![0u8; 65536];
         while !stop.load(Ordering::Relaxed) {
@@ -98,6 +107,7 @@ fn relay(
         }
     });
     let writer = std::thread::spawn(move || {
+        realtime();
         while let Ok((due, packet)) = rx.recv() {
             let now = Instant::now();
             if due > now {
@@ -162,7 +172,8 @@ impl Drop for NetLab {
 }
 
 /// A Python TCP server in `lab`'s namespace on `port`: to each connection
-/// it sends `bytes` bytes, then waits for the client to close.
+/// it sends `bytes` bytes, then echoes what it receives until the client
+/// closes.
 pub fn bulk_server(lab: &NetLab, port: u16, bytes: usize) -> Child {
     let script = format!(
         r#"
@@ -173,12 +184,24 @@ print("ready", flush=True)
 while True:
     c, _ = s.accept()
     c.sendall(b"x" * {bytes})
-    while c.recv(65536):
-        pass
+    while True:
+        d = c.recv(65536)
+        if not d: break
+        if d == b"q":
+            # Acknowledged at once: a delayed ACK would be the client's last RTT sample.
+            c.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+            continue
+        c.sendall(d)
     c.close()
 "#
     );
-    let mut child = lab.command("python3").args(["-c", &script]).stdout(Stdio::piped()).spawn().expect("python3");
+    // Real-time, as the relay: its echoes are RTT samples (chrt execs python: same pid).
+    let mut child = lab
+        .command("chrt")
+        .args(["-f", "10", "python3", "-c", &script])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3");
     let mut line = String::new();
     std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.as_mut().unwrap()), &mut line).unwrap();
     assert_eq!(line.trim(), "ready");
@@ -186,8 +209,11 @@ while True:
 }
 
 /// A Python client on the host: connects to `addr:port`, reads `bytes`
-/// bytes, holds the connection `hold` longer, closes. Returns the child
-/// (its stdout says "done <bytes>" when the data is in).
+/// bytes, then makes 50 one-byte round trips and sends a last byte that is
+/// acknowledged at once (so that the smoothed RTT of both ends is the
+/// link's, not the bulk transfer's tail or a delayed ACK's), holds the
+/// connection `hold` longer, closes. Returns the child (its stdout says
+/// "done <bytes>" when the data is in and the round trips made).
 pub fn bulk_client(addr: &str, port: u16, bytes: usize, hold: Duration) -> Child {
     let script = format!(
         r#"
@@ -198,11 +224,15 @@ while got < {bytes}:
     d = c.recv(1 << 20)
     if not d: break
     got += len(d)
+for _ in range(50):
+    c.sendall(b"p")
+    c.recv(1)
+c.sendall(b"q")
 print("done", got, flush=True)
 time.sleep({hold})
 c.close()
 "#,
         hold = hold.as_secs_f64()
     );
-    Command::new("python3").args(["-c", &script]).stdout(Stdio::piped()).spawn().expect("python3")
+    Command::new("chrt").args(["-f", "10", "python3", "-c", &script]).stdout(Stdio::piped()).spawn().expect("python3")
 }

