@@ -154,6 +154,8 @@ func TestValidate(t *testing.T) {
 		{name: "exclude_pids go to selection.exclude.pids", mutate: func(c *Config) { c.ExcludePIDs = []int{10, 0} }, want: []string{"selection.exclude.pids[1]"}},
 		{name: "include port zero", mutate: func(c *Config) { c.Selection.Include.Ports = []int{0} }, want: []string{"selection.include.ports[0]"}},
 		{name: "genai body limit too small", mutate: func(c *Config) { c.GenAI.MaxBodyBytes = 100 }, want: []string{"genai.max_body_bytes"}},
+		{name: "flows interval too short", mutate: func(c *Config) { c.Flows.Interval = 500 * time.Millisecond }, want: []string{"flows.interval"}},
+		{name: "flows and dns off", mutate: func(c *Config) { c.Flows.Enabled = false; c.DNS.Enabled = false }},
 		{name: "record events", mutate: func(c *Config) { c.RecordEvents = strPtr("/tmp/x.rec") }},
 		{
 			name: "every problem at once",
@@ -164,6 +166,7 @@ func TestValidate(t *testing.T) {
 				"batch.max_spans", "batch.timeout", "capture_size", "idle_timeout", "max_connections",
 				"metrics.interval", "metrics.max_series_per_metric", "metrics.temporality", "queue_size",
 				"ring_buffer_size", "genai.max_body_bytes", "protocols.postgresql.query_text", "protocols.mysql.query_text",
+				"flows.interval", "dns.timeout",
 			},
 		},
 	}
