@@ -76,6 +76,12 @@ fn a_delayed_link_gives_its_rtt_and_exact_bytes_on_both_sides() {
     let received =
         received.unwrap_or_else(|| panic!("no client tcp.bytes:\n{}", describe_points(mine.iter().copied())));
     assert!((received - bytes as f64).abs() <= bytes as f64 * 0.01, "client received {received} of {bytes}");
+    // The server's process names the peer from the first pass on (its
+    // listener, before the accept), so the connection is one series.
+    let series: std::collections::BTreeSet<_> =
+        points_of(&rx, client, "tcp.bytes").into_iter().map(|p| format!("{:?}", p.attrs)).collect();
+    assert_eq!(series.len(), 2, "one series per direction: {series:?}");
+    assert!(series.iter().all(|s| s.contains("service.peer.name")), "{series:?}");
     let server_side = [
         ("network.peer.address", lab.host_addr.as_str()),
         ("server.port", port_s.as_str()),

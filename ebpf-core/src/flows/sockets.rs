@@ -97,6 +97,10 @@ struct Entry {
     local: (IpAddr, u16),
     role: Role,
     counters: Counters,
+    /// The process at the other end, once known: kept, so that the
+    /// connection's series does not change when the peer's socket leaves
+    /// the pass first (it closed first).
+    peer_tgid: Option<u32>,
     /// The pass that last saw it.
     pass: u64,
 }
@@ -164,41 +168,67 @@ impl SocketTable {
         for s in samples.iter().filter(|s| s.state == TCP_LISTEN) {
             self.listening.insert((s.netns, s.local.1));
         }
-        // Local processes by connection, for the peer side of each.
+        // The process at the other end of a connection, when it is on this
+        // host: the one holding the mirrored socket or, before the server
+        // accepted it, the one listening on the peer's port in the
+        // namespace that has the peer's address.
         let mut by_tuple: FxHashMap<(Endpoint, Endpoint), u32> = FxHashMap::default();
-        for s in samples.iter().filter(|s| s.state != TCP_LISTEN) {
-            by_tuple.entry((s.local, s.peer)).or_insert(s.tgid);
+        let mut local_addrs: FxHashMap<IpAddr, u32> = FxHashMap::default();
+        let mut listeners: FxHashMap<(u32, u16), u32> = FxHashMap::default();
+        for s in samples {
+            if s.state == TCP_LISTEN {
+                listeners.entry((s.netns, s.local.1)).or_insert(s.tgid);
+            } else {
+                by_tuple.entry((s.local, s.peer)).or_insert(s.tgid);
+            }
+            if !s.local.0.is_unspecified() && !s.local.0.is_loopback() {
+                local_addrs.entry(s.local.0).or_insert(s.netns);
+            }
         }
+        let peer_of = |s: &SocketSample| {
+            by_tuple.get(&(s.peer, s.local)).copied().or_else(|| {
+                let netns = if s.peer.0.is_loopback() { Some(s.netns) } else { local_addrs.get(&s.peer.0).copied() };
+                netns.and_then(|ns| listeners.get(&(ns, s.peer.1)).copied())
+            })
+        };
         let start = out.len();
         for s in samples.iter().filter(|s| s.state != TCP_LISTEN) {
             let key = SocketKey::of(s);
             let role = || if self.listening.contains(&(s.netns, s.local.1)) { Role::Server } else { Role::Client };
-            let (delta, new, role, tgid) = match self.entries.get_mut(&key) {
+            let found_peer = peer_of(s);
+            let fresh = |role| Entry {
+                tgid: s.tgid,
+                peer: s.peer,
+                local: s.local,
+                role,
+                counters: s.counters,
+                peer_tgid: found_peer,
+                pass,
+            };
+            let (delta, new, role, tgid, peer_tgid) = match self.entries.get_mut(&key) {
                 // Seen in this pass already: another process holding it.
                 Some(e) if e.pass == pass => continue,
                 Some(e) => match (e.peer == s.peer && e.local == s.local).then(|| s.counters.since(&e.counters)) {
                     Some(Some(delta)) => {
                         e.counters = s.counters;
                         e.pass = pass;
-                        (delta, false, e.role, e.tgid)
+                        e.peer_tgid = e.peer_tgid.or(found_peer);
+                        (delta, false, e.role, e.tgid, e.peer_tgid)
                     }
                     // Reset, or connected anew: a new connection.
                     _ => {
-                        let role = role();
-                        *e = Entry { tgid: s.tgid, peer: s.peer, local: s.local, role, counters: s.counters, pass };
-                        (s.counters, true, role, s.tgid)
+                        *e = fresh(role());
+                        (s.counters, true, e.role, s.tgid, found_peer)
                     }
                 },
                 None => {
-                    let role = role();
-                    self.entries.insert(
-                        key,
-                        Entry { tgid: s.tgid, peer: s.peer, local: s.local, role, counters: s.counters, pass },
-                    );
+                    let entry = fresh(role());
+                    let role = entry.role;
+                    self.entries.insert(key, entry);
                     if first {
-                        (Counters::default(), false, role, s.tgid)
+                        (Counters::default(), false, role, s.tgid, found_peer)
                     } else {
-                        (s.counters, true, role, s.tgid)
+                        (s.counters, true, role, s.tgid, found_peer)
                     }
                 }
             };
@@ -215,7 +245,7 @@ impl SocketTable {
                 new,
                 rtt_us: (s.srtt_us > 0).then_some(s.srtt_us),
                 live: true,
-                peer_tgid: by_tuple.get(&(s.peer, s.local)).copied(),
+                peer_tgid,
             });
         }
         debug_assert!(out[start..].iter().all(|d| d.live));
@@ -227,15 +257,15 @@ impl SocketTable {
     /// all of it if no pass saw it. None when it was never connected.
     pub fn close(&mut self, closed: &SocketSample) -> Option<SocketDelta> {
         let key = SocketKey::of(closed);
-        let (delta, new, role, tgid) = match self.entries.remove(&key) {
+        let (delta, new, role, tgid, peer_tgid) = match self.entries.remove(&key) {
             Some(e) if e.peer == closed.peer => match closed.counters.since(&e.counters) {
-                Some(delta) => (delta, false, e.role, e.tgid),
-                None => (closed.counters, true, e.role, e.tgid),
+                Some(delta) => (delta, false, e.role, e.tgid, e.peer_tgid),
+                None => (closed.counters, true, e.role, e.tgid, e.peer_tgid),
             },
             _ => {
                 let role =
                     if self.listening.contains(&(closed.netns, closed.local.1)) { Role::Server } else { Role::Client };
-                (closed.counters, true, role, closed.tgid)
+                (closed.counters, true, role, closed.tgid, None)
             }
         };
         let server_port = match role {
@@ -251,7 +281,7 @@ impl SocketTable {
             new,
             rtt_us: None,
             live: false,
-            peer_tgid: None,
+            peer_tgid,
         })
     }
 }
@@ -377,6 +407,26 @@ mod tests {
         pass(&mut t, &[sock(3, 40003, 80, 1, 1)]);
         pass(&mut t, &[]);
         assert!(t.is_empty());
+    }
+
+    #[test]
+    fn a_peer_not_yet_accepted_is_named_by_its_listener_and_the_name_stays() {
+        let mut t = SocketTable::new();
+        // The server's namespace (2) has 10.0.0.2; its listener on 8080 is pid 200.
+        let listen = SocketSample { netns: 2, local: (ip("0.0.0.0"), 8080), ..listener(8080) };
+        let other = SocketSample {
+            netns: 2,
+            tgid: 300,
+            local: (ip("10.0.0.2"), 22),
+            peer: (ip("10.0.0.9"), 5555),
+            ..sock(50, 0, 0, 0, 0)
+        };
+        let client = sock(1, 40000, 8080, 0, 0);
+        let d = pass(&mut t, &[listen.clone(), other.clone(), client.clone()]);
+        assert_eq!(d.iter().find(|d| d.tgid == 100).unwrap().peer_tgid, Some(200));
+        // Later the listener is gone: the connection keeps its peer.
+        let d = pass(&mut t, &[other, client]);
+        assert_eq!(d.iter().find(|d| d.tgid == 100).unwrap().peer_tgid, Some(200));
     }
 
     #[test]
