@@ -204,8 +204,8 @@ struct oe_capture_rule {
 
 struct oe_flow_sock {
 	__u64 cookie;         /* the socket's cookie: unique per boot, never reused */
-	__u64 bytes_acked;    /* TCP payload bytes sent and acknowledged by the peer */
-	__u64 bytes_received; /* TCP payload bytes received */
+	__u64 bytes_sent;     /* TCP payload bytes sent, retransmissions excluded */
+	__u64 bytes_received; /* TCP payload bytes received (not the SYN or FIN) */
 	__u32 tgid;           /* the process whose file table holds the socket */
 	__u32 netns;          /* inode number of the socket's network namespace */
 	__u32 segs_in;        /* segments received, pure ACKs included */
@@ -219,6 +219,27 @@ struct oe_flow_sock {
 	__u16 family;         /* AF_INET or AF_INET6 */
 	__u8 state;           /* TCP state (TCP_ESTABLISHED = 1 ... TCP_LISTEN = 10) */
 	__u8 protocol;        /* OE_FLOW_* */
+};
+
+/* ---- Connection events (flows.bpf.c, tp_btf): one per connection, never per packet ----
+ *
+ * Sent through the `oe_flow_events` ring buffer, which userspace drains
+ * before each iterator pass and between passes. `sock.tgid` is the process
+ * that opened an active connection (it called connect()); 0 for a passive
+ * one, whose owner userspace knows from the listener. */
+
+/* oe_flow_event.kind */
+#define OE_FLOW_EV_CLOSE 1     /* the socket's last counters, at tcp_destroy_sock */
+#define OE_FLOW_EV_HANDSHAKE 2 /* an active open reached ESTABLISHED: duration_ns since its SYN */
+#define OE_FLOW_EV_FAILED 3    /* an active open went from SYN_SENT to CLOSE: err = sk_err */
+#define OE_FLOW_EV_RESET 4     /* a reset sent or received on the connection */
+
+struct oe_flow_event {
+	struct oe_flow_sock sock;
+	__u64 duration_ns;
+	__s32 err;            /* errno (positive): ECONNREFUSED, ETIMEDOUT, ... ; 0 = none */
+	__u8 kind;            /* OE_FLOW_EV_* */
+	__u8 _pad[3];
 };
 
 #endif /* OTEL_EBPF_EVENTS_H */

@@ -151,6 +151,14 @@ impl NetLab {
         Self { netns, host_addr, ns_addr, host_dev, stop, threads }
     }
 
+    /// An address routed into the link that nothing answers (the
+    /// namespace does not forward): a SYN sent to it times out.
+    pub fn blackholed_addr(&self) -> String {
+        let addr = self.ns_addr.rsplit_once('.').map(|(net, _)| format!("{net}.3")).unwrap();
+        run(&["ip", "route", "replace", &format!("{addr}/32"), "dev", &self.host_dev]);
+        addr
+    }
+
     /// A command run inside the namespace (its pid is the command's: `ip
     /// netns exec` execs it).
     pub fn command(&self, program: &str) -> Command {

@@ -81,6 +81,8 @@ const MIN_DNS_TIMEOUT_MS: u64 = 100;
 const MAX_DNS_TIMEOUT_MS: u64 = 600_000;
 /// Queries waiting for an answer at once, at most.
 const MAX_PENDING_DNS: usize = 65_536;
+/// Handshakes waiting for the next pass, at most (beyond: recorded at once).
+const MAX_PENDING_HANDSHAKES: usize = 65_536;
 /// Addresses with a name, at most.
 const MAX_NAMES: usize = 65_536;
 
@@ -110,6 +112,15 @@ pub struct Flows {
     names: dns::NameCache,
     deltas: Vec<SocketDelta>,
     outcomes: Vec<dns::DnsOutcome>,
+    events: Vec<records::FlowEvent>,
+    /// Handshakes of connections no pass has seen yet.
+    handshakes: Vec<(SocketSample, u64)>,
+    /// Identities resolved since the last pass: the end of a connection
+    /// read after its process (or its peer) exited keeps the series it had
+    /// while the process lived. Emptied at the start of each pass.
+    known: rustc_hash::FxHashMap<u32, Option<Arc<ProcessIdentity>>>,
+    /// Processes exited since the last pass (their names go at its end).
+    exited: Vec<u32>,
     /// Monotonic time of the last pass (names expire by it).
     now_ns: u64,
     /// Passes done, and records the iterator wrote that did not decode.
@@ -126,6 +137,10 @@ impl Flows {
             names: dns::NameCache::new(MAX_NAMES),
             deltas: Vec::new(),
             outcomes: Vec::new(),
+            events: Vec::new(),
+            handshakes: Vec::new(),
+            known: Default::default(),
+            exited: Vec::new(),
             now_ns: 0,
             passes: 0,
             bad_records: 0,
@@ -142,6 +157,9 @@ impl Flows {
     pub fn pass_samples(&mut self, samples: &[SocketSample], now_ns: u64, identities: &mut impl Identities) {
         self.now_ns = now_ns;
         self.passes += 1;
+        // Resolved afresh once per pass (an exec changes an identity), then
+        // kept until the next one.
+        self.known.clear();
         let mut deltas = std::mem::take(&mut self.deltas);
         deltas.clear();
         self.sockets.pass(samples, &mut deltas);
@@ -150,6 +168,15 @@ impl Flows {
             self.record_delta(d, identities);
         }
         self.deltas = deltas;
+        for (h, ns) in std::mem::take(&mut self.handshakes) {
+            self.connection_event(&h, identities, |m, p, k| m.record_handshake(p, k, ns));
+        }
+        // Processes that exited before this pass: the ends of their
+        // connections, read since, went to their series and were named
+        // while they lived.
+        for pid in self.exited.drain(..) {
+            self.metrics.forget_process(pid);
+        }
     }
 
     /// A TCP socket's last counters, at its destruction.
@@ -159,8 +186,55 @@ impl Flows {
         }
     }
 
+    /// Connection events (`oe_flow_event`s) read from the kernel since the
+    /// last call; read them before each pass, so that a socket's end is
+    /// matched with the pass that saw it last.
+    pub fn events(&mut self, bytes: &[u8], identities: &mut impl Identities) {
+        let mut events = std::mem::take(&mut self.events);
+        self.bad_records += records::decode_events(bytes, &mut events);
+        for e in events.drain(..) {
+            match e {
+                records::FlowEvent::Close(s) => {
+                    // Its handshake, still waiting for a pass: the same series as its bytes.
+                    if let Some(i) = self.handshakes.iter().position(|(h, _)| h.cookie == s.cookie) {
+                        let (h, ns) = self.handshakes.swap_remove(i);
+                        self.connection_event(&h, identities, |m, p, k| m.record_handshake(p, k, ns));
+                    }
+                    self.close(&s, identities)
+                }
+                // Recorded at the next pass, which names the peer's process
+                // as it does for the connection's bytes.
+                records::FlowEvent::Handshake(s, ns) => {
+                    if self.handshakes.len() < MAX_PENDING_HANDSHAKES {
+                        self.handshakes.push((s, ns));
+                    } else {
+                        self.connection_event(&s, identities, |m, p, k| m.record_handshake(p, k, ns));
+                    }
+                }
+                records::FlowEvent::Failed(s, errno) => {
+                    let reason = FailReason::from_errno(errno);
+                    self.connection_event(&s, identities, |m, p, k| m.record_failure(p, k, reason))
+                }
+                records::FlowEvent::Reset(s) => self.connection_event(&s, identities, |m, p, k| m.record_reset(p, k)),
+            }
+        }
+        self.events = events;
+    }
+
+    fn connection_event(
+        &mut self,
+        s: &SocketSample,
+        identities: &mut impl Identities,
+        record: impl FnOnce(&mut FlowMetrics, &Arc<ProcessIdentity>, &FlowKey),
+    ) {
+        let Some(owner) = self.sockets.owner(s) else { return };
+        let Some(process) = self.identity(owner.tgid, identities) else { return };
+        let key = self.key(s.peer.0, owner.server_port, owner.role, owner.peer_tgid, identities);
+        record(&mut self.metrics, &process, &key);
+    }
+
     fn record_delta(&mut self, d: &SocketDelta, identities: &mut impl Identities) {
-        let Some(process) = identities.identity(d.tgid) else { return };
+        let Some(process) = self.identity(d.tgid, identities) else { return };
         let key = self.key(d.peer, d.server_port, d.role, d.peer_tgid, identities);
         let a = TcpActivity {
             bytes_sent: d.delta.bytes_sent,
@@ -175,8 +249,12 @@ impl Flows {
         self.metrics.record_tcp(&process, &key, &a);
     }
 
+    fn identity(&mut self, pid: u32, identities: &mut impl Identities) -> Option<Arc<ProcessIdentity>> {
+        self.known.entry(pid).or_insert_with(|| identities.identity(pid)).clone()
+    }
+
     fn key(
-        &self,
+        &mut self,
         peer: IpAddr,
         server_port: u16,
         role: Role,
@@ -184,15 +262,9 @@ impl Flows {
         identities: &mut impl Identities,
     ) -> FlowKey {
         let peer = canonical(peer);
-        FlowKey {
-            peer,
-            server_port,
-            role,
-            peer_name: self.names.get(&peer, self.now_ns).cloned(),
-            peer_service: peer_tgid
-                .and_then(|pid| identities.identity(pid))
-                .map(|p| Arc::from(p.service_name.as_str())),
-        }
+        let peer_service =
+            peer_tgid.and_then(|pid| self.identity(pid, identities)).map(|p| Arc::from(p.service_name.as_str()));
+        FlowKey { peer, server_port, role, peer_name: self.names.get(&peer, self.now_ns).cloned(), peer_service }
     }
 
     /// A payload on a port-53 connection.
@@ -221,7 +293,7 @@ impl Flows {
                     self.names.insert(canonical(*ip), &o.name, *ttl, self.now_ns);
                 }
             }
-            let Some(process) = identities.identity(o.tgid) else { continue };
+            let Some(process) = self.identity(o.tgid, identities) else { continue };
             let key = metrics::DnsKey {
                 role: o.role,
                 peer: canonical(o.peer),
@@ -244,8 +316,11 @@ impl Flows {
         self.metrics.overflowed()
     }
 
+    /// A process exited: its series are exported one last time and dropped
+    /// at the end of the next pass, since the ends of its connections may
+    /// be read after its exit.
     pub fn forget_process(&mut self, pid: u32) {
-        self.metrics.forget_process(pid);
+        self.exited.push(pid);
     }
 
     /// Sockets tracked between passes.

@@ -4,7 +4,10 @@
 
 use std::net::{IpAddr, Ipv6Addr};
 
-use ebpf_probes::abi::{oe_flow_sock, OE_FLOW_TCP};
+use ebpf_probes::abi::{
+    oe_flow_event, oe_flow_sock, OE_FLOW_EV_CLOSE, OE_FLOW_EV_FAILED, OE_FLOW_EV_HANDSHAKE, OE_FLOW_EV_RESET,
+    OE_FLOW_TCP,
+};
 use zerocopy::FromBytes;
 
 use super::canonical;
@@ -31,6 +34,46 @@ pub fn decode(bytes: &[u8]) -> (Vec<SocketSample>, u64) {
     (out, bad)
 }
 
+const EVENT: usize = std::mem::size_of::<oe_flow_event>();
+
+/// A connection event (`oe_flow_event`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FlowEvent {
+    /// The socket's last counters, at its destruction.
+    Close(SocketSample),
+    /// An active open completed its handshake in `ns`.
+    Handshake(SocketSample, u64),
+    /// An active open failed with `errno` (0: closed by its process).
+    Failed(SocketSample, i32),
+    /// A reset sent or received.
+    Reset(SocketSample),
+}
+
+/// Every whole event of `bytes` (the ring's records, concatenated), and how
+/// many could not be used.
+pub fn decode_events(bytes: &[u8], out: &mut Vec<FlowEvent>) -> u64 {
+    let mut bad = u64::from(bytes.len() % EVENT != 0);
+    for chunk in bytes.chunks_exact(EVENT) {
+        let Ok(e) = oe_flow_event::read_from_bytes(chunk) else {
+            bad += 1;
+            continue;
+        };
+        let s = sample(&e.sock);
+        let event = match u32::from(e.kind) {
+            OE_FLOW_EV_CLOSE => FlowEvent::Close(s),
+            OE_FLOW_EV_HANDSHAKE => FlowEvent::Handshake(s, e.duration_ns),
+            OE_FLOW_EV_FAILED => FlowEvent::Failed(s, e.err),
+            OE_FLOW_EV_RESET => FlowEvent::Reset(s),
+            _ => {
+                bad += 1;
+                continue;
+            }
+        };
+        out.push(event);
+    }
+    bad
+}
+
 fn ip(bytes: [u8; 16]) -> IpAddr {
     canonical(IpAddr::V6(Ipv6Addr::from(bytes)))
 }
@@ -44,7 +87,7 @@ fn sample(r: &oe_flow_sock) -> SocketSample {
         peer: (ip(r.peer_addr), r.peer_port),
         state: r.state,
         counters: Counters {
-            bytes_sent: r.bytes_acked,
+            bytes_sent: r.bytes_sent,
             bytes_received: r.bytes_received,
             segs_out: u64::from(r.segs_out),
             segs_in: u64::from(r.segs_in),
@@ -62,7 +105,7 @@ mod tests {
     fn record(cookie: u64, tgid: u32, protocol: u8) -> Vec<u8> {
         let mut b = vec![0u8; RECORD];
         b[0..8].copy_from_slice(&cookie.to_ne_bytes());
-        b[8..16].copy_from_slice(&(1u64 << 40).to_ne_bytes()); // bytes_acked
+        b[8..16].copy_from_slice(&(1u64 << 40).to_ne_bytes()); // bytes_sent
         b[24..28].copy_from_slice(&tgid.to_ne_bytes());
         b[44..48].copy_from_slice(&1234u32.to_ne_bytes()); // srtt_us
         b[48 + 10] = 0xff;
@@ -89,5 +132,35 @@ mod tests {
         assert_eq!(s.peer, ("fd00::2".parse().unwrap(), 443));
         assert_eq!((s.cookie, s.tgid, s.counters.bytes_sent, s.srtt_us, s.state), (5, 77, 1 << 40, 1234, 1));
         assert_eq!(decode(&record(1, 1, 99)).1, 1);
+    }
+
+    #[test]
+    fn events_decode_by_kind() {
+        assert_eq!(EVENT, 104);
+        let event = |kind: u32, duration: u64, err: i32| {
+            let mut b = record(5, 77, OE_FLOW_TCP as u8);
+            b.extend_from_slice(&duration.to_ne_bytes());
+            b.extend_from_slice(&err.to_ne_bytes());
+            b.extend_from_slice(&[kind as u8, 0, 0, 0]);
+            b
+        };
+        let mut bytes = event(OE_FLOW_EV_HANDSHAKE, 20_000_000, 0);
+        bytes.extend(event(OE_FLOW_EV_FAILED, 0, 111));
+        bytes.extend(event(OE_FLOW_EV_CLOSE, 0, 0));
+        bytes.extend(event(OE_FLOW_EV_RESET, 0, 0));
+        bytes.extend(event(9, 0, 0));
+        let mut out = Vec::new();
+        assert_eq!(decode_events(&bytes, &mut out), 1);
+        let (s, _) = decode(&record(5, 77, OE_FLOW_TCP as u8));
+        let s = s[0].clone();
+        assert_eq!(
+            out,
+            [
+                FlowEvent::Handshake(s.clone(), 20_000_000),
+                FlowEvent::Failed(s.clone(), 111),
+                FlowEvent::Close(s.clone()),
+                FlowEvent::Reset(s)
+            ]
+        );
     }
 }

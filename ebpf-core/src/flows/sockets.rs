@@ -15,13 +15,15 @@
 //! - a socket whose counters went down, or whose peer changed, was reset
 //!   (`connect(AF_UNSPEC)` then a new connection keeps the socket and its
 //!   cookie but zeroes the counters): it counts as new;
-//! - a socket missing from a pass was closed: what it moved after the
-//!   previous pass is lost unless its destruction reports its last counters
-//!   (`close`).
+//! - a socket missing from a pass was closed: its destruction reports its
+//!   last counters (`close`), which give what it moved after the previous
+//!   pass, or all of it for a connection opened and closed between two
+//!   passes. Its entry stays one more pass, for a destruction that is read
+//!   after the pass that no longer saw it.
 
 use std::net::IpAddr;
 
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 
 use crate::protocol::Role;
 
@@ -129,9 +131,21 @@ pub struct SocketDelta {
 #[derive(Debug, Default)]
 pub struct SocketTable {
     entries: FxHashMap<SocketKey, Entry>,
-    /// (network namespace, port) of every listening socket seen.
-    listening: FxHashSet<(u32, u16)>,
+    /// (network namespace, port) of every listening socket of the last
+    /// pass, and the process listening (the first one seen).
+    listening: FxHashMap<(u32, u16), u32>,
+    /// The network namespace of each local address of the last pass.
+    local_addrs: FxHashMap<IpAddr, u32>,
     passes: u64,
+}
+
+/// Who holds a connection reported by an event, and its series' shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Owner {
+    pub tgid: u32,
+    pub role: Role,
+    pub server_port: u16,
+    pub peer_tgid: Option<u32>,
 }
 
 impl SocketTable {
@@ -148,10 +162,33 @@ impl SocketTable {
         self.entries.is_empty()
     }
 
-    /// A socket that listens (or a passive open seen by the kernel): later
-    /// connections on `port` of namespace `netns` are the server side.
-    pub fn add_listening(&mut self, netns: u32, port: u16) {
-        self.listening.insert((netns, port));
+    /// A socket that listens: later connections on `port` of namespace
+    /// `netns` are the server side, held by `tgid` until it accepts them.
+    pub fn add_listening(&mut self, netns: u32, port: u16, tgid: u32) {
+        self.listening.entry((netns, port)).or_insert(tgid);
+    }
+
+    /// The process listening on the peer's port, when the peer is on this
+    /// host (loopback, or an address of one of its namespaces).
+    fn peer_listener(&self, netns: u32, peer: Endpoint) -> Option<u32> {
+        let ns = if peer.0.is_loopback() { Some(netns) } else { self.local_addrs.get(&peer.0).copied() };
+        ns.and_then(|ns| self.listening.get(&(ns, peer.1)).copied())
+    }
+
+    /// The owner of a connection an event reports: `s.tgid` (the process
+    /// that called connect()) for an active open, the listener for a passive
+    /// one (the kernel reports it with tgid 0). None when neither is known.
+    pub fn owner(&self, s: &SocketSample) -> Option<Owner> {
+        if let Some(e) = self.entries.get(&SocketKey::of(s)).filter(|e| e.peer == s.peer && e.local == s.local) {
+            let server_port = if e.role == Role::Server { s.local.1 } else { s.peer.1 };
+            return Some(Owner { tgid: e.tgid, role: e.role, server_port, peer_tgid: e.peer_tgid });
+        }
+        if s.tgid != 0 {
+            let peer_tgid = self.peer_listener(s.netns, s.peer);
+            return Some(Owner { tgid: s.tgid, role: Role::Client, server_port: s.peer.1, peer_tgid });
+        }
+        let tgid = *self.listening.get(&(s.netns, s.local.1))?;
+        Some(Owner { tgid, role: Role::Server, server_port: s.local.1, peer_tgid: None })
     }
 
     /// One pass: `samples` is every socket the iterator wrote (a socket held
@@ -165,36 +202,33 @@ impl SocketTable {
         // set is rebuilt from each pass, so a port no longer listened on
         // stops making servers.
         self.listening.clear();
-        for s in samples.iter().filter(|s| s.state == TCP_LISTEN) {
-            self.listening.insert((s.netns, s.local.1));
-        }
+        self.local_addrs.clear();
         // The process at the other end of a connection, when it is on this
         // host: the one holding the mirrored socket or, before the server
         // accepted it, the one listening on the peer's port in the
         // namespace that has the peer's address.
         let mut by_tuple: FxHashMap<(Endpoint, Endpoint), u32> = FxHashMap::default();
-        let mut local_addrs: FxHashMap<IpAddr, u32> = FxHashMap::default();
-        let mut listeners: FxHashMap<(u32, u16), u32> = FxHashMap::default();
         for s in samples {
             if s.state == TCP_LISTEN {
-                listeners.entry((s.netns, s.local.1)).or_insert(s.tgid);
+                self.listening.entry((s.netns, s.local.1)).or_insert(s.tgid);
             } else {
                 by_tuple.entry((s.local, s.peer)).or_insert(s.tgid);
             }
             if !s.local.0.is_unspecified() && !s.local.0.is_loopback() {
-                local_addrs.entry(s.local.0).or_insert(s.netns);
+                self.local_addrs.entry(s.local.0).or_insert(s.netns);
             }
         }
+        let (listening, local_addrs) = (&self.listening, &self.local_addrs);
         let peer_of = |s: &SocketSample| {
             by_tuple.get(&(s.peer, s.local)).copied().or_else(|| {
                 let netns = if s.peer.0.is_loopback() { Some(s.netns) } else { local_addrs.get(&s.peer.0).copied() };
-                netns.and_then(|ns| listeners.get(&(ns, s.peer.1)).copied())
+                netns.and_then(|ns| listening.get(&(ns, s.peer.1)).copied())
             })
         };
         let start = out.len();
         for s in samples.iter().filter(|s| s.state != TCP_LISTEN) {
             let key = SocketKey::of(s);
-            let role = || if self.listening.contains(&(s.netns, s.local.1)) { Role::Server } else { Role::Client };
+            let role = || if listening.contains_key(&(s.netns, s.local.1)) { Role::Server } else { Role::Client };
             let found_peer = peer_of(s);
             let fresh = |role| Entry {
                 tgid: s.tgid,
@@ -249,39 +283,43 @@ impl SocketTable {
             });
         }
         debug_assert!(out[start..].iter().all(|d| d.live));
-        self.entries.retain(|_, e| e.pass == pass);
+        // Missing from this pass: closed. Kept one more pass for its
+        // destruction, which may be read after this pass.
+        self.entries.retain(|_, e| e.pass + 1 >= pass);
     }
 
     /// The last counters of a socket that is being destroyed (Linux reports
     /// them at `tcp_destroy_sock`): what it moved since the previous pass, or
-    /// all of it if no pass saw it. None when it was never connected.
+    /// all of it if no pass saw it. None when its owner is unknown (a
+    /// connection older than the receiver that no pass saw).
     pub fn close(&mut self, closed: &SocketSample) -> Option<SocketDelta> {
-        let key = SocketKey::of(closed);
-        let (delta, new, role, tgid, peer_tgid) = match self.entries.remove(&key) {
-            Some(e) if e.peer == closed.peer => match closed.counters.since(&e.counters) {
-                Some(delta) => (delta, false, e.role, e.tgid, e.peer_tgid),
-                None => (closed.counters, true, e.role, e.tgid, e.peer_tgid),
-            },
-            _ => {
-                let role =
-                    if self.listening.contains(&(closed.netns, closed.local.1)) { Role::Server } else { Role::Client };
-                (closed.counters, true, role, closed.tgid, None)
+        // The kernel may have made the cookie after the last pass read none.
+        let by_addresses = SocketKey::Addresses { netns: closed.netns, local: closed.local, peer: closed.peer };
+        let entry = [SocketKey::of(closed), by_addresses]
+            .into_iter()
+            .find_map(|k| self.entries.remove(&k))
+            .filter(|e| e.peer == closed.peer && e.local == closed.local);
+        let (delta, new, owner) = match entry {
+            Some(e) => {
+                let server_port = if e.role == Role::Server { closed.local.1 } else { closed.peer.1 };
+                let owner = Owner { tgid: e.tgid, role: e.role, server_port, peer_tgid: e.peer_tgid };
+                match closed.counters.since(&e.counters) {
+                    Some(delta) => (delta, false, owner),
+                    None => (closed.counters, true, owner),
+                }
             }
-        };
-        let server_port = match role {
-            Role::Client => closed.peer.1,
-            Role::Server => closed.local.1,
+            None => (closed.counters, true, self.owner(closed)?),
         };
         Some(SocketDelta {
-            tgid,
+            tgid: owner.tgid,
             peer: closed.peer.0,
-            server_port,
-            role,
+            server_port: owner.server_port,
+            role: owner.role,
             delta,
             new,
             rtt_us: None,
             live: false,
-            peer_tgid,
+            peer_tgid: owner.peer_tgid,
         })
     }
 }
@@ -403,10 +441,39 @@ mod tests {
         // Opened and closed between two passes: all of it.
         let d = t.close(&sock(2, 40002, 80, 10, 20)).unwrap();
         assert_eq!((d.delta.bytes_sent, d.delta.bytes_received, d.new), (10, 20, true));
-        // A socket missing from a pass is forgotten.
+        // A socket missing from a pass is forgotten one pass later: its
+        // destruction, read after the pass that missed it, still finds it.
         pass(&mut t, &[sock(3, 40003, 80, 1, 1)]);
         pass(&mut t, &[]);
+        let d = t.close(&sock(3, 40003, 80, 5, 1)).unwrap();
+        assert_eq!((d.delta.bytes_sent, d.new), (4, false));
+        pass(&mut t, &[sock(4, 40004, 80, 1, 1)]);
+        pass(&mut t, &[]);
+        pass(&mut t, &[]);
         assert!(t.is_empty());
+    }
+
+    #[test]
+    fn a_passive_connection_closed_between_passes_belongs_to_its_listener() {
+        let mut t = SocketTable::new();
+        pass(&mut t, &[listener(8080)]);
+        // The kernel reports a passive open's end with tgid 0.
+        let closed = SocketSample {
+            tgid: 0,
+            local: (ip("10.0.0.1"), 8080),
+            peer: (ip("10.0.0.2"), 51000),
+            ..sock(7, 0, 0, 300, 40)
+        };
+        let d = t.close(&closed).unwrap();
+        assert_eq!((d.tgid, d.role, d.server_port, d.new), (200, Role::Server, 8080, true));
+        assert_eq!((d.delta.bytes_sent, d.delta.bytes_received), (300, 40));
+        // Unknown owner: dropped rather than guessed.
+        let stray = SocketSample { tgid: 0, ..sock(8, 40000, 9999, 1, 1) };
+        assert_eq!(t.close(&stray), None);
+        // A cookie made after the pass read none: found by its addresses.
+        pass(&mut t, &[listener(8080), sock(0, 40005, 80, 10, 10)]);
+        let d = t.close(&sock(99, 40005, 80, 15, 10)).unwrap();
+        assert_eq!((d.delta.bytes_sent, d.new, d.tgid), (5, false, 100));
     }
 
     #[test]

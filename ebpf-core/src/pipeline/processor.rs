@@ -229,6 +229,15 @@ impl Processor {
         flows.tick(now_monotonic_ns, &mut identities);
     }
 
+    /// Connection events (handshakes, failures, resets, ends) read from
+    /// the kernel; `traced` as for `flow_pass`.
+    pub fn flow_events(&mut self, events: &[u8], traced: &mut impl FnMut(u32) -> bool) {
+        let Some(flows) = &mut self.flows else { return };
+        let conns = &mut self.conns;
+        let mut identities = |pid: u32| traced(pid).then(|| conns.identity(pid));
+        flows.events(events, &mut identities);
+    }
+
     /// Connections tracked in userspace.
     pub fn connections(&self) -> usize {
         self.conns.len()

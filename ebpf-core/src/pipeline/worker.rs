@@ -130,6 +130,15 @@ pub fn spawn_worker(
             for m in processor.take_muted() {
                 probes.conns.mute(m.tgid, m.fd, m.conn_id, m.tls);
             }
+            // Connection events first: a socket's end is matched with the
+            // pass that saw it last, before the next pass misses it.
+            if let Some(passes) = flow_passes.as_mut() {
+                let events = passes.iter.drain_events();
+                if !events.is_empty() {
+                    let traced = &mut |pid| flow_selection.traced(pid, selector.as_ref());
+                    processor.flow_events(events, traced);
+                }
+            }
             let now = Instant::now();
             if let Some(passes) = flow_passes.as_mut().filter(|_| now >= next_flow_pass) {
                 next_flow_pass = now + passes.interval;
@@ -172,7 +181,9 @@ pub fn spawn_worker(
             }
             next_counters = now + COUNTERS_EVERY;
             let counters = probes.counters.snapshot();
-            stats.events_lost.store(counters.total_lost(), Relaxed);
+            // The flows' connection events lost to their full ring count too.
+            let flow_lost = flow_passes.as_ref().map_or(0, |p| p.iter.events_lost());
+            stats.events_lost.store(counters.total_lost() + flow_lost, Relaxed);
             stats.tls_no_socket.store(counters.tls_no_socket, Relaxed);
             stats.requests_unseen.store(counters.requests_unseen(), Relaxed);
             // Connections the kernel forgot without a close event: when its

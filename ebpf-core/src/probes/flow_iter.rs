@@ -5,20 +5,41 @@
 //! syscalls) and reads it to the end; the kernel runs the program over every
 //! open file of every task while userspace reads. The output is a snapshot
 //! of the TCP sockets processes hold in all network namespaces.
+//!
+//! The same object's tp_btf programs report each connection's handshake,
+//! failure, resets and last counters through a ring buffer (`drain_events`);
+//! a kernel that refuses them leaves the iterator working alone.
 
 use std::io::Read;
 use std::time::{Duration, Instant};
 
-use aya::programs::Iter;
+use aya::maps::{MapData, PerCpuArray, RingBuf};
+use aya::programs::{BtfTracePoint, Iter};
 use aya::{Btf, Ebpf, EbpfLoader};
 
 use super::attach::ProbeError;
 
 const PROGRAM: &str = "oe_flows_task_file";
 
+/// (program, tracepoint): the connection events.
+const EVENT_PROGRAMS: [(&str, &str); 4] = [
+    ("oe_flows_set_state", "inet_sock_set_state"),
+    ("oe_flows_destroy", "tcp_destroy_sock"),
+    ("oe_flows_receive_reset", "tcp_receive_reset"),
+    ("oe_flows_send_reset", "tcp_send_reset"),
+];
+
 pub struct FlowIter {
     ebpf: Ebpf,
     buf: Vec<u8>,
+    /// None when the kernel refused the event programs.
+    events: Option<FlowEvents>,
+    event_buf: Vec<u8>,
+}
+
+struct FlowEvents {
+    ring: RingBuf<MapData>,
+    lost: PerCpuArray<MapData, u64>,
 }
 
 /// What a pass cost.
@@ -43,7 +64,30 @@ impl FlowIter {
         let iter: &mut Iter =
             ebpf.program_mut(program).ok_or(ProbeError::MissingProgram { program })?.try_into().map_err(verify)?;
         iter.load("task_file", &btf).map_err(verify)?;
-        Ok(Self { ebpf, buf: Vec::new() })
+        let events = match attach_events(&mut ebpf, &btf) {
+            Ok(events) => Some(events),
+            Err(e) => {
+                log::warn!("network flows: no connection events (handshakes, failures, closes between passes): {e}");
+                None
+            }
+        };
+        Ok(Self { ebpf, buf: Vec::new(), events, event_buf: Vec::new() })
+    }
+
+    /// The connection events since the last call: whole `oe_flow_event`s.
+    pub fn drain_events(&mut self) -> &[u8] {
+        self.event_buf.clear();
+        if let Some(events) = &mut self.events {
+            while let Some(item) = events.ring.next() {
+                self.event_buf.extend_from_slice(&item);
+            }
+        }
+        &self.event_buf
+    }
+
+    /// Connection events lost to a full ring since load.
+    pub fn events_lost(&self) -> u64 {
+        self.events.as_ref().map_or(0, |e| e.lost.get(&0, 0).map(|v| v.iter().sum()).unwrap_or(0))
     }
 
     /// Runs the iterator once: its records (whole `oe_flow_sock`s), and the cost.
@@ -72,6 +116,24 @@ impl FlowIter {
             self.buf = Vec::new();
         }
     }
+}
+
+fn attach_events(ebpf: &mut Ebpf, btf: &Btf) -> Result<FlowEvents, String> {
+    for (program, tracepoint) in EVENT_PROGRAMS {
+        let p: &mut BtfTracePoint = ebpf
+            .program_mut(program)
+            .ok_or_else(|| format!("{program} missing"))?
+            .try_into()
+            .map_err(|e: aya::programs::ProgramError| e.to_string())?;
+        p.load(tracepoint, btf).map_err(|e| format!("{program}: {e}"))?;
+        p.attach().map_err(|e| format!("{program}: {e}"))?;
+    }
+    let ring = ebpf.take_map("oe_flow_events").ok_or("oe_flow_events missing")?;
+    let lost = ebpf.take_map("oe_flow_lost").ok_or("oe_flow_lost missing")?;
+    Ok(FlowEvents {
+        ring: RingBuf::try_from(ring).map_err(|e| e.to_string())?,
+        lost: PerCpuArray::try_from(lost).map_err(|e| e.to_string())?,
+    })
 }
 
 /// CPU time of the calling thread.
