@@ -25,7 +25,7 @@ def main():
     buf = open(src, "rb").read()
     conns, tgids, kept = set(), set(), []
     for r in records(buf):
-        _ts, tgid, _tid, kind, _fd, conn_id = struct.unpack_from("<QIIIiQ", r, 0)
+        _ts, tgid, _tid, kind, _pad, conn_id = struct.unpack_from("<QIIIIQ", r, 0)
         if kind == OPEN:
             lport, pport = struct.unpack_from("<HH", r, 64)
             if port in (lport, pport):

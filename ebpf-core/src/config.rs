@@ -72,6 +72,11 @@ pub struct Config {
     /// again, with its addresses, as one opened before the receiver started.
     #[schemars(range(min = MIN_IDLE_TIMEOUT_MS, max = MAX_IDLE_TIMEOUT_MS), extend("x-unit" = "ms"))]
     pub idle_timeout_ms: u64,
+    /// Where payloads are captured: `auto` (the default) takes the socket
+    /// layer where the kernel has its tracepoints (Linux 6.3+) and the
+    /// syscalls' exits elsewhere; `socket` or `syscall` force one (`socket`
+    /// fails to start on an older kernel).
+    pub data_path: DataPathChoice,
     pub batch: BatchConfig,
     /// Batches waiting for the host to poll; beyond that a batch is dropped and counted.
     #[schemars(range(min = 1))]
@@ -102,6 +107,19 @@ pub struct Config {
     /// file, to replay later. It holds payload prefixes, so it is as
     /// sensitive as a packet capture.
     pub record_events: Option<String>,
+}
+
+/// `data_path`: see [`Config::data_path`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DataPathChoice {
+    /// The socket layer where the kernel has its tracepoints, else the syscalls.
+    #[default]
+    Auto,
+    /// Socket-layer tracepoints (Linux 6.3+).
+    Socket,
+    /// Syscall tracepoints (the fallback for Linux 5.15-6.2).
+    Syscall,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -152,6 +170,7 @@ impl Default for Config {
             capture_size: 1024,
             max_connections: 65536,
             idle_timeout_ms: 300_000,
+            data_path: DataPathChoice::Auto,
             batch: BatchConfig::default(),
             queue_size: 64,
             selection: SelectionConfig::default(),
@@ -343,6 +362,20 @@ mod tests {
             one_problem(r#"{"dns": {"timeout_ms": 600001}}"#),
             ("dns.timeout_ms".into(), "must be between 100 ms and 600000 ms, not 600001 ms".into())
         );
+    }
+
+    #[test]
+    fn data_path_is_auto_by_default_and_can_be_forced() {
+        assert_eq!(Config::default().data_path, DataPathChoice::Auto);
+        for (json, want) in
+            [("auto", DataPathChoice::Auto), ("socket", DataPathChoice::Socket), ("syscall", DataPathChoice::Syscall)]
+        {
+            let c = Config::from_json(&format!(r#"{{"data_path": "{json}"}}"#)).unwrap();
+            assert_eq!(c.data_path, want);
+        }
+        let (key, message) = one_problem(r#"{"data_path": "kprobe"}"#);
+        assert_eq!(key, "data_path");
+        assert!(message.contains("kprobe"), "{message}");
     }
 
     #[test]

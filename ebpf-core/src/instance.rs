@@ -151,6 +151,7 @@ impl Instance {
             port_decisions: selector.port_decisions(),
             tls: self.config.tls.enabled,
             full_capture_prefixes: full_capture_prefixes(&self.config.genai),
+            data_path: self.config.data_path,
         })?;
         let mut probes = probes;
         let tls = probes.tls_ready().then(|| {

@@ -175,6 +175,9 @@ counters! {
     /// MongoDB commands sent compressed (OP_COMPRESSED), Kafka API keys newer
     /// than the receiver.
     operations_undescribed: Counter, "{operation}", "ebpf_receiver.operations.undescribed";
+    /// Socket reads and writes made through io_uring: counted, their payload
+    /// not captured (the kernel sees no user buffer it could read).
+    io_uring_uncaptured: Counter, "{operation}", "ebpf_receiver.io_uring.uncaptured";
 }
 
 /// The counters shared between the worker thread and callers.

@@ -11,12 +11,13 @@
 
 #define AF_INET 2
 #define AF_INET6 10
-#define SOCK_STREAM 1
 #define IPPROTO_TCP_NUM 6
+#define IPPROTO_UDP_NUM 17
 #define S_IFMT 00170000
 #define S_IFSOCK 0140000
-#define EINPROGRESS 115
 #define MSG_PEEK 2
+#define PF_IO_WORKER 0x00000010 /* an io_uring worker (or SQPOLL) thread */
+#define PF_KTHREAD 0x00200000
 
 /* Settings the loader writes before load (aya EbpfLoader::set_global). */
 const volatile __u32 self_tgid = 0;      /* the process hosting the library: never traced */
@@ -27,15 +28,10 @@ const volatile __u64 wakeup_bytes = 1 << 20;  /* power of two: wake the reader a
 const volatile __u8 tls_enabled = 0;          /* the TLS uprobes (tls.bpf.c, gotls.bpf.c) are in use */
 const volatile __u32 capture_rule_count = 0;  /* entries of `capture_rules` in use */
 
-/* Syscall tracepoint records. Our own layouts (stable tracepoint ABI: 8 bytes
- * of common fields, the syscall nr, then 8-byte slots) so no CO-RE relocation
- * indexes a flexible array, which aya rejects. */
-struct sys_enter_ctx {
-	__u64 _common;
-	__s64 id;
-	__u64 args[6];
-};
-
+/* A syscall exit tracepoint's record (the fallback data path, data.bpf.c).
+ * Our own layout (stable tracepoint ABI: 8 bytes of common fields, the
+ * syscall nr, then 8-byte slots) so no CO-RE relocation indexes a flexible
+ * array, which aya rejects. */
 struct sys_exit_ctx {
 	__u64 _common;
 	__s32 nr; /* the syscall number; the 4 bytes after it are padding */
@@ -61,24 +57,32 @@ struct {
 	__array(values, struct event_ring);
 } event_rings SEC(".maps");
 
-/* Tracked TCP sockets by (tgid, fd). LRU so a missed close can never fill it. */
+/* Connections by socket cookie (bpf_get_socket_cookie; never reused while
+ * the machine runs). An entry is made when TCP's state machine opens a
+ * connection (tp_btf/inet_sock_set_state, which may run in softirq: it only
+ * remembers the role there), or when a traced process first moves data
+ * through a socket no entry names yet (one older than the probes, or UDP).
+ * Its first data event in a traced process announces it to userspace
+ * (OE_CONN_F_ANNOUNCED). Deleted when the socket ends: tcp_destroy_sock for
+ * TCP, cgroup/sock_release for the rest. LRU, so an end never seen cannot
+ * fill it. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
-	__type(key, struct oe_fd_key);
+	__type(key, __u64);
 	__type(value, struct oe_conn_info);
 } conns SEC(".maps");
 
-/* Negative cache: fds not to trace (files, pipes, UDP, unix sockets, TCP
- * connections port selection rejected), so the common read/write of a file
- * costs two lookups, not a task walk. The value is the oe_exec_id() of the
- * image that looked. */
+/* Local ports TCP listens on, one bit per port: a socket older than the
+ * probes whose local port has its bit set is the server end of its
+ * connection. Filled by the iter/tcp pass at start-up with the listening
+ * sockets of that time, and by every passive open since. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
-	__type(key, struct oe_fd_key);
-	__type(value, __u32);
-} not_sock SEC(".maps");
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 65536 / 64);
+	__type(key, __u32);
+	__type(value, __u64);
+} listen_ports SEC(".maps");
 
 /* Process selection, one bit per pid: set when the process's decision is
  * not the mode's default (OE_PIDS_EXCLUDE: skipped; OE_PIDS_INCLUDE: traced).
@@ -110,17 +114,6 @@ struct {
 	__type(value, __u64);
 } tls_pids SEC(".maps");
 
-/* Processes with fds in conns or not_sock, one bit per pid: close_range()
- * walks its range only for them. Most of its calls come from a child between
- * fork and exec, which has none. Set where entries are made, cleared at
- * process exit. Sized by the loader from pid_max. */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u64);
-} fd_pids SEC(".maps");
-
 /* Port selection decisions (OE_PID_SKIP/TRACE) by port. Unused in OE_PORTS_ALL. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -131,13 +124,11 @@ struct {
 
 /* A data call to capture: its buffer and connection. */
 struct io_args {
-	__u64 buf;     /* user buffer, or user iovec array when iovcnt > 0 */
+	__u64 buf;     /* user buffer, or user iovec array when iovcnt > 0; 0: nothing to copy */
 	__u64 conn_id;
-	__s32 fd;
 	__u32 iovcnt;
 	__u16 sys;     /* OE_SYS_* */
 	__u16 dir;     /* OE_DIR_* */
-	__u32 _pad;
 };
 
 /* An OpenSSL call in flight, by thread (tls.bpf.c): the uprobe at entry
@@ -147,11 +138,11 @@ struct tls_call {
 	__u64 ssl;     /* SSL * */
 	__u64 buf;     /* plaintext buffer */
 	__u64 len_ptr; /* SSL_*_ex: the size_t * the byte count is written to; else 0 */
-	__u64 conn_id; /* of the socket a syscall inside the call used */
+	__u64 conn_id; /* of the socket a syscall inside the call used; 0 until one is seen */
 	__u64 sp;      /* stack pointer at entry: tells nested calls' returns apart */
-	__s32 fd;      /* that socket, -1 until one is seen */
 	__u16 sys;     /* OE_SYS_SSL_*, 0 for a handshake */
 	__u16 dir;     /* OE_DIR_* */
+	__u32 _pad;
 };
 
 struct {
@@ -161,18 +152,12 @@ struct {
 	__type(value, struct tls_call);
 } tls_calls SEC(".maps");
 
-/* The socket under each SSL object, learnt from earlier calls: SSL_read may
- * return buffered plaintext without any syscall. Keyed by process too, since
- * pointers are per address space; conn_id detects a reused fd. */
+/* The connection under each SSL object, learnt from earlier calls: SSL_read
+ * may return buffered plaintext without any syscall. Keyed by process too,
+ * since pointers are per address space. */
 struct tls_sock_key {
 	__u64 ssl;
 	__u32 tgid;
-	__u32 _pad;
-};
-
-struct tls_sock {
-	__u64 conn_id;
-	__s32 fd;
 	__u32 _pad;
 };
 
@@ -180,7 +165,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
 	__type(key, struct tls_sock_key);
-	__type(value, struct tls_sock);
+	__type(value, __u64);
 } tls_socks SEC(".maps");
 
 /* Request-line prefixes that switch a connection to full capture (LLM APIs);
@@ -245,8 +230,9 @@ static __always_inline void *reserve_event(__u64 size, void **ring)
 	return rec;
 }
 
-/* Is tgid's bit set in `bits` (pid_bits, tls_pids)? `past` for a pid past
- * the array (pid_max raised after start-up): the safe answer differs. */
+/* Is tgid's bit set in `bits` (pid_bits, tls_pids; listen_ports by port)?
+ * `past` for a pid past the array (pid_max raised after start-up): the safe
+ * answer differs. */
 static __always_inline bool pid_bit(void *bits, __u32 tgid, bool past)
 {
 	__u32 word = tgid >> 6;
@@ -271,12 +257,9 @@ static __always_inline void set_pid_bit(void *bits, __u32 tgid, bool on)
 		__sync_fetch_and_and(w, ~bit);
 }
 
-/* Which image of its process the current task runs. exec() bumps the
- * task's self_exec_id and closes close-on-exec fds without a close() call
- * we could see, so an entry keyed by (tgid, fd) holds for the image that
- * made it only: after the exec that fd number may be a file. A direct BTF
- * load, not a helper call. */
-static __always_inline __u32 oe_exec_id(void)
+/* Which image of its process the current task runs: exec() bumps the
+ * task's self_exec_id. A direct BTF load, not a helper call. */
+static __always_inline __u32 current_image(void)
 {
 	return (__u32)bpf_get_current_task_btf()->self_exec_id;
 }
@@ -302,14 +285,13 @@ static __always_inline bool port_selected(__u16 port)
 	return d && *d == OE_PID_TRACE;
 }
 
-static __always_inline void fill_header(struct oe_event_header *h, __u64 pid_tgid, __u32 kind,
-					__s32 fd, __u64 conn_id)
+static __always_inline void fill_header(struct oe_event_header *h, __u64 pid_tgid, __u32 kind, __u64 conn_id)
 {
 	h->ts_ns = bpf_ktime_get_ns();
 	h->tgid = pid_tgid >> 32;
 	h->tid = (__u32)pid_tgid;
 	h->kind = kind;
-	h->fd = fd;
+	h->_pad = 0;
 	h->conn_id = conn_id;
 }
 

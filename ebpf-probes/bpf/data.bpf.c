@@ -1,9 +1,20 @@
 /* SPDX-License-Identifier: GPL-2.0 OR Apache-2.0 */
-/* Payload capture: what traced processes read from and write to TCP sockets.
- * Only the syscalls' exits are traced: the arguments are still in the
- * thread's saved user registers there, so a call costs one program run, not
- * two, and one that moved nothing (EAGAIN) returns at the first test. */
+/* Payload capture: what traced processes read from and write to TCP and UDP
+ * sockets. Two data paths feed the same code and send the same events:
+ *
+ *   socket   tp_btf/sock_send_length and sock_recv_length (Linux >= 6.3):
+ *            they fire inside sock_sendmsg/sock_recvmsg only, with the socket
+ *            and the byte count; the user buffer is read from the syscall's
+ *            saved registers. No syscall tracepoint is attached, so the
+ *            syscalls of the host keep their fast path.
+ *   syscall  the fallback for older kernels: the exits of the data syscalls
+ *            (tracepoint/syscalls/sys_exit_*), fd -> socket -> its cookie,
+ *            which our tp_btf programs set (conn.bpf.c). TCP only.
+ *
+ * Either way a call costs one program run, and one that moved nothing
+ * (EAGAIN) returns at the first test. */
 #include "sock.h"
+#include <bpf/bpf_tracing.h>
 
 #define MAX_IOV 8
 
@@ -30,6 +41,13 @@ struct scratch {
  * path of each capturing program (which took them to the verifier's
  * 1M-instruction limit). One array per program type: a tail call stays
  * within its type. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} rest_btf SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
 	__uint(max_entries, 1);
@@ -156,13 +174,11 @@ static __always_inline bool send(struct oe_data *ev, __u32 copied)
 	return true;
 }
 
-/* The lost event was the first of a turn of the connection: for a known
- * role, one in the request direction began a request, whose span is lost. */
+/* The lost event was the first of a turn of the connection: one in the
+ * request direction began a request, whose span is lost. */
 static __always_inline void count_lost_turn(const struct oe_conn_info *ci, bool egress)
 {
-	if (ci->role == OE_ROLE_UNKNOWN)
-		count(OE_CNT_TURNS_LOST);
-	else if ((ci->role == OE_ROLE_CLIENT) == egress)
+	if ((ci->role == OE_ROLE_CLIENT) == egress)
 		count(OE_CNT_REQUEST_STARTS_LOST);
 }
 
@@ -174,12 +190,8 @@ static __always_inline struct oe_conn_info *scratch_conn(struct scratch **s)
 	*s = bpf_map_lookup_elem(&scratch_buf, &zero);
 	if (!*s)
 		return NULL;
-	struct oe_data *ev = &(*s)->ev;
-	struct oe_fd_key key = { .tgid = ev->meta.hdr.tgid, .fd = ev->meta.hdr.fd };
-	struct oe_conn_info *ci = bpf_map_lookup_elem(&conns, &key);
-	if (!ci || ci->conn_id != ev->meta.hdr.conn_id)
-		return NULL;
-	return ci;
+	__u64 cookie = (*s)->ev.meta.hdr.conn_id;
+	return bpf_map_lookup_elem(&conns, &cookie);
 }
 
 /* One piece of a full capture: n bytes at addr as an event of its own,
@@ -238,13 +250,13 @@ static __always_inline int emit_direct(__u64 pid_tgid, const struct io_args *a, 
 			count_lost_turn(ci, egress);
 		return 1;
 	}
-	fill_header(&rec->meta.hdr, pid_tgid, OE_EV_DATA, a->fd, a->conn_id);
+	fill_header(&rec->meta.hdr, pid_tgid, OE_EV_DATA, a->conn_id);
 	rec->meta.total_len = moved > 0xffffffffULL ? 0xffffffff : (__u32)moved;
 	rec->meta.direction = a->dir;
 	rec->meta.syscall = a->sys;
 	rec->meta.seq = seq;
 	__u32 copied = 0;
-	if (a->sys == OE_SYS_SENDFILE) {
+	if (!a->buf) {
 		copied = 0;
 	} else if (!iov) {
 		if (cap > room)
@@ -269,12 +281,19 @@ static __always_inline int emit_direct(__u64 pid_tgid, const struct io_args *a, 
 	return 1;
 }
 
+/* Which program array holds the rest of a full capture for the caller's
+ * program type. */
+#define REST_BTF 0
+#define REST_TP 1
+#define REST_UPROBE 2
+
 /* Sends a data event: the prefix of what moved through a->buf (an iovec
- * array when a->iovcnt > 0), `moved` bytes in all. Shared by the syscall exit
- * below and the OpenSSL uretprobe (tls.bpf.c). A connection in full capture
- * gets all of a contiguous buffer, as consecutive events each looking like a
- * syscall of its own (only the last may have uncaptured bytes). */
-static __always_inline void emit_data(void *ctx, bool uprobe, __u64 pid_tgid, const struct io_args *a,
+ * array when a->iovcnt > 0; nothing when a->buf is 0), `moved` bytes in all.
+ * Shared by both data paths and the TLS uprobes. A connection in full
+ * capture gets all of a contiguous buffer, as consecutive events each
+ * looking like a syscall of its own (only the last may have uncaptured
+ * bytes). `rest`: REST_*, a constant. */
+static __always_inline void emit_data(void *ctx, int rest, __u64 pid_tgid, const struct io_args *a,
 				      __u64 moved, struct oe_conn_info *ci)
 {
 	/* Numbered only when the event is built, so calls that moved nothing
@@ -309,7 +328,7 @@ static __always_inline void emit_data(void *ctx, bool uprobe, __u64 pid_tgid, co
 	if (!s)
 		return;
 	struct oe_data *ev = &s->ev;
-	fill_header(&ev->meta.hdr, pid_tgid, OE_EV_DATA, a->fd, a->conn_id);
+	fill_header(&ev->meta.hdr, pid_tgid, OE_EV_DATA, a->conn_id);
 	ev->meta.total_len = moved > 0xffffffffULL ? 0xffffffff : (__u32)moved;
 	ev->meta.direction = a->dir;
 	ev->meta.syscall = a->sys;
@@ -320,7 +339,7 @@ static __always_inline void emit_data(void *ctx, bool uprobe, __u64 pid_tgid, co
 	if (cap > OE_MAX_CAPTURE)
 		cap = OE_MAX_CAPTURE;
 	__u32 copied = 0;
-	if (a->sys == OE_SYS_SENDFILE) {
+	if (!a->buf) {
 		copied = 0;
 	} else if (a->iovcnt == 0) {
 		if (bpf_probe_read_user(ev->payload, cap, (void *)a->buf) == 0)
@@ -350,10 +369,12 @@ static __always_inline void emit_data(void *ctx, bool uprobe, __u64 pid_tgid, co
 	s->rest.buf = a->buf;
 	s->rest.copied = copied;
 	s->rest.moved = moved;
-	if (uprobe)
-		bpf_tail_call(ctx, &rest_uprobe, 0);
-	else
+	if (rest == REST_BTF)
+		bpf_tail_call(ctx, &rest_btf, 0);
+	else if (rest == REST_TP)
 		bpf_tail_call(ctx, &rest_tp, 0);
+	else
+		bpf_tail_call(ctx, &rest_uprobe, 0);
 	count(OE_CNT_RINGBUF_FULL); /* no tail program: the rest is lost */
 }
 
@@ -393,6 +414,14 @@ static __always_inline int send_rest(void)
 	return 0;
 }
 
+/* Loaded for sock_send_length, tail-called by both socket programs (their
+ * tracepoints share one prototype). */
+SEC("tp_btf/sock_send_length")
+int oe_rest_btf(void *ctx)
+{
+	return send_rest();
+}
+
 SEC("tracepoint")
 int oe_rest_tp(void *ctx)
 {
@@ -405,7 +434,7 @@ int oe_rest_uprobe(struct pt_regs *ctx)
 	return send_rest();
 }
 
-/* x86-64 syscall numbers (the tracepoint record's id) and argument registers. */
+/* x86-64 syscall numbers (the tracepoint record's id, the saved orig_ax). */
 #define NR_READ 0
 #define NR_WRITE 1
 #define NR_READV 19
@@ -415,11 +444,52 @@ int oe_rest_uprobe(struct pt_regs *ctx)
 #define NR_RECVFROM 45
 #define NR_SENDMSG 46
 #define NR_RECVMSG 47
+#define NR_SPLICE 275
+#define NR_PREADV 295
+#define NR_PWRITEV 296
+#define NR_RECVMMSG 299
+#define NR_SENDMMSG 307
+#define NR_PREADV2 327
+#define NR_PWRITEV2 328
+#define NR_IO_URING_ENTER 426
 
-/* The call's arguments, from the user registers saved at syscall entry
- * (unchanged by the syscall; only ax gets the result). Fills a->buf,
- * iovcnt, sys and dir; false for calls not to capture. */
-static __always_inline bool syscall_args(__s32 nr, struct pt_regs *regs, struct io_args *a)
+/* Which way a syscall moves bytes; 0 for one that is not a data syscall. */
+static __always_inline __u16 syscall_dir(__s64 nr)
+{
+	switch (nr) {
+	case NR_READ:
+	case NR_READV:
+	case NR_RECVFROM:
+	case NR_RECVMSG:
+	case NR_PREADV:
+	case NR_PREADV2:
+	case NR_RECVMMSG:
+		return OE_DIR_INGRESS;
+	case NR_WRITE:
+	case NR_WRITEV:
+	case NR_SENDTO:
+	case NR_SENDMSG:
+	case NR_PWRITEV:
+	case NR_PWRITEV2:
+	case NR_SENDFILE:
+	case NR_SPLICE:
+	case NR_SENDMMSG:
+		return OE_DIR_EGRESS;
+	}
+	return 0;
+}
+
+/* Does the syscall name its socket by fd in its first argument? */
+static __always_inline bool fd_in_first_arg(__s64 nr)
+{
+	return nr != NR_SPLICE && syscall_dir(nr) != 0;
+}
+
+/* The call's buffer, from the user registers saved at syscall entry
+ * (unchanged by the syscall; only ax gets the result). Fills a->buf (0: no
+ * user buffer to copy, the event only counts), iovcnt and sys; false for
+ * calls not to report at all (a peek: the same bytes will be read again). */
+static __always_inline bool syscall_args(__s64 nr, struct pt_regs *regs, struct io_args *a)
 {
 	__u64 arg1 = regs->si, arg2 = regs->dx;
 	a->buf = arg1;
@@ -427,29 +497,28 @@ static __always_inline bool syscall_args(__s32 nr, struct pt_regs *regs, struct 
 	switch (nr) {
 	case NR_READ:
 		a->sys = OE_SYS_READ;
-		a->dir = OE_DIR_INGRESS;
 		return true;
 	case NR_WRITE:
 		a->sys = OE_SYS_WRITE;
-		a->dir = OE_DIR_EGRESS;
 		return true;
 	case NR_READV:
 	case NR_WRITEV:
+	case NR_PREADV:
+	case NR_PWRITEV:
+	case NR_PREADV2:
+	case NR_PWRITEV2:
 		if (arg2 == 0)
 			return false;
 		a->iovcnt = arg2 > MAX_IOV ? MAX_IOV : (__u32)arg2;
-		a->sys = nr == NR_READV ? OE_SYS_READV : OE_SYS_WRITEV;
-		a->dir = nr == NR_READV ? OE_DIR_INGRESS : OE_DIR_EGRESS;
+		a->sys = a->dir == OE_DIR_INGRESS ? OE_SYS_READV : OE_SYS_WRITEV;
 		return true;
 	case NR_RECVFROM:
-		if (regs->r10 & MSG_PEEK) /* the same bytes will be read again */
+		if (regs->r10 & MSG_PEEK)
 			return false;
 		a->sys = OE_SYS_RECVFROM;
-		a->dir = OE_DIR_INGRESS;
 		return true;
 	case NR_SENDTO:
 		a->sys = OE_SYS_SENDTO;
-		a->dir = OE_DIR_EGRESS;
 		return true;
 	case NR_RECVMSG:
 	case NR_SENDMSG: {
@@ -461,20 +530,132 @@ static __always_inline bool syscall_args(__s32 nr, struct pt_regs *regs, struct 
 		a->buf = m.iov;
 		a->iovcnt = m.iovlen > MAX_IOV ? MAX_IOV : (__u32)m.iovlen;
 		a->sys = nr == NR_RECVMSG ? OE_SYS_RECVMSG : OE_SYS_SENDMSG;
-		a->dir = nr == NR_RECVMSG ? OE_DIR_INGRESS : OE_DIR_EGRESS;
 		return true;
 	}
-	case NR_SENDFILE: /* file bytes to the socket: counted, never copied */
-		a->buf = 0;
+	}
+	/* No user buffer we can place: file bytes (sendfile, splice), or one
+	 * message of several whose index the registers do not give. */
+	a->buf = 0;
+	switch (nr) {
+	case NR_SENDFILE:
 		a->sys = OE_SYS_SENDFILE;
-		a->dir = OE_DIR_EGRESS;
-		return true;
+		break;
+	case NR_SPLICE:
+		a->sys = OE_SYS_SPLICE;
+		break;
+	case NR_SENDMMSG:
+		a->sys = OE_SYS_SENDMMSG;
+		break;
+	case NR_RECVMMSG:
+		if (regs->r10 & MSG_PEEK)
+			return false;
+		a->sys = OE_SYS_RECVMMSG;
+		break;
+	default:
+		a->sys = OE_SYS_OTHER;
 	}
-	return false;
+	return true;
 }
 
-/* One exit program serves every data syscall: their sys_exit records match,
- * and the record's syscall number says which call it was. */
+/* The work of both data paths once the socket and the call are known:
+ * `dir` is the way the bytes moved, `nr` the syscall they moved in. */
+static __always_inline int capture(void *ctx, int rest, struct sock *sk, __u64 cookie, __u64 pid_tgid,
+				   struct pt_regs *regs, __s64 nr, __u16 dir, __s64 ret)
+{
+	struct oe_conn_info *conn = conn_of(sk, cookie, pid_tgid, dir);
+	if (!conn)
+		return 0;
+	/* A pid past tls_pids (pid_max raised since start-up) is looked up. */
+	if (tls_enabled && pid_bit(&tls_pids, pid_tgid >> 32, true)) {
+		/* Inside SSL_read/SSL_write/handshake: ciphertext of this socket.
+		 * Never copied; it names the socket for the uretprobe. */
+		struct tls_call *tc = bpf_map_lookup_elem(&tls_calls, &pid_tgid);
+		if (tc) {
+			tc->conn_id = cookie;
+			if (!(conn->flags & OE_CONN_F_TLS))
+				conn->flags |= OE_CONN_F_TLS;
+			return 0;
+		}
+	}
+	/* Muted: userspace found the stream is nothing it parses. TLS: its
+	 * bytes outside OpenSSL calls (alerts, late handshake) are ciphertext. */
+	if (conn->flags & (OE_CONN_F_MUTED | OE_CONN_F_TLS))
+		return 0;
+	__u32 zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&scratch_buf, &zero);
+	if (!s)
+		return 0;
+	struct io_args *a = &s->args;
+	a->conn_id = cookie;
+	a->dir = dir;
+	if (!syscall_args(nr, regs, a))
+		return 0;
+	emit_data(ctx, rest, pid_tgid, a, (__u64)ret, conn);
+	return 0;
+}
+
+/* The socket path: sock_sendmsg/sock_recvmsg moved `ret` bytes through sk.
+ * Everything that is not a traced process's own TCP or UDP call leaves at
+ * the cheapest test that tells: nothing moved, a peek, not IP (UNIX
+ * sockets), a process not selected. */
+static __always_inline int on_sock_data(void *ctx, struct sock *sk, int ret, int flags, __u16 dir)
+{
+	if (ret <= 0 || (flags & MSG_PEEK))
+		return 0;
+	if (!is_inet(sk->__sk_common.skc_family))
+		return 0;
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (!is_traced(pid_tgid >> 32))
+		return 0;
+	struct task_struct *task = bpf_get_current_task_btf();
+	/* Kernel threads have no user registers; io_uring's workers neither,
+	 * and their calls are the application's I/O, lost to us: counted. */
+	if (task->flags & (PF_KTHREAD | PF_IO_WORKER)) {
+		if (task->flags & PF_IO_WORKER)
+			count(OE_CNT_IO_URING);
+		return 0;
+	}
+	/* A kernel socket (NFS, SMB...) used on behalf of a syscall about
+	 * something else: the registers describe that syscall. */
+	struct socket *so = sk->sk_socket;
+	if (!so || !so->file)
+		return 0;
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	__s64 nr = regs->orig_ax;
+	if (nr == NR_IO_URING_ENTER) {
+		count(OE_CNT_IO_URING);
+		return 0;
+	}
+	/* io_uring also issues requests from task work, which runs on the
+	 * way out of any syscall: in a process that uses it, the registers
+	 * count only if their fd is this socket. */
+	if (bpf_core_field_exists(task->io_uring) && task->io_uring &&
+	    (!fd_in_first_arg(nr) || fd_to_sock((__s32)regs->di) != sk)) {
+		count(OE_CNT_IO_URING);
+		return 0;
+	}
+	/* A syscall that moves the other way (kernel-internal) only counts. */
+	if (syscall_dir(nr) != dir)
+		nr = -1;
+	return capture(ctx, REST_BTF, sk, bpf_get_socket_cookie(sk), pid_tgid, regs, nr, dir, ret);
+}
+
+SEC("tp_btf/sock_send_length")
+int BPF_PROG(oe_sock_send, struct sock *sk, int ret, int flags)
+{
+	return on_sock_data(ctx, sk, ret, flags, OE_DIR_EGRESS);
+}
+
+SEC("tp_btf/sock_recv_length")
+int BPF_PROG(oe_sock_recv, struct sock *sk, int ret, int flags)
+{
+	return on_sock_data(ctx, sk, ret, flags, OE_DIR_INGRESS);
+}
+
+/* The syscall path: one exit program serves every data syscall (their
+ * sys_exit records match, and the record's syscall number says which call
+ * it was). TCP sockets only: their cookies exist (conn.bpf.c makes one for
+ * every TCP socket), those of UDP sockets may not. */
 SEC("tracepoint/syscalls/sys_exit_read")
 int oe_exit_data(struct sys_exit_ctx *ctx)
 {
@@ -485,36 +666,15 @@ int oe_exit_data(struct sys_exit_ctx *ctx)
 	if (!is_traced(pid_tgid >> 32))
 		return 0;
 	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
-	__s32 fd = (__s32)regs->di;
-	struct oe_conn_info *conn = lookup_conn(pid_tgid, fd);
-	if (!conn)
+	struct sock *sk = fd_to_sock((__s32)regs->di);
+	if (!sk || !is_inet(BPF_CORE_READ(sk, __sk_common.skc_family)) ||
+	    BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP_NUM)
 		return 0;
-	/* A pid past tls_pids (pid_max raised since start-up) is looked up. */
-	if (tls_enabled && pid_bit(&tls_pids, pid_tgid >> 32, true)) {
-		/* Inside SSL_read/SSL_write/handshake: ciphertext of this socket.
-		 * Never copied; it names the socket for the uretprobe. */
-		struct tls_call *tc = bpf_map_lookup_elem(&tls_calls, &pid_tgid);
-		if (tc) {
-			tc->fd = fd;
-			tc->conn_id = conn->conn_id;
-			if (!(conn->flags & OE_CONN_F_TLS))
-				conn->flags |= OE_CONN_F_TLS;
-			return 0;
-		}
-	}
-	/* Muted: userspace found the stream is nothing it parses. TLS: its
-	 * syscalls outside OpenSSL calls (alerts, late handshake) are ciphertext. */
-	if (conn->flags & (OE_CONN_F_MUTED | OE_CONN_F_TLS))
+	__u64 cookie = stored_cookie(sk);
+	if (!cookie)
 		return 0;
-	__u32 zero = 0;
-	struct scratch *s = bpf_map_lookup_elem(&scratch_buf, &zero);
-	if (!s)
+	__u16 dir = syscall_dir(ctx->nr);
+	if (!dir)
 		return 0;
-	struct io_args *a = &s->args;
-	a->conn_id = conn->conn_id;
-	a->fd = fd;
-	if (!syscall_args(ctx->nr, regs, a))
-		return 0;
-	emit_data(ctx, false, pid_tgid, a, (__u64)ret, conn);
-	return 0;
+	return capture(ctx, REST_TP, sk, cookie, pid_tgid, regs, ctx->nr, dir, ret);
 }

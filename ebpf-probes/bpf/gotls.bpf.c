@@ -67,8 +67,6 @@ struct go_tls_read {
 	__u64 conn_id;
 	__u64 stack_lo;
 	__u64 stack_hi;
-	__s32 fd;
-	__u32 _pad;
 };
 
 /* LRU: an entry whose RET never comes (a panic unwinding through the call, a
@@ -88,7 +86,7 @@ struct go_stack {
 
 /* The fd under a *tls.Conn, -1 when the chain cannot be read. A net.Conn of
  * another type than *net.TCPConn (a wrapper) yields garbage here; only a fd
- * that is a TCP socket of this process is ever used (lookup_conn). */
+ * that is a socket of this process is ever used (go_tls_conn). */
 static __always_inline __s32 go_conn_fd(__u64 tls_conn)
 {
 	__u64 tcp_conn = 0, net_fd = 0;
@@ -104,14 +102,23 @@ static __always_inline __s32 go_conn_fd(__u64 tls_conn)
 	return (__s32)sysfd;
 }
 
-/* The tracked connection under a *tls.Conn, flagged TLS; `joining`: flag
- * one not flagged yet OE_CONN_F_GO_JOINING too. */
-static __always_inline struct oe_conn_info *go_tls_conn(__u64 pid_tgid, __u64 tls_conn, __s32 *fd, bool joining)
+/* The tracked connection under a *tls.Conn, flagged TLS, and its id;
+ * `joining`: flag one not flagged yet OE_CONN_F_GO_JOINING too. The socket's
+ * cookie was made by our tp_btf or iter programs (conn.bpf.c) when it
+ * opened, or at start-up for older ones; without one it is unknown. */
+static __always_inline struct oe_conn_info *go_tls_conn(__u64 pid_tgid, __u64 tls_conn, __u32 dir, __u64 *cookie,
+							bool joining)
 {
-	*fd = go_conn_fd(tls_conn);
-	if (*fd < 0)
+	__s32 fd = go_conn_fd(tls_conn);
+	if (fd < 0)
 		return NULL;
-	struct oe_conn_info *conn = lookup_conn(pid_tgid, *fd);
+	struct sock *sk = fd_to_sock(fd);
+	if (!sk)
+		return NULL;
+	*cookie = stored_cookie(sk);
+	if (!*cookie)
+		return NULL;
+	struct oe_conn_info *conn = conn_of(sk, *cookie, pid_tgid, dir);
 	if (conn && !(conn->flags & OE_CONN_F_TLS))
 		conn->flags |= OE_CONN_F_TLS | (joining ? OE_CONN_F_GO_JOINING : 0);
 	return conn;
@@ -132,8 +139,8 @@ int oe_go_tls_read_enter(struct pt_regs *ctx)
 	if (!is_traced(pid_tgid >> 32))
 		return 0;
 	struct go_tls_key key = { .g = GO_G(ctx), .tgid = pid_tgid >> 32 };
-	__s32 fd;
-	struct oe_conn_info *conn = go_tls_conn(pid_tgid, GO_ARG0(ctx), &fd, false);
+	__u64 cookie = 0;
+	struct oe_conn_info *conn = go_tls_conn(pid_tgid, GO_ARG0(ctx), OE_DIR_INGRESS, &cookie, false);
 	if (conn && (conn->flags & OE_CONN_F_GO_JOINING))
 		conn->flags &= ~OE_CONN_F_GO_JOINING;
 	if (!conn || (conn->flags & OE_CONN_F_TLS_MUTED)) {
@@ -142,7 +149,7 @@ int oe_go_tls_read_enter(struct pt_regs *ctx)
 		bpf_map_delete_elem(&go_tls_reads, &key);
 		return 0;
 	}
-	struct go_tls_read r = { .buf = GO_ARG1(ctx), .conn_id = conn->conn_id, .fd = fd };
+	struct go_tls_read r = { .buf = GO_ARG1(ctx), .conn_id = cookie };
 	struct go_stack st = {};
 	if (bpf_probe_read_user(&st, sizeof(st), (void *)(key.g + GO_G_STACK)) == 0) {
 		r.stack_lo = st.lo;
@@ -178,15 +185,12 @@ int oe_go_tls_read_ret(struct pt_regs *ctx)
 			return 0;
 		r.buf += st.hi - r.stack_hi;
 	}
-	struct oe_fd_key ck = { .tgid = key.tgid, .fd = r.fd };
-	struct oe_conn_info *conn = bpf_map_lookup_elem(&conns, &ck);
-	/* Closed (and the fd maybe reused) during the call, or muted meanwhile. */
-	if (!conn || conn->conn_id != r.conn_id || (conn->flags & OE_CONN_F_TLS_MUTED))
+	struct oe_conn_info *conn = bpf_map_lookup_elem(&conns, &r.conn_id);
+	/* Closed or forgotten during the call, or muted meanwhile. */
+	if (!conn || !(conn->flags & OE_CONN_F_ANNOUNCED) || (conn->flags & OE_CONN_F_TLS_MUTED))
 		return 0;
-	struct io_args a = {
-		.buf = r.buf, .conn_id = r.conn_id, .fd = r.fd, .iovcnt = 0, .sys = OE_SYS_SSL_READ, .dir = OE_DIR_INGRESS,
-	};
-	emit_data(ctx, true, pid_tgid, &a, (__u64)n, conn);
+	struct io_args a = { .buf = r.buf, .conn_id = r.conn_id, .iovcnt = 0, .sys = OE_SYS_SSL_READ, .dir = OE_DIR_INGRESS };
+	emit_data(ctx, REST_UPROBE, pid_tgid, &a, (__u64)n, conn);
 	return 0;
 }
 
@@ -199,15 +203,12 @@ int oe_go_tls_write_enter(struct pt_regs *ctx)
 	__s64 len = (__s64)GO_ARG2(ctx);
 	if (len <= 0)
 		return 0;
-	__s32 fd;
-	struct oe_conn_info *conn = go_tls_conn(pid_tgid, GO_ARG0(ctx), &fd, true);
+	__u64 cookie = 0;
+	struct oe_conn_info *conn = go_tls_conn(pid_tgid, GO_ARG0(ctx), OE_DIR_EGRESS, &cookie, true);
 	if (!conn || (conn->flags & (OE_CONN_F_TLS_MUTED | OE_CONN_F_GO_JOINING)))
 		return 0;
-	struct io_args a = {
-		.buf = GO_ARG1(ctx), .conn_id = conn->conn_id, .fd = fd, .iovcnt = 0, .sys = OE_SYS_SSL_WRITE,
-		.dir = OE_DIR_EGRESS,
-	};
-	emit_data(ctx, true, pid_tgid, &a, (__u64)len, conn);
+	struct io_args a = { .buf = GO_ARG1(ctx), .conn_id = cookie, .iovcnt = 0, .sys = OE_SYS_SSL_WRITE, .dir = OE_DIR_EGRESS };
+	emit_data(ctx, REST_UPROBE, pid_tgid, &a, (__u64)len, conn);
 	return 0;
 }
 
@@ -219,7 +220,7 @@ int oe_go_tls_handshake(struct pt_regs *ctx)
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	if (!is_traced(pid_tgid >> 32))
 		return 0;
-	__s32 fd;
-	go_tls_conn(pid_tgid, GO_ARG0(ctx), &fd, false);
+	__u64 cookie;
+	go_tls_conn(pid_tgid, GO_ARG0(ctx), OE_DIR_EGRESS, &cookie, false);
 	return 0;
 }

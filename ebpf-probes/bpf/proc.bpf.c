@@ -36,7 +36,7 @@ int oe_process_exec(void *ctx)
 	struct oe_proc_exec *ev = reserve_event(sizeof(*ev), &ring);
 	if (!ev)
 		return 0;
-	fill_header(&ev->hdr, pid_tgid, OE_EV_PROC_EXEC, -1, 0);
+	fill_header(&ev->hdr, pid_tgid, OE_EV_PROC_EXEC, 0);
 	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
 	bpf_ringbuf_submit(ev, wakeup_flag(ring, sizeof(*ev)));
 	return 0;
@@ -61,12 +61,11 @@ int oe_process_exit(void *ctx)
 		set_pid_bit(&pid_bits, tgid, false);
 	if (tls_enabled)
 		set_pid_bit(&tls_pids, tgid, false);
-	set_pid_bit(&fd_pids, tgid, false);
 	void *ring;
 	struct oe_proc_exit *ev = reserve_event(sizeof(*ev), &ring);
 	if (!ev)
 		return 0;
-	fill_header(&ev->hdr, pid_tgid, OE_EV_PROC_EXIT, -1, 0);
+	fill_header(&ev->hdr, pid_tgid, OE_EV_PROC_EXIT, 0);
 	bpf_ringbuf_submit(ev, wakeup_flag(ring, sizeof(*ev)));
 	return 0;
 }

@@ -5,8 +5,8 @@
  * it finds, and oe_ssl_ret to the return of each.
  *
  *   entry     remembers the call by thread (tls_calls)
- *   syscalls  made inside it (data.bpf.c oe_exit_data()) name its socket, flag the
- *             connection OE_CONN_F_TLS and are not captured: ciphertext
+ *   socket    reads and writes made inside it (data.bpf.c capture()) name its
+ *             connection, flag it OE_CONN_F_TLS and are not captured: ciphertext
  *   return    emits the plaintext as an ordinary data event of that
  *             connection, syscall OE_SYS_SSL_READ/WRITE
  *
@@ -39,7 +39,6 @@ static __always_inline int tls_enter(struct pt_regs *ctx, __u16 sys, __u16 dir, 
 		/* SSL_read_ex(ssl, buf, num, size_t *readbytes), SSL_write_ex(..., size_t *written) */
 		.len_ptr = ex ? PT_REGS_PARM4(ctx) : 0,
 		.sp = sp,
-		.fd = -1,
 		.sys = sys,
 		.dir = dir,
 	};
@@ -93,11 +92,9 @@ int oe_ssl_ret(struct pt_regs *ctx)
 	bpf_map_delete_elem(&tls_calls, &pid_tgid);
 
 	struct tls_sock_key key = { .ssl = c.ssl, .tgid = pid_tgid >> 32 };
-	bool from_call = c.fd >= 0;
-	if (from_call) {
-		struct tls_sock v = { .conn_id = c.conn_id, .fd = c.fd };
-		bpf_map_update_elem(&tls_socks, &key, &v, BPF_ANY);
-	}
+	bool from_call = c.conn_id != 0;
+	if (from_call)
+		bpf_map_update_elem(&tls_socks, &key, &c.conn_id, BPF_ANY);
 	if (c.sys == 0) /* handshake: nothing to send */
 		return 0;
 
@@ -119,21 +116,18 @@ int oe_ssl_ret(struct pt_regs *ctx)
 		return 0;
 
 	if (!from_call) {
-		struct tls_sock *v = bpf_map_lookup_elem(&tls_socks, &key);
-		if (!v) {
+		__u64 *known = bpf_map_lookup_elem(&tls_socks, &key);
+		if (!known) {
 			count(OE_CNT_TLS_NO_SOCKET);
 			return 0;
 		}
-		c.fd = v->fd;
-		c.conn_id = v->conn_id;
+		c.conn_id = *known;
 	}
-	struct oe_conn_info *conn = lookup_conn(pid_tgid, c.fd);
-	if (!conn)
-		return 0;
-	if (conn->conn_id != c.conn_id) {
-		/* The fd was closed and reused since: not this SSL object's socket. */
-		if (!from_call)
-			count(OE_CNT_TLS_NO_SOCKET);
+	/* Gone (closed, or forgotten by userspace and not announced again by
+	 * a read or write since): no connection to give the plaintext to. */
+	struct oe_conn_info *conn = bpf_map_lookup_elem(&conns, &c.conn_id);
+	if (!conn || !(conn->flags & OE_CONN_F_ANNOUNCED)) {
+		count(OE_CNT_TLS_NO_SOCKET);
 		return 0;
 	}
 	if (!(conn->flags & OE_CONN_F_TLS))
@@ -141,9 +135,7 @@ int oe_ssl_ret(struct pt_regs *ctx)
 	if (conn->flags & OE_CONN_F_TLS_MUTED)
 		return 0;
 
-	struct io_args a = {
-		.buf = c.buf, .conn_id = c.conn_id, .fd = c.fd, .iovcnt = 0, .sys = c.sys, .dir = c.dir,
-	};
-	emit_data(ctx, true, pid_tgid, &a, moved, conn);
+	struct io_args a = { .buf = c.buf, .conn_id = c.conn_id, .iovcnt = 0, .sys = c.sys, .dir = c.dir };
+	emit_data(ctx, REST_UPROBE, pid_tgid, &a, moved, conn);
 	return 0;
 }

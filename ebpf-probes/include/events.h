@@ -29,10 +29,17 @@ typedef int64_t __s64;
 #define OE_EV_PROC_EXIT 4
 #define OE_EV_PROC_EXEC 5
 
-/* who opened the connection (oe_conn_open.role) */
-#define OE_ROLE_UNKNOWN 0 /* found already open: accepted or connected before we attached */
-#define OE_ROLE_SERVER 1  /* returned by accept/accept4 */
-#define OE_ROLE_CLIENT 2  /* passed to connect */
+/* which end of the connection the traced process holds (oe_conn_open.role).
+ * TCP: from the socket's state machine (a passive open is a server, an active
+ * one a client); a socket older than the probes is a server when its local
+ * port is one a listening socket uses, else a client. UDP: a client when its
+ * first datagram went out, a server when it came in. */
+#define OE_ROLE_SERVER 1
+#define OE_ROLE_CLIENT 2
+
+/* oe_conn_open.transport */
+#define OE_TRANSPORT_TCP 1
+#define OE_TRANSPORT_UDP 2
 
 /* data direction (oe_data.direction) */
 #define OE_DIR_INGRESS 1 /* read/recv by the traced process */
@@ -53,6 +60,14 @@ typedef int64_t __s64;
  * application sent or received. */
 #define OE_SYS_SSL_READ 10
 #define OE_SYS_SSL_WRITE 11
+/* Bytes moved with no user buffer the probes can read: counted, never
+ * copied (captured_len 0). splice(2) into a socket; sendmmsg/recvmmsg, whose
+ * saved registers do not say which of their messages this one is; any other
+ * syscall the socket-layer tracepoints fire in. */
+#define OE_SYS_SPLICE 12
+#define OE_SYS_SENDMMSG 13
+#define OE_SYS_RECVMMSG 14
+#define OE_SYS_OTHER 15
 
 /* indexes into the per-CPU `counters` array map */
 #define OE_CNT_RINGBUF_FULL 0   /* an event could not be reserved: lost */
@@ -63,9 +78,10 @@ typedef int64_t __s64;
  * connection turned to the request direction: egress for a client, ingress
  * for a server), so lost spans can be counted, not only lost events. */
 #define OE_CNT_REQUEST_STARTS_LOST 4
-/* The same for connections of unknown role (open before the probes):
- * lost events that turned the direction; two make one request. */
-#define OE_CNT_TURNS_LOST 5
+/* Socket reads and writes made through io_uring (by an io_uring worker
+ * thread, or inside io_uring_enter): the syscall's registers do not hold
+ * their buffers, so they are not captured. */
+#define OE_CNT_IO_URING 5
 #define OE_CNT_MAX 8
 
 /* Common prefix of every ring-buffer record. */
@@ -74,8 +90,11 @@ struct oe_event_header {
 	__u32 tgid;   /* process id */
 	__u32 tid;    /* thread id */
 	__u32 kind;   /* OE_EV_* */
-	__s32 fd;
-	__u64 conn_id; /* unique per tracked connection (its creation time + cpu) */
+	__u32 _pad;
+	/* The connection: its socket's cookie (bpf_get_socket_cookie), unique
+	 * among the sockets of this boot and never reused. The only identity
+	 * userspace knows a connection by: tgid/tid say who read or wrote. */
+	__u64 conn_id;
 };
 
 /* IPv4 addresses are stored as IPv4-mapped IPv6 (::ffff:a.b.c.d). */
@@ -89,7 +108,8 @@ struct oe_conn_open {
 	__u16 role;       /* OE_ROLE_* */
 	char comm[16];    /* task name: identity when the process is gone before /proc is read */
 	__u32 parent_tgid; /* a fork gone before /proc is read inherits its parent's identity */
-	__u32 _pad;
+	__u16 transport;  /* OE_TRANSPORT_* */
+	__u16 _pad;
 	char exe[64];     /* executable's file name, which comm truncates to 15 bytes */
 };
 
@@ -140,14 +160,8 @@ struct oe_proc_exec {
 #define OE_PORTS_EXCLUDE 1
 #define OE_PORTS_INCLUDE 2
 
-/* Map key for the connection table and the not-a-socket cache. */
-struct oe_fd_key {
-	__u32 tgid;
-	__s32 fd;
-};
-
 /* oe_conn_info.flags */
-#define OE_CONN_F_MUTED 1     /* userspace needs no more payload: data syscalls are not captured */
+#define OE_CONN_F_MUTED 1     /* userspace needs no more payload: socket data is not captured */
 #define OE_CONN_F_TLS 2       /* set by the kernel: OpenSSL or Go crypto/tls reads/writes it; its syscalls carry ciphertext, never captured */
 #define OE_CONN_F_TLS_MUTED 4 /* userspace needs no more TLS plaintext (not a protocol it parses) */
 #define OE_CONN_F_FULL 8      /* set by the kernel: a request line matched a full-capture rule (LLM API
@@ -157,15 +171,24 @@ struct oe_fd_key {
 				 * writes are not captured until a Read is seen starting */
 #define OE_CONN_F_LAST_EGRESS 32 /* kernel only: the last data event went out (a turn starts a request);
 				  * set at first for servers, whose first event is a request coming in */
+#define OE_CONN_F_ANNOUNCED 64 /* its OE_EV_CONN_OPEN was sent: userspace knows it, with the process
+				* (owner_tgid, owner_image) that used it then. Without it the entry
+				* only remembers the role the state machine gave it; the first data
+				* event in a traced process announces it. */
+#define OE_CONN_F_SKIP 128    /* kernel only: not traced (port selection, or neither TCP nor UDP) */
 
-/* Value of the connection table. Userspace sets `flags` on live entries. */
+/* Value of the connection table, keyed by socket cookie (__u64). Userspace
+ * sets `flags` on live entries and deletes entries it forgot. */
 struct oe_conn_info {
-	__u64 conn_id;
 	__u16 role;
 	__u16 flags;
 	__u32 seq; /* next oe_data_meta.seq */
-	__u32 exec_id; /* the process image that tracked it (oe_exec_id in common.h) */
-	__u32 _pad;
+	/* The process it was announced for, and which image of it (its
+	 * task's self_exec_id): another process (a fork sharing the socket) or
+	 * another image (an exec that kept it) announces it again, so that
+	 * userspace attributes what follows to who does it. */
+	__u32 owner_tgid;
+	__u32 owner_image;
 };
 
 /* Full capture (OE_CONN_F_FULL): a syscall is split into OE_MAX_CAPTURE-byte

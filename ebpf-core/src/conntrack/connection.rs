@@ -1,8 +1,9 @@
-//! One tracked TCP connection.
+//! One tracked connection: a TCP or UDP socket, as the kernel names it.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use crate::events::Transport;
 use crate::process::ProcessIdentity;
 use crate::protocol::{Direction, Parser, Protocol, Role};
 
@@ -43,7 +44,11 @@ pub struct Sniff {
 #[derive(Debug)]
 pub struct Connection {
     pub conn_id: u64,
+    /// The process the kernel announced it for (a fork or exec that uses
+    /// it later is announced again): its exit or exec ends the connection.
+    pub tgid: u32,
     pub process: Arc<ProcessIdentity>,
+    pub transport: Transport,
     /// None when the kernel's open event was lost (counted as a kernel drop).
     pub endpoints: Option<Endpoints>,
     /// The traced process's side, when the kernel saw the socket appear

@@ -1,4 +1,5 @@
-//! The userspace mirror of the kernel connection table. Recognises each
+//! The userspace mirror of the kernel connection table, keyed by the id the
+//! kernel gives each connection (its socket's cookie). Recognises each
 //! connection's protocol from its first payload (`Protocols`), feeds each
 //! data event to its parser and returns the records it completes.
 
@@ -6,7 +7,7 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
-use crate::events::{ConnOpen, DataEvent, Header};
+use crate::events::{ConnOpen, DataEvent, Header, Transport};
 use crate::process::{IdentityConfig, ProcessIdentity, ProcessTable, TaskHint};
 use crate::protocol::{Chunk, ConnFacts, Hint, Progress, Protocols, Record, Role, Verdict};
 
@@ -40,8 +41,6 @@ impl Exchange {
 /// A connection whose payload the kernel may stop copying.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Mute {
-    pub tgid: u32,
-    pub fd: i32,
     pub conn_id: u64,
     /// Stop the TLS plaintext (OpenSSL probes) rather than the syscall capture.
     pub tls: bool,
@@ -53,9 +52,9 @@ const SHRINK_MIN_CAPACITY: usize = 1024;
 
 #[derive(Debug, Default)]
 pub struct ConnTracker {
-    /// By (tgid, fd). Keys are kernel-assigned numbers, not attacker-chosen
-    /// text: FxHash (no per-lookup SipHash) is safe here.
-    conns: FxHashMap<(u32, i32), Connection>,
+    /// By connection id. Keys are kernel-assigned numbers, not
+    /// attacker-chosen text: FxHash (no per-lookup SipHash) is safe here.
+    conns: FxHashMap<u64, Connection>,
     processes: ProcessTable,
     /// Connections whose parser failed, since start.
     pub parse_errors: u64,
@@ -132,24 +131,42 @@ impl ConnTracker {
         self.processes.len()
     }
 
-    pub fn open(&mut self, hdr: &Header, open: &ConnOpen, out: &mut Vec<Exchange>) {
-        // An fd reused without a close we saw: finish the old connection first.
-        self.close(hdr, out);
+    /// The kernel announced connection `hdr.conn_id` for process `hdr.tgid`.
+    /// A connection already known is announced again when another process
+    /// (a fork sharing the socket) or image (an exec that kept it) uses it,
+    /// or when the kernel's table lost and found it again: it goes on, its
+    /// stream state kept, under the process announced now.
+    pub fn open(&mut self, hdr: &Header, open: &ConnOpen) {
         let process = self.processes.get_or_read_hinted(
             hdr.tgid,
             &TaskHint { comm: &open.comm, exe: &open.exe, parent_tgid: Some(open.parent_tgid) },
         );
+        let endpoints = Some(Endpoints { local: open.local, peer: open.peer });
+        let role = match u32::from(open.role) {
+            ebpf_probes::abi::OE_ROLE_SERVER => Some(Role::Server),
+            ebpf_probes::abi::OE_ROLE_CLIENT => Some(Role::Client),
+            _ => None,
+        };
+        if let Some(conn) = self.conns.get_mut(&hdr.conn_id) {
+            conn.tgid = hdr.tgid;
+            conn.process = process;
+            conn.endpoints = endpoints;
+            conn.transport = open.transport;
+            conn.role = role;
+            conn.last_seen_ns = hdr.ts_ns;
+            // Numbering may restart (an entry made anew): the next event sets it.
+            conn.next_seq = None;
+            return;
+        }
         self.conns.insert(
-            (hdr.tgid, hdr.fd),
+            hdr.conn_id,
             Connection {
                 conn_id: hdr.conn_id,
+                tgid: hdr.tgid,
                 process,
-                endpoints: Some(Endpoints { local: open.local, peer: open.peer }),
-                role: match u32::from(open.role) {
-                    ebpf_probes::abi::OE_ROLE_SERVER => Some(Role::Server),
-                    ebpf_probes::abi::OE_ROLE_CLIENT => Some(Role::Client),
-                    _ => None,
-                },
+                transport: open.transport,
+                endpoints,
+                role,
                 stream: StreamState::Unclassified,
                 last_seen_ns: hdr.ts_ns,
                 tls: false,
@@ -159,14 +176,14 @@ impl ConnTracker {
     }
 
     pub fn data(&mut self, hdr: &Header, data: &DataEvent<'_>, out: &mut Vec<Exchange>) {
-        let key = (hdr.tgid, hdr.fd);
-        if self.conns.get(&key).is_some_and(|c| c.conn_id != hdr.conn_id) {
-            self.close(hdr, out);
-        }
         let processes = &mut self.processes;
-        let conn = self.conns.entry(key).or_insert_with(|| Connection {
+        // The open event was lost (ring buffer full): what the data event
+        // says is all there is.
+        let conn = self.conns.entry(hdr.conn_id).or_insert_with(|| Connection {
             conn_id: hdr.conn_id,
+            tgid: hdr.tgid,
             process: processes.get_or_read(hdr.tgid, ""),
+            transport: Transport::Tcp,
             endpoints: None,
             role: None,
             stream: StreamState::Unclassified,
@@ -194,7 +211,7 @@ impl ConnTracker {
             }
             conn.next_seq = Some(seq.wrapping_add(1));
         }
-        let mute = Mute { tgid: hdr.tgid, fd: hdr.fd, conn_id: hdr.conn_id, tls: data.tls };
+        let mute = Mute { conn_id: hdr.conn_id, tls: data.tls };
         if data.tls != conn.tls {
             if !data.tls {
                 // Ciphertext at the socket of a connection whose plaintext the
@@ -215,6 +232,12 @@ impl ConnTracker {
         let mut replay = None;
         if matches!(conn.stream, StreamState::Unclassified | StreamState::Sniffing(_)) {
             if data.payload.is_empty() {
+                return;
+            }
+            // Datagrams: no protocol of ours parses them yet.
+            if conn.transport == Transport::Udp {
+                self.muted.push(mute);
+                conn.stream = StreamState::Ignored;
                 return;
             }
             let sniff = match std::mem::replace(&mut conn.stream, StreamState::Unclassified) {
@@ -319,61 +342,51 @@ impl ConnTracker {
         out.extend(self.scratch.drain(..).map(|record| Exchange { record, process: process.clone(), endpoints, tls }));
     }
 
-    /// The connection at (tgid, fd) closed at `hdr.ts_ns`.
+    /// Connection `hdr.conn_id` ended at `hdr.ts_ns` (its socket did).
     pub fn close(&mut self, hdr: &Header, out: &mut Vec<Exchange>) {
-        if let Some(conn) = self.conns.remove(&(hdr.tgid, hdr.fd)) {
+        if let Some(conn) = self.conns.remove(&hdr.conn_id) {
             self.finish(conn, hdr.ts_ns, out);
             self.maybe_shrink();
         }
     }
 
-    /// The process exited: its sockets closed without close() calls. Returns
-    /// the fds it had and their connections, so the kernel table can forget
-    /// them too.
-    pub fn process_exit(&mut self, hdr: &Header, out: &mut Vec<Exchange>) -> Vec<(i32, u64)> {
-        let fds: Vec<(i32, u64)> =
-            self.conns.iter().filter(|((tgid, _), _)| *tgid == hdr.tgid).map(|(&(_, fd), c)| (fd, c.conn_id)).collect();
-        for &(fd, _) in &fds {
-            if let Some(conn) = self.conns.remove(&(hdr.tgid, fd)) {
-                self.finish(conn, hdr.ts_ns, out);
-            }
-        }
+    /// The process exited, or exec()ed another image: its connections end
+    /// here. A socket that lives on in another process (a fork), or in the
+    /// new image, is announced again by the kernel when it is used.
+    pub fn process_exit(&mut self, hdr: &Header, out: &mut Vec<Exchange>) {
+        self.end_where(|c| c.tgid == hdr.tgid, Some(hdr.ts_ns), out);
         self.processes.remove(hdr.tgid);
-        if !fds.is_empty() {
-            self.maybe_shrink();
-        }
-        fds
     }
 
-    /// Drops the connections the kernel no longer tracks (`tracked(tgid, fd,
-    /// conn_id)` false): pushed out of its full LRU table, or closed while the
-    /// close event was lost. Neither sends a close event, so without this they
+    /// Drops the connections the kernel no longer tracks (`tracked(conn_id)`
+    /// false): pushed out of its full LRU table, or closed while the close
+    /// event was lost. Neither sends a close event, so without this they
     /// would wait for the idle expiry. Their pending requests end as on
     /// expiry. Returns how many went.
-    pub fn reconcile(&mut self, mut tracked: impl FnMut(u32, i32, u64) -> bool, out: &mut Vec<Exchange>) -> usize {
-        self.end_where(|&(tgid, fd), c| !tracked(tgid, fd, c.conn_id), out).len()
+    pub fn reconcile(&mut self, mut tracked: impl FnMut(u64) -> bool, out: &mut Vec<Exchange>) -> usize {
+        self.end_where(|c| !tracked(c.conn_id), None, out).len()
     }
 
     /// Drops connections silent since `cutoff_ns` (their close was lost, or
-    /// they idle): bounds memory when events go missing. Returns them as
-    /// (tgid, fd, conn_id), for the kernel table to forget as well.
-    pub fn expire_idle(&mut self, cutoff_ns: u64, out: &mut Vec<Exchange>) -> Vec<(u32, i32, u64)> {
-        self.end_where(|_, c| c.last_seen_ns < cutoff_ns, out)
+    /// they idle): bounds memory when events go missing. Returns their ids,
+    /// for the kernel table to forget as well.
+    pub fn expire_idle(&mut self, cutoff_ns: u64, out: &mut Vec<Exchange>) -> Vec<u64> {
+        self.end_where(|c| c.last_seen_ns < cutoff_ns, None, out)
     }
 
-    /// Ends the connections `pred` picks, at their last event (no close was
-    /// seen), and gives the table's memory back; returns them as (tgid, fd,
-    /// conn_id).
+    /// Ends the connections `pred` picks, at `at_ns` or else at their last
+    /// event (no close was seen), and gives the table's memory back;
+    /// returns their ids.
     fn end_where(
         &mut self,
-        mut pred: impl FnMut(&(u32, i32), &Connection) -> bool,
+        mut pred: impl FnMut(&Connection) -> bool,
+        at_ns: Option<u64>,
         out: &mut Vec<Exchange>,
-    ) -> Vec<(u32, i32, u64)> {
-        let gone: Vec<(u32, i32, u64)> =
-            self.conns.iter().filter(|(k, c)| pred(k, c)).map(|(&(tgid, fd), c)| (tgid, fd, c.conn_id)).collect();
-        for &(tgid, fd, _) in &gone {
-            if let Some(conn) = self.conns.remove(&(tgid, fd)) {
-                let ts = conn.last_seen_ns;
+    ) -> Vec<u64> {
+        let gone: Vec<u64> = self.conns.values().filter(|c| pred(c)).map(|c| c.conn_id).collect();
+        for id in &gone {
+            if let Some(conn) = self.conns.remove(id) {
+                let ts = at_ns.unwrap_or(conn.last_seen_ns);
                 self.finish(conn, ts, out);
             }
         }
@@ -410,23 +423,26 @@ mod tests {
     use crate::protocol::Direction;
 
     const TGID: u32 = 4242;
-    const FD: i32 = 7;
     const CONN: u64 = 99;
 
     fn hdr(ts_ns: u64) -> Header {
-        Header { ts_ns, tgid: TGID, tid: TGID, fd: FD, conn_id: CONN }
+        Header { ts_ns, tgid: TGID, tid: TGID, conn_id: CONN }
     }
 
-    fn open(t: &mut ConnTracker, out: &mut Vec<Exchange>) {
-        let open = ConnOpen {
+    fn announce(tgid: u32, transport: Transport) -> ConnOpen {
+        ConnOpen {
             local: ("127.0.0.1".parse().unwrap(), 8443),
             peer: ("127.0.0.1".parse().unwrap(), 50000),
             role: 1,
-            comm: "server".into(),
-            exe: "server".into(),
+            transport,
+            comm: format!("server-{tgid}"),
+            exe: format!("server-{tgid}"),
             parent_tgid: 1,
-        };
-        t.open(&hdr(1), &open, out);
+        }
+    }
+
+    fn open(t: &mut ConnTracker) {
+        t.open(&hdr(1), &announce(TGID, Transport::Tcp));
     }
 
     fn feed(t: &mut ConnTracker, ts: u64, direction: Direction, payload: &[u8], tls: bool, out: &mut Vec<Exchange>) {
@@ -443,10 +459,10 @@ mod tests {
     fn tls_plaintext_after_handshake_bytes_is_parsed_and_https() {
         let mut t = ConnTracker::offline();
         let out = &mut Vec::new();
-        open(&mut t, out);
+        open(&mut t);
         // The handshake reached userspace before the kernel knew the socket was TLS.
         feed(&mut t, 2, Direction::Ingress, CLIENT_HELLO, false, out);
-        assert_eq!(t.muted, [Mute { tgid: TGID, fd: FD, conn_id: CONN, tls: false }], "syscall capture muted");
+        assert_eq!(t.muted, [Mute { conn_id: CONN, tls: false }], "socket capture muted");
         assert_eq!(t.tls_suspects, [TGID]);
         // Plaintext from the OpenSSL probes: the connection starts over, as TLS.
         feed(&mut t, 3, Direction::Ingress, REQUEST, true, out);
@@ -468,7 +484,7 @@ mod tests {
     fn tls_plaintext_first_needs_no_reset() {
         let mut t = ConnTracker::offline();
         let out = &mut Vec::new();
-        open(&mut t, out);
+        open(&mut t);
         feed(&mut t, 2, Direction::Ingress, REQUEST, true, out);
         feed(&mut t, 3, Direction::Egress, RESPONSE, true, out);
         feed(&mut t, 4, Direction::Ingress, REQUEST, true, out);
@@ -482,12 +498,12 @@ mod tests {
     fn non_http_tls_plaintext_mutes_the_tls_capture() {
         let mut t = ConnTracker::offline();
         let out = &mut Vec::new();
-        open(&mut t, out);
+        open(&mut t);
         // HTTP/2 or a database protocol inside TLS.
         feed(&mut t, 2, Direction::Egress, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", true, out);
         feed(&mut t, 3, Direction::Egress, b"\x00\x00\x12\x04", true, out);
         assert!(out.is_empty());
-        assert_eq!(t.muted, [Mute { tgid: TGID, fd: FD, conn_id: CONN, tls: true }]);
+        assert_eq!(t.muted, [Mute { conn_id: CONN, tls: true }]);
         assert!(t.tls_suspects.is_empty(), "plaintext is not a TLS record");
     }
 
@@ -495,15 +511,77 @@ mod tests {
     fn plain_http_is_unchanged() {
         let mut t = ConnTracker::offline();
         let out = &mut Vec::new();
-        open(&mut t, out);
+        open(&mut t);
         feed(&mut t, 2, Direction::Ingress, REQUEST, false, out);
         feed(&mut t, 3, Direction::Egress, RESPONSE, false, out);
         assert_eq!(out.len(), 1);
         assert!(!out[0].tls);
-        open(&mut t, out);
+        t.close(&hdr(3), out);
+        open(&mut t);
         feed(&mut t, 4, Direction::Ingress, b"\x00binary", false, out);
-        assert_eq!(t.muted, [Mute { tgid: TGID, fd: FD, conn_id: CONN, tls: false }]);
+        assert_eq!(t.muted, [Mute { conn_id: CONN, tls: false }]);
         assert!(t.tls_suspects.is_empty(), "not a TLS record");
+    }
+
+    /// Datagrams, even ones that read like HTTP, make no exchange: the
+    /// connection is muted after its first payload.
+    #[test]
+    fn udp_payloads_are_parsed_by_nothing() {
+        let mut t = ConnTracker::offline();
+        let out = &mut Vec::new();
+        t.open(&hdr(1), &announce(TGID, Transport::Udp));
+        feed(&mut t, 2, Direction::Egress, REQUEST, false, out);
+        feed(&mut t, 3, Direction::Ingress, RESPONSE, false, out);
+        assert!(out.is_empty(), "{out:?}");
+        assert_eq!(t.muted, [Mute { conn_id: CONN, tls: false }]);
+        assert_eq!(t.parse_errors, 0);
+        assert_eq!(t.len(), 1);
+    }
+
+    /// Another process (a fork sharing the socket) announced for a known
+    /// connection: the stream goes on, its exchanges under the new process.
+    #[test]
+    fn a_connection_announced_again_keeps_its_stream_under_the_new_process() {
+        let mut t = ConnTracker::offline();
+        let out = &mut Vec::new();
+        open(&mut t);
+        feed(&mut t, 2, Direction::Ingress, REQUEST, false, out);
+        let child = Header { ts_ns: 3, tgid: TGID + 1, tid: TGID + 1, conn_id: CONN };
+        t.open(&child, &announce(TGID + 1, Transport::Tcp));
+        let data = DataEvent {
+            direction: Direction::Egress,
+            total_len: RESPONSE.len() as u32,
+            payload: RESPONSE,
+            seq: Some(7),
+            tls: false,
+        };
+        t.data(&Header { ts_ns: 4, ..child }, &data, out);
+        assert_eq!(out.len(), 1, "request and response pair across the two processes");
+        assert_eq!(out[0].process.pid, TGID + 1);
+        assert_eq!(t.len(), 1);
+        // The old process exiting no longer ends it; the new one's does.
+        t.process_exit(&hdr(5), out);
+        assert_eq!(t.len(), 1);
+        t.process_exit(&Header { ts_ns: 6, ..child }, out);
+        assert!(t.is_empty());
+    }
+
+    /// Connections are ended by their id alone: an id the table does not
+    /// know (a close of a connection already expired) changes nothing.
+    #[test]
+    fn close_takes_the_connection_id_only() {
+        let mut t = ConnTracker::offline();
+        let out = &mut Vec::new();
+        open(&mut t);
+        feed(&mut t, 2, Direction::Ingress, REQUEST, false, out);
+        t.close(&Header { ts_ns: 3, tgid: 1, tid: 1, conn_id: CONN + 1 }, out);
+        assert_eq!(t.len(), 1);
+        // A close seen in another task (softirq, the last closer) still ends it.
+        t.close(&Header { ts_ns: 4, tgid: 0, tid: 0, conn_id: CONN }, out);
+        assert!(t.is_empty());
+        assert_eq!(out.len(), 1, "the unanswered request ends as an exchange");
+        let http = out[0].record.http1().expect("an HTTP/1 record");
+        assert_eq!((http.status, http.response_end_ns), (None, 4), "ended at the close");
     }
 
     /// The first bytes of a request, as one ingress event.
@@ -511,37 +589,40 @@ mod tests {
         DataEvent { direction: Direction::Ingress, total_len: payload.len() as u32, payload, seq: None, tls: false }
     }
 
+    fn conn_hdr(id: u64, ts_ns: u64) -> Header {
+        Header { ts_ns, tgid: TGID, tid: TGID, conn_id: id }
+    }
+
     #[test]
     fn table_gives_memory_back_after_mass_close() {
         let mut t = ConnTracker::offline();
         let out = &mut Vec::new();
-        let hdr = |fd: i32| Header { ts_ns: 1, tgid: TGID, tid: TGID, fd, conn_id: fd as u64 };
-        for fd in 0..10_000 {
-            t.data(&hdr(fd), &request_head(b"GET / HTTP/1.1"), out);
+        for id in 0..10_000 {
+            t.data(&conn_hdr(id, 1), &request_head(b"GET / HTTP/1.1"), out);
         }
         assert_eq!(t.len(), 10_000);
         let full = t.capacity();
         assert!(full >= 10_000);
         // All but 100 close: the table shrinks on the way down...
-        for fd in 100..10_000 {
-            t.close(&hdr(fd), out);
+        for id in 100..10_000 {
+            t.close(&conn_hdr(id, 1), out);
         }
         assert_eq!(t.len(), 100);
         assert!(t.capacity() < full / 8, "capacity {} of {full}", t.capacity());
         assert!(t.capacity() <= 4 * SHRINK_MIN_CAPACITY);
         // ... not on every removal: below the minimum it stays put.
         let small = t.capacity();
-        for fd in 0..100 {
-            t.close(&hdr(fd), out);
+        for id in 0..100 {
+            t.close(&conn_hdr(id, 1), out);
         }
         assert!(t.is_empty());
         assert_eq!(t.capacity(), small);
         // Connections of an exited process, and idle ones, count as removals too.
-        for fd in 0..5_000 {
-            t.data(&hdr(fd), &request_head(b"GET / HTTP/1.1"), out);
+        for id in 0..5_000 {
+            t.data(&conn_hdr(id, 1), &request_head(b"GET / HTTP/1.1"), out);
         }
         assert!(t.capacity() >= 5_000);
-        t.process_exit(&hdr(0), out);
+        t.process_exit(&conn_hdr(0, 1), out);
         assert!(t.is_empty());
         assert!(t.capacity() < SHRINK_MIN_CAPACITY, "capacity {}", t.capacity());
     }
@@ -552,17 +633,16 @@ mod tests {
     fn reconcile_drops_what_the_kernel_forgot() {
         let mut t = ConnTracker::offline();
         let out = &mut Vec::new();
-        let hdr = |fd: i32| Header { ts_ns: 1, tgid: TGID, tid: TGID, fd, conn_id: 100 + fd as u64 };
-        for fd in 0..4 {
-            t.data(&hdr(fd), &request_head(b"GET / HTTP/1.1\r\n\r\n"), out);
+        for id in 100..104 {
+            t.data(&conn_hdr(id, 1), &request_head(b"GET / HTTP/1.1\r\n\r\n"), out);
         }
         assert_eq!((t.len(), out.len()), (4, 0));
-        // The kernel still holds fds 0 and 3, and fd 2 as another connection.
-        let gone = t.reconcile(|tgid, fd, id| tgid == TGID && (fd == 0 || fd == 3) && id == 100 + fd as u64, out);
+        // The kernel still holds connections 100 and 103.
+        let gone = t.reconcile(|id| id == 100 || id == 103, out);
         assert_eq!(gone, 2);
         assert_eq!(t.len(), 2);
-        assert_eq!(out.len(), 2, "the unanswered requests of fds 1 and 2 end as exchanges");
-        assert_eq!(t.reconcile(|_, _, _| true, out), 0);
+        assert_eq!(out.len(), 2, "the unanswered requests of 101 and 102 end as exchanges");
+        assert_eq!(t.reconcile(|_| true, out), 0);
     }
 
     /// Connections silent since the cutoff end, their unanswered requests
@@ -571,14 +651,13 @@ mod tests {
     fn idle_connections_expire_and_are_named_for_the_kernel() {
         let mut t = ConnTracker::offline();
         let out = &mut Vec::new();
-        let hdr = |fd: i32, ts_ns: u64| Header { ts_ns, tgid: TGID, tid: TGID, fd, conn_id: 100 + fd as u64 };
-        t.data(&hdr(1, 10), &request_head(b"GET / HTTP/1.1\r\n\r\n"), out);
-        t.data(&hdr(2, 20), &request_head(b"GET / HTTP/1.1\r\n\r\n"), out);
-        t.data(&hdr(3, 30), &request_head(b"GET / HTTP/1.1\r\n\r\n"), out);
+        t.data(&conn_hdr(101, 10), &request_head(b"GET / HTTP/1.1\r\n\r\n"), out);
+        t.data(&conn_hdr(102, 20), &request_head(b"GET / HTTP/1.1\r\n\r\n"), out);
+        t.data(&conn_hdr(103, 30), &request_head(b"GET / HTTP/1.1\r\n\r\n"), out);
         let mut gone = t.expire_idle(25, out);
         gone.sort_unstable();
-        assert_eq!(gone, [(TGID, 1, 101), (TGID, 2, 102)]);
-        assert_eq!((t.len(), out.len()), (1, 2), "fd 3 stays; the requests of fds 1 and 2 end as exchanges");
+        assert_eq!(gone, [101, 102]);
+        assert_eq!((t.len(), out.len()), (1, 2), "103 stays; the requests of 101 and 102 end as exchanges");
         assert!(t.expire_idle(25, out).is_empty());
     }
 

@@ -13,18 +13,32 @@ use crate::protocol::Direction;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Header {
     pub ts_ns: u64,
+    /// The process that read or wrote (opened, exited...).
     pub tgid: u32,
     pub tid: u32,
-    pub fd: i32,
+    /// The connection (its socket's cookie: unique per socket for the boot,
+    /// never reused); 0 for process events.
     pub conn_id: u64,
+}
+
+/// What carries a connection's bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// A byte stream: protocol parsers follow it.
+    Tcp,
+    /// Datagrams: captured (prefix only) but parsed by no protocol yet.
+    Udp,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnOpen {
+    /// For an unconnected UDP socket the peer is unspecified (`::`, port 0):
+    /// each datagram may have another.
     pub local: (IpAddr, u16),
     pub peer: (IpAddr, u16),
-    /// `OE_ROLE_*`: how the kernel saw the socket appear.
+    /// `OE_ROLE_*`: which end the traced process holds, as the kernel judged.
     pub role: u16,
+    pub transport: Transport,
     /// Task name at the time (15 bytes at most).
     pub comm: String,
     /// The executable's file name (not truncated); empty for kernel threads.
@@ -65,6 +79,8 @@ pub enum DecodeError {
     UnknownKind(u32),
     #[error("unknown data direction {0}")]
     UnknownDirection(u16),
+    #[error("unknown transport {0}")]
+    UnknownTransport(u16),
     #[error("data event claims {captured} captured bytes but carries {available}")]
     BadCapturedLen { captured: u32, available: usize },
 }
@@ -78,7 +94,7 @@ fn read<T: FromBytes>(bytes: &[u8], what: &'static str) -> Result<T, DecodeError
 }
 
 fn header(h: &oe_event_header) -> Header {
-    Header { ts_ns: h.ts_ns, tgid: h.tgid, tid: h.tid, fd: h.fd, conn_id: h.conn_id }
+    Header { ts_ns: h.ts_ns, tgid: h.tgid, tid: h.tid, conn_id: h.conn_id }
 }
 
 /// IPv4 travels as IPv4-mapped IPv6; give it back as IPv4.
@@ -103,12 +119,18 @@ pub fn decode(bytes: &[u8]) -> Result<Event<'_>, DecodeError> {
     match h.kind {
         abi::OE_EV_CONN_OPEN => {
             let e: oe_conn_open = read(bytes, "connection event")?;
+            let transport = match u32::from(e.transport) {
+                abi::OE_TRANSPORT_TCP => Transport::Tcp,
+                abi::OE_TRANSPORT_UDP => Transport::Udp,
+                _ => return Err(DecodeError::UnknownTransport(e.transport)),
+            };
             Ok(Event::ConnOpen(
                 hdr,
                 ConnOpen {
                     local: (addr(e.local_addr), e.local_port),
                     peer: (addr(e.peer_addr), e.peer_port),
                     role: e.role,
+                    transport,
                     comm: c_str(&e.comm),
                     exe: c_str(&e.exe),
                     parent_tgid: e.parent_tgid,
@@ -144,14 +166,17 @@ pub fn decode(bytes: &[u8]) -> Result<Event<'_>, DecodeError> {
 mod tests {
     use super::*;
 
-    fn header_bytes(kind: u32, tgid: u32, fd: i32) -> Vec<u8> {
+    /// A socket cookie as the kernel makes them (a counter of the boot).
+    const COOKIE: u64 = 0x1_0000_1003;
+
+    fn header_bytes(kind: u32, tgid: u32) -> Vec<u8> {
         let mut b = Vec::new();
         b.extend_from_slice(&123_456_789u64.to_ne_bytes());
         b.extend_from_slice(&tgid.to_ne_bytes());
         b.extend_from_slice(&(tgid + 1).to_ne_bytes());
         b.extend_from_slice(&kind.to_ne_bytes());
-        b.extend_from_slice(&fd.to_ne_bytes());
-        b.extend_from_slice(&77u64.to_ne_bytes());
+        b.extend_from_slice(&0u32.to_ne_bytes()); // padding
+        b.extend_from_slice(&COOKIE.to_ne_bytes());
         b
     }
 
@@ -164,7 +189,7 @@ mod tests {
 
     #[test]
     fn decodes_data_event() {
-        let mut b = header_bytes(abi::OE_EV_DATA, 42, 7);
+        let mut b = header_bytes(abi::OE_EV_DATA, 42);
         b.extend_from_slice(&100u32.to_ne_bytes()); // total_len
         b.extend_from_slice(&5u32.to_ne_bytes()); // captured_len
         b.extend_from_slice(&(abi::OE_DIR_INGRESS as u16).to_ne_bytes());
@@ -172,7 +197,7 @@ mod tests {
         b.extend_from_slice(&0u32.to_ne_bytes());
         b.extend_from_slice(b"GET /xyz");
         let Event::Data(h, d) = decode(&b).unwrap() else { panic!("not data") };
-        assert_eq!((h.tgid, h.tid, h.fd, h.conn_id, h.ts_ns), (42, 43, 7, 77, 123_456_789));
+        assert_eq!((h.tgid, h.tid, h.conn_id, h.ts_ns), (42, 43, COOKIE, 123_456_789));
         assert_eq!(d.direction, Direction::Ingress);
         assert_eq!(d.total_len, 100);
         assert_eq!(d.payload, b"GET /");
@@ -186,7 +211,7 @@ mod tests {
             (abi::OE_SYS_SSL_WRITE, abi::OE_DIR_EGRESS, true),
             (abi::OE_SYS_WRITE, abi::OE_DIR_EGRESS, false),
         ] {
-            let mut b = header_bytes(abi::OE_EV_DATA, 42, 7);
+            let mut b = header_bytes(abi::OE_EV_DATA, 42);
             b.extend_from_slice(&3u32.to_ne_bytes());
             b.extend_from_slice(&3u32.to_ne_bytes());
             b.extend_from_slice(&(dir as u16).to_ne_bytes());
@@ -198,38 +223,77 @@ mod tests {
         }
     }
 
+    fn conn_open_bytes(local: [u8; 16], peer: [u8; 16], role: u32, transport: u16) -> Vec<u8> {
+        let mut b = header_bytes(abi::OE_EV_CONN_OPEN, 1);
+        b.extend_from_slice(&local);
+        b.extend_from_slice(&peer);
+        b.extend_from_slice(&8080u16.to_ne_bytes());
+        b.extend_from_slice(&5555u16.to_ne_bytes());
+        b.extend_from_slice(&2u16.to_ne_bytes());
+        b.extend_from_slice(&(role as u16).to_ne_bytes());
+        b.extend_from_slice(b"nginx\0\0\0\0\0\0\0\0\0\0\0");
+        b.extend_from_slice(&77u32.to_ne_bytes()); // parent_tgid
+        b.extend_from_slice(&transport.to_ne_bytes());
+        b.extend_from_slice(&0u16.to_ne_bytes());
+        let mut exe = [0u8; 64];
+        exe[..33].copy_from_slice(b"nginx-with-a-long-executable-name");
+        b.extend_from_slice(&exe);
+        b
+    }
+
     #[test]
     fn decodes_ipv4_conn_open() {
-        let mut b = header_bytes(abi::OE_EV_CONN_OPEN, 1, 3);
         let mut local = [0u8; 16];
         local[10] = 0xff;
         local[11] = 0xff;
         local[12..].copy_from_slice(&[127, 0, 0, 1]);
-        b.extend_from_slice(&local);
-        b.extend_from_slice(&Ipv6Addr::LOCALHOST.octets());
-        b.extend_from_slice(&8080u16.to_ne_bytes());
-        b.extend_from_slice(&5555u16.to_ne_bytes());
-        b.extend_from_slice(&2u16.to_ne_bytes());
-        b.extend_from_slice(&(abi::OE_ROLE_SERVER as u16).to_ne_bytes());
-        b.extend_from_slice(b"nginx\0\0\0\0\0\0\0\0\0\0\0");
-        b.extend_from_slice(&77u32.to_ne_bytes()); // parent_tgid
-        b.extend_from_slice(&0u32.to_ne_bytes());
-        let mut exe = [0u8; 64];
-        exe[..33].copy_from_slice(b"nginx-with-a-long-executable-name");
-        b.extend_from_slice(&exe);
-        let Event::ConnOpen(_, c) = decode(&b).unwrap() else { panic!("not open") };
+        let b = conn_open_bytes(local, Ipv6Addr::LOCALHOST.octets(), abi::OE_ROLE_SERVER, abi::OE_TRANSPORT_TCP as u16);
+        let Event::ConnOpen(h, c) = decode(&b).unwrap() else { panic!("not open") };
+        assert_eq!(h.conn_id, COOKIE);
         assert_eq!(c.local, ("127.0.0.1".parse().unwrap(), 8080));
         assert_eq!(c.peer, ("::1".parse().unwrap(), 5555));
+        assert_eq!(c.role, abi::OE_ROLE_SERVER as u16);
+        assert_eq!(c.transport, Transport::Tcp);
         assert_eq!(c.comm, "nginx");
         assert_eq!(c.exe, "nginx-with-a-long-executable-name");
         assert_eq!(c.parent_tgid, 77);
     }
 
+    /// An unconnected UDP socket: no peer yet.
+    #[test]
+    fn decodes_udp_conn_open() {
+        let b =
+            conn_open_bytes(Ipv6Addr::LOCALHOST.octets(), [0; 16], abi::OE_ROLE_CLIENT, abi::OE_TRANSPORT_UDP as u16);
+        let Event::ConnOpen(_, c) = decode(&b).unwrap() else { panic!("not open") };
+        assert_eq!(c.transport, Transport::Udp);
+        assert_eq!(c.role, abi::OE_ROLE_CLIENT as u16);
+        assert_eq!(c.peer, ("::".parse().unwrap(), 5555));
+        let bad = conn_open_bytes([0; 16], [0; 16], abi::OE_ROLE_CLIENT, 9);
+        assert_eq!(decode(&bad), Err(DecodeError::UnknownTransport(9)));
+    }
+
+    /// Bytes the probes could only count (sendfile, splice, one message of
+    /// a sendmmsg): a data event with no payload.
+    #[test]
+    fn counted_only_data_events_carry_their_length() {
+        for sys in [abi::OE_SYS_SENDFILE, abi::OE_SYS_SPLICE, abi::OE_SYS_SENDMMSG, abi::OE_SYS_OTHER] {
+            let mut b = header_bytes(abi::OE_EV_DATA, 42);
+            b.extend_from_slice(&65536u32.to_ne_bytes());
+            b.extend_from_slice(&0u32.to_ne_bytes());
+            b.extend_from_slice(&(abi::OE_DIR_EGRESS as u16).to_ne_bytes());
+            b.extend_from_slice(&(sys as u16).to_ne_bytes());
+            b.extend_from_slice(&3u32.to_ne_bytes());
+            let Event::Data(h, d) = decode(&b).unwrap() else { panic!("not data") };
+            assert_eq!((h.conn_id, d.total_len, d.payload, d.seq), (COOKIE, 65536, &b""[..], Some(3)), "{sys}");
+            assert!(!d.tls);
+        }
+    }
+
     #[test]
     fn bad_records_are_errors() {
         assert!(matches!(decode(&[0u8; 10]), Err(DecodeError::Truncated { .. })));
-        assert_eq!(decode(&header_bytes(99, 1, 1)), Err(DecodeError::UnknownKind(99)));
-        let mut b = header_bytes(abi::OE_EV_DATA, 1, 1);
+        assert_eq!(decode(&header_bytes(99, 1)), Err(DecodeError::UnknownKind(99)));
+        let mut b = header_bytes(abi::OE_EV_DATA, 1);
         b.extend_from_slice(&10u32.to_ne_bytes());
         b.extend_from_slice(&10u32.to_ne_bytes());
         b.extend_from_slice(&1u16.to_ne_bytes());
@@ -237,7 +301,7 @@ mod tests {
         b.extend_from_slice(&0u32.to_ne_bytes());
         b.extend_from_slice(b"abc");
         assert!(matches!(decode(&b), Err(DecodeError::BadCapturedLen { captured: 10, available: 3 })));
-        let mut b = header_bytes(abi::OE_EV_DATA, 1, 1);
+        let mut b = header_bytes(abi::OE_EV_DATA, 1);
         b.extend_from_slice(&[0u8; 8]);
         b.extend_from_slice(&9u16.to_ne_bytes());
         b.extend_from_slice(&[0u8; 6]);

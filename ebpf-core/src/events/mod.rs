@@ -3,4 +3,4 @@
 mod decode;
 pub mod recording;
 
-pub use decode::{decode, ConnOpen, DataEvent, DecodeError, Event, Header};
+pub use decode::{decode, ConnOpen, DataEvent, DecodeError, Event, Header, Transport};

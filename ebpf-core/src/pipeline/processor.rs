@@ -51,9 +51,9 @@ pub struct Processor {
     exchanges: Vec<Exchange>,
     /// Processes whose series to forget once their last exchanges are recorded.
     exited: Vec<u32>,
-    /// (tgid, fd, conn_id) the kernel table should forget: sockets of exited
-    /// processes (or of the image an exec replaced), if still those connections.
-    pub forget: Vec<(u32, i32, u64)>,
+    /// Connections the kernel table should forget (expired idle here): if
+    /// used again, the kernel announces them again, with their addresses.
+    pub forget: Vec<u64>,
     /// Processes that exec()ed since the worker last looked: to re-select.
     pub execs: Vec<u32>,
 }
@@ -117,22 +117,21 @@ impl Processor {
         };
         let out = &mut self.exchanges;
         match event {
-            Event::ConnOpen(h, open) => self.conns.open(&h, &open, out),
+            Event::ConnOpen(h, open) => self.conns.open(&h, &open),
             Event::Data(h, data) => self.conns.data(&h, &data, out),
             Event::ConnClose(h) => self.conns.close(&h, out),
             Event::ProcessExit(h) => {
                 if let Some(flows) = &mut self.flows {
                     flows.forget_process(h.tgid);
                 }
-                let fds = self.conns.process_exit(&h, out);
-                self.forget.extend(fds.into_iter().map(|(fd, conn_id)| (h.tgid, fd, conn_id)));
+                self.conns.process_exit(&h, out);
                 self.exited.push(h.tgid);
             }
-            // A new image: new identity, new selection decision. Its sockets
-            // are forgotten too; survivors of the exec are found again lazily.
+            // A new image: new identity, new selection decision. Its
+            // connections end here; a socket the exec kept is announced
+            // again (for the new image) by the kernel when it is used.
             Event::ProcessExec(h, _comm) => {
-                let fds = self.conns.process_exit(&h, out);
-                self.forget.extend(fds.into_iter().map(|(fd, conn_id)| (h.tgid, fd, conn_id)));
+                self.conns.process_exit(&h, out);
                 self.execs.push(h.tgid);
             }
         }
@@ -245,12 +244,7 @@ impl Processor {
 
     /// Drops the connections the kernel table no longer holds (see
     /// `ConnTracker::reconcile`).
-    pub fn reconcile(
-        &mut self,
-        tracked: impl FnMut(u32, i32, u64) -> bool,
-        now: Instant,
-        emit: &mut impl FnMut(Batch),
-    ) -> usize {
+    pub fn reconcile(&mut self, tracked: impl FnMut(u64) -> bool, now: Instant, emit: &mut impl FnMut(Batch)) -> usize {
         let gone = self.conns.reconcile(tracked, &mut self.exchanges);
         self.drain_exchanges(now, emit);
         self.stats.connections.store(self.conns.len() as u64, Relaxed);

@@ -124,11 +124,11 @@ pub fn spawn_worker(
             let upto = monotonic_now_ns().saturating_sub(WATERMARK_SLACK.as_nanos() as u64);
             drained = drain(&mut probes, &mut processor, &mut emit, &mut recorder, DRAIN_BUDGET, upto);
             processor.tick(Instant::now(), monotonic_now_ns(), &mut emit);
-            for (tgid, fd, conn_id) in processor.forget.drain(..) {
-                probes.conns.forget(tgid, fd, conn_id);
+            for conn_id in processor.forget.drain(..) {
+                probes.conns.forget(conn_id);
             }
             for m in processor.take_muted() {
-                probes.conns.mute(m.tgid, m.fd, m.conn_id, m.tls);
+                probes.conns.mute(m.conn_id, m.tls);
             }
             // Connection events first: a socket's end is matched with the
             // pass that saw it last, before the next pass misses it.
@@ -185,6 +185,7 @@ pub fn spawn_worker(
             let flow_lost = flow_passes.as_ref().map_or(0, |p| p.iter.events_lost());
             stats.events_lost.store(counters.total_lost() + flow_lost, Relaxed);
             stats.tls_no_socket.store(counters.tls_no_socket, Relaxed);
+            stats.io_uring_uncaptured.store(counters.io_uring, Relaxed);
             stats.requests_unseen.store(counters.requests_unseen(), Relaxed);
             // Connections the kernel forgot without a close event: when its
             // LRU table is nearly full (it pushes old ones out silently) or
@@ -195,7 +196,7 @@ pub fn spawn_worker(
                 let full = processor.connections() as u64 * 10 >= u64::from(probes.max_connections) * 9;
                 if full || lost != lost_at_reconcile {
                     let conns = &probes.conns;
-                    processor.reconcile(|tgid, fd, id| conns.tracks(tgid, fd, id), now, &mut emit);
+                    processor.reconcile(|id| conns.tracks(id), now, &mut emit);
                     lost_at_reconcile = lost;
                 }
                 next_reconcile = now + RECONCILE_EVERY;

@@ -1,12 +1,15 @@
 //! Loads the embedded probes object and attaches every program.
 
-use std::path::Path;
+use std::io::Read;
+use std::path::{Path, PathBuf};
 
 use aya::maps::{Array, ArrayOfMaps, HashMap, MapData, ProgramArray};
 use aya::programs::uprobe::{UProbeAttachLocation, UProbeLink, UProbeScope};
-use aya::programs::{RawTracePoint, TracePoint, UProbe};
-use aya::{Ebpf, EbpfLoader};
+use aya::programs::{BtfTracePoint, CgroupAttachMode, CgroupSock, Iter, RawTracePoint, TracePoint, UProbe};
+use aya::{Btf, Ebpf, EbpfLoader};
 use ebpf_probes::abi;
+
+use crate::config::DataPathChoice;
 
 use super::kernel_maps::{CaptureRule, ConnTable, KernelCounters};
 use super::pid_bits::{pid_words, PidFilter};
@@ -16,43 +19,90 @@ use super::ring_set::RingSet;
 /// How a program attaches.
 #[derive(Clone, Copy)]
 enum Hook {
-    /// tracepoint/<category>/<name>, one or more.
-    TracePoint(&'static str, &'static [&'static str]),
+    /// tracepoint/<category>/<name>, one or more (perf-event tracepoints).
+    Perf(&'static str, &'static [&'static str]),
     /// raw_tracepoint/<name>.
-    RawTracePoint(&'static str),
+    Raw(&'static str),
+    /// tp_btf/<name>: a raw tracepoint with typed arguments.
+    Btf(&'static str),
 }
 
-/// Every program and where it attaches. Data syscalls share one exit
-/// program because their sys_exit records are identical; they have no
-/// enter program (the exit reads the arguments from the saved registers).
-const ATTACHMENTS: &[(&str, Hook)] = &[
-    ("oe_exit_accept", Hook::TracePoint("syscalls", &["sys_exit_accept"])),
-    ("oe_exit_accept4", Hook::TracePoint("syscalls", &["sys_exit_accept4"])),
-    ("oe_exit_connect", Hook::TracePoint("syscalls", &["sys_exit_connect"])),
-    ("oe_enter_close", Hook::TracePoint("syscalls", &["sys_enter_close"])),
-    ("oe_exit_dup", Hook::TracePoint("syscalls", &["sys_exit_dup2", "sys_exit_dup3"])),
-    ("oe_exit_close_range", Hook::TracePoint("syscalls", &["sys_exit_close_range"])),
-    (
-        "oe_exit_data",
-        Hook::TracePoint(
-            "syscalls",
-            &[
-                "sys_exit_read",
-                "sys_exit_readv",
-                "sys_exit_recvfrom",
-                "sys_exit_recvmsg",
-                "sys_exit_write",
-                "sys_exit_writev",
-                "sys_exit_sendto",
-                "sys_exit_sendmsg",
-                "sys_exit_sendfile64",
-            ],
-        ),
-    ),
-    ("oe_process_fork", Hook::RawTracePoint("sched_process_fork")),
-    ("oe_process_exec", Hook::TracePoint("sched", &["sched_process_exec"])),
-    ("oe_process_exit", Hook::TracePoint("sched", &["sched_process_exit"])),
+/// Where the payload comes from (`data_path` in the configuration).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataPath {
+    /// `tp_btf/sock_send_length` and `sock_recv_length` (Linux 6.3+): no
+    /// syscall tracepoint attached; TCP and UDP.
+    Socket,
+    /// The exits of the data syscalls (Linux 5.15 to 6.2): TCP only.
+    Syscall,
+}
+
+impl DataPath {
+    pub fn name(self) -> &'static str {
+        match self {
+            DataPath::Socket => "socket",
+            DataPath::Syscall => "syscall",
+        }
+    }
+}
+
+/// The tracepoint the socket path needs, as the kernel's BTF names it.
+const SOCKET_PATH_PROBE: &str = "btf_trace_sock_send_length";
+
+/// Picks the data path: `auto` takes the socket path where the kernel has
+/// its tracepoints.
+fn choose_data_path(choice: DataPathChoice, btf: &Btf) -> Result<DataPath, ProbeError> {
+    let socket_layer = btf.id_by_type_name_kind(SOCKET_PATH_PROBE, aya_obj::btf::BtfKind::Typedef).is_ok();
+    match choice {
+        DataPathChoice::Auto if socket_layer => Ok(DataPath::Socket),
+        DataPathChoice::Auto | DataPathChoice::Syscall => Ok(DataPath::Syscall),
+        DataPathChoice::Socket if socket_layer => Ok(DataPath::Socket),
+        DataPathChoice::Socket => Err(ProbeError::NoSocketPath),
+    }
+}
+
+/// Programs of both data paths, attached in this order. The state machine
+/// first: a socket that opens from then on gets its cookie and role there,
+/// and the start-up pass over older ones (`ITER_TCP_PROGRAM`) follows.
+const LIFECYCLE: &[(&str, Hook)] = &[
+    ("oe_sock_state", Hook::Btf("inet_sock_set_state")),
+    ("oe_tcp_destroy", Hook::Btf("tcp_destroy_sock")),
+    ("oe_process_fork", Hook::Raw("sched_process_fork")),
+    ("oe_process_exec", Hook::Perf("sched", &["sched_process_exec"])),
+    ("oe_process_exit", Hook::Perf("sched", &["sched_process_exit"])),
 ];
+
+/// The socket path's data programs.
+const SOCKET_DATA: &[(&str, Hook)] = &[
+    ("oe_sock_send", Hook::Btf("sock_send_length")),
+    ("oe_sock_recv", Hook::Btf("sock_recv_length")),
+];
+
+/// The syscall path's: one exit program for every data syscall (their
+/// sys_exit records are identical; the arguments come from the registers
+/// saved at entry, so there is no enter program).
+const SYSCALL_DATA: &[(&str, Hook)] = &[(
+    "oe_exit_data",
+    Hook::Perf(
+        "syscalls",
+        &[
+            "sys_exit_read",
+            "sys_exit_readv",
+            "sys_exit_recvfrom",
+            "sys_exit_recvmsg",
+            "sys_exit_write",
+            "sys_exit_writev",
+            "sys_exit_sendto",
+            "sys_exit_sendmsg",
+            "sys_exit_sendfile64",
+        ],
+    ),
+)];
+
+/// Run once at start-up over the host's TCP sockets.
+const ITER_TCP_PROGRAM: &str = "oe_iter_tcp";
+/// The end of UDP sockets, on the root of the cgroup v2 hierarchy.
+const SOCK_RELEASE_PROGRAM: &str = "oe_sock_release";
 
 /// What the loader sets in the object before the kernel sees it.
 #[derive(Debug, Clone)]
@@ -74,6 +124,7 @@ pub struct ProbeSettings {
     /// Request-line prefixes that switch a connection to full capture (LLM
     /// APIs), at most `OE_MAX_CAPTURE_RULES`; longer ones are cut.
     pub full_capture_prefixes: Vec<Vec<u8>>,
+    pub data_path: DataPathChoice,
 }
 
 /// The OpenSSL uprobe programs of `tls.bpf.c`: (function, entry program).
@@ -90,7 +141,8 @@ pub const TLS_ENTRY_PROGRAMS: &[(&str, &str)] = &[
 const TLS_CALLS_IN_FLIGHT: u32 = 16384;
 
 /// Full capture's rest of a buffer (`data.bpf.c`), reached by tail call from
-/// the data exit program and from the TLS programs respectively.
+/// the socket path's programs, the syscall path's, and the TLS programs.
+const REST_BTF_PROGRAM: &str = "oe_rest_btf";
 const REST_TRACEPOINT_PROGRAM: &str = "oe_rest_tp";
 const REST_UPROBE_PROGRAM: &str = "oe_rest_uprobe";
 
@@ -149,6 +201,15 @@ pub enum ProbeError {
         #[source]
         source: Box<aya::maps::MapError>,
     },
+    #[error("reading the kernel's BTF (/sys/kernel/btf/vmlinux) failed: {0}")]
+    Btf(#[source] Box<aya::BtfError>),
+    #[error(
+        "data_path \"socket\" needs the socket-layer tracepoints sock_send_length and sock_recv_length \
+         (Linux 6.3 or newer), which this kernel lacks; use \"auto\" or \"syscall\""
+    )]
+    NoSocketPath,
+    #[error("the start-up pass over open TCP sockets (iter/tcp) failed: {0}")]
+    Iter(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,6 +231,11 @@ pub struct Probes {
     /// Entries of the kernel connection table (an LRU: when it is full, new
     /// connections push old ones out without telling anyone).
     pub max_connections: u32,
+    /// The data path attached.
+    pub data_path: DataPath,
+    /// Where UDP sockets' ends are seen (the cgroup v2 root the release
+    /// program is attached to); None: UDP connections end by idle expiry.
+    pub udp_release_cgroup: Option<PathBuf>,
     /// The OpenSSL uprobe programs loaded (verified) and ready to attach.
     tls_ready: bool,
     /// The Go `crypto/tls` ones: loaded when the first Go binary using
@@ -190,6 +256,8 @@ impl Probes {
             .take(abi::OE_MAX_CAPTURE_RULES as usize)
             .map(|p| CaptureRule::new(p))
             .collect();
+        let btf = Btf::from_sys_fs().map_err(|e| ProbeError::Btf(Box::new(e)))?;
+        let data_path = choose_data_path(settings.data_path, &btf)?;
         let cpus = RingCpus::of_this_host()?;
         let ring_size = ring_size_per_cpu(settings.ring_buffer_size, cpus.online.len());
         let mut ebpf = EbpfLoader::new()
@@ -202,13 +270,11 @@ impl Probes {
             .override_global("capture_rule_count", &(rules.len() as u32), true)
             .map_max_entries("event_rings", cpus.possible)
             .map_max_entries("conns", settings.max_connections)
-            .map_max_entries("not_sock", settings.max_connections)
             // TLS off: its maps shrink to nothing.
             .map_max_entries("tls_socks", if settings.tls { settings.max_connections } else { 1 })
             .map_max_entries("tls_calls", if settings.tls { TLS_CALLS_IN_FLIGHT } else { 1 })
             .map_max_entries("go_tls_reads", if settings.tls { GO_TLS_READS_IN_FLIGHT } else { 1 })
             .map_max_entries("tls_pids", if settings.tls { pid_words() } else { 1 })
-            .map_max_entries("fd_pids", pid_words())
             // Tracing every process: no decision is ever stored.
             .map_max_entries("pid_bits", if settings.pid_mode == abi::OE_PIDS_ALL as u8 { 1 } else { pid_words() })
             .load(ebpf_probes::object())
@@ -243,43 +309,39 @@ impl Probes {
         // Before any program attaches: a CPU without its ring loses its events.
         let events = create_rings(&mut ebpf, &cpus.online, ring_size)?;
 
-        // Tail-called by the data exit program, never attached: loaded and
-        // entered in its array before that program attaches.
-        {
-            let program = REST_TRACEPOINT_PROGRAM;
-            let prog = ebpf.program_mut(program).ok_or(ProbeError::MissingProgram { program })?;
-            let verify = |e| ProbeError::Verify { program, source: Box::new(e) };
-            let tp: &mut TracePoint = prog.try_into().map_err(verify)?;
-            tp.load().map_err(verify)?;
-        }
-        set_tail_call(&mut ebpf, REST_TRACEPOINT_PROGRAM, "rest_tp")?;
-
-        for &(program, hook) in ATTACHMENTS {
-            let prog = ebpf.program_mut(program).ok_or(ProbeError::MissingProgram { program })?;
-            let verify = |e| ProbeError::Verify { program, source: Box::new(e) };
-            match hook {
-                Hook::TracePoint(category, names) => {
-                    let tp: &mut TracePoint = prog.try_into().map_err(verify)?;
-                    tp.load().map_err(verify)?;
-                    for name in names {
-                        tp.attach(category, name).map_err(|e| ProbeError::Attach {
-                            program,
-                            hook: format!("tracepoint {category}:{name}"),
-                            source: Box::new(e),
-                        })?;
-                    }
-                }
-                Hook::RawTracePoint(name) => {
-                    let tp: &mut RawTracePoint = prog.try_into().map_err(verify)?;
-                    tp.load().map_err(verify)?;
-                    tp.attach(name).map_err(|e| ProbeError::Attach {
-                        program,
-                        hook: format!("raw tracepoint {name}"),
-                        source: Box::new(e),
-                    })?;
-                }
+        // Tail-called by the data programs, never attached: loaded and
+        // entered in its array before they attach.
+        match data_path {
+            DataPath::Socket => {
+                let program = REST_BTF_PROGRAM;
+                let prog = ebpf.program_mut(program).ok_or(ProbeError::MissingProgram { program })?;
+                let verify = |e| ProbeError::Verify { program, source: Box::new(e) };
+                let tp: &mut BtfTracePoint = prog.try_into().map_err(verify)?;
+                tp.load("sock_send_length", &btf).map_err(verify)?;
+                set_tail_call(&mut ebpf, REST_BTF_PROGRAM, "rest_btf")?;
+            }
+            DataPath::Syscall => {
+                let program = REST_TRACEPOINT_PROGRAM;
+                let prog = ebpf.program_mut(program).ok_or(ProbeError::MissingProgram { program })?;
+                let verify = |e| ProbeError::Verify { program, source: Box::new(e) };
+                let tp: &mut TracePoint = prog.try_into().map_err(verify)?;
+                tp.load().map_err(verify)?;
+                set_tail_call(&mut ebpf, REST_TRACEPOINT_PROGRAM, "rest_tp")?;
             }
         }
+
+        attach_all(&mut ebpf, &btf, LIFECYCLE)?;
+        run_iter_tcp(&mut ebpf, &btf)?;
+        let udp_release_cgroup = match data_path {
+            DataPath::Socket => attach_sock_release(&mut ebpf),
+            DataPath::Syscall => None,
+        };
+        let data_programs = match data_path {
+            DataPath::Socket => SOCKET_DATA,
+            DataPath::Syscall => SYSCALL_DATA,
+        };
+        attach_all(&mut ebpf, &btf, data_programs)?;
+        log::info!("data path: {}", data_path.name());
 
         // TLS is an extra: a kernel that rejects the uprobe programs still
         // gets plaintext HTTP.
@@ -303,6 +365,8 @@ impl Probes {
             conns,
             pid_filter,
             max_connections: settings.max_connections,
+            data_path,
+            udp_release_cgroup,
             tls_ready,
             go_tls: GoTlsPrograms::NotLoaded,
             _port_filter: ports,
@@ -392,6 +456,120 @@ impl Probes {
             .map_err(|e| format!("{e}: {}", error_chain(&e)))?;
         prog.take_link(id).map_err(|e| e.to_string())
     }
+}
+
+/// Loads and attaches each program where its hook says, in order.
+fn attach_all(ebpf: &mut Ebpf, btf: &Btf, programs: &[(&'static str, Hook)]) -> Result<(), ProbeError> {
+    for &(program, hook) in programs {
+        let prog = ebpf.program_mut(program).ok_or(ProbeError::MissingProgram { program })?;
+        let verify = |e| ProbeError::Verify { program, source: Box::new(e) };
+        let attach = |hook: String| move |e| ProbeError::Attach { program, hook, source: Box::new(e) };
+        match hook {
+            Hook::Perf(category, names) => {
+                let tp: &mut TracePoint = prog.try_into().map_err(verify)?;
+                tp.load().map_err(verify)?;
+                for name in names {
+                    tp.attach(category, name).map_err(attach(format!("tracepoint {category}:{name}")))?;
+                }
+            }
+            Hook::Raw(name) => {
+                let tp: &mut RawTracePoint = prog.try_into().map_err(verify)?;
+                tp.load().map_err(verify)?;
+                tp.attach(name).map_err(attach(format!("raw tracepoint {name}")))?;
+            }
+            Hook::Btf(name) => {
+                let tp: &mut BtfTracePoint = prog.try_into().map_err(verify)?;
+                tp.load(name, btf).map_err(verify)?;
+                tp.attach().map_err(attach(format!("BTF tracepoint {name}")))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One pass of `ITER_TCP_PROGRAM` over the host's TCP sockets: the ports
+/// listening now, and cookies for the rest (see conn.bpf.c).
+fn run_iter_tcp(ebpf: &mut Ebpf, btf: &Btf) -> Result<(), ProbeError> {
+    let program = ITER_TCP_PROGRAM;
+    let prog = ebpf.program_mut(program).ok_or(ProbeError::MissingProgram { program })?;
+    let verify = |e| ProbeError::Verify { program, source: Box::new(e) };
+    let iter: &mut Iter = prog.try_into().map_err(verify)?;
+    iter.load("tcp", btf).map_err(verify)?;
+    let fail = |e: &dyn std::error::Error| ProbeError::Iter(format!("{e}: {}", error_chain(e)));
+    let link = iter.attach().map_err(|e| fail(&e))?;
+    let link = iter.take_link(link).map_err(|e| fail(&e))?;
+    let mut file = link.into_file().map_err(|e| fail(&e))?;
+    // The program prints nothing: reading to the end runs it over every socket.
+    let mut sink = Vec::new();
+    file.read_to_end(&mut sink).map_err(|e| fail(&e))?;
+    Ok(())
+}
+
+/// Attaches the UDP end program to the root of the cgroup v2 hierarchy, so
+/// that it runs for every socket of the host. Best effort: without it (no
+/// cgroup v2, or a cgroup namespace hiding the root) UDP connections end by
+/// idle expiry; logged.
+fn attach_sock_release(ebpf: &mut Ebpf) -> Option<PathBuf> {
+    let program = SOCK_RELEASE_PROGRAM;
+    let Some(root) = cgroup2_root() else {
+        log::warn!("no cgroup v2 hierarchy mounted: UDP connections end only by idle expiry");
+        return None;
+    };
+    let attached = (|| -> Result<(), String> {
+        let prog = ebpf.program_mut(program).ok_or("missing from the object")?;
+        let release: &mut CgroupSock = prog.try_into().map_err(|e: aya::programs::ProgramError| e.to_string())?;
+        release.load().map_err(|e| format!("{e}: {}", error_chain(&e)))?;
+        let dir = std::fs::File::open(&root).map_err(|e| e.to_string())?;
+        release.attach(&dir, CgroupAttachMode::AllowMultiple).map_err(|e| format!("{e}: {}", error_chain(&e)))?;
+        Ok(())
+    })();
+    match attached {
+        Ok(()) => Some(root),
+        Err(e) => {
+            log::warn!("{program} on {}: {e}: UDP connections end only by idle expiry", root.display());
+            None
+        }
+    }
+}
+
+/// Where the cgroup v2 hierarchy is mounted (its root, as this process's
+/// mount namespace shows it): `/sys/fs/cgroup` on unified hosts,
+/// `/sys/fs/cgroup/unified` on hybrid ones.
+fn cgroup2_root() -> Option<PathBuf> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    cgroup2_root_in(&mountinfo)
+}
+
+fn cgroup2_root_in(mountinfo: &str) -> Option<PathBuf> {
+    mountinfo.lines().find_map(|line| {
+        // id parent major:minor root mount-point options [optional...] - fstype source super-options
+        let (fields, rest) = line.split_once(" - ")?;
+        let fields: Vec<&str> = fields.split(' ').collect();
+        let fstype = rest.split(' ').next()?;
+        let mount_point = fields.get(4)?;
+        (fstype == "cgroup2" && fields.get(3) == Some(&"/")).then(|| PathBuf::from(unescape_mount(mount_point)))
+    })
+}
+
+/// Mount points escape space, tab, newline and backslash as octal (`\040`).
+fn unescape_mount(path: &str) -> String {
+    let mut out = Vec::with_capacity(path.len());
+    let bytes = path.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let octal = bytes.get(i + 1..i + 4).and_then(|o| u8::from_str_radix(std::str::from_utf8(o).ok()?, 8).ok());
+        match (bytes[i], octal) {
+            (b'\\', Some(b)) => {
+                out.push(b);
+                i += 4;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Loads (verifies) uprobe programs; false, with a warning, if any fails.

@@ -1,12 +1,7 @@
 //! Typed views of the maps userspace reads or writes.
 
 use aya::maps::{HashMap, MapData, PerCpuArray};
-use ebpf_probes::abi::{self, oe_capture_rule, oe_conn_info, oe_fd_key};
-
-/// `struct oe_fd_key` as an aya map key.
-#[derive(Clone, Copy)]
-#[repr(transparent)]
-pub struct FdKey(pub oe_fd_key);
+use ebpf_probes::abi::{self, oe_capture_rule, oe_conn_info};
 
 /// `struct oe_conn_info` as an aya map value.
 #[derive(Clone, Copy)]
@@ -45,49 +40,43 @@ impl CaptureRule {
 // SAFETY: as below: a bindgen-generated #[repr(C)] struct of integers, no implicit padding.
 unsafe impl aya::Pod for CaptureRule {}
 
-// SAFETY: both wrap bindgen-generated #[repr(C)] structs of plain integers,
-// valid for any bit pattern, with explicit padding fields (see events.h).
-unsafe impl aya::Pod for FdKey {}
-// SAFETY: as above.
+// SAFETY: wraps a bindgen-generated #[repr(C)] struct of plain integers,
+// valid for any bit pattern, with no implicit padding (see events.h).
 unsafe impl aya::Pod for ConnInfo {}
 
-/// The kernel connection table, for removing entries of processes that exited
-/// (their fds close without a close() syscall).
-pub struct ConnTable(HashMap<MapData, FdKey, ConnInfo>);
+/// The kernel connection table, by connection id (the socket's cookie).
+pub struct ConnTable(HashMap<MapData, u64, ConnInfo>);
 
 impl ConnTable {
-    pub(crate) fn new(map: HashMap<MapData, FdKey, ConnInfo>) -> Self {
+    pub(crate) fn new(map: HashMap<MapData, u64, ConnInfo>) -> Self {
         Self(map)
     }
 
-    /// Stops payload capture for (tgid, fd) if it is still connection `conn_id`:
-    /// of its syscalls (`tls` false) or of its TLS plaintext (`tls` true).
-    pub fn mute(&mut self, tgid: u32, fd: i32, conn_id: u64, tls: bool) {
-        let key = FdKey(oe_fd_key { tgid, fd });
-        if let Ok(ConnInfo(mut info)) = self.0.get(&key, 0) {
-            if info.conn_id == conn_id {
-                let flag = if tls { abi::OE_CONN_F_TLS_MUTED } else { abi::OE_CONN_F_MUTED };
-                // The kernel may set OE_CONN_F_TLS between this read and the
-                // write below; losing it is harmless: the next OpenSSL call sets it again.
-                info.flags |= flag as u16;
-                // BPF_EXIST: never resurrect an entry closed meanwhile.
-                let _ = self.0.insert(key, ConnInfo(info), 2);
-            }
+    /// Stops payload capture for connection `conn_id`: of its socket
+    /// (`tls` false) or of its TLS plaintext (`tls` true).
+    pub fn mute(&mut self, conn_id: u64, tls: bool) {
+        if let Ok(ConnInfo(mut info)) = self.0.get(&conn_id, 0) {
+            let flag = if tls { abi::OE_CONN_F_TLS_MUTED } else { abi::OE_CONN_F_MUTED };
+            // The kernel may set a flag (OE_CONN_F_TLS) or number an event
+            // between this read and the write below; losing that is
+            // harmless: the next OpenSSL call sets it again, and a number
+            // repeated after a mute is never checked (nothing more is sent).
+            info.flags |= flag as u16;
+            // BPF_EXIST: never resurrect an entry closed meanwhile.
+            let _ = self.0.insert(conn_id, ConnInfo(info), 2);
         }
     }
 
-    /// Is (tgid, fd) still connection `conn_id` in the kernel table?
-    pub fn tracks(&self, tgid: u32, fd: i32, conn_id: u64) -> bool {
-        matches!(self.0.get(&FdKey(oe_fd_key { tgid, fd }), 0), Ok(ConnInfo(info)) if info.conn_id == conn_id)
+    /// Does the kernel still know connection `conn_id` as announced?
+    pub fn tracks(&self, conn_id: u64) -> bool {
+        matches!(self.0.get(&conn_id, 0), Ok(ConnInfo(info)) if info.flags & abi::OE_CONN_F_ANNOUNCED as u16 != 0)
     }
 
-    /// Forgets (tgid, fd) if it is still connection `conn_id`: after an exec
-    /// the new image may already have a socket of its own on that fd, which
-    /// must stay. A key already gone (LRU eviction, close) is fine.
-    pub fn forget(&mut self, tgid: u32, fd: i32, conn_id: u64) {
-        if self.tracks(tgid, fd, conn_id) {
-            let _ = self.0.remove(&FdKey(oe_fd_key { tgid, fd }));
-        }
+    /// Forgets connection `conn_id`: if its socket is used again, the kernel
+    /// announces it again (with the process using it then). Already gone
+    /// (closed, LRU eviction) is fine.
+    pub fn forget(&mut self, conn_id: u64) {
+        let _ = self.0.remove(&conn_id);
     }
 }
 
@@ -105,8 +94,8 @@ pub struct CounterSnapshot {
     pub tls_no_socket: u64,
     /// Lost events that began a request (`OE_CNT_REQUEST_STARTS_LOST`).
     pub request_starts_lost: u64,
-    /// Lost events that turned a connection of unknown role (`OE_CNT_TURNS_LOST`).
-    pub turns_lost: u64,
+    /// Socket reads and writes made through io_uring, not captured (`OE_CNT_IO_URING`).
+    pub io_uring: u64,
 }
 
 impl CounterSnapshot {
@@ -116,9 +105,8 @@ impl CounterSnapshot {
 
     /// Requests the kernel lost from their first event on: userspace never
     /// saw them, so they count as lost spans beside those cut by a hole.
-    /// A turn of unknown direction is half a request/response exchange.
     pub fn requests_unseen(&self) -> u64 {
-        self.request_starts_lost + self.turns_lost / 2
+        self.request_starts_lost
     }
 }
 
@@ -135,7 +123,7 @@ impl KernelCounters {
             io_table_full: sum(abi::OE_CNT_IO_TABLE_FULL),
             tls_no_socket: sum(abi::OE_CNT_TLS_NO_SOCKET),
             request_starts_lost: sum(abi::OE_CNT_REQUEST_STARTS_LOST),
-            turns_lost: sum(abi::OE_CNT_TURNS_LOST),
+            io_uring: sum(abi::OE_CNT_IO_URING),
         }
     }
 }

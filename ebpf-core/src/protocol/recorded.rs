@@ -121,7 +121,7 @@ pub(crate) fn through_seam(
 
     use crate::clock::WallClock;
     use crate::conntrack::ConnTracker;
-    use crate::events::{ConnOpen, DataEvent, Header};
+    use crate::events::{ConnOpen, DataEvent, Header, Transport};
     use crate::metrics::{Metrics, MetricsConfig};
     use crate::otlp::HostInfo;
     use crate::process::ProcessIdentity;
@@ -132,7 +132,7 @@ pub(crate) fn through_seam(
     let stats = Arc::new(Stats::default());
     let mut tracker =
         ConnTracker::offline().with_protocols(Protocols::new(protocols, None).counting_into(stats.clone()));
-    let hdr = |ts_ns| Header { ts_ns, tgid: 4242, tid: 4242, fd: 5, conn_id: 9 };
+    let hdr = |ts_ns| Header { ts_ns, tgid: 4242, tid: 4242, conn_id: 9 };
     let mut exchanges = Vec::new();
     if opened {
         let (server, client) = (("127.0.0.1".parse().unwrap(), server_port), ("127.0.0.1".parse().unwrap(), 40000));
@@ -140,9 +140,16 @@ pub(crate) fn through_seam(
             Role::Server => (server, client, ebpf_probes::abi::OE_ROLE_SERVER),
             Role::Client => (client, server, ebpf_probes::abi::OE_ROLE_CLIENT),
         };
-        let open =
-            ConnOpen { local, peer, role: kernel_role as u16, comm: "kv".into(), exe: "kv".into(), parent_tgid: 1 };
-        tracker.open(&hdr(1), &open, &mut exchanges);
+        let open = ConnOpen {
+            local,
+            peer,
+            role: kernel_role as u16,
+            comm: "kv".into(),
+            exe: "kv".into(),
+            parent_tgid: 1,
+            transport: Transport::Tcp,
+        };
+        tracker.open(&hdr(1), &open);
     }
     let mut last = 1;
     for (seq, &(direction, ts, payload, total_len)) in steps.iter().enumerate() {

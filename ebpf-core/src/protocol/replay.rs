@@ -15,7 +15,7 @@ use prost::Message;
 
 use crate::clock::WallClock;
 use crate::conntrack::ConnTracker;
-use crate::events::{ConnOpen, DataEvent, Header};
+use crate::events::{ConnOpen, DataEvent, Header, Transport};
 use crate::metrics::{Metrics, MetricsConfig};
 use crate::otlp::HostInfo;
 use crate::protocol::sql::fixture::{direction, Segment};
@@ -161,20 +161,28 @@ pub(crate) fn replay_with(
     let mut tracker = ConnTracker::offline().with_protocols(protocols);
     let mut out = Vec::new();
     for (c, segs) in conns.iter().enumerate() {
-        let fd = 10 + c as i32;
-        let hdr = |ts_ns| Header { ts_ns, tgid: TGID, tid: TGID, fd, conn_id: 5000 + c as u64 };
+        let hdr = |ts_ns| Header { ts_ns, tgid: TGID, tid: TGID, conn_id: 5000 + c as u64 };
         let (client, server) = ((addr("10.0.0.1"), 40000 + c as u16), (addr("10.0.0.2"), side.port));
         let (local, peer) = match side.traced {
             Role::Client => (client, server),
             Role::Server => (server, client),
         };
         let role = match (side.opened, side.traced) {
-            (false, _) => ebpf_probes::abi::OE_ROLE_UNKNOWN,
+            // No role given: the tracker then knows neither side.
+            (false, _) => 0,
             (true, Role::Server) => ebpf_probes::abi::OE_ROLE_SERVER,
             (true, Role::Client) => ebpf_probes::abi::OE_ROLE_CLIENT,
         };
-        let open = ConnOpen { local, peer, role: role as u16, comm: "app".into(), exe: "app".into(), parent_tgid: 1 };
-        tracker.open(&hdr(CONN_NS * c as u64), &open, &mut out);
+        let open = ConnOpen {
+            local,
+            peer,
+            role: role as u16,
+            comm: "app".into(),
+            exe: "app".into(),
+            parent_tgid: 1,
+            transport: Transport::Tcp,
+        };
+        tracker.open(&hdr(CONN_NS * c as u64), &open);
         let mut seq = 0u32;
         for (i, seg) in segs.iter().enumerate() {
             let mut at = 0;

@@ -15,7 +15,7 @@ use prost::Message;
 use super::*;
 use crate::clock::WallClock;
 use crate::conntrack::{ConnTracker, Exchange, Mute};
-use crate::events::{ConnOpen, DataEvent, Header};
+use crate::events::{ConnOpen, DataEvent, Header, Transport};
 use crate::metrics::{Metrics, MetricsConfig};
 use crate::otlp::HostInfo;
 use crate::protocol::{Describer, Protocols, PROTOCOLS};
@@ -25,19 +25,20 @@ use crate::Config;
 
 const TGID: u32 = 77;
 
-fn hdr(fd: i32, ts_ns: u64) -> Header {
-    Header { ts_ns, tgid: TGID, tid: TGID, fd, conn_id: 1000 + fd as u64 }
+/// Connection `n` of the process: the kernel's id for it is 1000 + n.
+fn hdr(n: u64, ts_ns: u64) -> Header {
+    Header { ts_ns, tgid: TGID, tid: TGID, conn_id: 1000 + n }
 }
 
 /// A tracker that knows HTTP/1 and the echo protocol, and a server
-/// connection on `fd` (accepted on `port`).
-fn tracker(fd: i32, port: u16, echo_enabled: bool) -> (ConnTracker, Vec<Exchange>) {
+/// connection `n` (accepted on `port`).
+fn tracker(n: u64, port: u16, echo_enabled: bool) -> (ConnTracker, Vec<Exchange>) {
     let mut protocols = vec![&PROTOCOLS[0]];
     if echo_enabled {
         protocols.push(&PROTOCOL);
     }
     let mut t = ConnTracker::offline().with_protocols(Protocols::of(protocols));
-    let mut out = Vec::new();
+    let out = Vec::new();
     let open = ConnOpen {
         local: ("10.0.0.1".parse().unwrap(), port),
         peer: ("10.0.0.2".parse().unwrap(), 50000),
@@ -45,22 +46,15 @@ fn tracker(fd: i32, port: u16, echo_enabled: bool) -> (ConnTracker, Vec<Exchange
         comm: "echod".into(),
         exe: "echod".into(),
         parent_tgid: 1,
+        transport: Transport::Tcp,
     };
-    t.open(&hdr(fd, 1), &open, &mut out);
+    t.open(&hdr(n, 1), &open);
     (t, out)
 }
 
-fn feed(
-    t: &mut ConnTracker,
-    fd: i32,
-    ts: u64,
-    seq: u32,
-    direction: Direction,
-    payload: &[u8],
-    out: &mut Vec<Exchange>,
-) {
+fn feed(t: &mut ConnTracker, n: u64, ts: u64, seq: u32, direction: Direction, payload: &[u8], out: &mut Vec<Exchange>) {
     let data = DataEvent { direction, total_len: payload.len() as u32, payload, seq: Some(seq), tls: false };
-    t.data(&hdr(fd, ts), &data, out);
+    t.data(&hdr(n, ts), &data, out);
 }
 
 fn call(ex: &Exchange) -> &EchoCall {
@@ -93,7 +87,7 @@ fn recognised_among_protocols_and_pipelined_calls_match_in_order() {
 
 #[test]
 fn a_stream_nobody_recognises_is_muted_and_a_disabled_protocol_recognises_nothing() {
-    let muted = [Mute { tgid: TGID, fd: 4, conn_id: 1004, tls: false }];
+    let muted = [Mute { conn_id: 1004, tls: false }];
     let (mut t, mut out) = tracker(4, 9000, true);
     feed(&mut t, 4, 10, 0, Direction::Ingress, b"\x00\x01binary", &mut out);
     assert_eq!(t.muted, muted, "muted after its first payload");

@@ -13,7 +13,7 @@ use prost::Message;
 
 use crate::clock::WallClock;
 use crate::conntrack::{ConnTracker, Exchange};
-use crate::events::{ConnOpen, DataEvent, Header};
+use crate::events::{ConnOpen, DataEvent, Header, Transport};
 use crate::metrics::{Metrics, MetricsConfig};
 use crate::otlp::HostInfo;
 use crate::protocol::{Describer, Direction, Protocols, Role};
@@ -83,7 +83,6 @@ pub(crate) struct Traced {
 pub(crate) const SERVER_PORT: u16 = 40_000;
 const CLIENT_PORT: u16 = 51_000;
 const TGID: u32 = 321;
-const FD: i32 = 9;
 
 impl Traced {
     /// The traced process on `side`; `opened`: the kernel saw the
@@ -107,14 +106,22 @@ impl Traced {
                 Role::Server => (server, client, ebpf_probes::abi::OE_ROLE_SERVER),
                 Role::Client => (client, server, ebpf_probes::abi::OE_ROLE_CLIENT),
             };
-            let open = ConnOpen { local, peer, role: role as u16, comm: "db".into(), exe: "db".into(), parent_tgid: 1 };
-            t.tracker.open(&t.header(), &open, &mut t.out);
+            let open = ConnOpen {
+                local,
+                peer,
+                role: role as u16,
+                comm: "db".into(),
+                exe: "db".into(),
+                parent_tgid: 1,
+                transport: Transport::Tcp,
+            };
+            t.tracker.open(&t.header(), &open);
         }
         t
     }
 
     fn header(&self) -> Header {
-        Header { ts_ns: self.ts, tgid: TGID, tid: TGID, fd: FD, conn_id: 7 }
+        Header { ts_ns: self.ts, tgid: TGID, tid: TGID, conn_id: 7 }
     }
 
     /// Each segment as one data event (TLS plaintext when `tls`).
