@@ -73,10 +73,8 @@ const LIFECYCLE: &[(&str, Hook)] = &[
 ];
 
 /// The socket path's data programs.
-const SOCKET_DATA: &[(&str, Hook)] = &[
-    ("oe_sock_send", Hook::Btf("sock_send_length")),
-    ("oe_sock_recv", Hook::Btf("sock_recv_length")),
-];
+const SOCKET_DATA: &[(&str, Hook)] =
+    &[("oe_sock_send", Hook::Btf("sock_send_length")), ("oe_sock_recv", Hook::Btf("sock_recv_length"))];
 
 /// The syscall path's: one exit program for every data syscall (their
 /// sys_exit records are identical; the arguments come from the registers
@@ -520,7 +518,10 @@ fn attach_sock_release(ebpf: &mut Ebpf) -> Option<PathBuf> {
         let release: &mut CgroupSock = prog.try_into().map_err(|e: aya::programs::ProgramError| e.to_string())?;
         release.load().map_err(|e| format!("{e}: {}", error_chain(&e)))?;
         let dir = std::fs::File::open(&root).map_err(|e| e.to_string())?;
-        release.attach(&dir, CgroupAttachMode::AllowMultiple).map_err(|e| format!("{e}: {}", error_chain(&e)))?;
+        // Through a BPF link (5.7+, which aya uses) the kernel takes no
+        // flags and always lets other programs run beside ours: `Single`
+        // passes none (AllowMultiple's flag is EINVAL there).
+        release.attach(&dir, CgroupAttachMode::Single).map_err(|e| format!("{e}: {}", error_chain(&e)))?;
         Ok(())
     })();
     match attached {
@@ -689,7 +690,28 @@ fn take_map<T>(
 
 #[cfg(test)]
 mod tests {
-    use super::ring_size_per_cpu;
+    use super::{cgroup2_root_in, ring_size_per_cpu};
+    use std::path::PathBuf;
+
+    #[test]
+    fn the_cgroup2_root_is_found_in_mountinfo() {
+        // A hybrid host (v1 controllers, v2 at .../unified), as here.
+        let hybrid = "\
+35 25 0:30 / /sys/fs/cgroup ro,nosuid,nodev,noexec shared:9 - tmpfs tmpfs ro,mode=755
+36 35 0:31 / /sys/fs/cgroup/unified rw,nosuid,nodev,noexec,relatime shared:10 - cgroup2 cgroup2 rw
+37 35 0:32 / /sys/fs/cgroup/cpu rw,relatime shared:11 - cgroup cgroup rw,cpu";
+        assert_eq!(cgroup2_root_in(hybrid), Some(PathBuf::from("/sys/fs/cgroup/unified")));
+        // Unified; a bind mount of a sub-cgroup first is not the root.
+        let unified = "\
+40 30 0:26 /kubepods/pod1 /mnt/pod rw - cgroup2 cgroup2 rw
+29 23 0:26 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:4 - cgroup2 cgroup2 rw,nsdelegate";
+        assert_eq!(cgroup2_root_in(unified), Some(PathBuf::from("/sys/fs/cgroup")));
+        // Optional fields before the separator; an escaped space in the path.
+        let odd = "50 1 0:40 / /run/my\\040cgroup rw shared:1 master:2 - cgroup2 none rw";
+        assert_eq!(cgroup2_root_in(odd), Some(PathBuf::from("/run/my cgroup")));
+        assert_eq!(cgroup2_root_in("36 35 0:31 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu"), None);
+        assert_eq!(cgroup2_root_in(""), None);
+    }
 
     #[test]
     fn the_ring_buffer_size_is_shared_between_the_cpus() {
