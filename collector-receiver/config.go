@@ -30,6 +30,8 @@ type Config struct {
 	MaxConnections int `mapstructure:"max_connections"`
 	// IdleTimeout: a connection silent this long is forgotten.
 	IdleTimeout time.Duration `mapstructure:"idle_timeout"`
+	// DataPath says where payloads are captured: auto, socket or syscall.
+	DataPath string `mapstructure:"data_path"`
 	// Batch says when spans are handed to the collector.
 	Batch BatchConfig `mapstructure:"batch"`
 	// QueueSize is how many batches wait for the collector.

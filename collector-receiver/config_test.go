@@ -53,6 +53,7 @@ func TestLoadConfig(t *testing.T) {
 	custom.CaptureSize = 512
 	custom.MaxConnections = 1024
 	custom.IdleTimeout = 90 * time.Second
+	custom.DataPath = "syscall"
 	custom.Batch = BatchConfig{MaxSpans: 256, Timeout: 250 * time.Millisecond}
 	custom.QueueSize = 8
 	custom.Selection = SelectionConfig{
@@ -157,13 +158,16 @@ func TestValidate(t *testing.T) {
 		{name: "flows interval too short", mutate: func(c *Config) { c.Flows.Interval = 500 * time.Millisecond }, want: []string{"flows.interval"}},
 		{name: "flows and dns off", mutate: func(c *Config) { c.Flows.Enabled = false; c.DNS.Enabled = false }},
 		{name: "record events", mutate: func(c *Config) { c.RecordEvents = strPtr("/tmp/x.rec") }},
+		{name: "data path socket", mutate: func(c *Config) { c.DataPath = "socket" }},
+		{name: "data path syscall", mutate: func(c *Config) { c.DataPath = "syscall" }},
+		{name: "data path unknown", mutate: func(c *Config) { c.DataPath = "kprobe" }, want: []string{"data_path"}},
 		{
 			name: "every problem at once",
 			mutate: func(c *Config) {
 				*c = Config{Metrics: MetricsConfig{Temporality: "sometimes"}}
 			},
 			want: []string{
-				"batch.max_spans", "batch.timeout", "capture_size", "idle_timeout", "max_connections",
+				"batch.max_spans", "batch.timeout", "capture_size", "data_path", "idle_timeout", "max_connections",
 				"metrics.interval", "metrics.max_series_per_metric", "metrics.temporality", "queue_size",
 				"ring_buffer_size", "genai.max_body_bytes", "protocols.postgresql.query_text", "protocols.mysql.query_text",
 				"flows.interval", "dns.timeout",
