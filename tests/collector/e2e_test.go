@@ -164,6 +164,19 @@ func TestEndToEnd(t *testing.T) {
 		seen[name] = true
 	}
 	t.Logf("collector holds %d BPF programs (%s) and %d links", len(ours), strings.Join(ours, " "), len(links))
+	// The default configuration, on a kernel with the socket-layer
+	// tracepoints: no syscall tracepoint is attached (every syscall of the
+	// host keeps its fast path); process lifecycle stays on sched:*.
+	tracepoints := linkTracepoints(t, links)
+	assert.Contains(t, tracepoints, "sched_process_exit", "links: %v", tracepoints)
+	if kernelHasSocketLayerTracepoints() {
+		assert.Contains(t, tracepoints, "sock_send_length", "links: %v", tracepoints)
+		for _, tp := range tracepoints {
+			assert.False(t, isSyscallTracepoint(tp), "syscall tracepoint %s attached; links: %v", tp, tracepoints)
+		}
+	} else {
+		assert.Contains(t, tracepoints, "sys_exit_read", "an older kernel falls back to the syscall path: %v", tracepoints)
+	}
 
 	demo.get(t, "/hello/1", "/hello/2", "/hello/3") // one connection, kept alive
 	demo.get(t, "/status/404")

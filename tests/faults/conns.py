@@ -9,11 +9,13 @@
         number it holds in STATUS_DIR/open.<worker> (rewritten within 0.2 s
         of a change). Prints "listening"; everything stops at stdin EOF.
 
-    conns.py connect PORT N SOURCE_IP HEAD
+    conns.py connect PORT N SOURCE_IP SEND
         Opens N connections to 127.0.0.1:PORT from SOURCE_IP (e.g.
         127.0.0.2: each loopback address has its own ephemeral ports), at
-        most 2,000 handshakes in flight, and when HEAD is 1 sends a request
-        head on each ("GET /hold/I HTTP/1.1"). Prints "ready N" when all are connected and
+        most 2,000 handshakes in flight, and sends on each, as SEND says,
+        a request head ("http": "GET /hold/I HTTP/1.1") or one byte that
+        is no protocol ("byte": the receiver tracks a connection from its
+        first bytes on, and parses none). Prints "ready N" when all are connected and
         sent (or "failed K ..." and exits 1), then holds them until a line
         arrives on stdin, closes them all, prints "closed" and waits for
         stdin EOF.
@@ -120,7 +122,7 @@ def serve(port, workers, status_dir):
         os.waitpid(pid, 0)
 
 
-def connect(port, n, source_ip, head):
+def connect(port, n, source_ip, send):
     nofile()
     ep = select.epoll()
     pending = {}
@@ -156,8 +158,10 @@ def connect(port, n, source_ip, head):
                 failed.append(os.strerror(err))
                 s.close()
                 continue
-            if head:
+            if send == "http":
                 s.send(f"GET /hold/{i} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+            else:
+                s.send(b"\x00")
             held.append(s)
     if failed:
         print(f"failed {len(failed)} {failed[:3]} after {len(held)}", flush=True)
@@ -174,6 +178,6 @@ if __name__ == "__main__":
     if sys.argv[1] == "serve":
         serve(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])
     elif sys.argv[1] == "connect":
-        connect(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5] == "1")
+        connect(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5])
     else:
         sys.exit(f"unknown mode {sys.argv[1]}")

@@ -17,6 +17,7 @@
 //! nginx), [`databases`] (PostgreSQL and MariaDB, once per process), [`messaging`] (Kafka, MongoDB and MQTT servers, once per process), [`kv`] (redis-server and memcached, once per process, and their clients), [`clients`] (curl and a keep-alive Python client), [`util`] (ports,
 //! temp dirs, deadlines, privileges).
 
+pub mod bpf_links;
 pub mod clients;
 pub mod databases;
 pub mod genai;
@@ -25,6 +26,7 @@ pub mod messaging;
 pub mod metric_points;
 pub mod netlab;
 pub mod receiver;
+pub mod recording;
 pub mod scenario;
 pub mod servers;
 pub mod span;

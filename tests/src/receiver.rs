@@ -64,6 +64,30 @@ impl std::fmt::Debug for Receiver {
     }
 }
 
+/// The environment variable that makes every receiver of the suite run on
+/// one data path (`socket` or `syscall`: the `data_path` config key), so
+/// `make test` runs the kernel suite on both.
+pub const DATA_PATH_ENV: &str = "OTEL_EBPF_TEST_DATA_PATH";
+
+/// The data path `$OTEL_EBPF_TEST_DATA_PATH` forces, if any.
+pub fn test_data_path() -> Option<String> {
+    std::env::var(DATA_PATH_ENV).ok().filter(|p| !p.is_empty())
+}
+
+/// `config_json` with `data_path` set from `$OTEL_EBPF_TEST_DATA_PATH`,
+/// unless the config names one itself (a test about data paths).
+pub fn with_test_data_path(config_json: &str) -> String {
+    let Some(path) = test_data_path() else { return config_json.to_string() };
+    let mut value: serde_json::Value = if config_json.trim().is_empty() {
+        serde_json::json!({})
+    } else {
+        serde_json::from_str(config_json).unwrap_or_else(|e| panic!("test config {config_json}: {e}"))
+    };
+    let Some(object) = value.as_object_mut() else { return config_json.to_string() };
+    object.entry("data_path").or_insert(serde_json::Value::String(path));
+    value.to_string()
+}
+
 /// The config the tests use: short batch timeout so spans arrive quickly.
 pub const TEST_CONFIG: &str = r#"{"batch": {"timeout_ms": 200}}"#;
 
@@ -78,9 +102,11 @@ impl Receiver {
         }
     }
 
-    /// Creates and starts an instance from `config_json`.
+    /// Creates and starts an instance from `config_json` (with the data
+    /// path `$OTEL_EBPF_TEST_DATA_PATH` names, see [`with_test_data_path`]).
     pub fn start_with(config_json: &str) -> Self {
-        let cfg = CString::new(config_json).expect("config without NUL");
+        let config_json = &with_test_data_path(config_json);
+        let cfg = CString::new(config_json.as_str()).expect("config without NUL");
         let mut inst: *mut otel_ebpf_instance = std::ptr::null_mut();
         // SAFETY: valid C string and a writable out pointer.
         let rc = unsafe { otel_ebpf::otel_ebpf_new(cfg.as_ptr(), &mut inst) };

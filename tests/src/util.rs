@@ -138,3 +138,23 @@ pub fn stop_child(child: &mut std::process::Child) {
         let _ = child.wait();
     }
 }
+
+/// `tests/c/<name>.c` compiled (with `cc`, or `$CC`) into target/test-bins/<name>.
+pub fn c_program(name: &str, flags: &[&str]) -> PathBuf {
+    let out_dir = target_dir().join("test-bins");
+    std::fs::create_dir_all(&out_dir).expect("create target/test-bins");
+    let bin = out_dir.join(name);
+    let tmp = out_dir.join(format!(".{name}.{}", std::process::id()));
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let src = repo_root().join(format!("tests/c/{name}.c"));
+    let out = std::process::Command::new(&cc)
+        .args(["-O1", "-Wall", "-o"])
+        .arg(&tmp)
+        .arg(&src)
+        .args(flags)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cc} (install a C compiler): {e}"));
+    assert!(out.status.success(), "building {} failed:\n{}", src.display(), String::from_utf8_lossy(&out.stderr));
+    std::fs::rename(&tmp, &bin).unwrap_or_else(|e| panic!("rename {}: {e}", bin.display()));
+    bin
+}

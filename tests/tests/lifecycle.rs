@@ -44,7 +44,7 @@ const NO_TLS: &str = r#"{"tls": {"enabled": false}}"#;
 const DEFAULT: &str = "{}";
 
 fn cycle(config: &str) {
-    let cfg = CString::new(config).unwrap();
+    let cfg = CString::new(integration_tests::receiver::with_test_data_path(config)).unwrap();
     let mut inst = null_mut();
     // SAFETY: valid string and out pointer; the handle is used and freed below.
     unsafe {

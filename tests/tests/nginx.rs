@@ -3,8 +3,12 @@
 
 use std::time::Duration;
 
+use ebpf_core::protocol::Direction;
+use ebpf_probes::abi;
+use integration_tests::recording::Recording;
 use integration_tests::scenario::{assert_resource, keepalive_sequence, related, three_requests};
-use integration_tests::{curl, require_root, wait_until, Expect, Receiver, Server, WAIT};
+use integration_tests::servers::NGINX_BIG_FILE_SIZE;
+use integration_tests::{curl, require_root, wait_until, Expect, Receiver, Server, TempDir, WAIT};
 
 #[test]
 fn nginx_requests_become_server_and_client_spans() {
@@ -34,6 +38,38 @@ fn nginx_sendfile_body_is_skipped_and_the_connection_stays_in_sync() {
         ],
         None,
     );
+}
+
+/// What the kernel sends for a sendfile(2) body: every byte counted, none
+/// copied (a file's bytes have no user buffer; on the socket path the
+/// tracepoint fires once per chunk the kernel splices).
+#[test]
+fn nginx_sendfile_bytes_are_counted_not_copied() {
+    if !require_root() {
+        return;
+    }
+    let server = Server::nginx("127.0.0.1", &[]);
+    let dir = TempDir::new("sendfile");
+    let recording = dir.path().join("events.bin");
+    let mut rx = Receiver::start_with(&format!(
+        r#"{{"batch": {{"timeout_ms": 200}}, "record_events": "{}"}}"#,
+        recording.display()
+    ));
+    assert_eq!(curl(&server.url("/static/big.bin")).codes, [200]);
+    let port = server.port;
+    rx.wait_for(1, WAIT, "the SERVER span", |s| s.is_server() && s.server_port() == Some(port));
+    rx.stop();
+    let rec = Recording::read(&recording);
+    let nginx = server.pid();
+    let conns: Vec<u64> =
+        rec.opens.iter().filter(|(h, o)| h.tgid == nginx && o.local.1 == port).map(|(h, _)| h.conn_id).collect();
+    assert_eq!(conns.len(), 1, "one connection of nginx's: {:?}", rec.opens);
+    let out: Vec<_> = rec.data_of(conns[0]).into_iter().filter(|d| d.direction == Direction::Egress).collect();
+    let sent: Vec<_> = out.iter().filter(|d| u32::from(d.syscall) == abi::OE_SYS_SENDFILE).collect();
+    assert!(!sent.is_empty(), "no sendfile event: {out:?}");
+    assert!(sent.iter().all(|d| d.payload.is_empty()), "file bytes copied");
+    let counted: usize = sent.iter().map(|d| d.total_len as usize).sum();
+    assert_eq!(counted, NGINX_BIG_FILE_SIZE, "every byte of the file counted");
 }
 
 #[test]
