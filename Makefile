@@ -35,8 +35,17 @@ lint: deps
 fmt:
 	$(CARGO) fmt --all
 
+# The kernel tests whose subject depends on the data path, run a second time
+# on the syscall-tracepoint fallback (kernels 5.15-6.2). The C ABI misuse,
+# sanitizer, embedding and start/stop-cycle tests (ffi_*, embed_c,
+# privileges, lifecycle: ~11 of the suite's ~19 minutes) run once.
+SYSCALL_PATH_TESTS := clock_steps concurrent data_path faults genai go_server go_tls io_uring ipv6 keepalive \
+	nginx no_file_io privacy python_server roles selection tls udp
+
 test-rust: deps lib
 	$(CARGO) test --workspace --no-fail-fast -- --test-threads=1
+	OTEL_EBPF_TEST_DATA_PATH=syscall $(CARGO) test -p integration-tests --no-fail-fast \
+		$(addprefix --test ,$(SYSCALL_PATH_TESTS)) -- --test-threads=1
 
 test: deps lint test-rust test-collector fuzz-smoke
 
