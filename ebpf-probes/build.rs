@@ -15,6 +15,7 @@ fn main() {
     let include = manifest.join("include");
 
     println!("cargo:rerun-if-env-changed=BPF_CLANG");
+    println!("cargo:rerun-if-env-changed=OE_BPF_CFLAGS");
     println!("cargo:rerun-if-env-changed=LIBCLANG_PATH");
     for dir in ["bpf", "include"] {
         for entry in std::fs::read_dir(manifest.join(dir)).unwrap() {
@@ -31,6 +32,7 @@ fn main() {
         let status = Command::new(&clang)
             // -mcpu=v3: atomic fetch-and-add (connection sequence numbers); Linux 5.12+ (the exit-only data path needs 5.15).
             .args(["-O2", "-g", "-target", "bpf", "-mcpu=v3", "-D__TARGET_ARCH_x86", "-Wall", "-Werror"])
+            .args(env::var("OE_BPF_CFLAGS").unwrap_or_default().split_whitespace())
             .arg("-I")
             .arg(&include)
             .arg("-c")

@@ -560,9 +560,9 @@ static __always_inline bool syscall_args(__s64 nr, struct pt_regs *regs, struct 
 /* The work of both data paths once the socket and the call are known:
  * `dir` is the way the bytes moved, `nr` the syscall they moved in. */
 static __always_inline int capture(void *ctx, int rest, struct sock *sk, __u64 cookie, __u64 pid_tgid,
-				   struct pt_regs *regs, __s64 nr, __u16 dir, __s64 ret)
+				   __u32 image, struct pt_regs *regs, __s64 nr, __u16 dir, __s64 ret)
 {
-	struct oe_conn_info *conn = conn_of(sk, cookie, pid_tgid, dir);
+	struct oe_conn_info *conn = conn_of(sk, cookie, pid_tgid, dir, image);
 	if (!conn)
 		return 0;
 	/* A pid past tls_pids (pid_max raised since start-up) is looked up. */
@@ -637,7 +637,11 @@ static __always_inline int on_sock_data(void *ctx, struct sock *sk, int ret, int
 	/* A syscall that moves the other way (kernel-internal) only counts. */
 	if (syscall_dir(nr) != dir)
 		nr = -1;
-	return capture(ctx, REST_BTF, sk, bpf_get_socket_cookie(sk), pid_tgid, regs, nr, dir, ret);
+	/* The cookie as stored (a load); made only the first time. */
+	__u64 cookie = sk->__sk_common.skc_cookie.counter;
+	if (!cookie)
+		cookie = bpf_get_socket_cookie(sk);
+	return capture(ctx, REST_BTF, sk, cookie, pid_tgid, (__u32)task->self_exec_id, regs, nr, dir, ret);
 }
 
 SEC("tp_btf/sock_send_length")
@@ -676,5 +680,5 @@ int oe_exit_data(struct sys_exit_ctx *ctx)
 	__u16 dir = syscall_dir(ctx->nr);
 	if (!dir)
 		return 0;
-	return capture(ctx, REST_TP, sk, cookie, pid_tgid, regs, ctx->nr, dir, ret);
+	return capture(ctx, REST_TP, sk, cookie, pid_tgid, current_image(), regs, ctx->nr, dir, ret);
 }

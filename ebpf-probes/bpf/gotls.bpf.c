@@ -118,7 +118,7 @@ static __always_inline struct oe_conn_info *go_tls_conn(__u64 pid_tgid, __u64 tl
 	*cookie = stored_cookie(sk);
 	if (!*cookie)
 		return NULL;
-	struct oe_conn_info *conn = conn_of(sk, *cookie, pid_tgid, dir);
+	struct oe_conn_info *conn = conn_of(sk, *cookie, pid_tgid, dir, current_image());
 	if (conn && !(conn->flags & OE_CONN_F_TLS))
 		conn->flags |= OE_CONN_F_TLS | (joining ? OE_CONN_F_GO_JOINING : 0);
 	return conn;

@@ -177,11 +177,11 @@ __noinline int oe_announce(__u64 cookie, __u64 pid_tgid, __u32 dir, __u32 image)
 
 /* The tracked connection of socket sk (cookie `cookie`) for a traced
  * process moving data in direction `dir`, announcing it on first use (and
- * again when another process or image uses it). NULL when it is not
- * traced. The common case is one lookup. */
-static __always_inline struct oe_conn_info *conn_of(struct sock *sk, __u64 cookie, __u64 pid_tgid, __u32 dir)
+ * again when another process or image (`image`: its self_exec_id) uses
+ * it). NULL when it is not traced. The common case is one lookup. */
+static __always_inline struct oe_conn_info *conn_of(struct sock *sk, __u64 cookie, __u64 pid_tgid, __u32 dir,
+						    __u32 image)
 {
-	__u32 image = current_image();
 	struct oe_conn_info *ci = bpf_map_lookup_elem(&conns, &cookie);
 	if (ci) {
 		if (ci->flags & OE_CONN_F_SKIP)

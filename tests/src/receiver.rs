@@ -232,7 +232,7 @@ impl Receiver {
                 panic!(
                     "waited {timeout:?} for {n} spans ({what}); got {got} (of {total} spans from the host); \
                      poll thread ended: {ended:?}; errors: {errors:?}; stats: {:?}\n{}",
-                    self.stats(),
+                    self.stats_all(),
                     self.dump(|_| true, 40)
                 );
             }
