@@ -276,9 +276,12 @@ fn go_https_server_and_clients_give_https_spans() {
         })
         .collect();
 
-    // The Go client, exec'd now: found by the rescan 0.1 s after its exec.
+    // The Go client, exec'd now: found by the rescan 0.1 s after its exec,
+    // instrumented once its binary is read (seconds on a loaded machine).
+    let instrumented = rx.stats_all().tls_libraries;
     let mut client = GoTlsClient::spawn(server.port);
-    std::thread::sleep(Duration::from_millis(1500));
+    let attached = wait_until(Duration::from_secs(30), || (rx.stats_all().tls_libraries > instrumented).then_some(()));
+    assert!(attached.is_some(), "the Go client's probes never attached");
     let go_cases: [(&str, &str, i64); 4] =
         [("GET", "/go/1", 200), ("POST", "/go/2", 200), ("GET", "/status/404", 404), ("POST", "/status/500", 500)];
     let replies: Vec<GoReply> = go_cases.iter().map(|(m, p, _)| client.request(m, p)).collect();
