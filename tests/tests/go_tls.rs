@@ -258,6 +258,7 @@ fn go_https_server_and_clients_give_https_spans() {
     go_program("tls-client"); // built before the receiver starts
     let mut rx = receiver_for_port(server.port);
     let spid = server.pid();
+    wait_for_go_probes(&server, &rx);
 
     // curl (OpenSSL, traced already) against the Go server.
     let token = unique_token("go-tls-s3cr3t");
@@ -295,7 +296,9 @@ fn go_https_server_and_clients_give_https_spans() {
     drop(client);
 
     let n = curl_cases.len() + go_cases.len();
-    rx.wait_for(n, WAIT, "SERVER spans of the Go server", |s| s.is_server() && s.pid() == Some(spid));
+    rx.wait_for(n, WAIT, "SERVER spans of the Go server", |s| {
+        s.is_server() && s.pid() == Some(spid) && s.url_path() != Some("/warmup")
+    });
     rx.wait_for(go_cases.len(), WAIT, "CLIENT spans of the Go client", |s| s.is_client() && s.pid() == Some(cpid));
     for c in &curls {
         rx.wait_for(1, WAIT, "the CLIENT span of a curl", |s| s.is_client() && s.pid() == Some(c.pid));
@@ -306,7 +309,8 @@ fn go_https_server_and_clients_give_https_spans() {
     pids.extend([spid, cpid]);
     let port = server.port;
     let rel = rx.spans_where(|s| {
-        s.pid().is_some_and(|p| pids.contains(&p)) || s.server_port() == Some(port) || s.peer_port() == Some(port)
+        (s.pid().is_some_and(|p| pids.contains(&p)) || s.server_port() == Some(port) || s.peer_port() == Some(port))
+            && s.url_path() != Some("/warmup")
     });
     let d = dump(&rel);
     eprintln!("spans involving the Go TLS server on port {port}:\n{d}");
