@@ -9,7 +9,15 @@ reports medians (a fifth mode, *idle*, attaches the probes but selects no
 process: the cost of being attached before any work):
 throughput ratio, p50/p99 latency ratio, and the receiver's CPU per 1,000
 requests, split into kernel-side BPF run time (kernel.bpf_stats_enabled) and
-userspace CPU of the host process (/proc/<pid>/stat).
+userspace CPU of the host process (/proc/<pid>/stat), with BPF program runs
+per request and BPF time per event the receiver read.
+
+Both data paths side by side: the modes run on the socket-layer path
+(`data_path: socket`, Linux 6.3+); `<mode>-syscall` is the same mode on the
+syscall-tracepoint fallback (`data_path: syscall`). The first table puts the
+two paths side by side against their targets: the idle tax (throughput ratio
+with nothing selected) and the BPF time, program runs and time per captured
+event of a request traced on the server's side only.
 
 Half load: before the rounds, one wrk run without the receiver measures the
 server's saturation rate; in every round, next to each mode's wrk run, a
@@ -20,27 +28,26 @@ gives p50/p99 at a load the server handles comfortably. The second table
 reports their medians and the p99 ratio against no receiver (the target:
 <= 1.10). A run whose client could not hold the rate is marked saturated.
 
-usage: bench/overhead.py [--rounds 5] [--duration 5] [--connections 32] [--modes off,traces,...] [--out FILE]
+usage: bench/overhead.py [--rounds 5] [--duration 5] [--connections 32] [--modes off,idle,idle-syscall,...] [--out FILE]
        bench/overhead.py --rounds 1 --duration 2      # a quick smoke (~1 minute once built)
 Needs root, wrk, nginx, go; builds what it needs with cargo/go.
 """
 import argparse
+import json
 import os
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
-from benchlib import bpf_run_ns, build_loadgen, cpu_ns, free_port, run_rate, run_wrk, start_demo, start_nginx
+from benchlib import Host, bpf_run_ns, build_loadgen, cpu_ns, free_port, run_rate, run_wrk, start_demo, start_nginx
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HOST = os.environ.get("OE_BENCH_HOST", os.path.join(ROOT, "target/release/examples/bench_host"))
-MODES = {
-    "off": None,
+BASE_MODES = {
     # Spans only: no metrics aggregation, no OpenSSL uprobes.
     "traces": '{"metrics": {"enabled": false}, "tls": {"enabled": false}}',
     # The defaults: spans, RED metrics, HTTPS uprobes.
@@ -57,15 +64,33 @@ MODES = {
 }
 
 
+def with_data_path(config, path):
+    c = json.loads(config)
+    c["data_path"] = path
+    return json.dumps(c)
+
+
+MODES = {"off": None}
+MODES.update({m: with_data_path(c, "socket") for m, c in BASE_MODES.items()})
+MODES.update({f"{m}-syscall": with_data_path(c, "syscall") for m, c in BASE_MODES.items()})
+# What `make bench` runs: both paths' floor and server-side cost, the
+# socket path's full modes.
+DEFAULT_MODES = ["idle", "idle-syscall", "server", "server-syscall", "traces", "all"]
+
+
 def start_host(mode, args):
     if MODES[mode] is None:
         return None
-    host = subprocess.Popen([HOST, str(args.duration + 30), MODES[mode]],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    line = host.stderr.readline()
-    if "started" not in line:
-        raise RuntimeError(f"bench_host failed: {line}{host.stderr.read()}")
-    return host
+    return Host(args.duration + 30, MODES[mode], report_ms=100)
+
+
+def events_read(host):
+    """The receiver's count of events read: its report is at most 100 ms
+    old, so wait for the next one."""
+    if host is None:
+        return 0
+    time.sleep(0.25)
+    return (host.latest or {}).get("events_read", 0)
 
 
 def settle(host, limit, window=0.25):
@@ -87,25 +112,26 @@ def settle(host, limit, window=0.25):
 
 def stop_host(host):
     if host:
-        host.send_signal(signal.SIGKILL)
-        host.wait()
+        host.kill()
 
 
 def one_run(mode, port, args):
     """Saturation: wrk as fast as the server answers."""
     host = start_host(mode, args)
     try:
+        ev0 = events_read(host)
         bpf0 = bpf_run_ns(host.pid) if host else (0, 0)
         cpu0 = cpu_ns(host.pid) if host else 0
         rps, total, p50, p99 = run_wrk(port, args.duration, args.connections)
         bpf1 = bpf_run_ns(host.pid) if host else (0, 0)
         cpu1 = cpu_ns(host.pid) if host else 0
+        ev1 = events_read(host)
     finally:
         stop_host(host)
     return {
         "rps": rps, "requests": total, "p50_us": p50, "p99_us": p99,
         "bpf_ns": bpf1[0] - bpf0[0], "bpf_runs": bpf1[1] - bpf0[1],
-        "user_ns": cpu1 - cpu0,
+        "user_ns": cpu1 - cpu0, "events": ev1 - ev0,
     }
 
 
@@ -137,7 +163,7 @@ def main():
     ap.add_argument("--duration", type=int, default=5)
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--servers", default="nginx,go")
-    ap.add_argument("--modes", default=",".join(MODES),
+    ap.add_argument("--modes", default=",".join(DEFAULT_MODES),
                     help="comma-separated subset of " + ", ".join(MODES) + " (off is always run)")
     ap.add_argument("--load", type=float, default=0.5,
                     help="fixed-rate phase at this fraction of the saturation rate without the receiver")
@@ -195,7 +221,7 @@ def main():
     finally:
         subprocess.run(["sysctl", "-qw", "kernel.bpf_stats_enabled=0"])
         shutil.rmtree(work, ignore_errors=True)
-    report = render(results, args) + "\n" + render_half(half, args)
+    report = render_paths(results) + "\n" + render(results, args) + "\n" + render_half(half, args)
     print(report)
     if args.out:
         with open(args.out, "w") as f:
@@ -214,8 +240,9 @@ def render(results, args):
     cmd = "bench/overhead.py " + " ".join(sys.argv[1:])
     lines = [f"Command: `{cmd}` ({args.rounds} interleaved rounds of {args.duration}s, wrk -t1 -c{args.connections}, medians)", ""]
     lines.append("| server | mode | req/s | throughput ratio | p50 µs | p50 ratio | p99 µs | p99 ratio | "
-                 "BPF ns/req | BPF runs/req | ns/BPF run | user CPU ns/req | total CPU µs/req |")
-    lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+                 "BPF ns/req | BPF runs/req | ns/BPF run | events/req | BPF ns/event | user CPU ns/req | "
+                 "total CPU µs/req |")
+    lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for server, runs in results.items():
         base = runs["off"]
         for mode, rs in runs.items():
@@ -224,11 +251,46 @@ def render(results, args):
             bpf_runs = sum(r["bpf_runs"] for r in rs) / reqs
             per_run = sum(r["bpf_ns"] for r in rs) / max(1, sum(r["bpf_runs"] for r in rs))
             user = sum(r["user_ns"] for r in rs) / reqs
+            events = sum(r["events"] for r in rs)
+            per_event = f"{sum(r['bpf_ns'] for r in rs) / events:.0f}" if events else "—"
             lines.append(
                 f"| {server} | {mode} | {med(rs, 'rps'):.0f} | {med(rs, 'rps') / med(base, 'rps'):.3f} | "
                 f"{med(rs, 'p50_us'):.0f} | {med(rs, 'p50_us') / med(base, 'p50_us'):.2f} | "
                 f"{med(rs, 'p99_us'):.0f} | {med(rs, 'p99_us') / med(base, 'p99_us'):.2f} | "
-                f"{bpf_ns:.0f} | {bpf_runs:.1f} | {per_run:.0f} | {user:.0f} | {(bpf_ns + user) / 1000:.2f} |")
+                f"{bpf_ns:.0f} | {bpf_runs:.1f} | {per_run:.0f} | {events / reqs:.1f} | {per_event} | "
+                f"{user:.0f} | {(bpf_ns + user) / 1000:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def render_paths(results):
+    """The two data paths side by side, against the targets: the idle tax
+    (throughput with the probes attached and nothing selected, >= 0.98) and
+    the kernel-side cost of a request traced on the server's side only
+    (<= 600 ns)."""
+    lines = ["Data paths side by side (targets: idle throughput ratio >= 0.98; BPF ns per request traced "
+             "server side <= 600):", ""]
+    lines.append("| server | data path | idle throughput ratio | idle BPF ns/req | server-side BPF ns/req | "
+                 "BPF runs/req | BPF ns/event | server-side throughput ratio |")
+    lines.append("|---|---|---|---|---|---|---|---|")
+
+    def per_req(rs, key):
+        return sum(r[key] for r in rs) / max(1, sum(r["requests"] for r in rs))
+
+    for server, runs in results.items():
+        base = med(runs["off"], "rps")
+        for path, suffix in (("socket", ""), ("syscall", "-syscall")):
+            idle, srv = runs.get("idle" + suffix), runs.get("server" + suffix)
+            if not idle and not srv:
+                continue
+            cells = [f"{med(idle, 'rps') / base:.3f}", f"{per_req(idle, 'bpf_ns'):.0f}"] if idle else ["—", "—"]
+            if srv:
+                events = sum(r["events"] for r in srv)
+                cells += [f"{per_req(srv, 'bpf_ns'):.0f}", f"{per_req(srv, 'bpf_runs'):.1f}",
+                          f"{sum(r['bpf_ns'] for r in srv) / events:.0f}" if events else "—",
+                          f"{med(srv, 'rps') / base:.3f}"]
+            else:
+                cells += ["—"] * 4
+            lines.append(f"| {server} | {path} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
