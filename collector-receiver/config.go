@@ -157,6 +157,7 @@ type RoutesConfig struct {
 // ProtocolsConfig has a switch per application protocol the library parses.
 type ProtocolsConfig struct {
 	HTTP1      ProtocolSwitch    `mapstructure:"http1"`
+	HTTP2      HTTP2Config       `mapstructure:"http2"`
 	PostgreSQL SQLProtocolConfig `mapstructure:"postgresql"`
 	MySQL      SQLProtocolConfig `mapstructure:"mysql"`
 	Redis      ProtocolSwitch    `mapstructure:"redis"`
@@ -164,6 +165,16 @@ type ProtocolsConfig struct {
 	Kafka      ProtocolSwitch    `mapstructure:"kafka"`
 	MongoDB    ProtocolSwitch    `mapstructure:"mongodb"`
 	MQTT       ProtocolSwitch    `mapstructure:"mqtt"`
+
+	// prevent unkeyed literal initialization
+	_ struct{}
+}
+
+// HTTP2Config turns HTTP/2 on or off, and says whether gRPC calls are
+// described as RPCs.
+type HTTP2Config struct {
+	Enabled bool `mapstructure:"enabled"`
+	GRPC    bool `mapstructure:"grpc"`
 
 	// prevent unkeyed literal initialization
 	_ struct{}

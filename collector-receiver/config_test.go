@@ -90,6 +90,8 @@ func TestLoadConfig(t *testing.T) {
 	noKV := *defaults
 	noKV.Protocols.Redis = ProtocolSwitch{Enabled: false}
 	noKV.Protocols.Memcached = ProtocolSwitch{Enabled: false}
+	noGRPC := *defaults
+	noGRPC.Protocols.HTTP2 = HTTP2Config{Enabled: true, GRPC: false}
 
 	tests := []struct {
 		id       component.ID
@@ -103,6 +105,7 @@ func TestLoadConfig(t *testing.T) {
 		{id: component.NewIDWithName(metadata.Type, "raw_sql"), expected: &rawSQL},
 		{id: component.NewIDWithName(metadata.Type, "bad_query_text"), problems: []string{"protocols.postgresql.query_text"}},
 		{id: component.NewIDWithName(metadata.Type, "no_kv"), expected: &noKV},
+		{id: component.NewIDWithName(metadata.Type, "no_grpc"), expected: &noGRPC},
 		{id: component.NewIDWithName(metadata.Type, "bad_provider"), problems: []string{"genai.providers"}},
 		{id: component.NewIDWithName(metadata.Type, "bad_temporality"), problems: []string{"metrics.temporality"}},
 		{id: component.NewIDWithName(metadata.Type, "bad_route"), problems: []string{"routes.patterns"}},

@@ -2,7 +2,8 @@
 """Seeds the fuzz corpora from the recorded fixtures, so fuzzing starts from
 real traffic: http1_head gets every recorded message, http1_parser (and http2_parser) gets every HTTP/1 (HTTP/2) fixture in the target's chunk
 framing ([flags][len][uncaptured][bytes]: flags bit0 = egress), protocols
-gets the HTTP/1, Redis and memcached ones behind their protocol and role bytes, pipeline and
+gets the HTTP/1, HTTP/2, Redis and memcached ones behind their protocol and role bytes (the
+h2c upgrade under HTTP/1, which hands it over to HTTP/2), pipeline and
 event_decode get the recorded kernel events. Run from the repository root."""
 import os
 import re
@@ -53,7 +54,7 @@ def main():
                 name = f[: -len(".segments")]
                 open(f"fuzz/corpus/{target}/{name}", "wb").write(http_seed(name, folder))
                 # Behind the registry (PROTOCOLS: http1, postgresql, mysql,
-                # redis, memcached): Redis is protocol 3, memcached 4; role unknown.
+                # redis, memcached, http2): Redis is protocol 3, memcached 4; role unknown.
                 index = {"redis": 3, "memcached": 4}.get(folder)
                 if index is not None:
                     seed = bytes([index, 0]) + http_seed(name, folder)
@@ -64,18 +65,23 @@ def main():
                 continue
             for i, stmt in enumerate(open(f"{FIX}/{folder}/record/{f}", "rb").read().split(b";\n")):
                 open(f"fuzz/corpus/sql_text/{folder}_{i:03}", "wb").write(stmt)
+    # The registry's order of protocols: the protocols target picks one by
+    # its index there.
+    registry = open("ebpf-core/src/protocol/registry.rs").read()
+    table = registry[registry.index("pub static PROTOCOLS"):]
+    order = re.findall(r'name: "(\w+)"', table[: table.index("];")])
     # http2_parser: a mode byte (0: from the start), then the chunks.
     os.makedirs("fuzz/corpus/http2_parser", exist_ok=True)
     for f in sorted(os.listdir(f"{FIX}/http2")):
         if f.endswith(".segments"):
             name = f[: -len(".segments")]
             open(f"fuzz/corpus/http2_parser/{name}", "wb").write(b"\x00" + http_seed(name, "http2"))
+            # Role server; an upgrade starts as http1, which hands it over.
+            protocol = order.index("http1" if name.endswith("upgrade") else "http2")
+            open(f"fuzz/corpus/protocols/http2_{name}", "wb").write(bytes([protocol, 1]) + http_seed(name, "http2"))
     # The messaging decoders: each recorded connection (NAME.cN) in the same
     # framing, for their own targets and, behind their registry index and
     # the client role, for protocols.
-    registry = open("ebpf-core/src/protocol/registry.rs").read()
-    table = registry[registry.index("pub static PROTOCOLS"):]
-    order = re.findall(r'name: "(\w+)"', table[: table.index("];")])
     for folder, target in (("kafka", "kafka_parser"), ("mongodb", "mongodb_parser"), ("mqtt", "mqtt_parser")):
         os.makedirs(f"fuzz/corpus/{target}", exist_ok=True)
         for f in sorted(os.listdir(f"{FIX}/{folder}")):

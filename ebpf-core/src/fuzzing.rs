@@ -13,7 +13,7 @@ use crate::otlp::HostInfo;
 use crate::pipeline::Processor;
 use crate::process::ProcessIdentity;
 use crate::protocol::http1::{Http1Parser, MAX_TARGET_BYTES};
-use crate::protocol::{Chunk, ConnFacts, Describer, Direction, ParserContext, Protocol, Role, PROTOCOLS};
+use crate::protocol::{Chunk, ConnFacts, Describer, Direction, ParserContext, Progress, Protocol, Role, PROTOCOLS};
 use crate::routes::RouteMatcher;
 use crate::spans::{to_span, write_span, IdGenerator};
 use crate::stats::Stats;
@@ -153,8 +153,27 @@ fn run_parser(protocol: &Protocol, data: &[u8]) {
             data: bytes,
             total_len: bytes.len() as u64 + if flags & 2 != 0 { extra } else { 0 },
         };
-        if parser.feed(&chunk, &mut records) != crate::protocol::Progress::Continue {
-            break;
+        match parser.feed(&chunk, &mut records) {
+            Progress::Continue => {}
+            // An upgrade to a registered protocol goes on with its parser,
+            // as the connection tracker does.
+            Progress::Done => {
+                let next = |name: &str| {
+                    PROTOCOLS.iter().any(|p| p.name == name).then(|| ParserContext { role, ..ParserContext::default() })
+                };
+                let Some(h) = parser.handover(&next, &mut records) else { break };
+                parser = h.parser;
+                let offset = h.offset.min(chunk.data.len());
+                let rest = Chunk {
+                    data: &chunk.data[offset..],
+                    total_len: chunk.total_len.saturating_sub(offset as u64),
+                    ..chunk
+                };
+                if parser.feed(&rest, &mut records) != Progress::Continue {
+                    break;
+                }
+            }
+            Progress::Failed => break,
         }
         if flags & 0x80 != 0 {
             parser.close(ts, &mut records);

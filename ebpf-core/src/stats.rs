@@ -178,6 +178,26 @@ counters! {
     /// Socket reads and writes made through io_uring: counted, their payload
     /// not captured (the kernel sees no user buffer it could read).
     io_uring_uncaptured: Counter, "{operation}", "ebpf_receiver.io_uring.uncaptured";
+    /// Times one direction of an HTTP/2 connection lost its frame boundaries
+    /// (a frame header past the capture, or lost events): its streams in
+    /// flight are dropped until it finds them again.
+    http2_framing_lost: Counter, "{loss}", "ebpf_receiver.http2.framing.lost";
+    /// Times one direction of an HTTP/2 connection found its frame boundaries
+    /// again (a chunk that is a whole number of frames).
+    http2_resyncs: Counter, "{resync}", "ebpf_receiver.http2.framing.resyncs";
+    /// Reads and writes of HTTP/2 connections skipped while their frame
+    /// boundaries were lost.
+    http2_chunks_skipped: Counter, "{chunk}", "ebpf_receiver.http2.chunks.skipped";
+    /// HTTP/2 streams that produced no span because their frames could not be
+    /// followed (frame boundaries lost, too many at once, a request seen
+    /// only in part, or never seen: the client stream ids skipped while the
+    /// framing was lost); those cut by lost events count in
+    /// `ebpf_receiver.requests.lost`.
+    http2_streams_lost: Counter, "{stream}", "ebpf_receiver.http2.streams.lost";
+    /// HTTP/2 header blocks that could not be decoded (malformed, or a
+    /// CONTINUATION out of place): later fields referring to that
+    /// direction's HPACK table are unknown until it is known again.
+    http2_hpack_errors: Counter, "{block}", "ebpf_receiver.http2.hpack.errors";
 }
 
 /// The counters shared between the worker thread and callers.

@@ -18,6 +18,7 @@ use ebpf_core::process::ProcessIdentity;
 use ebpf_core::protocol::genai::GenAiCall;
 use ebpf_core::protocol::http1::telemetry::describe_with;
 use ebpf_core::protocol::http1::{HttpExchange, HttpVersion, KeptBodies};
+use ebpf_core::protocol::http2::{GrpcCall, Http2Stream, StreamEnd};
 use ebpf_core::protocol::kafka::{Api, KafkaOperation, KafkaStatus};
 use ebpf_core::protocol::memcached::{self, Code, MemcachedOperation};
 use ebpf_core::protocol::mongodb::{MongoOperation, MongoStatus, OP_MSG};
@@ -26,9 +27,10 @@ use ebpf_core::protocol::redis::{self, RedisOperation, ReplyKind, Transaction};
 use ebpf_core::protocol::sql::{
     DbCommand, DbError, DbOperation, DbStatus, Dialect, QueryInfo, SqlDescriber, SqlOptions,
 };
-use ebpf_core::protocol::{ConnFacts, MetricFeed, Operation, ProtocolsConfig, Role, SpanName};
+use ebpf_core::protocol::{ConnFacts, Describer, MetricFeed, Operation, ProtocolsConfig, Record, Role, SpanName};
 use ebpf_core::spans::{to_span, IdGenerator};
-use ebpf_core::StatsSnapshot;
+use ebpf_core::stats::Stats;
+use ebpf_core::{Config, StatsSnapshot};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
@@ -42,6 +44,7 @@ const PROJECT_NAMES: &[&str] = &[
     "ebpf_receiver.cache.hits",
     "ebpf_receiver.cache.misses",
     ebpf_core::protocol::mqtt::telemetry::QOS,
+    "ebpf_receiver.http2.headers_incomplete",
 ];
 
 /// Product-specific attribute keys of the flow and DNS metrics, documented in README.
@@ -423,6 +426,72 @@ fn messaging_and_mongodb_samples(emit: &mut dyn FnMut(&Operation<'_>)) {
     }
 }
 
+/// HTTP/2 streams of every kind the description tells apart: complete
+/// requests, a reset, one whose headers were not all decoded, gRPC calls
+/// that succeeded, failed, hit a method the server lacks, or lost their
+/// status; from both sides.
+fn http2_streams() -> Vec<Http2Stream> {
+    let base = |role| Http2Stream {
+        role,
+        stream_id: 1,
+        method: Some("GET".into()),
+        path: Some("/a".into()),
+        scheme: Some("https".into()),
+        authority: Some("svc:8443".into()),
+        status: Some(200),
+        headers_complete: true,
+        request_start_ns: 1,
+        request_end_ns: 2,
+        response_start_ns: Some(3),
+        response_end_ns: 4,
+        request_body_size: 5,
+        response_body_size: 6,
+        end: StreamEnd::Complete,
+        grpc: None,
+    };
+    let grpc = |role, status, end| Http2Stream {
+        method: Some("POST".into()),
+        path: Some("/shop.Orders/Get".into()),
+        end,
+        grpc: Some(GrpcCall {
+            method: Some("shop.Orders/Get".into()),
+            status,
+            request_messages: Some(1),
+            response_messages: Some(1),
+        }),
+        ..base(role)
+    };
+    let mut out = Vec::new();
+    for role in [Role::Server, Role::Client] {
+        out.push(base(role));
+        out.push(Http2Stream { status: Some(503), ..base(role) });
+        out.push(Http2Stream { status: None, end: StreamEnd::Reset { code: Some(8), by_client: true }, ..base(role) });
+        out.push(Http2Stream { method: None, path: None, headers_complete: false, ..base(role) });
+        out.push(Http2Stream { method: Some("PURGE".into()), ..base(role) });
+        out.push(grpc(role, Some(0), StreamEnd::Complete));
+        out.push(grpc(role, Some(13), StreamEnd::Complete));
+        out.push(grpc(role, Some(12), StreamEnd::Complete));
+        out.push(grpc(role, None, StreamEnd::ConnectionClosed));
+        out.push(Http2Stream { headers_complete: false, ..grpc(role, Some(0), StreamEnd::Complete) });
+    }
+    out
+}
+
+/// Describes each stream the way the pipeline does, handing each operation to `f`.
+fn describe_http2(mut f: impl FnMut(&Operation<'_>)) {
+    let mut describer = Describer::new(&Config::default(), Arc::new(Stats::default()));
+    let facts = ConnFacts {
+        endpoints: Some(Endpoints {
+            local: ("10.0.0.1".parse().unwrap(), 8443),
+            peer: ("10.0.0.2".parse().unwrap(), 5000),
+        }),
+        tls: true,
+    };
+    for stream in http2_streams() {
+        describer.describe(&Record::Http2(stream), &facts, &mut |op| f(op));
+    }
+}
+
 #[test]
 fn every_emitted_attribute_is_a_current_convention() {
     let registry = registry();
@@ -454,7 +523,15 @@ fn every_emitted_attribute_is_a_current_convention() {
     kv_operations(|op| {
         keys.extend(to_span(op, &clock, &mut IdGenerator::new()).attributes.into_iter().map(|kv| kv.key))
     });
+    describe_http2(|op| {
+        let span = to_span(op, &clock, &mut IdGenerator::new());
+        keys.extend(span.attributes.into_iter().map(|kv| kv.key));
+    });
     for key in [
+        "rpc.system.name",
+        "rpc.method_original",
+        "rpc.response.status_code",
+        "ebpf_receiver.http2.headers_incomplete",
         "gen_ai.usage.input_tokens",
         "gen_ai.response.time_to_first_chunk",
         "gen_ai.input.messages",
@@ -623,7 +700,10 @@ fn sample_metrics() -> ExportMetricsServiceRequest {
         let ex = exchange(op.role, "GET", None);
         sql.describe(&op, &ex.facts(), &mut |o| metrics.observe(&ex.process, o));
     }
-    // The instruments of the protocols to come (databases, RPC, messaging),
+    // HTTP/2 requests and gRPC calls, as described.
+    let process = Arc::new(ProcessIdentity::from_comm(4, "h2"));
+    describe_http2(|op| metrics.observe(&process, op));
+    // The instruments of the protocols to come (databases, messaging),
     // with the attributes the conventions give them.
     let process = Arc::new(ProcessIdentity::from_comm(3, "app"));
     let mut op = Operation::new(SpanName::new("SELECT", Some("orders")), SpanKind::Client, 1, 2);
@@ -833,5 +913,16 @@ fn registry_attributes_checker() -> impl Fn(&str) {
             Some(true) => panic!("{key} is deprecated in the semantic-conventions registry"),
             Some(false) => {}
         }
+    }
+}
+
+#[test]
+fn project_names_are_namespaced_and_documented() {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md")).unwrap();
+    let registry = registry();
+    for name in PROJECT_NAMES {
+        assert!(name.starts_with("ebpf_receiver."), "{name} is not namespaced");
+        assert!(!registry.contains_key(*name), "{name} is a convention now: use the convention's name");
+        assert!(readme.contains(&format!("| `{name}` |")), "{name} is not in README.md's table of project attributes");
     }
 }

@@ -16,7 +16,7 @@
 #include "sock.h"
 #include <bpf/bpf_tracing.h>
 
-#define MAX_IOV 8
+#define MAX_IOV 32
 
 
 /* Event under construction: too big for the stack. The spill area lets each

@@ -176,6 +176,8 @@ struct oe_proc_exec {
 				* only remembers the role the state machine gave it; the first data
 				* event in a traced process announces it. */
 #define OE_CONN_F_SKIP 128    /* kernel only: not traced (port selection, or neither TCP nor UDP) */
+#define OE_CONN_F_WIDE 256    /* userspace: its parser wants more than capture_size of each read/write
+			       * (HTTP/2 frames): up to OE_MAX_CAPTURE bytes are captured */
 
 /* Value of the connection table, keyed by socket cookie (__u64). Userspace
  * sets `flags` on live entries and deletes entries it forgot. */

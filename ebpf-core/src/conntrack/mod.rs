@@ -5,4 +5,4 @@ mod connection;
 mod table;
 
 pub use connection::{Connection, Endpoints, StreamState};
-pub use table::{looks_like_tls_record, ConnTracker, Exchange, Mute};
+pub use table::{looks_like_tls_record, ConnTracker, Exchange, Mute, Widen};

@@ -9,7 +9,7 @@ use rustc_hash::FxHashMap;
 
 use crate::events::{ConnOpen, DataEvent, Header, Transport};
 use crate::process::{IdentityConfig, ProcessIdentity, ProcessTable, TaskHint};
-use crate::protocol::{Chunk, ConnFacts, Hint, Progress, Protocols, Record, Role, Verdict};
+use crate::protocol::{Capture, Chunk, ConnFacts, Hint, Progress, Protocols, Record, Role, Verdict};
 
 use super::connection::{Connection, Endpoints, Sniff, StreamState};
 
@@ -46,6 +46,18 @@ pub struct Mute {
     pub tls: bool,
 }
 
+/// A connection whose parser wants more of each read/write than
+/// `capture_size` (`Capture::Wide`): the kernel copies up to 4 KiB of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Widen {
+    pub conn_id: u64,
+}
+
+/// Most protocol switches followed within one chunk (an upgrade's 101 and
+/// the new protocol's first bytes share it); a parser handing over in a
+/// loop stops there.
+const MAX_HANDOVERS_PER_CHUNK: usize = 4;
+
 /// The table gives memory back when it holds fewer than a quarter of what
 /// its capacity allows, once that capacity is at least this many entries.
 const SHRINK_MIN_CAPACITY: usize = 1024;
@@ -64,6 +76,8 @@ pub struct ConnTracker {
     pub requests_lost: u64,
     /// Connections that need no more payload: the kernel can stop copying their bytes.
     pub muted: Vec<Mute>,
+    /// Connections whose parser asked for a wide capture (`Capture::Wide`).
+    pub widened: Vec<Widen>,
     /// Processes that sent or received what looks like a TLS record at the
     /// socket: they may have loaded a TLS library the probes do not know yet.
     pub tls_suspects: Vec<u32>,
@@ -274,6 +288,9 @@ impl ConnTracker {
             };
             conn.stream = match verdict {
                 Verdict::Parse(protocol, parser) => {
+                    if parser.capture() == Capture::Wide {
+                        self.widened.push(Widen { conn_id: hdr.conn_id });
+                    }
                     replay = sniff;
                     StreamState::Parsed(protocol, parser)
                 }
@@ -296,47 +313,71 @@ impl ConnTracker {
                 }
             };
         }
-        let StreamState::Parsed(protocol, parser) = &mut conn.stream else {
+        let StreamState::Parsed(..) = conn.stream else {
             return;
         };
-        let protocol = *protocol;
         self.scratch.clear();
-        let mut progress = Progress::Continue;
         // The chunks gathered for recognition, then this one.
-        if let Some(s) = &replay {
+        let gathered = replay.as_deref().into_iter().flat_map(|s| {
             let mut at = 0;
-            for &(ts_ns, len) in &s.chunks {
-                let bytes = &s.bytes[at..at + len];
+            s.chunks.iter().map(move |&(ts_ns, len)| {
+                let data = &s.bytes[at..at + len];
                 at += len;
-                let chunk = Chunk { ts_ns, direction: s.direction, data: bytes, total_len: len as u64 };
-                progress = parser.feed(&chunk, &mut self.scratch);
-                if progress != Progress::Continue {
-                    break;
+                Chunk { ts_ns, direction: s.direction, data, total_len: len as u64 }
+            })
+        });
+        let current = Chunk {
+            ts_ns: hdr.ts_ns,
+            direction: data.direction,
+            data: data.payload,
+            total_len: u64::from(data.total_len),
+        };
+        'chunks: for mut chunk in gathered.chain(std::iter::once(current)) {
+            for _ in 0..MAX_HANDOVERS_PER_CHUNK {
+                let StreamState::Parsed(current, parser) = &mut conn.stream else { break 'chunks };
+                let current = *current;
+                let progress = parser.feed(&chunk, &mut self.scratch);
+                self.requests_lost += parser.dropped();
+                if progress == Progress::Continue {
+                    continue 'chunks;
+                }
+                if progress == Progress::Failed {
+                    self.parse_errors += 1;
+                }
+                // An upgrade to a protocol we parse goes on with its parser,
+                // from where the switch happened in this chunk; a switch to
+                // TLS may go on with the parser's successor on the plaintext;
+                // any other switch, or garbage, ends the parsing (a
+                // WebSocket, a CONNECT tunnel).
+                let (protocols, role, endpoints) = (&self.protocols, conn.role, conn.endpoints);
+                let next = |name: &str| {
+                    protocols.context(name, role, endpoints.map(|ep| ep.local.1), endpoints.map(|ep| ep.peer.1))
+                };
+                let handover = match progress {
+                    Progress::Done => parser.handover(&next, &mut self.scratch),
+                    _ => None,
+                };
+                let next = handover.and_then(|h| Some((protocols.named(h.protocol)?, h)));
+                let Some((protocol, h)) = next else {
+                    let over_tls = if progress == Progress::Done { parser.over_tls() } else { None };
+                    conn.stream = match over_tls {
+                        Some(parser) if !data.tls => StreamState::AwaitingTls(current, parser),
+                        _ => StreamState::Ignored,
+                    };
+                    self.muted.push(mute);
+                    break 'chunks;
+                };
+                if h.parser.capture() == Capture::Wide {
+                    self.widened.push(Widen { conn_id: hdr.conn_id });
+                }
+                let offset = h.offset.min(chunk.data.len());
+                chunk.data = &chunk.data[offset..];
+                chunk.total_len = chunk.total_len.saturating_sub(offset as u64);
+                conn.stream = StreamState::Parsed(protocol, h.parser);
+                if chunk.data.is_empty() && chunk.total_len == 0 {
+                    continue 'chunks;
                 }
             }
-        }
-        if progress == Progress::Continue {
-            let chunk = Chunk {
-                ts_ns: hdr.ts_ns,
-                direction: data.direction,
-                data: data.payload,
-                total_len: u64::from(data.total_len),
-            };
-            progress = parser.feed(&chunk, &mut self.scratch);
-        }
-        self.requests_lost += parser.dropped();
-        if progress == Progress::Failed {
-            self.parse_errors += 1;
-        }
-        // Garbage, or an upgrade to another protocol (WebSocket, CONNECT
-        // tunnel, TLS: its plaintext may go on with the parser's successor).
-        if progress != Progress::Continue {
-            let next = if progress == Progress::Done { parser.over_tls() } else { None };
-            conn.stream = match next {
-                Some(parser) if !data.tls => StreamState::AwaitingTls(protocol, parser),
-                _ => StreamState::Ignored,
-            };
-            self.muted.push(mute);
         }
         let (process, endpoints, tls) = (conn.process.clone(), conn.endpoints, conn.tls);
         out.extend(self.scratch.drain(..).map(|record| Exchange { record, process: process.clone(), endpoints, tls }));
@@ -495,16 +536,35 @@ mod tests {
     }
 
     #[test]
-    fn non_http_tls_plaintext_mutes_the_tls_capture() {
+    fn tls_plaintext_nobody_parses_mutes_the_tls_capture() {
         let mut t = ConnTracker::offline();
         let out = &mut Vec::new();
         open(&mut t);
-        // HTTP/2 or a database protocol inside TLS.
-        feed(&mut t, 2, Direction::Egress, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", true, out);
+        // A protocol of no parser inside TLS.
+        feed(&mut t, 2, Direction::Egress, b"\xfe\xed\xfa\xce binary", true, out);
         feed(&mut t, 3, Direction::Egress, b"\x00\x00\x12\x04", true, out);
         assert!(out.is_empty());
         assert_eq!(t.muted, [Mute { conn_id: CONN, tls: true }]);
         assert!(t.tls_suspects.is_empty(), "plaintext is not a TLS record");
+    }
+
+    /// HTTP/2 inside TLS (ALPN h2) is parsed, and its capture widened.
+    #[test]
+    fn http2_tls_plaintext_is_parsed() {
+        let mut t = ConnTracker::offline();
+        let out = &mut Vec::new();
+        open(&mut t);
+        feed(
+            &mut t,
+            2,
+            Direction::Ingress,
+            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00",
+            true,
+            out,
+        );
+        assert!(t.muted.is_empty());
+        assert_eq!(t.widened, [Widen { conn_id: CONN }]);
+        assert_eq!(t.parse_errors, 0);
     }
 
     #[test]

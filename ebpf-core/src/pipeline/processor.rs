@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use crate::batch::{Batch, SpanBatcher};
 use crate::clock::WallClock;
 use crate::config::Config;
-use crate::conntrack::{ConnTracker, Exchange, Mute};
+use crate::conntrack::{ConnTracker, Exchange, Mute, Widen};
 use crate::events::{decode, Event};
 use crate::flows::Flows;
 use crate::metrics::Metrics;
@@ -56,6 +56,8 @@ pub struct Processor {
     pub forget: Vec<u64>,
     /// Processes that exec()ed since the worker last looked: to re-select.
     pub execs: Vec<u32>,
+    /// `capture_size` is below what a wide capture gives: widening helps.
+    widening_helps: bool,
 }
 
 impl Processor {
@@ -98,6 +100,7 @@ impl Processor {
             exited: Vec::new(),
             forget: Vec::new(),
             execs: Vec::new(),
+            widening_helps: config.capture_size < crate::config::MAX_CAPTURE_SIZE,
         }
     }
 
@@ -286,6 +289,16 @@ impl Processor {
     /// Connections whose payload the kernel may stop capturing.
     pub fn take_muted(&mut self) -> std::vec::Drain<'_, Mute> {
         self.conns.muted.drain(..)
+    }
+
+    /// Connections whose parser wants more of each read/write captured than
+    /// `capture_size` (the kernel copies up to `OE_MAX_CAPTURE` of them).
+    /// None when `capture_size` is the most already.
+    pub fn take_widened(&mut self) -> std::vec::Drain<'_, Widen> {
+        if !self.widening_helps {
+            self.conns.widened.clear();
+        }
+        self.conns.widened.drain(..)
     }
 
     /// Processes seen moving TLS records at a socket since the last call

@@ -9,6 +9,9 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+/// Whether the probes copy more of a connection flagged `OE_CONN_F_WIDE`.
+const PROBES_HONOUR_WIDE: bool = false;
+
 use crossbeam_channel::{Sender, TrySendError};
 
 use crate::batch::{Batch, ReadySignal};
@@ -129,6 +132,17 @@ pub fn spawn_worker(
             }
             for m in processor.take_muted() {
                 probes.conns.mute(m.conn_id, m.tls);
+            }
+            // Not applied while the probes ignore OE_CONN_F_WIDE (neither
+            // data path reads it yet): the write would only race the
+            // kernel's sequence numbers for nothing (see
+            // `ConnTable::set_flag`).
+            if PROBES_HONOUR_WIDE {
+                for w in processor.take_widened() {
+                    probes.conns.widen(w.conn_id);
+                }
+            } else {
+                processor.take_widened().for_each(drop);
             }
             // Connection events first: a socket's end is matched with the
             // pass that saw it last, before the next pass misses it.

@@ -55,15 +55,31 @@ impl ConnTable {
     /// Stops payload capture for connection `conn_id`: of its socket
     /// (`tls` false) or of its TLS plaintext (`tls` true).
     pub fn mute(&mut self, conn_id: u64, tls: bool) {
+        let flag = if tls { abi::OE_CONN_F_TLS_MUTED } else { abi::OE_CONN_F_MUTED };
+        self.set_flag(conn_id, flag);
+    }
+
+    /// Captures up to `OE_MAX_CAPTURE` bytes of each read/write of
+    /// connection `conn_id`, socket and TLS plaintext alike (its parser
+    /// asked for `Capture::Wide`).
+    pub fn widen(&mut self, conn_id: u64) {
+        self.set_flag(conn_id, abi::OE_CONN_F_WIDE);
+    }
+
+    fn set_flag(&mut self, conn_id: u64, flag: u32) {
         if let Ok(ConnInfo(mut info)) = self.0.get(&conn_id, 0) {
-            let flag = if tls { abi::OE_CONN_F_TLS_MUTED } else { abi::OE_CONN_F_MUTED };
-            // The kernel may set a flag (OE_CONN_F_TLS) or number an event
-            // between this read and the write below; losing that is
-            // harmless: the next OpenSSL call sets it again, and a number
-            // repeated after a mute is never checked (nothing more is sent).
-            info.flags |= flag as u16;
-            // BPF_EXIST: never resurrect an entry closed meanwhile.
-            let _ = self.0.insert(conn_id, ConnInfo(info), 2);
+            // Already set: no write. The write puts back the whole entry,
+            // with its event sequence number as read: one the kernel
+            // advanced in between goes back, which the tracker takes for
+            // lost events.
+            if u32::from(info.flags) & flag == 0 {
+                // The kernel may set one of its flags (OE_CONN_F_TLS, _FULL,
+                // _LAST_EGRESS) between this read and the write below; losing
+                // it is harmless: the next call that needs it sets it again.
+                info.flags |= flag as u16;
+                // BPF_EXIST: never resurrect an entry closed meanwhile.
+                let _ = self.0.insert(conn_id, ConnInfo(info), 2);
+            }
         }
     }
 

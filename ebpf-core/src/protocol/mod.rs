@@ -34,7 +34,7 @@ pub(crate) mod replay;
 pub mod sql;
 
 pub use operation::{Attr, MetricFeed, Operation, SpanName, TextValue, Value, FEED_ATTRIBUTES, SPAN_ATTRIBUTES};
-pub use parser::{Hint, Parser, Progress, Recognition};
+pub use parser::{Capture, Handover, Hint, Parser, Progress, Recognition};
 pub use registry::{
     Describer, ParserContext, Protocol, Protocols, ProtocolsConfig, Record, SharedState, Verdict, PROTOCOLS,
 };

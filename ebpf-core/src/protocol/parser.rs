@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use super::{Chunk, Direction, Record, Role};
+use super::{Chunk, Direction, ParserContext, Record, Role};
 
 /// What is known of a stream when its first payload arrives: the bytes
 /// (a prefix of what the syscall moved), which way they went, and what the
@@ -15,7 +15,9 @@ pub struct Hint<'a> {
     /// recogniser asked for more (`Recognition::NeedMore`), the first
     /// chunks of one direction, joined.
     pub data: &'a [u8],
-    /// What those chunks moved: bytes past `data.len()` were not captured.
+    /// What the chunks in `data` moved in all: bytes past `data.len()`
+    /// were not captured (a recogniser that checks framing needs to know).
+    /// Only the last of joined chunks can have been cut short.
     pub total_len: u64,
     pub direction: Direction,
     /// The traced process's side when the kernel saw the socket appear
@@ -28,7 +30,22 @@ pub struct Hint<'a> {
     pub tls: bool,
 }
 
-impl Hint<'_> {
+impl<'a> Hint<'a> {
+    /// `data`, all of what its chunk moved, going `direction`, on a
+    /// connection the kernel knows nothing more of (tests set the rest with
+    /// `..Hint::of(data, direction)`).
+    pub fn of(data: &'a [u8], direction: Direction) -> Self {
+        Hint {
+            data,
+            total_len: data.len() as u64,
+            direction,
+            role: None,
+            local_port: None,
+            peer_port: None,
+            tls: false,
+        }
+    }
+
     /// The server's port, when the role is known: the local one of a
     /// server, the peer's of a client.
     pub fn server_port(&self) -> Option<u16> {
@@ -73,9 +90,36 @@ pub enum Progress {
     /// kernel stops copying the connection's payload.
     Failed,
     /// The stream turned into something this parser does not follow (an
-    /// HTTP upgrade, a tunnel): the parser is dropped and the kernel stops
-    /// copying, without counting an error.
+    /// HTTP upgrade, a tunnel): the parser is dropped, without counting an
+    /// error. The tracker then asks it for a successor (`Parser::handover`):
+    /// with one, the connection goes on as the new protocol; without, the
+    /// kernel stops copying it.
     Done,
+}
+
+/// A stream that switched to another protocol the receiver parses (HTTP/1.1
+/// `Upgrade: h2c` answered 101 → HTTP/2): the parser that follows it from
+/// the switch on, built by the parser that saw the switch.
+#[derive(Debug)]
+pub struct Handover {
+    /// The new protocol's registry name (`Protocol::name`).
+    pub protocol: &'static str,
+    pub parser: Box<dyn Parser>,
+    /// Where the new protocol starts in the chunk whose feed returned
+    /// `Done`: its bytes from this offset on go to `parser`.
+    pub offset: usize,
+}
+
+/// How much of each read/write a parser needs the kernel to capture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Capture {
+    /// `capture_size` bytes (the configuration's; 1 KiB by default).
+    #[default]
+    Configured,
+    /// The most one event carries (`OE_MAX_CAPTURE`, 4 KiB), whatever
+    /// `capture_size` says: for protocols that put many small messages in
+    /// one syscall and lose their framing past the capture (HTTP/2 frames).
+    Wide,
 }
 
 /// One connection's parser for one protocol. It turns the byte stream of
@@ -121,5 +165,21 @@ pub trait Parser: fmt::Debug + Send {
     /// that drop requests only in `gap` keep the default.
     fn dropped(&mut self) -> u64 {
         0
+    }
+
+    /// After `feed` returned `Done`: the parser of the protocol the stream
+    /// switched to, if it is one the receiver parses and `next(name)` gives
+    /// a context for it (it is enabled). Otherwise `None`, after pushing onto
+    /// `out` what the switch completed (the upgrade request and its 101
+    /// answer).
+    fn handover(&mut self, _next: &dyn Fn(&str) -> Option<ParserContext>, _out: &mut Vec<Record>) -> Option<Handover> {
+        None
+    }
+
+    /// How much of each read/write this parser needs captured; asked once,
+    /// when it starts following a connection. `Wide` makes the kernel copy
+    /// up to 4 KiB of the connection's syscalls, whatever `capture_size`.
+    fn capture(&self) -> Capture {
+        Capture::Configured
     }
 }

@@ -16,6 +16,7 @@ use crate::stats::Stats;
 
 use super::genai::GenAiStage;
 use super::http1::{self, BodyPolicy, HttpExchange, HttpLayers};
+use super::http2::{self, Http2Config, Http2Stream};
 use super::kafka::{self, KafkaOperation};
 use super::memcached::{self, MemcachedOperation};
 use super::mongodb::{self, MongoOperation};
@@ -38,6 +39,8 @@ pub enum Record {
     Kafka(KafkaOperation),
     Mongo(MongoOperation),
     Mqtt(MqttOperation),
+    /// An HTTP/2 stream (a gRPC call when its content-type says so).
+    Http2(Http2Stream),
     /// The model protocol of `super::example` (tests only).
     #[cfg(test)]
     Example(super::example::EchoCall),
@@ -48,6 +51,14 @@ impl Record {
     pub fn http1(&self) -> Option<&HttpExchange> {
         match self {
             Record::Http1(ex) => Some(ex),
+            _ => None,
+        }
+    }
+
+    /// The HTTP/2 stream, if this is one.
+    pub fn http2(&self) -> Option<&Http2Stream> {
+        match self {
+            Record::Http2(s) => Some(s),
             _ => None,
         }
     }
@@ -138,6 +149,13 @@ pub static PROTOCOLS: &[Protocol] = &[
         new_parser: mqtt::new_parser,
         shared: None,
     },
+    Protocol {
+        name: "http2",
+        enabled: |c| c.http2.enabled,
+        recognise: http2::recognise,
+        new_parser: http2::new_parser,
+        shared: None,
+    },
 ];
 
 /// What a parser is created with.
@@ -204,6 +222,9 @@ pub struct ProtocolsConfig {
     pub mongodb: ProtocolSwitch,
     /// MQTT 3.1, 3.1.1 and 5: connect, publish flows, subscriptions.
     pub mqtt: ProtocolSwitch,
+    /// HTTP/2 (cleartext with prior knowledge or `Upgrade: h2c`, and over
+    /// TLS), and the gRPC calls it carries.
+    pub http2: Http2Config,
 }
 
 impl Default for ProtocolsConfig {
@@ -218,6 +239,7 @@ impl Default for ProtocolsConfig {
             kafka: on.clone(),
             mongodb: on.clone(),
             mqtt: on,
+            http2: Http2Config::default(),
         }
     }
 }
@@ -290,6 +312,11 @@ impl Protocols {
         self.enabled.iter().copied()
     }
 
+    /// The protocol named `name`, if it is enabled.
+    pub fn named(&self, name: &str) -> Option<&'static Protocol> {
+        self.enabled.iter().copied().find(|p| p.name == name)
+    }
+
     /// The enabled protocol most sure of the stream, and a parser for it.
     /// `NeedMore` only when `can_wait` (the tracker can show the next
     /// chunk joined to this one) and no protocol is certain; otherwise a
@@ -314,18 +341,44 @@ impl Protocols {
             Some((_, Recognition::Plausible)) | None if wait => Verdict::NeedMore,
             Some((i, _)) => {
                 let protocol = self.enabled[i];
-                let ctx = ParserContext {
-                    role: hint.role,
-                    body_policy: self.body_policy.clone(),
-                    config: self.config.clone(),
-                    stats: self.stats.clone(),
-                    shared: self.shared[i].clone(),
-                    local_port: hint.local_port,
-                    peer_port: hint.peer_port,
-                };
-                Verdict::Parse(protocol, (protocol.new_parser)(&ctx))
+                Verdict::Parse(
+                    protocol,
+                    (protocol.new_parser)(&self.context_at(i, hint.role, hint.local_port, hint.peer_port)),
+                )
             }
             None => Verdict::Unknown,
+        }
+    }
+
+    /// What a parser of the enabled protocol `name` is created with, on a
+    /// connection with these facts (a stream handed over to it mid-way);
+    /// `None` when that protocol is not enabled.
+    pub fn context(
+        &self,
+        name: &str,
+        role: Option<Role>,
+        local_port: Option<u16>,
+        peer_port: Option<u16>,
+    ) -> Option<ParserContext> {
+        let i = self.enabled.iter().position(|p| p.name == name)?;
+        Some(self.context_at(i, role, local_port, peer_port))
+    }
+
+    fn context_at(
+        &self,
+        i: usize,
+        role: Option<Role>,
+        local_port: Option<u16>,
+        peer_port: Option<u16>,
+    ) -> ParserContext {
+        ParserContext {
+            role,
+            body_policy: self.body_policy.clone(),
+            config: self.config.clone(),
+            stats: self.stats.clone(),
+            shared: self.shared[i].clone(),
+            local_port,
+            peer_port,
         }
     }
 }
@@ -338,6 +391,8 @@ pub struct Describer {
     sql: SqlDescriber,
     /// Records no operation could be made of (`operations_undescribed`).
     stats: Arc<Stats>,
+    /// gRPC calls over HTTP/2 are described as RPCs (else as HTTP/2 requests).
+    grpc: bool,
 }
 
 impl Describer {
@@ -348,6 +403,7 @@ impl Describer {
             http: HttpLayers::new(routes, GenAiStage::new(&config.genai, stats.clone())),
             sql: SqlDescriber::new(&config.protocols),
             stats,
+            grpc: config.protocols.http2.grpc,
         }
     }
 
@@ -377,6 +433,7 @@ impl Describer {
                 }
             }
             Record::Mqtt(op) => mqtt::telemetry::describe(op, facts, emit),
+            Record::Http2(stream) => http2::describe(stream, self.grpc, &mut self.http, facts, emit),
             #[cfg(test)]
             Record::Example(call) => super::example::describe(call, facts, emit),
         }

@@ -15,6 +15,7 @@ use super::exchange::HttpVersion;
 use super::fast_head;
 use super::kept::ShortValue;
 use super::{MAX_HEAD_BYTES, MAX_HOST_BYTES, MAX_TARGET_BYTES};
+use crate::protocol::http2::H2cAsk;
 
 /// More headers than this is far outside real traffic.
 const MAX_HEADERS: usize = 96;
@@ -55,6 +56,9 @@ pub(super) struct RequestHead {
     pub host: Option<CompactString>,
     /// Content-Encoding (only read when the body is kept).
     pub content_encoding: ShortValue,
+    /// `Upgrade: h2c` with `HTTP2-Settings`: a 101 answer makes the
+    /// connection HTTP/2, this request its stream 1.
+    pub h2c_upgrade: bool,
     framing: Framing,
 }
 
@@ -64,6 +68,8 @@ pub(super) struct ResponseHead {
     /// Content-Type and Content-Encoding (only read when the body is kept).
     pub content_type: ShortValue,
     pub content_encoding: ShortValue,
+    /// Its `Upgrade` names h2c (with 101: the switch to HTTP/2).
+    pub upgrade_h2c: bool,
     framing: Framing,
 }
 
@@ -195,6 +201,7 @@ struct RequestFacts {
     framing: Framing,
     host: Option<CompactString>,
     content_encoding: ShortValue,
+    h2c: H2cAsk,
     error: Option<ParseError>,
 }
 
@@ -213,6 +220,8 @@ impl RequestFacts {
             self.content_encoding = ShortValue::new(value);
         } else if let Err(e) = self.framing.observe(name, value, MessageKind::Request) {
             self.error.get_or_insert(e);
+        } else {
+            self.h2c.field(name, value);
         }
     }
 
@@ -232,6 +241,7 @@ impl RequestFacts {
             version: HttpVersion::from_minor(minor),
             host: self.host,
             content_encoding: self.content_encoding,
+            h2c_upgrade: self.h2c.asked(),
             framing: self.framing,
         })
     }
@@ -242,6 +252,7 @@ struct ResponseFacts {
     framing: Framing,
     content_type: ShortValue,
     content_encoding: ShortValue,
+    h2c: H2cAsk,
     error: Option<ParseError>,
 }
 
@@ -253,6 +264,8 @@ impl ResponseFacts {
             self.content_encoding = ShortValue::new(value);
         } else if let Err(e) = self.framing.observe(name, value, MessageKind::Response) {
             self.error.get_or_insert(e);
+        } else {
+            self.h2c.field(name, value);
         }
     }
 
@@ -263,6 +276,7 @@ impl ResponseFacts {
                 status,
                 content_type: self.content_type,
                 content_encoding: self.content_encoding,
+                upgrade_h2c: self.h2c.accepted(),
                 framing: self.framing,
             }),
         }

@@ -41,7 +41,8 @@ pub use kept::{BodyPolicy, KeptBodies, KeptBody};
 pub use parser::Http1Parser;
 pub use telemetry::HttpLayers;
 
-use super::{Chunk, Hint, Parser, ParserContext, Progress, Recognition, Record};
+use super::http2::Http2Connection;
+use super::{Chunk, Handover, Hint, Parser, ParserContext, Progress, Recognition, Record};
 
 /// Whether the strict-shape fast path and httparse parse `buf` as the same
 /// request and the same response head (or fail alike): for the fuzz target.
@@ -116,5 +117,21 @@ impl Parser for Http1Parser {
 
     fn close(&mut self, ts_ns: u64, out: &mut Vec<Record>) {
         Http1Parser::close(self, ts_ns, &mut AsRecords(out));
+    }
+
+    /// `Upgrade: h2c` answered 101: HTTP/2 goes on from the 101 head's end,
+    /// the upgrade request its stream 1 (its span comes from there).
+    fn handover(&mut self, next: &dyn Fn(&str) -> Option<ParserContext>, out: &mut Vec<Record>) -> Option<Handover> {
+        match next("http2") {
+            Some(ctx) => {
+                let (upgrade, offset) = self.take_h2c_upgrade()?;
+                let parser = Box::new(Http2Connection::after_upgrade(upgrade, ctx.stats));
+                Some(Handover { protocol: "http2", parser, offset })
+            }
+            None => {
+                self.end_h2c_upgrade(&mut AsRecords(out));
+                None
+            }
+        }
     }
 }

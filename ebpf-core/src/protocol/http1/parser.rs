@@ -46,7 +46,9 @@ use super::exchange::{HttpExchange, HttpVersion};
 use super::head::{self, HeadBuffer, HeadStep, MethodKind, RequestHead, ResponseBody, ResponseHead};
 use super::kept::{BodyPolicy, KeptBodies, KeptBody};
 use super::sniff::skip_line_breaks;
+use super::telemetry::path_of;
 use super::{sniff, MAX_PIPELINED};
+use crate::protocol::http2::H2cUpgrade;
 use crate::protocol::{Chunk, Direction, Role};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,6 +101,20 @@ pub struct Http1Parser {
     requests_were_unframed: bool,
     /// Which exchanges' bodies to keep; None keeps none.
     policy: Option<Arc<dyn BodyPolicy>>,
+    /// The switch was to HTTP/2 (`Upgrade: h2c` answered 101): the request
+    /// waits in `pending` for `take_h2c_upgrade`.
+    h2c_switch: Option<H2cSwitch>,
+}
+
+/// Where an h2c upgrade switched the connection.
+#[derive(Debug, Clone, Copy)]
+struct H2cSwitch {
+    /// The upgrade request in `pending`.
+    index: usize,
+    /// Where HTTP/2 starts in the chunk that carried the 101 head.
+    offset: usize,
+    /// That chunk's timestamp: the 101 exchange's end, if it stays HTTP/1.
+    ts: u64,
 }
 
 /// One direction's progress through its messages.
@@ -121,6 +137,8 @@ struct Pending {
     request_start_ns: u64,
     request_end_ns: Option<u64>,
     request_body_size: u64,
+    /// It asked to switch to h2c.
+    h2c_upgrade: bool,
     status: Option<u16>,
     response_start_ns: Option<u64>,
     response_end_ns: Option<u64>,
@@ -152,6 +170,7 @@ impl Http1Parser {
             responses: Stream::default(),
             orphan_response: false,
             requests_were_unframed: false,
+            h2c_switch: None,
         }
     }
 
@@ -257,6 +276,36 @@ impl Http1Parser {
         self.role
     }
 
+    /// After a switch to h2c (`Upgrade: h2c` answered 101): the upgrade
+    /// request, which HTTP/2 continues as stream 1, and where HTTP/2 starts
+    /// in the chunk that carried the 101 head. None for any other switch
+    /// (or when called twice).
+    pub fn take_h2c_upgrade(&mut self) -> Option<(H2cUpgrade, usize)> {
+        let switch = self.h2c_switch.take()?;
+        let role = self.role?;
+        let p = self.pending.remove(switch.index)?;
+        let upgrade = H2cUpgrade {
+            request_direction: request_direction(role),
+            method: p.method,
+            path: path_of(&p.target).into(),
+            authority: p.host,
+            request_start_ns: p.request_start_ns,
+            request_end_ns: p.request_end_ns.unwrap_or(p.request_start_ns),
+            request_body_size: p.request_body_size,
+        };
+        Some((upgrade, switch.offset))
+    }
+
+    /// After a switch to h2c that is not followed (HTTP/2 switched off): the
+    /// upgrade exchange ends with its 101 head, as other switches do.
+    pub fn end_h2c_upgrade(&mut self, out: &mut impl Extend<HttpExchange>) {
+        let Some(switch) = self.h2c_switch.take() else { return };
+        if let Some(p) = self.pending.get_mut(switch.index) {
+            p.response_end_ns = Some(switch.ts);
+        }
+        self.drain(out);
+    }
+
     /// Cheap check on the first bytes of a connection's first chunk: could
     /// this be HTTP/1.x (a request line start like "GET /", or "HTTP/1.")?
     pub fn looks_like_http(data: &[u8]) -> bool {
@@ -326,6 +375,7 @@ impl Http1Parser {
         mut uncaptured: u64,
     ) -> Result<(), ParseError> {
         let request = kind == MessageKind::Request;
+        let chunk_len = data.len();
         let stream = self.stream(kind);
         match stream.sync {
             Sync::Framed => {}
@@ -385,6 +435,9 @@ impl Http1Parser {
                         HeadStep::NeedMore => data.len(),
                         HeadStep::Done { head, consumed, start_ns } => {
                             self.start_response(head, start_ns, ts, true)?;
+                            if let Some(switch) = self.h2c_switch.as_mut() {
+                                switch.offset = chunk_len - data.len() + consumed;
+                            }
                             consumed
                         }
                     },
@@ -449,6 +502,7 @@ impl Http1Parser {
             host: head.host,
             request_start_ns: start_ns,
             request_body_size: 0,
+            h2c_upgrade: head.h2c_upgrade,
             status: None,
             response_start_ns: None,
             response_end_ns: None,
@@ -502,7 +556,11 @@ impl Http1Parser {
             ResponseBody::Some(body) => self.responses.body = Some(body),
             ResponseBody::None => self.body_progress(MessageKind::Response, 0, true, ts),
             ResponseBody::Switched => {
-                self.body_progress(MessageKind::Response, 0, true, ts);
+                match answering.filter(|&i| head.status == 101 && head.upgrade_h2c && self.pending[i].h2c_upgrade) {
+                    // Its answer comes in HTTP/2, on stream 1.
+                    Some(index) => self.h2c_switch = Some(H2cSwitch { index, offset: 0, ts }),
+                    None => self.body_progress(MessageKind::Response, 0, true, ts),
+                }
                 self.state = State::Switched;
             }
         }

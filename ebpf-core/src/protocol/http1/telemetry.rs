@@ -1,7 +1,8 @@
 //! An HTTP exchange as an `Operation`, per the HTTP semantic conventions:
 //! a SERVER span when the traced process answered the request, CLIENT when
 //! it made it, and the `http.{server,client}.*` metrics. Query strings,
-//! header values (but Host) and bodies are never recorded.
+//! header values (but Host) and bodies are never recorded. HTTP/1 exchanges
+//! and HTTP/2 streams are both described here, through `HttpCall`.
 //!
 //! Span attributes: `http.request.method` (`_OTHER` and
 //! `http.request.method_original` for a method not in `KNOWN_METHODS`),
@@ -9,7 +10,9 @@
 //! `url.scheme` (server) or `url.full` (client), `http.route` (server, when
 //! known; it also names the span), `server.address`, `server.port`,
 //! `client.address` (server), `network.peer.address`, `network.peer.port`,
-//! `error.type`.
+//! `error.type`, and `ebpf_receiver.http2.headers_incomplete` for an HTTP/2
+//! stream whose method or path could not be decoded (they are then left
+//! out, never guessed).
 //!
 //! Metrics (`HTTP_SERVER`, `HTTP_CLIENT`): duration (`response_end −
 //! request_start`), request body size (every exchange), response body size
@@ -106,10 +109,76 @@ pub fn url_scheme(facts: &ConnFacts) -> &'static str {
 
 /// The port `url.full` leaves out: the scheme's default.
 pub fn default_port(facts: &ConnFacts) -> u16 {
-    if facts.tls {
+    scheme_port(url_scheme(facts))
+}
+
+fn scheme_port(scheme: &str) -> u16 {
+    if scheme == "https" {
         443
     } else {
         80
+    }
+}
+
+/// An HTTP request and its response, as the description reads them from
+/// either version's record. Borrowed: building one copies no text.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpCall<'a> {
+    pub role: Role,
+    /// As sent; None when not known (an HTTP/2 stream whose header block
+    /// referred to table entries never seen).
+    pub method: Option<&'a str>,
+    /// The request-target (HTTP/1) or `:path` (HTTP/2); None when not known.
+    pub target: Option<&'a str>,
+    /// `network.protocol.version`: "1.0", "1.1", "2".
+    pub version: &'static str,
+    /// The Host header, or `:authority`.
+    pub host: Option<&'a str>,
+    /// The request's own scheme (HTTP/2 `:scheme`); None: from the
+    /// connection (`https` over TLS). Only `http` and `https` are used.
+    pub scheme: Option<&'a str>,
+    pub status: Option<u16>,
+    /// How the exchange ended when the transport says it failed (an HTTP/2
+    /// stream reset, refused or cut by the connection's close): `error.type`,
+    /// before what the status says.
+    pub transport_error: Option<&'static str>,
+    /// Header fields could not all be decoded: the span says so
+    /// (`ebpf_receiver.http2.headers_incomplete`).
+    pub headers_incomplete: bool,
+    pub request_start_ns: u64,
+    pub response_end_ns: u64,
+    pub request_body_size: u64,
+    pub response_body_size: u64,
+}
+
+impl<'a> HttpCall<'a> {
+    /// An HTTP/1 exchange.
+    pub fn of(ex: &'a HttpExchange) -> Self {
+        HttpCall {
+            role: ex.role,
+            method: Some(&ex.method),
+            target: Some(&ex.target),
+            version: ex.version.as_str(),
+            host: ex.host.as_deref(),
+            scheme: None,
+            status: ex.status,
+            transport_error: None,
+            headers_incomplete: false,
+            request_start_ns: ex.request_start_ns,
+            response_end_ns: ex.response_end_ns,
+            request_body_size: ex.request_body_size,
+            response_body_size: ex.response_body_size,
+        }
+    }
+
+    /// `url.scheme`: the request's own when it is `http` or `https` (any
+    /// other value would be a metric series per value), else the
+    /// connection's.
+    fn url_scheme(&self, facts: &ConnFacts) -> &'a str {
+        match self.scheme {
+            Some(s @ ("http" | "https")) => s,
+            _ => url_scheme(facts),
+        }
     }
 }
 
@@ -123,7 +192,7 @@ pub enum ServerAddress<'a> {
 }
 
 impl<'a> ServerAddress<'a> {
-    fn value(self) -> Value<'a> {
+    pub fn value(self) -> Value<'a> {
         match self {
             ServerAddress::Name(name) => Value::Str(name),
             ServerAddress::Ip(ip) => Value::Ip(ip),
@@ -144,7 +213,12 @@ impl fmt::Display for ServerAddress<'_> {
 /// else the peer address; the peer port (what was actually dialled) else the
 /// Host header's port.
 pub fn client_server<'a>(ex: &'a HttpExchange, facts: &ConnFacts) -> (Option<ServerAddress<'a>>, Option<u16>) {
-    let host = ex.host.as_deref().map(split_host);
+    client_server_of(ex.host.as_deref(), facts)
+}
+
+/// `client_server` from a Host header or `:authority`.
+pub fn client_server_of<'a>(host: Option<&'a str>, facts: &ConnFacts) -> (Option<ServerAddress<'a>>, Option<u16>) {
+    let host = host.map(split_host);
     let address = host
         .map(|(name, _)| ServerAddress::Name(name))
         .or_else(|| facts.endpoints.map(|ep| ServerAddress::Ip(ep.peer.0)));
@@ -157,9 +231,10 @@ pub fn client_server<'a>(ex: &'a HttpExchange, facts: &ConnFacts) -> (Option<Ser
 /// span and the metrics both.
 #[derive(Debug, Clone, Copy)]
 pub struct UrlFull<'a> {
-    scheme: &'static str,
-    /// `url.path`: the target without its query.
-    path: &'a str,
+    scheme: &'a str,
+    /// `url.path`: the target without its query; None when not known
+    /// (then there is no `url.full` either).
+    path: Option<&'a str>,
     /// Client calls: `server.address`, `server.port`.
     address: Option<ServerAddress<'a>>,
     port: Option<u16>,
@@ -169,17 +244,22 @@ pub struct UrlFull<'a> {
 
 impl<'a> UrlFull<'a> {
     pub fn new(ex: &'a HttpExchange, facts: &ConnFacts) -> Self {
-        let (address, port) = match ex.role {
+        Self::of(&HttpCall::of(ex), facts)
+    }
+
+    pub fn of(call: &HttpCall<'a>, facts: &ConnFacts) -> Self {
+        let (address, port) = match call.role {
             Role::Server => (None, None),
-            Role::Client => client_server(ex, facts),
+            Role::Client => client_server_of(call.host, facts),
         };
-        Self { scheme: url_scheme(facts), path: path_of(&ex.target), address, port, default_port: default_port(facts) }
+        let scheme = call.url_scheme(facts);
+        Self { scheme, path: call.target.map(path_of), address, port, default_port: scheme_port(scheme) }
     }
 }
 
 impl TextValue for UrlFull<'_> {
     fn write(&self, s: &mut String) {
-        let Some(address) = self.address else { return };
+        let (Some(address), Some(path)) = (self.address, self.path) else { return };
         s.push_str(self.scheme);
         s.push_str("://");
         match address {
@@ -200,50 +280,61 @@ impl TextValue for UrlFull<'_> {
             s.push(':');
             wire::push_u16(s, p);
         }
-        s.push_str(self.path);
+        s.push_str(path);
     }
 }
+
+/// The attribute that marks a span whose HTTP/2 header fields could not all
+/// be decoded (connection joined mid-way, or bytes lost): its method, path or
+/// status may be missing, never guessed.
+pub const HEADERS_INCOMPLETE: &str = "ebpf_receiver.http2.headers_incomplete";
 
 /// The operation of one exchange: span and metrics, written into `op`
 /// (an empty operation: it is large, and filled where it lives rather than
 /// moved). `route` is the `http.route` template of a server exchange, when
-/// known (ignored for client calls); `url` is `UrlFull::new(ex, facts)`.
+/// known (ignored for client calls); `url` is `UrlFull::of(call, facts)`.
 pub fn operation<'a>(
     op: &mut Operation<'a>,
-    ex: &'a HttpExchange,
+    call: &HttpCall<'a>,
     facts: &'a ConnFacts,
     route: Option<&'a str>,
     url: &'a UrlFull<'a>,
 ) {
-    let known = known_method(&ex.method).is_some();
-    let route = route.filter(|_| ex.role == Role::Server);
-    let (kind, family) = match ex.role {
+    let known = call.method.filter(|m| known_method(m).is_some());
+    let route = route.filter(|_| call.role == Role::Server);
+    let (kind, family) = match call.role {
         Role::Server => (SpanKind::Server, &HTTP_SERVER),
         Role::Client => (SpanKind::Client, &HTTP_CLIENT),
     };
     // The span name: the method (`HTTP` when not a known one), then the route.
-    op.name = SpanName::new(if known { ex.method.as_str() } else { "HTTP" }, route);
+    op.name = SpanName::new(known.unwrap_or("HTTP"), route);
     op.kind = kind;
-    (op.start_ns, op.end_ns) = (ex.request_start_ns, ex.response_end_ns);
+    (op.start_ns, op.end_ns) = (call.request_start_ns, call.response_end_ns);
     let (path, scheme, server_address, server_port) = (url.path, url.scheme, url.address, url.port);
-    let method = if known { ex.method.as_str() } else { METHOD_OTHER };
-    op.attr("http.request.method", method);
-    if !known {
-        op.attr("http.request.method_original", ex.method.as_str());
+    // A method not decoded is left out: `_OTHER` would say it was one
+    // outside the known set.
+    let method = call.method.map(|_| known.unwrap_or(METHOD_OTHER));
+    if let Some(method) = method {
+        op.attr("http.request.method", method);
     }
-    op.attr("network.protocol.version", ex.version.as_str());
-    if let Some(status) = ex.status {
+    if let (None, Some(original)) = (known, call.method) {
+        op.attr("http.request.method_original", original);
+    }
+    op.attr("network.protocol.version", call.version);
+    if let Some(status) = call.status {
         op.attr("http.response.status_code", i64::from(status));
     }
-    match ex.role {
+    match call.role {
         Role::Server => {
-            op.attr("url.path", path);
+            if let Some(path) = path {
+                op.attr("url.path", path);
+            }
             op.attr("url.scheme", scheme);
             if let Some(route) = route {
                 op.attr("http.route", route);
             }
             if let Some(ep) = &facts.endpoints {
-                match ex.host.as_deref().map(split_host) {
+                match call.host.map(split_host) {
                     Some((name, _)) => op.attr("server.address", name),
                     None => op.attr("server.address", ep.local.0),
                 }
@@ -255,10 +346,14 @@ pub fn operation<'a>(
         }
         Role::Client => {
             if let Some(address) = server_address {
-                op.attr("url.full", Value::Text(url));
+                if path.is_some() {
+                    op.attr("url.full", Value::Text(url));
+                }
                 op.attr("server.address", address.value());
             }
-            op.attr("url.path", path);
+            if let Some(path) = path {
+                op.attr("url.path", path);
+            }
             if let Some(port) = server_port {
                 op.attr("server.port", i64::from(port));
             }
@@ -268,19 +363,29 @@ pub fn operation<'a>(
             }
         }
     }
-    // Server: only 5xx is the server's fault. Client: any 4xx/5xx failed the call.
-    let error = error_type(ex.role, ex.status);
+    // The transport's verdict first (a reset stream failed whatever its
+    // status); then the status: server only 5xx (the server's fault),
+    // client any 4xx/5xx.
+    let error = match call.transport_error {
+        Some(e) => Some(Value::Str(e)),
+        None => error_type(call.role, call.status),
+    };
     if let Some(e) = error {
         op.attr("error.type", e);
         op.failed = true;
     }
+    if call.headers_incomplete {
+        op.attr(HEADERS_INCOMPLETE, true);
+    }
     // Pushed empty and filled in place (a feed is a few hundred bytes).
     op.metrics.push(MetricFeed::new(family));
     let feed = op.metrics.last_mut().expect("just pushed");
-    feed.attr("http.request.method", method);
+    if let Some(method) = method {
+        feed.attr("http.request.method", method);
+    }
     feed.attr("url.scheme", scheme);
-    feed.attr("network.protocol.version", ex.version.as_str());
-    if let Some(status) = ex.status {
+    feed.attr("network.protocol.version", call.version);
+    if let Some(status) = call.status {
         feed.attr("http.response.status_code", i64::from(status));
     }
     if let Some(e) = error {
@@ -295,11 +400,11 @@ pub fn operation<'a>(
     if let Some(port) = server_port {
         feed.attr("server.port", i64::from(port));
     }
-    feed.value(slot::DURATION, ex.response_end_ns.saturating_sub(ex.request_start_ns));
-    feed.value(slot::REQUEST_BODY, ex.request_body_size);
+    feed.value(slot::DURATION, call.response_end_ns.saturating_sub(call.request_start_ns));
+    feed.value(slot::REQUEST_BODY, call.request_body_size);
     // No response, no response body to measure (not even an empty one).
-    if ex.status.is_some() {
-        feed.value(slot::RESPONSE_BODY, ex.response_body_size);
+    if call.status.is_some() {
+        feed.value(slot::RESPONSE_BODY, call.response_body_size);
     }
 }
 
@@ -313,9 +418,10 @@ pub fn describe_with(
     call: Option<&GenAiCall>,
     emit: &mut dyn FnMut(&Operation<'_>),
 ) {
-    let url = UrlFull::new(ex, facts);
+    let http = HttpCall::of(ex);
+    let url = UrlFull::of(&http, facts);
     let mut op = Operation::empty();
-    operation(&mut op, ex, facts, route, &url);
+    operation(&mut op, &http, facts, route, &url);
     if let Some(call) = call {
         genai::enrich(&mut op, ex, facts, call);
     }
@@ -350,6 +456,19 @@ impl HttpLayers {
         };
         let call = self.genai.as_ref().and_then(|g| g.analyse(ex));
         describe_with(ex, facts, route, call.as_ref(), emit);
+    }
+
+    /// An exchange of another HTTP version (HTTP/2): the same description,
+    /// `http.route` included; no GenAI layer (its bodies are not kept).
+    pub fn describe_call(&mut self, call: &HttpCall<'_>, facts: &ConnFacts, emit: &mut dyn FnMut(&Operation<'_>)) {
+        let route = match (call.role, call.target) {
+            (Role::Server, Some(target)) => self.routes.route_in(path_of(target), &mut self.route_buf),
+            _ => None,
+        };
+        let url = UrlFull::of(call, facts);
+        let mut op = Operation::empty();
+        operation(&mut op, call, facts, route, &url);
+        emit(&op);
     }
 }
 

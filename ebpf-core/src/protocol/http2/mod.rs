@@ -39,6 +39,13 @@
 //! is ever guessed. The table becomes known again when the peer's entries we
 //! saw fill it (see `hpack`).
 //!
+//! Behind the protocol seam (`seam`): recognised by the preface (or by
+//! whole frames, joined mid-way), created by HTTP/1's hand-over after an
+//! `Upgrade: h2c`, it asks the kernel for a wide capture and counts its drops
+//! (`Http2Stats`) into the receiver's `ebpf_receiver.http2.*` counters. Its
+//! streams are described in `telemetry`: HTTP spans and metrics, or RPCs for
+//! gRPC calls.
+//!
 //! Privacy: only `:method`, `:path` (without its query), `:scheme`,
 //! `:authority`/`host`, `:status`, whether the content-type is gRPC, and
 //! `grpc-status` are decoded and kept; other header values and all bodies are
@@ -48,7 +55,9 @@ mod frame;
 mod grpc;
 mod hpack;
 mod parser;
+mod seam;
 mod stream;
+pub mod telemetry;
 
 #[cfg(test)]
 mod tests;
@@ -59,7 +68,9 @@ pub use frame::error_code_name;
 pub use grpc::status_name as grpc_status_name;
 pub use hpack::HpackError;
 pub use parser::Http2Parser;
+pub use seam::{new_parser, recognise, Http2Config, Http2Connection};
 pub use stream::{GrpcCall, Http2Stream, StreamEnd};
+pub use telemetry::describe;
 
 use crate::protocol::Direction;
 
@@ -97,15 +108,46 @@ pub fn looks_like_frames(data: &[u8], total_len: u64) -> bool {
 /// field. If the response is 101, the connection continues as HTTP/2
 /// (`Http2Parser::after_upgrade`).
 pub fn requests_h2c_upgrade<'a>(fields: impl IntoIterator<Item = (&'a [u8], &'a [u8])>) -> bool {
-    let (mut upgrade, mut settings) = (false, false);
+    let mut ask = H2cAsk::default();
     for (name, value) in fields {
+        ask.field(name, value);
+    }
+    ask.asked()
+}
+
+/// `requests_h2c_upgrade` one header field at a time, as a head parser
+/// meets them (the response's `Upgrade: h2c` uses `field` too).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct H2cAsk {
+    upgrade: bool,
+    settings: bool,
+}
+
+impl H2cAsk {
+    /// Cheap for the fields that are neither: two length-first comparisons.
+    #[inline]
+    pub fn field(&mut self, name: &[u8], value: &[u8]) {
         if name.eq_ignore_ascii_case(b"upgrade") {
-            upgrade |= value.split(|&b| b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(b"h2c"));
+            self.upgrade |= names_h2c(value);
         } else if name.eq_ignore_ascii_case(b"http2-settings") {
-            settings = true;
+            self.settings = true;
         }
     }
-    upgrade && settings
+
+    /// A request: `Upgrade` names h2c and `HTTP2-Settings` is there.
+    pub fn asked(&self) -> bool {
+        self.upgrade && self.settings
+    }
+
+    /// A 101 response: its `Upgrade` names h2c.
+    pub fn accepted(&self) -> bool {
+        self.upgrade
+    }
+}
+
+/// An `Upgrade` list naming `h2c`.
+fn names_h2c(value: &[u8]) -> bool {
+    value.split(|&b| b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(b"h2c"))
 }
 
 /// Why a connection is not followed as HTTP/2.

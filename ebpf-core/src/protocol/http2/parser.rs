@@ -146,6 +146,11 @@ pub struct Http2Parser {
     sides: [Side; 2],
     streams: FxHashMap<u32, Stream>,
     stats: Http2Stats,
+    /// Highest client stream id followed or counted as lost; None when
+    /// joined mid-way until the first one. Clients open streams in
+    /// increasing order, so the ids skipped between two seen ones are
+    /// streams whose request was lost with the framing (`account`).
+    highest_id: Option<u32>,
     /// Timestamp of the last chunk seen.
     last_ts: u64,
 }
@@ -233,6 +238,7 @@ impl Http2Parser {
         let client = upgrade.request_direction;
         let mut p = Self::with(Some(client), Sync::Frames, Sync::Frames, hpack::Decoder::new);
         p.sides[side_of(client)].sync = Sync::Preface(0);
+        p.highest_id = Some(1);
         p.streams.insert(
             1,
             Stream {
@@ -263,7 +269,9 @@ impl Http2Parser {
     /// frames, and header fields that refer to HPACK table entries from
     /// before stay unknown.
     pub fn midway() -> Self {
-        Self::with(None, Sync::Lost, Sync::Lost, hpack::Decoder::unknown)
+        let mut p = Self::with(None, Sync::Lost, Sync::Lost, hpack::Decoder::unknown);
+        p.highest_id = None;
+        p
     }
 
     fn with(client: Option<Direction>, ingress: Sync, egress: Sync, table: fn() -> hpack::Decoder) -> Self {
@@ -273,7 +281,29 @@ impl Http2Parser {
             sides: [Side::new(ingress, table()), Side::new(egress, table())],
             streams: FxHashMap::default(),
             stats: Http2Stats::default(),
+            highest_id: Some(0),
             last_ts: 0,
+        }
+    }
+
+    /// Client stream `id` shows up (its request, or with `unseen` a response
+    /// whose request was not followed): the client streams opened since the
+    /// highest one accounted for, and never seen, are counted as lost (and
+    /// `id` itself when `unseen`).
+    fn account(&mut self, id: u32, unseen: bool) {
+        if id % 2 == 0 {
+            return;
+        }
+        match self.highest_id {
+            Some(h) if id > h => {
+                // Odd ids strictly between: h is odd, or 0 before the first.
+                let between = if h == 0 { (id - 1) / 2 } else { (id - h) / 2 - 1 };
+                self.stats.streams_lost += u64::from(between + u32::from(unseen));
+                self.highest_id = Some(id);
+            }
+            Some(_) => {}
+            // Joined mid-way: what came before is unknown.
+            None => self.highest_id = Some(id),
         }
     }
 
@@ -348,9 +378,21 @@ impl Http2Parser {
         self.state = State::Closed;
         let mut ids: Vec<u32> = self.streams.keys().copied().collect();
         ids.sort_unstable();
+        // The server's direction, if it skipped chunks while a stream was
+        // open, may have carried its response: lost, not missing.
+        let server = self.client.map(|c| side_of(other(c)));
         for id in ids {
             let end = match self.streams.get(&id) {
                 Some(s) if s.response.ended_ns.is_some() => StreamEnd::Complete,
+                Some(s)
+                    if server.is_some_and(|si| {
+                        self.sides[si].sync == Sync::Lost || self.sides[si].skipped != s.skipped_at_start[si]
+                    }) =>
+                {
+                    self.streams.remove(&id);
+                    self.stats.streams_lost += 1;
+                    continue;
+                }
                 Some(_) => StreamEnd::ConnectionClosed,
                 None => continue,
             };
@@ -724,6 +766,7 @@ impl Http2Parser {
             if id % 2 == 0 {
                 return;
             }
+            self.account(id, false);
             if self.streams.len() >= MAX_OPEN_STREAMS {
                 self.stats.streams_lost += 1;
                 return;
@@ -756,7 +799,9 @@ impl Http2Parser {
     fn response_headers(&mut self, si: usize, block: &Block, fields: Fields, ts: u64, out: &mut Vec<Http2Stream>) {
         let id = block.stream;
         let Some(stream) = self.streams.get_mut(&id) else {
-            // The request came before we followed the connection.
+            // The request was not followed: before we joined, or lost with
+            // the framing (counted then, or now).
+            self.account(id, true);
             return;
         };
         stream.headers_complete &= !fields.incomplete;

@@ -56,17 +56,7 @@ pub(super) fn response_dir(role: Role) -> Direction {
 #[test]
 fn recognition_is_certain_only_with_a_version() {
     use crate::protocol::{Hint, Recognition};
-    let says = |data: &[u8]| {
-        super::recognise(&Hint {
-            data,
-            total_len: data.len() as u64,
-            direction: Direction::Ingress,
-            role: None,
-            local_port: Some(8080),
-            peer_port: None,
-            tls: false,
-        })
-    };
+    let says = |data: &[u8]| super::recognise(&Hint { local_port: Some(8080), ..Hint::of(data, Direction::Ingress) });
     assert_eq!(says(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"), Recognition::Certain);
     assert_eq!(says(b"HTTP/1.1 200 OK\r\n"), Recognition::Certain);
     assert_eq!(says(b"GET /x HTTP/1.0"), Recognition::Certain);

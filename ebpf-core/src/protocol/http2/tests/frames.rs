@@ -263,6 +263,43 @@ fn lost_events_drop_streams_in_flight() {
 }
 
 #[test]
+fn streams_never_seen_while_framing_was_lost_are_counted_by_their_ids() {
+    let mut c = Conn::new();
+    c.client(&frame(HEADERS, END_HEADERS | END_STREAM, 1, &get("/a")));
+    assert_eq!(c.p.gap(), 1);
+    // Streams 3 and 5 went by unseen; 7 is followed again.
+    c.client(&frame(HEADERS, END_HEADERS | END_STREAM, 7, &get("/d")));
+    c.server(&frame(HEADERS, END_HEADERS | END_STREAM, 7, &status(200)));
+    // The response to 1 (dropped, counted) and to 9, whose request was not
+    // seen (lost now).
+    c.server(&frame(HEADERS, END_HEADERS | END_STREAM, 1, &status(200)));
+    c.server(&frame(HEADERS, END_HEADERS | END_STREAM, 9, &status(200)));
+    c.client(&frame(HEADERS, END_HEADERS | END_STREAM, 11, &get("/f")));
+    c.server(&frame(HEADERS, END_HEADERS | END_STREAM, 11, &status(200)));
+    let s = c.take();
+    assert_eq!(s.iter().map(|s| s.stream_id).collect::<Vec<_>>(), [7, 11]);
+    // 1 dropped by the gap, 3 and 5 skipped, 9 answered unseen: with the
+    // two spans, all six streams.
+    assert_eq!(c.p.take_stats().streams_lost, 4);
+}
+
+#[test]
+fn a_stream_open_while_responses_were_lost_is_lost_at_close_not_missing() {
+    let mut c = Conn::new();
+    c.client(&frame(HEADERS, END_HEADERS | END_STREAM, 1, &get("/a")));
+    // The server's next write is cut before its frame header: its framing
+    // is lost, and with it whatever answered stream 3.
+    let answer = frame(HEADERS, END_HEADERS | END_STREAM, 1, &status(200));
+    c.feed(Direction::Egress, &[], answer.len() as u64).unwrap();
+    c.client(&frame(HEADERS, END_HEADERS | END_STREAM, 3, &get("/b")));
+    c.feed(Direction::Egress, &answer[..3], answer.len() as u64 + 20).unwrap();
+    let mut out = Vec::new();
+    c.p.close(99, &mut out);
+    assert!(out.is_empty(), "{out:?}");
+    assert_eq!(c.p.take_stats().streams_lost, 2);
+}
+
+#[test]
 fn dynamic_table_references_after_a_loss_are_unknown() {
     let mut c = Conn::new();
     let mut first = get("/x");

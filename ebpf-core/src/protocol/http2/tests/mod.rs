@@ -5,6 +5,8 @@ mod edge_cases;
 mod fixtures;
 mod frames;
 mod midway;
+mod seam;
+mod telemetry;
 
 use super::{Http2Parser, Http2Stats, Http2Stream};
 use crate::protocol::{Chunk, Direction, Role};
