@@ -14,13 +14,14 @@
 //! Modules: [`receiver`] (the C ABI wrapper and span collection), [`span`]
 //! (span accessors and assertions), [`scenario`] (checks shared by several
 //! test files), [`servers`] (Go demo server, Python server,
-//! nginx), [`databases`] (PostgreSQL and MariaDB, once per process), [`messaging`] (Kafka, MongoDB and MQTT servers, once per process), [`kv`] (redis-server and memcached, once per process, and their clients), [`clients`] (curl and a keep-alive Python client), [`util`] (ports,
+//! nginx), [`databases`] (PostgreSQL and MariaDB, once per process), [`messaging`] (Kafka, MongoDB and MQTT servers, once per process), [`kv`] (redis-server and memcached, once per process, and their clients), [`h2`] (HTTP/2 and gRPC servers, once per process, and their clients), [`clients`] (curl and a keep-alive Python client), [`util`] (ports,
 //! temp dirs, deadlines, privileges).
 
 pub mod bpf_links;
 pub mod clients;
 pub mod databases;
 pub mod genai;
+pub mod h2;
 pub mod kv;
 pub mod messaging;
 pub mod metric_points;

@@ -77,6 +77,40 @@ pub fn target_dir() -> PathBuf {
         .unwrap_or_else(|| repo_root().join("target"))
 }
 
+/// `tests/go/<name>` built once per test process into target/test-bins
+/// (with its symbol table and DWARF: what the Go TLS probes need).
+pub fn go_program(name: &str) -> PathBuf {
+    static BUILT: std::sync::Mutex<Vec<(String, PathBuf)>> = std::sync::Mutex::new(Vec::new());
+    let mut built = BUILT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((_, bin)) = built.iter().find(|(n, _)| n == name) {
+        return bin.clone();
+    }
+    let out_dir = target_dir().join("test-bins");
+    std::fs::create_dir_all(&out_dir).expect("create target/test-bins");
+    let bin = out_dir.join(format!("go-{name}"));
+    // A private name, then rename: concurrent builds never see a half-written binary.
+    let tmp = out_dir.join(format!(".go-{name}.{}", std::process::id()));
+    let go = which("go").unwrap_or_else(|| PathBuf::from("/usr/local/go/bin/go"));
+    let out = std::process::Command::new(&go)
+        .args(["build", "-trimpath", "-o"])
+        .arg(&tmp)
+        .arg(format!("./{name}"))
+        .current_dir(repo_root().join("tests/go"))
+        .env("CGO_ENABLED", "0")
+        .env("GOFLAGS", "-mod=mod -buildvcs=false")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {} (install Go to build tests/go/{name}): {e}", go.display()));
+    assert!(
+        out.status.success(),
+        "go build tests/go/{name} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::rename(&tmp, &bin).expect("rename the Go binary");
+    built.push((name.to_string(), bin.clone()));
+    bin
+}
+
 /// Finds an executable on PATH, then in the sbin directories (nginx lives in
 /// /usr/sbin, which is not on every user's PATH).
 pub fn which(name: &str) -> Option<PathBuf> {

@@ -10,7 +10,6 @@
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
-use std::sync::Mutex;
 use std::time::Duration;
 
 use integration_tests::clients::curl_with;
@@ -18,7 +17,7 @@ use integration_tests::scenario::sorted_by_start;
 use integration_tests::servers::is_listening;
 use integration_tests::span::SpanRec;
 use integration_tests::tls::{assert_https_exchange, Cert};
-use integration_tests::util::{free_port, repo_root, target_dir, wait_until, which, TempDir};
+use integration_tests::util::{free_port, go_program, wait_until, which, TempDir};
 use integration_tests::{require_root, unique_token, CurlResult, Receiver, WAIT};
 
 /// The offsets `ebpf-probes/bpf/gotls.bpf.c` walks from a `*tls.Conn` to its
@@ -34,40 +33,6 @@ const PROBE_OFFSETS: [(&str, i64); 9] = [
     ("runtime.stack.lo", 0),
     ("runtime.stack.hi", 8),
 ];
-
-/// `tests/go/<name>` built once per test process into target/test-bins
-/// (with its symbol table and DWARF: what the probes need).
-fn go_program(name: &str) -> PathBuf {
-    static BUILT: Mutex<Vec<(String, PathBuf)>> = Mutex::new(Vec::new());
-    let mut built = BUILT.lock().unwrap();
-    if let Some((_, bin)) = built.iter().find(|(n, _)| n == name) {
-        return bin.clone();
-    }
-    let out_dir = target_dir().join("test-bins");
-    std::fs::create_dir_all(&out_dir).expect("create target/test-bins");
-    let bin = out_dir.join(format!("go-{name}"));
-    // A private name, then rename: concurrent builds never see a half-written binary.
-    let tmp = out_dir.join(format!(".go-{name}.{}", std::process::id()));
-    let go = which("go").unwrap_or_else(|| PathBuf::from("/usr/local/go/bin/go"));
-    let out = Command::new(&go)
-        .args(["build", "-trimpath", "-o"])
-        .arg(&tmp)
-        .arg(format!("./{name}"))
-        .current_dir(repo_root().join("tests/go"))
-        .env("CGO_ENABLED", "0")
-        .env("GOFLAGS", "-mod=mod -buildvcs=false")
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {} (install Go to build tests/go/{name}): {e}", go.display()));
-    assert!(
-        out.status.success(),
-        "go build tests/go/{name} failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    std::fs::rename(&tmp, &bin).expect("rename the Go binary");
-    built.push((name.to_string(), bin.clone()));
-    bin
-}
 
 /// tests/go/tls-server on 127.0.0.1; killed and reaped on drop.
 struct GoTlsServer {

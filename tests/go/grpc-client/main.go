@@ -4,8 +4,11 @@
 //
 //	grpc-client -addr HOST:PORT CALL...
 //
-// where CALL is unary:NAME, stream:N (server streaming, N replies) or
-// collect:N (client streaming, N requests). Prints "CALL CODE" per call.
+// where CALL is unary:NAME, stream:N (server streaming, N replies),
+// collect:N (client streaming, N requests) or nomethod:NAME (a unary call
+// of demo.Greeter/NAME, a method the server lacks). Prints "CALL CODE" per
+// call, CODE as the gRPC status names it (NOT_FOUND: what
+// rpc.response.status_code holds).
 package main
 
 import (
@@ -19,6 +22,7 @@ import (
 	"strings"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -44,11 +48,25 @@ func main() {
 			err = serverStream(ctx, conn, arg)
 		case "collect":
 			err = clientStream(ctx, conn, arg)
+		case "nomethod":
+			err = conn.Invoke(ctx, "/demo.Greeter/"+arg, wrapperspb.String(arg), new(wrapperspb.StringValue))
 		default:
 			log.Fatalf("unknown call %q", call)
 		}
-		fmt.Printf("%s %s\n", call, status.Code(err))
+		fmt.Printf("%s %s\n", call, codeName(status.Code(err)))
 	}
+}
+
+// codeName is the status code's name in the gRPC spec (statuscodes.md);
+// codes.Code's String is Go's CamelCase instead.
+func codeName(c codes.Code) string {
+	names := [...]string{"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
+		"ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED",
+		"OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"}
+	if int(c) < len(names) {
+		return names[c]
+	}
+	return strconv.Itoa(int(c))
 }
 
 func serverStream(ctx context.Context, conn *grpc.ClientConn, arg string) error {

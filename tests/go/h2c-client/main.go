@@ -1,7 +1,9 @@
 // An HTTP/2 cleartext client on x/net/http2 with prior knowledge, for the
 // HTTP/2 fixtures and kernel tests. All requests share one connection.
+// With -tls it speaks HTTP/2 over Go's crypto/tls instead (https URLs, ALPN
+// h2, the certificate not checked).
 //
-//	h2c-client [-parallel] [-H name:value]... [-X METHOD] [-d BODY] URL...
+//	h2c-client [-tls] [-parallel] [-H name:value]... [-X METHOD] [-d BODY] URL...
 //
 // With -parallel the requests are in flight at once (one stream each);
 // otherwise one after the other. Prints "STATUS URL" per response.
@@ -34,6 +36,7 @@ func main() {
 	method := flag.String("X", "GET", "method")
 	data := flag.String("d", "", "request body")
 	parallel := flag.Bool("parallel", false, "send all requests at once")
+	useTLS := flag.Bool("tls", false, "HTTP/2 over TLS (crypto/tls), certificate not checked")
 	flag.Parse()
 	tr := &http2.Transport{
 		AllowHTTP: true,
@@ -41,6 +44,9 @@ func main() {
 			var d net.Dialer
 			return d.DialContext(ctx, network, addr)
 		},
+	}
+	if *useTLS {
+		tr = &http2.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
 	}
 	client := &http.Client{Transport: tr}
 	do := func(url string) {
@@ -67,7 +73,7 @@ func main() {
 	}
 	urls := flag.Args()
 	if len(urls) == 0 {
-		fmt.Fprintln(os.Stderr, "usage: h2c-client [-parallel] [-H h:v] [-X M] [-d body] URL...")
+		fmt.Fprintln(os.Stderr, "usage: h2c-client [-tls] [-parallel] [-H h:v] [-X M] [-d body] URL...")
 		os.Exit(2)
 	}
 	if !*parallel {

@@ -4,8 +4,9 @@
 //	GET|POST /status/<code>  answers <code>
 //	anything else            200, "<method> <path> <body bytes>"
 //
-// HTTP/1.1 only (the receiver does not parse HTTP/2). With -offsets it prints
-// the struct field offsets the probes assume, read from its own DWARF, and exits.
+// HTTP/1.1 only, unless -h2 (then HTTP/2 too, by ALPN: what Go clients pick).
+// With -offsets it prints the struct field offsets the probes assume, read
+// from its own DWARF, and exits.
 package main
 
 import (
@@ -47,6 +48,7 @@ func main() {
 	cert := flag.String("cert", "", "PEM certificate")
 	key := flag.String("key", "", "PEM private key")
 	offsets := flag.Bool("offsets", false, "print the field offsets the probes assume and exit")
+	h2 := flag.Bool("h2", false, "offer HTTP/2 (ALPN h2) besides HTTP/1.1")
 	flag.Parse()
 	if *offsets {
 		printOffsets()
@@ -56,6 +58,9 @@ func main() {
 		Handler: http.HandlerFunc(handle),
 		// A non-nil empty map turns HTTP/2 off.
 		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
+	}
+	if *h2 {
+		srv.TLSNextProto = nil
 	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
