@@ -286,6 +286,11 @@ impl SocketTable {
         // Missing from this pass: closed. Kept one more pass for its
         // destruction, which may be read after this pass.
         self.entries.retain(|_, e| e.pass + 1 >= pass);
+        // A burst of connections leaves a table sized for it: give the
+        // memory back once they are gone, as the connection table does.
+        if self.entries.capacity() > 4 * self.entries.len() + 1024 {
+            self.entries.shrink_to(2 * self.entries.len());
+        }
     }
 
     /// The last counters of a socket that is being destroyed (Linux reports
