@@ -716,9 +716,14 @@ fn int(v: u64) -> number_data_point::Value {
 
 fn encode_process(p: &ProcessFlows, temporality: Temporality, interval_start: u64, now: u64) -> Vec<Metric> {
     let mut points: Vec<Points> = (0..FLOW_METRICS.len()).map(|_| Points::default()).collect();
-    let start_of = |series_start: u64| match temporality {
-        Temporality::Cumulative => series_start,
-        Temporality::Delta => interval_start,
+    // A start no later than the point's time, as for the RED metrics: the
+    // wall clock can step back between a series' start and an export.
+    let start_of = |series_start: u64| {
+        match temporality {
+            Temporality::Cumulative => series_start,
+            Temporality::Delta => interval_start,
+        }
+        .min(now)
     };
     let overflow_attrs = || vec![bool_attr("otel.metric.overflow", true)];
     let tcp = p.tcp.series.iter().map(|(k, s)| (Some(k), s)).chain(p.tcp.overflow.iter().map(|s| (None, s)));
