@@ -84,6 +84,9 @@ pub struct ConnTracker {
     scratch: Vec<Record>,
     /// The protocols streams are recognised as.
     protocols: Protocols,
+    /// Port-53 connections keep their payload coming: DNS is read from it
+    /// (by flows, not by a protocol parser).
+    dns: bool,
 }
 
 impl ConnTracker {
@@ -101,6 +104,24 @@ impl ConnTracker {
     pub fn with_protocols(mut self, protocols: Protocols) -> Self {
         self.protocols = protocols;
         self
+    }
+
+    /// Payloads of port-53 connections are wanted (`dns_peer`): they are
+    /// never muted.
+    pub fn with_dns(mut self, dns: bool) -> Self {
+        self.dns = dns;
+        self
+    }
+
+    /// The peer address and transport of a connection whose payloads are
+    /// DNS messages: port 53 on either side (a client's connected socket,
+    /// or a server's bound one), when DNS is wanted.
+    pub fn dns_peer(&self, conn_id: u64) -> Option<(std::net::IpAddr, Transport)> {
+        if !self.dns {
+            return None;
+        }
+        let conn = self.conns.get(&conn_id)?;
+        conn.endpoints.filter(on_port_53).map(|ep| (ep.peer.0, conn.transport))
     }
 
     pub fn len(&self) -> usize {
@@ -248,9 +269,12 @@ impl ConnTracker {
             if data.payload.is_empty() {
                 return;
             }
-            // Datagrams: no protocol of ours parses them yet.
+            // Datagrams: no protocol parser reads them (DNS is read beside
+            // them, through `dns_peer`, and keeps its payload coming).
             if conn.transport == Transport::Udp {
-                self.muted.push(mute);
+                if !(self.dns && conn.endpoints.is_some_and(|ep| on_port_53(&ep))) {
+                    self.muted.push(mute);
+                }
                 conn.stream = StreamState::Ignored;
                 return;
             }
@@ -308,7 +332,10 @@ impl ConnTracker {
                     if !data.tls && looks_like_tls_record(data.payload) {
                         self.tls_suspects.push(hdr.tgid);
                     }
-                    self.muted.push(mute);
+                    // DNS over TCP is read beside the parsers.
+                    if !(self.dns && conn.endpoints.is_some_and(|ep| on_port_53(&ep))) {
+                        self.muted.push(mute);
+                    }
                     StreamState::Ignored
                 }
             };
@@ -458,6 +485,11 @@ pub fn looks_like_tls_record(payload: &[u8]) -> bool {
     matches!(payload, [0x14..=0x17, 0x03, 0x00..=0x04, ..])
 }
 
+/// DNS's port, on either side.
+fn on_port_53(ep: &Endpoints) -> bool {
+    ep.local.1 == 53 || ep.peer.1 == 53
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -596,6 +628,39 @@ mod tests {
         assert_eq!(t.muted, [Mute { conn_id: CONN, tls: false }]);
         assert_eq!(t.parse_errors, 0);
         assert_eq!(t.len(), 1);
+    }
+
+    /// Port 53 (either side, either transport) keeps its payload coming
+    /// when DNS is wanted, and says who the peer is; elsewhere, or with DNS
+    /// off, datagrams are muted as before.
+    #[test]
+    fn port_53_is_never_muted_when_dns_is_wanted() {
+        let out = &mut Vec::new();
+        // Longer than recognition waits for: a verdict at once.
+        let message = [b"\x12\x34\x01\x00".as_slice(), &[0; SNIFF_MAX_BYTES]].concat();
+        for (transport, local, peer) in
+            [(Transport::Udp, 40000, 53), (Transport::Udp, 53, 40000), (Transport::Tcp, 40000, 53)]
+        {
+            let mut t = ConnTracker::offline().with_dns(true);
+            let mut open = announce(TGID, transport);
+            open.local.1 = local;
+            open.peer = ("10.0.0.53".parse().unwrap(), peer);
+            t.open(&hdr(1), &open);
+            feed(&mut t, 2, Direction::Egress, &message, false, out);
+            assert!(t.muted.is_empty(), "{transport:?} {local}->{peer}");
+            assert_eq!(t.dns_peer(CONN), Some(("10.0.0.53".parse().unwrap(), transport)));
+            let mut off = ConnTracker::offline();
+            off.open(&hdr(1), &open);
+            feed(&mut off, 2, Direction::Egress, &message, false, out);
+            assert_eq!(off.muted.len(), 1);
+            assert_eq!(off.dns_peer(CONN), None);
+        }
+        let mut t = ConnTracker::offline().with_dns(true);
+        t.open(&hdr(1), &announce(TGID, Transport::Udp));
+        feed(&mut t, 2, Direction::Egress, REQUEST, false, out);
+        assert_eq!(t.muted.len(), 1, "not port 53");
+        assert_eq!(t.dns_peer(CONN), None);
+        assert!(out.is_empty());
     }
 
     /// Another process (a fork sharing the socket) announced for a known

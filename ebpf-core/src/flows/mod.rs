@@ -272,8 +272,20 @@ impl Flows {
         let Some(tracker) = &mut self.dns else { return };
         let mut out = std::mem::take(&mut self.outcomes);
         tracker.packet(p, &mut out);
+        for (name, addresses) in tracker.unasked.drain(..) {
+            for (ip, ttl) in addresses {
+                self.names.insert(canonical(ip), &name, ttl, self.now_ns);
+            }
+        }
         self.record_dns(&mut out, identities);
         self.outcomes = out;
+    }
+
+    /// A connection ended: its partial DNS-over-TCP messages go.
+    pub fn dns_close(&mut self, conn_id: u64) {
+        if let Some(tracker) = &mut self.dns {
+            tracker.close(conn_id);
+        }
     }
 
     /// Periodic work: DNS queries past their timeout.

@@ -186,6 +186,39 @@ fn a_name_resolved_on_this_host_names_the_flows_to_its_address() {
     assert!(p.iter().filter(|p| p.1.starts_with("dns.")).all(|p| !p.2.contains("error.type")));
 }
 
+/// glibc sends its A and AAAA queries with one `sendmmsg`, which the data
+/// path counts but does not copy: the answers alone (read with `recvfrom`)
+/// still name the addresses; nothing is counted as a response.
+#[test]
+fn answers_to_queries_not_seen_still_name_their_addresses() {
+    let mut f = flows(Temporality::Cumulative, 100);
+    let mut ids = identities();
+    f.pass_samples(&[], 1, &mut ids);
+    let answers: Vec<_> = super::dns::tests_fixture("python_getaddrinfo")
+        .into_iter()
+        .filter(|(from_client, _, _)| !from_client)
+        .collect();
+    assert!(!answers.is_empty());
+    for (i, (_, _, bytes)) in answers.iter().enumerate() {
+        let p = DnsPacket {
+            conn_id: 78,
+            tgid: 100,
+            ts_ns: 1_000_000 + i as u64,
+            peer: ip("127.0.0.1"),
+            transport: Transport::Udp,
+            egress: false,
+            payload: bytes,
+            total_len: bytes.len() as u32,
+        };
+        f.dns_packet(&p, &mut ids);
+    }
+    assert_eq!(f.dns_counters(), (0, answers.len() as u64, 0), "unmatched, not malformed");
+    f.pass_samples(&[sock(6, 100, ("10.0.0.1", 40001), ("10.77.0.5", 80), 10, 20)], 2, &mut ids);
+    let p = points(&f.collect(10, &crate::otlp::HostInfo::default()));
+    assert_eq!(value(&p, 100, "tcp.active", &["server.address=web.flows.test"]), [1.0]);
+    assert!(p.iter().all(|p| !p.1.starts_with("dns.")), "{p:?}");
+}
+
 #[test]
 fn nxdomain_and_timeouts_are_errors() {
     let mut f = flows(Temporality::Cumulative, 100);

@@ -60,6 +60,37 @@ pub struct Processor {
     widening_helps: bool,
 }
 
+/// A payload of a port-53 connection goes to DNS (beside the protocol
+/// parsers, which never see datagrams). A payload counted but not copied
+/// (`sendmmsg`, `sendfile`) has nothing to read.
+fn dns_payload(
+    flows: &mut Flows,
+    conns: &mut ConnTracker,
+    h: &crate::events::Header,
+    data: &crate::events::DataEvent<'_>,
+) {
+    if data.tls || data.payload.is_empty() {
+        return;
+    }
+    let Some((peer, transport)) = conns.dns_peer(h.conn_id) else { return };
+    let packet = crate::flows::dns::DnsPacket {
+        conn_id: h.conn_id,
+        tgid: h.tgid,
+        ts_ns: h.ts_ns,
+        peer,
+        transport: match transport {
+            crate::events::Transport::Tcp => crate::flows::Transport::Tcp,
+            crate::events::Transport::Udp => crate::flows::Transport::Udp,
+        },
+        egress: data.direction == crate::protocol::Direction::Egress,
+        payload: data.payload,
+        total_len: data.total_len,
+    };
+    // The kernel captures the payloads of traced processes only.
+    let mut identities = |pid: u32| Some(conns.identity(pid));
+    flows.dns_packet(&packet, &mut identities);
+}
+
 impl Processor {
     /// Panics if `config` was not validated (`Config::validate` checks the routes).
     pub fn new(config: &Config, stats: Arc<Stats>) -> Self {
@@ -78,8 +109,11 @@ impl Processor {
         let now_unix = clock.to_unix_ns(crate::clock::monotonic_now_ns());
         let describer = Describer::new(config, stats.clone());
         let protocols = Protocols::new(&config.protocols, describer.body_policy()).counting_into(stats.clone());
+        let flows = (config.metrics.enabled && config.flows.enabled)
+            .then(|| Flows::new(&config.metrics, &config.dns, now_unix));
+        let dns = flows.is_some() && config.dns.enabled;
         Self {
-            conns: conns.with_protocols(protocols),
+            conns: conns.with_protocols(protocols).with_dns(dns),
             describer,
             batcher: config.traces.enabled.then(|| {
                 SpanBatcher::new(config.batch.max_spans, Duration::from_millis(config.batch.timeout_ms), host.clone())
@@ -87,8 +121,7 @@ impl Processor {
             sampler: Sampler::new(&config.traces.sampling),
             sampled_out: 0,
             metrics: config.metrics.enabled.then(|| Metrics::new_at(&config.metrics, now_unix)),
-            flows: (config.metrics.enabled && config.flows.enabled)
-                .then(|| Flows::new(&config.metrics, &config.dns, now_unix)),
+            flows,
             next_metrics: Instant::now() + config.metrics.interval(),
             next_expiry_ns: 0,
             idle_timeout_ns: config.idle_timeout_ms.saturating_mul(1_000_000),
@@ -121,8 +154,18 @@ impl Processor {
         let out = &mut self.exchanges;
         match event {
             Event::ConnOpen(h, open) => self.conns.open(&h, &open),
-            Event::Data(h, data) => self.conns.data(&h, &data, out),
-            Event::ConnClose(h) => self.conns.close(&h, out),
+            Event::Data(h, data) => {
+                if let Some(flows) = &mut self.flows {
+                    dns_payload(flows, &mut self.conns, &h, &data);
+                }
+                self.conns.data(&h, &data, out)
+            }
+            Event::ConnClose(h) => {
+                if let Some(flows) = &mut self.flows {
+                    flows.dns_close(h.conn_id);
+                }
+                self.conns.close(&h, out)
+            }
             Event::ProcessExit(h) => {
                 if let Some(flows) = &mut self.flows {
                     flows.forget_process(h.tgid);

@@ -58,6 +58,9 @@ pub struct DnsOutcome {
     pub addresses: Vec<(IpAddr, u32)>,
 }
 
+/// A name and the addresses (with their TTL) an answer gave it.
+pub type Unasked = (Arc<str>, Vec<(IpAddr, u32)>);
+
 #[derive(Debug)]
 struct Pending {
     tgid: u32,
@@ -82,6 +85,11 @@ pub struct DnsTracker {
     pub unmatched: u64,
     /// Queries dropped because `max_pending` were waiting.
     pub dropped: u64,
+    /// Names and addresses of answers a client received to no query seen:
+    /// glibc's resolver sends its A and AAAA queries with one `sendmmsg`,
+    /// which the data path counts but does not copy, and reads the answers
+    /// with plain `recvfrom`. They name peers, and count nowhere else.
+    pub unasked: Vec<Unasked>,
 }
 
 impl DnsTracker {
@@ -94,6 +102,7 @@ impl DnsTracker {
             malformed: 0,
             unmatched: 0,
             dropped: 0,
+            unasked: Vec::new(),
         }
     }
 
@@ -186,7 +195,12 @@ impl DnsTracker {
                 self.pending.insert(key, q);
                 self.unmatched += 1;
             }
-            None => self.unmatched += 1,
+            None => {
+                self.unmatched += 1;
+                if !server && m.rcode == 0 && !m.addresses.is_empty() {
+                    self.unasked.push((Arc::from(m.name), m.addresses));
+                }
+            }
         }
     }
 

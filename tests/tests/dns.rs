@@ -1,0 +1,205 @@
+//! DNS from the kernel, through the C ABI: a real dnsmasq (Debian) started
+//! here with a local zone (A, AAAA, and NXDOMAIN for any other name in it)
+//! on a loopback address of its own, port 53, and real clients. The
+//! payloads come from the socket-layer data path; the receiver parses and
+//! matches them (`ebpf-core/src/flows/dns`).
+
+use std::io::BufRead;
+use std::net::Ipv4Addr;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use integration_tests::metric_points::{metric_points, MetricPoint};
+use integration_tests::util::stop_child;
+use integration_tests::{free_port, require_root, wait_until, Receiver, TempDir};
+
+const CONFIG: &str =
+    r#"{"batch": {"timeout_ms": 200}, "metrics": {"interval_ms": 1000}, "flows": {"interval_ms": 1000}}"#;
+const ZONE: &str = "flows.test";
+
+/// Loopback addresses of this run (127/8 is all local): the resolver's and
+/// the web server's, apart from other tests' and other receivers'.
+fn addresses() -> (Ipv4Addr, Ipv4Addr) {
+    let n = std::process::id();
+    let (b, c) = ((n >> 8) as u8 % 250 + 1, n as u8 % 250 + 1);
+    (Ipv4Addr::new(127, 83, b, c), Ipv4Addr::new(127, 84, b, c))
+}
+
+struct Dnsmasq {
+    child: Child,
+    _dir: TempDir,
+}
+
+impl Drop for Dnsmasq {
+    fn drop(&mut self) {
+        stop_child(&mut self.child);
+    }
+}
+
+/// dnsmasq answering for `ZONE` only: `web` has an A (`web_v4`) and an AAAA
+/// record, any other name is NXDOMAIN; nothing is forwarded.
+fn dnsmasq(listen: Ipv4Addr, web_v4: Ipv4Addr) -> Dnsmasq {
+    let dir = TempDir::new("dnsmasq");
+    let conf = dir.path().join("dnsmasq.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "no-resolv\nno-hosts\nno-poll\nport=53\nlisten-address={listen}\nbind-interfaces\n\
+             local=/{ZONE}/\nhost-record=web.{ZONE},{web_v4},fd77::5\nlog-facility=-\n"
+        ),
+    )
+    .unwrap();
+    let child = Command::new("/usr/sbin/dnsmasq")
+        .arg(format!("--conf-file={}", conf.display()))
+        .args(["--keep-in-foreground", "--user=root", "--pid-file="])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("dnsmasq (scripts/deps.sh installs dnsmasq-base)");
+    let up = wait_until(Duration::from_secs(5), || {
+        std::net::UdpSocket::bind((listen, 0)).ok()?;
+        let out = Command::new("dig")
+            .args([&format!("@{listen}"), "+short", "+tries=1", "+time=1"])
+            .arg(format!("web.{ZONE}"))
+            .output()
+            .ok()?;
+        String::from_utf8_lossy(&out.stdout).contains(&web_v4.to_string()).then_some(())
+    });
+    assert!(up.is_some(), "dnsmasq did not answer on {listen}:53");
+    Dnsmasq { child, _dir: dir }
+}
+
+fn points(rx: &Receiver, pid: u32, name: &str) -> Vec<MetricPoint> {
+    metric_points(rx).into_iter().filter(|p| p.pid == Some(pid) && p.name == name).collect()
+}
+
+/// The last cumulative point of `name` for `pid` whose attributes include `attrs`.
+fn last(rx: &Receiver, pid: u32, name: &str, attrs: &[(&str, &str)]) -> Option<MetricPoint> {
+    points(rx, pid, name).into_iter().rev().find(|p| attrs.iter().all(|(k, v)| p.attr(k) == Some(v)))
+}
+
+/// A Python client asking `resolver` over a connected UDP socket with
+/// plain send/recv: web A, web AAAA, missing A; then a TCP connection to
+/// the A answer's address on `port`. Prints "done", then stays.
+const CLIENT: &str = r#"
+import socket, struct, sys, time
+resolver, zone, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+def query(qid, name, qtype):
+    labels = b"".join(bytes([len(l)]) + l.encode() for l in name.split("."))
+    return struct.pack(">HHHHHH", qid, 0x0100, 1, 0, 0, 0) + labels + b"\0" + struct.pack(">HH", qtype, 1)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.connect((resolver, 53))
+answers = []
+for qid, (name, qtype) in enumerate([("web." + zone, 1), ("web." + zone, 28), ("missing." + zone, 1)], 1000):
+    s.send(query(qid, name, qtype))
+    answers.append(s.recv(512))
+a = answers[0]
+assert a[3] & 0xf == 0 and answers[2][3] & 0xf == 3, answers
+addr = socket.inet_ntoa(a[-4:])
+c = socket.create_connection((addr, port))
+c.sendall(b"x" * 100)
+c.recv(100)
+print("done", flush=True)
+time.sleep(60)
+"#;
+
+/// A TCP server on `addr:port` that answers 100 bytes to each connection's first read.
+fn web_server(addr: Ipv4Addr, port: u16) -> Child {
+    let script = format!(
+        "import socket\ns = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+         s.bind(('{addr}', {port})); s.listen(16); print('ready', flush=True)\n\
+         while True:\n    c, _ = s.accept(); c.recv(1000); c.sendall(b'y' * 100)\n"
+    );
+    let mut child = Command::new("python3").args(["-c", &script]).stdout(Stdio::piped()).spawn().expect("python3");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
+    child
+}
+
+fn wait_line(child: &mut Child, want: &str) {
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::BufReader::new(out).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx.recv_timeout(Duration::from_secs(20)).expect("the client did not finish in time");
+    assert_eq!(line.trim(), want);
+}
+
+#[test]
+fn queries_answers_and_nxdomain_from_a_real_resolver_name_the_flows() {
+    if !require_root() {
+        return;
+    }
+    let (resolver, web) = addresses();
+    let server = dnsmasq(resolver, web);
+    let port = free_port();
+    let mut www = web_server(web, port);
+    let rx = Receiver::start_with(CONFIG);
+    // The receiver traces processes that start after it.
+    std::thread::sleep(Duration::from_millis(500));
+    let mut client = Command::new("python3")
+        .args(["-c", CLIENT, &resolver.to_string(), ZONE, &port.to_string()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    wait_line(&mut client, "done");
+    let pid = client.id();
+    let resolver_s = resolver.to_string();
+    let name = format!("web.{ZONE}");
+    let missing = format!("missing.{ZONE}");
+    let base = [("network.peer.address", resolver_s.as_str()), ("network.transport", "udp")];
+    let a = [&base[..], &[("dns.question.name", &name), ("ebpf_receiver.dns.question.type", "A")]].concat();
+    let got = wait_until(Duration::from_secs(10), || last(&rx, pid, "dns.responses", &a));
+    let got = got.expect("no dns.responses for the A query");
+    assert_eq!(got.sum, 1.0);
+    assert_eq!(got.attr("error.type"), None);
+    assert_eq!(got.attr("ebpf_receiver.flow.role"), Some("client"));
+    let aaaa = [&base[..], &[("dns.question.name", &name), ("ebpf_receiver.dns.question.type", "AAAA")]].concat();
+    assert_eq!(last(&rx, pid, "dns.responses", &aaaa).map(|p| p.sum), Some(1.0));
+    let nx = [&base[..], &[("dns.question.name", &missing), ("error.type", "nxdomain")]].concat();
+    assert_eq!(last(&rx, pid, "dns.responses", &nx).map(|p| p.sum), Some(1.0));
+    // Three responses in all, three lookups timed.
+    let responses: f64 = {
+        let all = points(&rx, pid, "dns.responses");
+        let mut series: std::collections::BTreeMap<_, f64> = Default::default();
+        for p in all {
+            series.insert(p.attrs.clone(), p.sum);
+        }
+        series.values().sum()
+    };
+    assert_eq!(responses, 3.0);
+    let lookups: Vec<_> = points(&rx, pid, "dns.lookup.duration");
+    let lookup = lookups.iter().rev().find(|p| p.attr("dns.question.name") == Some(&name)).expect("a lookup duration");
+    assert!(lookup.count >= 1 && lookup.sum > 0.0 && lookup.sum < 1.0, "{lookup:?}");
+    let avg = last(&rx, pid, "dns.client.duration.average", &a).expect("client average");
+    assert!(avg.sum > 0.0 && avg.sum < 1.0, "{avg:?}");
+    // The resolver's side: three queries answered, timed.
+    let spid = server.child.id();
+    let served = wait_until(Duration::from_secs(5), || {
+        let p = last(
+            &rx,
+            spid,
+            "dns.responses",
+            &[("dns.question.name", &name), ("ebpf_receiver.dns.question.type", "A")],
+        )?;
+        (p.attr("ebpf_receiver.flow.role") == Some("server")).then_some(p.sum)
+    });
+    assert_eq!(served, Some(1.0));
+    assert!(
+        last(&rx, spid, "dns.server.duration.average", &[("dns.question.name", &missing)]).is_some_and(|p| p.sum > 0.0)
+    );
+    // The answered address is named on the client's flow to it.
+    let port_s = port.to_string();
+    let web_s = web.to_string();
+    let flow = wait_until(Duration::from_secs(5), || {
+        last(&rx, pid, "tcp.active", &[("network.peer.address", &web_s), ("server.port", &port_s)])
+    });
+    assert_eq!(flow.expect("the client's flow to the web server").attr("server.address"), Some(name.as_str()));
+    assert!(points(&rx, pid, "dns.timeouts").is_empty());
+    stop_child(&mut client);
+    stop_child(&mut www);
+}
