@@ -78,6 +78,13 @@ struct user_msghdr_abi {
 	__u64 iovlen;
 };
 
+/* struct mmsghdr: a whole user_msghdr (56 bytes: the fields above, then
+ * control, controllen, flags) and its msg_len, padded. */
+#define MMSGHDR_ABI_SIZE 64
+#define MMSGHDR_ABI_LEN_OFFSET 56
+/* Entries of a sendmmsg/recvmmsg msgvec looked at for the current one. */
+#define MMSG_SCAN 8
+
 struct iovec_abi {
 	__u64 base;
 	__u64 len;
@@ -557,6 +564,40 @@ static __always_inline bool syscall_args(__s64 nr, struct pt_regs *regs, struct 
 	return true;
 }
 
+/* The socket path inside sendmmsg/recvmmsg: which message this firing is
+ * for. The kernel handles the messages in order and writes each one's
+ * msg_len back once it is through, so the current message is the first
+ * entry whose msg_len is still 0, as callers leave it (glibc's resolver,
+ * libuv: zeroed arrays). No syscall enter tracepoint tells where a call
+ * starts: attaching one takes every syscall of the host off its fast path.
+ * A sent message must be exactly `ret` bytes in one iovec, a received one
+ * fit its iovec; else (an array left dirty, several iovecs) it stays
+ * counted only. */
+static __always_inline void mmsg_message(struct pt_regs *regs, struct io_args *a, __s64 ret)
+{
+	__u64 vlen = regs->dx;
+	for (__u32 i = 0; i < MMSG_SCAN; i++) {
+		if ((__u64)i >= vlen)
+			return;
+		__u64 entry = regs->si + (__u64)i * MMSGHDR_ABI_SIZE;
+		__u32 done;
+		if (bpf_probe_read_user(&done, sizeof(done), (void *)(entry + MMSGHDR_ABI_LEN_OFFSET)))
+			return;
+		if (done)
+			continue;
+		struct user_msghdr_abi m;
+		struct iovec_abi v;
+		if (bpf_probe_read_user(&m, sizeof(m), (void *)entry) || m.iovlen != 1 ||
+		    bpf_probe_read_user(&v, sizeof(v), (void *)m.iov))
+			return;
+		if (a->dir == OE_DIR_EGRESS ? v.len != (__u64)ret : v.len < (__u64)ret)
+			return;
+		a->buf = m.iov;
+		a->iovcnt = 1;
+		return;
+	}
+}
+
 /* The work of both data paths once the socket and the call are known:
  * `dir` is the way the bytes moved, `nr` the syscall they moved in. */
 static __always_inline int capture(void *ctx, int rest, struct sock *sk, __u64 cookie, __u64 pid_tgid,
@@ -590,6 +631,8 @@ static __always_inline int capture(void *ctx, int rest, struct sock *sk, __u64 c
 	a->dir = dir;
 	if (!syscall_args(nr, regs, a))
 		return 0;
+	if (rest == REST_BTF && (nr == NR_SENDMMSG || nr == NR_RECVMMSG))
+		mmsg_message(regs, a, ret);
 	emit_data(ctx, rest, pid_tgid, a, (__u64)ret, conn);
 	return 0;
 }

@@ -60,10 +60,11 @@ typedef int64_t __s64;
  * application sent or received. */
 #define OE_SYS_SSL_READ 10
 #define OE_SYS_SSL_WRITE 11
-/* Bytes moved with no user buffer the probes can read: counted, never
- * copied (captured_len 0). splice(2) into a socket; sendmmsg/recvmmsg, whose
- * saved registers do not say which of their messages this one is; any other
- * syscall the socket-layer tracepoints fire in. */
+/* splice(2) into a socket and any other syscall the socket-layer
+ * tracepoints fire in: no user buffer the probes can read, counted, never
+ * copied (captured_len 0). sendmmsg/recvmmsg: each message copied on the
+ * socket path when data.bpf.c can tell which one it is (mmsg_message);
+ * counted only otherwise. */
 #define OE_SYS_SPLICE 12
 #define OE_SYS_SENDMMSG 13
 #define OE_SYS_RECVMMSG 14

@@ -36,6 +36,15 @@ impl Drop for Dnsmasq {
     }
 }
 
+/// A child stopped when the test ends, failed or not.
+struct Stopped(Child);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        stop_child(&mut self.0);
+    }
+}
+
 /// dnsmasq answering for `ZONE` only: `web` has an A (`web_v4`) and an AAAA
 /// record, any other name is NXDOMAIN; nothing is forwarded.
 fn dnsmasq(listen: Ipv4Addr, web_v4: Ipv4Addr) -> Dnsmasq {
@@ -137,7 +146,7 @@ fn queries_answers_and_nxdomain_from_a_real_resolver_name_the_flows() {
     let (resolver, web) = addresses();
     let server = dnsmasq(resolver, web);
     let port = free_port();
-    let mut www = web_server(web, port);
+    let _www = Stopped(web_server(web, port));
     let rx = Receiver::start_with(CONFIG);
     // The receiver traces processes that start after it.
     std::thread::sleep(Duration::from_millis(500));
@@ -201,5 +210,65 @@ fn queries_answers_and_nxdomain_from_a_real_resolver_name_the_flows() {
     assert_eq!(flow.expect("the client's flow to the web server").attr("server.address"), Some(name.as_str()));
     assert!(points(&rx, pid, "dns.timeouts").is_empty());
     stop_child(&mut client);
-    stop_child(&mut www);
+
+    // dig (BIND 9, libuv) sends each query with a one-message sendmmsg.
+    for (qname, qtype, rcode) in [(&name, "A", None), (&name, "AAAA", None), (&missing, "A", Some("nxdomain"))] {
+        let dig = Command::new("dig")
+            .args([&format!("@{resolver}"), "+tries=1", "+time=2", "-t", qtype, qname.as_str()])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("dig");
+        let dig_pid = dig.id();
+        let out = dig.wait_with_output().expect("dig");
+        let out = String::from_utf8_lossy(&out.stdout);
+        assert!(out.contains(if rcode.is_some() { "NXDOMAIN" } else { "NOERROR" }), "{out}");
+        let want =
+            [&base[..], &[("dns.question.name", qname.as_str()), ("ebpf_receiver.dns.question.type", qtype)]].concat();
+        let got = wait_until(Duration::from_secs(5), || last(&rx, dig_pid, "dns.responses", &want));
+        let got = got.unwrap_or_else(|| panic!("no dns.responses from dig -t {qtype} {qname}"));
+        assert_eq!((got.sum, got.attr("error.type")), (1.0, rcode), "dig -t {qtype} {qname}");
+        assert!(points(&rx, dig_pid, "dns.lookup.duration").iter().all(|p| p.sum > 0.0));
+    }
+
+    // glibc (Python's getaddrinfo) sends A and AAAA with one two-message
+    // sendmmsg and reads the answers with recvfrom. The resolver is the
+    // test's through /etc/resolv.conf, bound over in a mount namespace of
+    // the client's own.
+    let dir = TempDir::new("resolv");
+    let resolv = dir.path().join("resolv.conf");
+    std::fs::write(&resolv, format!("nameserver {resolver}\noptions attempts:1 timeout:2\n")).unwrap();
+    let script = format!(
+        "import socket, sys, time\n\
+         ok = {{a[4][0] for a in socket.getaddrinfo('{name}', {port}, proto=socket.IPPROTO_TCP)}}\n\
+         try:\n    socket.getaddrinfo('{missing}', 80)\n    sys.exit('resolved a missing name')\n\
+         except socket.gaierror:\n    pass\n\
+         c = socket.create_connection(('{web}', {port})); c.sendall(b'x'); c.recv(100)\n\
+         print(' '.join(sorted(ok)), flush=True)\ntime.sleep(60)\n"
+    );
+    let mut glibc = Command::new("unshare")
+        .args(["-m", "sh", "-c"])
+        .arg(format!("mount --bind {} /etc/resolv.conf && exec python3 -c \"$0\"", resolv.display()))
+        .arg(&script)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("unshare");
+    wait_line(&mut glibc, &format!("{web} fd77::5"));
+    let gpid = glibc.id();
+    for (qname, qtype, rcode) in [
+        (&name, "A", None),
+        (&name, "AAAA", None),
+        (&missing, "A", Some("nxdomain")),
+        (&missing, "AAAA", Some("nxdomain")),
+    ] {
+        let want =
+            [&base[..], &[("dns.question.name", qname.as_str()), ("ebpf_receiver.dns.question.type", qtype)]].concat();
+        let got = wait_until(Duration::from_secs(5), || last(&rx, gpid, "dns.responses", &want));
+        let got = got.unwrap_or_else(|| panic!("no dns.responses from getaddrinfo {qtype} {qname}"));
+        assert_eq!((got.sum, got.attr("error.type")), (1.0, rcode), "getaddrinfo {qtype} {qname}");
+    }
+    let flow = wait_until(Duration::from_secs(5), || {
+        last(&rx, gpid, "tcp.active", &[("network.peer.address", &web_s), ("server.port", &port_s)])
+    });
+    assert_eq!(flow.expect("getaddrinfo's client flow").attr("server.address"), Some(name.as_str()));
+    stop_child(&mut glibc);
 }
