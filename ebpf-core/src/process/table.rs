@@ -80,12 +80,27 @@ impl ProcessTable {
         identity
     }
 
+    /// The identity of a gone process's parent: known, or read now. A
+    /// forking server's parent often moves no data itself (its children
+    /// answer on the sockets it accepted), so nothing read it before.
+    fn parent(&mut self, ppid: u32) -> Option<Arc<ProcessIdentity>> {
+        if let Some(parent) = self.by_pid.get(&ppid) {
+            return Some(parent.clone());
+        }
+        if self.offline {
+            return None;
+        }
+        let parent = Arc::new(ProcessIdentity::try_read_with(ppid, "", &self.config, &mut self.lookups)?);
+        self.by_pid.insert(ppid, parent.clone());
+        Some(parent)
+    }
+
     /// A process already gone. A fork that did not exec ran its parent's
     /// executable with its parent's environment: it is its parent's service
     /// (a forking server's short-lived children). Otherwise the kernel's
     /// names are all there is; the executable's beats the 15-byte comm.
-    fn identity_from_hint(&self, pid: u32, hint: &TaskHint<'_>) -> ProcessIdentity {
-        let parent = hint.parent_tgid.and_then(|ppid| self.by_pid.get(&ppid));
+    fn identity_from_hint(&mut self, pid: u32, hint: &TaskHint<'_>) -> ProcessIdentity {
+        let parent = hint.parent_tgid.filter(|&ppid| ppid != pid).and_then(|ppid| self.parent(ppid));
         if let Some(parent) = parent.filter(|p| !hint.exe.is_empty() && p.executable_name == hint.exe) {
             return ProcessIdentity {
                 pid,
@@ -93,7 +108,7 @@ impl ProcessTable {
                 // Its own start time is unknown, so no id can be generated for it.
                 start_time_ticks: None,
                 service_instance_id: None,
-                ..(**parent).clone()
+                ..(*parent).clone()
             };
         }
         let name = if hint.exe.is_empty() { hint.comm } else { hint.exe };
