@@ -53,7 +53,7 @@ test: deps lint test-rust test-collector fuzz-smoke
 
 # A short bounded fuzzing run of every target; FUZZ_SECONDS=3600 for a real one.
 fuzz-smoke: deps
-	FUZZ_SECONDS=$${FUZZ_SECONDS:-15} scripts/fuzz.sh
+	FUZZ_SECONDS=$${FUZZ_SECONDS:-8} scripts/fuzz.sh
 
 # Benchmarks (root): userspace pipeline on recorded events, each protocol
 # parser on recorded connections, overhead on real servers under wrk (the
