@@ -170,6 +170,9 @@ def main():
     ap.add_argument("--settle", type=float, default=5,
                     help="at most this many seconds waiting, before a fixed-rate phase, for the receiver's "
                          "start-up work to end (its CPU use under 5%%)")
+    ap.add_argument("--no-bpf-stats", action="store_true",
+                    help="leave kernel.bpf_stats_enabled off: the throughput ratios without its two clock "
+                         "reads per program run (BPF time columns then read 0)")
     ap.add_argument("--out")
     args = ap.parse_args()
     modes = ["off"] + [m for m in args.modes.split(",") if m != "off"]
@@ -181,7 +184,8 @@ def main():
     if "OE_BENCH_HOST" not in os.environ:
         subprocess.run(["cargo", "build", "--release", "-q", "-p", "ebpf-core", "--example", "bench_host"],
                        cwd=ROOT, check=True)
-    subprocess.run(["sysctl", "-qw", "kernel.bpf_stats_enabled=1"], check=True)
+    if not args.no_bpf_stats:
+        subprocess.run(["sysctl", "-qw", "kernel.bpf_stats_enabled=1"], check=True)
     work = tempfile.mkdtemp(prefix="oe-bench-")
     loadgen = build_loadgen(work)
     results, half = {}, {}
