@@ -31,6 +31,29 @@ const metricsInterval = time.Second
 // the spans, which come at most a batch timeout after the requests.
 const metricsTimeout = 30 * time.Second
 
+// The end of a config whose ebpf receiver feeds both signals to files:
+// spans to {{dir}}/traces.json, metrics to {{dir}}/metrics.json.
+const filePipelines = `
+exporters:
+  file:
+    path: {{dir}}/traces.json
+    flush_interval: 100ms
+  file/metrics:
+    path: {{dir}}/metrics.json
+    flush_interval: 100ms
+service:
+  telemetry:
+    metrics:
+      level: none
+  pipelines:
+    traces:
+      receivers: [ebpf]
+      exporters: [file]
+    metrics:
+      receivers: [ebpf]
+      exporters: [file/metrics]
+`
+
 // startCollectorWithConfig runs otelcol-ebpf with the configuration config,
 // in which every {{dir}} is replaced by a fresh directory (for the file
 // exporters' output), and waits until it is ready. The traces file

@@ -31,25 +31,7 @@ receivers:
       sampling:
         ratio: 0
         keep_slower_than: 100ms
-exporters:
-  file:
-    path: {{dir}}/traces.json
-    flush_interval: 100ms
-  file/metrics:
-    path: {{dir}}/metrics.json
-    flush_interval: 100ms
-service:
-  telemetry:
-    metrics:
-      level: none
-  pipelines:
-    traces:
-      receivers: [ebpf]
-      exporters: [file]
-    metrics:
-      receivers: [ebpf]
-      exporters: [file/metrics]
-`
+` + filePipelines
 
 // countsByStatus is the latest count of each status's series of a metric of pid.
 func countsByStatus(points []metricPoint, pid int, name string) map[string]uint64 {
@@ -130,25 +112,7 @@ receivers:
     traces:
       sampling:
         ratio: 0.25
-exporters:
-  file:
-    path: {{dir}}/traces.json
-    flush_interval: 100ms
-  file/metrics:
-    path: {{dir}}/metrics.json
-    flush_interval: 100ms
-service:
-  telemetry:
-    metrics:
-      level: none
-  pipelines:
-    traces:
-      receivers: [ebpf]
-      exporters: [file]
-    metrics:
-      receivers: [ebpf]
-      exporters: [file/metrics]
-`
+` + filePipelines
 
 // A ratio keeps exactly the requests whose trace id reaches its threshold:
 // every request is either a kept span (its id past the threshold, its

@@ -29,25 +29,7 @@ receivers:
       interval: 1s
     selection:
 %s
-exporters:
-  file:
-    path: {{dir}}/traces.json
-    flush_interval: 100ms
-  file/metrics:
-    path: {{dir}}/metrics.json
-    flush_interval: 100ms
-service:
-  telemetry:
-    metrics:
-      level: none
-  pipelines:
-    traces:
-      receivers: [ebpf]
-      exporters: [file]
-    metrics:
-      receivers: [ebpf]
-      exporters: [file/metrics]
-`
+` + filePipelines
 
 const serverDurationMetric = "http.server.request.duration"
 
