@@ -10,6 +10,8 @@
 pub mod db;
 #[cfg(test)]
 mod example;
+#[cfg(test)]
+pub(crate) mod fixture;
 pub mod genai;
 pub mod http1;
 pub mod http2;

@@ -11,7 +11,7 @@ use crate::protocol::{Direction, Role};
 
 /// Timestamps are `SEG_NS * (segment + 1) + piece`, so any split of a
 /// recorded segment keeps it recognisable as `ts / SEG_NS - 1`.
-pub(crate) const SEG_NS: u64 = 1_000_000;
+pub(crate) use crate::protocol::fixture::SEG_NS;
 
 /// One chunk as the probes would report it.
 pub(crate) type Step<'a> = (Direction, u64, &'a [u8], u64);

@@ -1,4 +1,4 @@
-//! Recorded connections (`sql::fixture::Segment`s) replayed through the
+//! Recorded connections (`fixture::Segment`s) replayed through the
 //! whole userspace path of the registered protocols: the connection
 //! tracker (recognition, first chunks gathered), the registry's parser,
 //! the description, span encoding and metrics. For the integration tests
@@ -18,15 +18,11 @@ use crate::conntrack::ConnTracker;
 use crate::events::{ConnOpen, DataEvent, Header, Transport};
 use crate::metrics::{Metrics, MetricsConfig};
 use crate::otlp::HostInfo;
-use crate::protocol::sql::fixture::{direction, Segment};
+use crate::protocol::fixture::{direction, Segment, CONN_NS, SEG_NS};
 use crate::protocol::{Describer, Protocols, Role};
 use crate::spans::{to_span, IdGenerator};
 use crate::stats::Stats;
 use crate::Config;
-
-/// Timestamps are `SEG_NS * (segment + 1) + piece`, plus `CONN_NS * connection`.
-pub(crate) const SEG_NS: u64 = 1_000_000;
-pub(crate) const CONN_NS: u64 = 1_000_000_000_000;
 
 const TGID: u32 = 4100;
 

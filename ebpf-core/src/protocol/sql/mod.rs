@@ -16,8 +16,6 @@ mod summary;
 mod telemetry;
 
 #[cfg(test)]
-pub(crate) mod fixture;
-#[cfg(test)]
 mod tests;
 
 pub use config::{QueryText, SqlProtocolConfig};

@@ -2,8 +2,8 @@
 //! connection tracker, the registry's parser and the description, as
 //! spans and metrics.
 
+use crate::protocol::fixture::{recording, Segment};
 use crate::protocol::replay::{attr, kind, replay, replay_with, whole, Side};
-use crate::protocol::sql::fixture::{recording, Segment};
 use crate::protocol::{Protocols, Role};
 
 const PORT: u16 = 9092;

@@ -3,7 +3,8 @@
 //! from both sides, and with segments lost.
 
 use super::*;
-use crate::protocol::sql::fixture::recording;
+use crate::protocol::fixture::{direction, random_split, recording};
+use crate::protocol::Chunk;
 
 fn descriptions(ops: &[MongoOperation]) -> Vec<String> {
     ops.iter().map(describe).collect()
@@ -90,17 +91,6 @@ fn any_split_and_either_side_give_the_same_operations() {
             assert_eq!(descriptions(&random), descriptions(&want), "{name} split at random");
         }
     }
-}
-
-fn random_split(rng: &mut fastrand::Rng, len: usize) -> Vec<usize> {
-    let mut parts = Vec::new();
-    let mut left = len;
-    while left > 0 {
-        let n = rng.usize(1..=left);
-        parts.push(n);
-        left -= n;
-    }
-    parts
 }
 
 /// An operation emitted under adverse conditions must be one of the clean

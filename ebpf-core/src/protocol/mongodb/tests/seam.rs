@@ -5,8 +5,8 @@
 use prost::Message;
 
 use super::message;
+use crate::protocol::fixture::{recording, Segment};
 use crate::protocol::replay::{attr, kind, replay, whole, Side};
-use crate::protocol::sql::fixture::{recording, Segment};
 
 const PORT: u16 = 27017;
 

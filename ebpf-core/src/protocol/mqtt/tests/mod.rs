@@ -1,14 +1,11 @@
 mod fixtures;
 mod seam;
 
-use crate::protocol::sql::fixture::{direction, Segment};
+use crate::protocol::fixture::{feed_chunks, Segment};
+pub(super) use crate::protocol::fixture::{whole, CONN_NS, SEG_NS};
 use crate::protocol::{Chunk, Role};
 
 use super::{MqttOperation, MqttParser, MqttStatus};
-
-/// Timestamps are `SEG_NS * (segment + 1) + piece`, plus `CONN_NS * connection`.
-pub(super) const SEG_NS: u64 = 1_000_000;
-pub(super) const CONN_NS: u64 = 1_000_000_000_000;
 
 /// Plays each connection of a recording in order through its own parser,
 /// from `role`'s side, each segment split by `split` and truncated to
@@ -23,25 +20,11 @@ pub(super) fn play(
     let mut unfinished = 0;
     for (c, segs) in conns.iter().enumerate() {
         let mut p = MqttParser::new();
-        for (i, seg) in segs.iter().enumerate() {
-            let dir = direction(seg, role);
-            let mut at = 0;
-            for (k, len) in split(i, seg.bytes.len()).into_iter().enumerate() {
-                let piece = &seg.bytes[at..at + len];
-                at += len;
-                let data = &piece[..piece.len().min(capture)];
-                let ts = CONN_NS * c as u64 + SEG_NS * (i as u64 + 1) + k as u64;
-                p.feed(&Chunk { ts_ns: ts, direction: dir, data, total_len: len as u64 }, &mut out);
-            }
-        }
-        p.close(CONN_NS * c as u64 + SEG_NS * (segs.len() as u64 + 1), &mut out);
+        let end = feed_chunks(segs, c, role, capture, split, &mut |chunk| p.feed(chunk, &mut out));
+        p.close(end, &mut out);
         unfinished += p.unfinished();
     }
     (out, unfinished)
-}
-
-pub(super) fn whole(_: usize, len: usize) -> Vec<usize> {
-    vec![len]
 }
 
 /// `COMMAND sent|recv [topic[/n]] [qN] [#id] [size=N] client STATUS`.

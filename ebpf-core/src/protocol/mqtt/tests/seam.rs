@@ -2,8 +2,8 @@
 //! tracker, the registry's parser and the description, as spans and
 //! metrics; and the broker's side, reading a CONNECT a byte at a time.
 
+use crate::protocol::fixture::{recording, Segment};
 use crate::protocol::replay::{attr, kind, replay, whole, Side};
-use crate::protocol::sql::fixture::{recording, Segment};
 
 const PORT: u16 = 1883;
 

@@ -1,7 +1,7 @@
 //! Hand-built packets for what the recorded clients do not negotiate.
 
 use super::*;
-use crate::protocol::Direction;
+use crate::protocol::{Chunk, Direction};
 
 fn packet(seq: u8, payload: &[u8]) -> Vec<u8> {
     let n = payload.len();

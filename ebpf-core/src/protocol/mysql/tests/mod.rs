@@ -2,13 +2,12 @@ mod edge;
 mod fixtures;
 mod seam;
 
-use crate::protocol::sql::fixture::{direction, Segment};
+use crate::protocol::fixture::{feed_chunks, Segment};
+pub(super) use crate::protocol::fixture::{whole, SEG_NS};
 use crate::protocol::sql::{DbCommand, DbOperation, DbStatus, SqlOptions};
-use crate::protocol::{Chunk, Role};
+use crate::protocol::Role;
 
 use super::MysqlParser;
-
-pub(super) const SEG_NS: u64 = 1_000_000;
 
 pub(super) fn play(
     segs: &[Segment],
@@ -18,25 +17,9 @@ pub(super) fn play(
 ) -> (Vec<DbOperation>, MysqlParser) {
     let mut p = MysqlParser::new(SqlOptions::default());
     let mut out = Vec::new();
-    for (i, seg) in segs.iter().enumerate() {
-        let dir = direction(seg, role);
-        let mut at = 0;
-        for (k, len) in split(i, seg.bytes.len()).into_iter().enumerate() {
-            let piece = &seg.bytes[at..at + len];
-            at += len;
-            let data = &piece[..piece.len().min(capture)];
-            p.feed(
-                &Chunk { ts_ns: SEG_NS * (i as u64 + 1) + k as u64, direction: dir, data, total_len: len as u64 },
-                &mut out,
-            );
-        }
-    }
+    feed_chunks(segs, 0, role, capture, split, &mut |chunk| p.feed(chunk, &mut out));
     p.close(&mut out);
     (out, p)
-}
-
-pub(super) fn whole(_: usize, len: usize) -> Vec<usize> {
-    vec![len]
 }
 
 pub(super) fn describe(op: &DbOperation) -> String {

@@ -8,8 +8,8 @@ use std::sync::atomic::Ordering::Relaxed;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 
+use crate::protocol::fixture::{duration_points, recording, str_attr, Segment, Traced};
 use crate::protocol::mysql::recognise;
-use crate::protocol::sql::fixture::{duration_points, recording, str_attr, Segment, Traced};
 use crate::protocol::{Direction, Hint, Recognition, Role};
 use crate::Config;
 

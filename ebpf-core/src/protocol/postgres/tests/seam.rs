@@ -5,7 +5,7 @@
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 
-use crate::protocol::sql::fixture::{duration_points, int_attr, recording, shapes, str_attr, Traced, SERVER_PORT};
+use crate::protocol::fixture::{duration_points, int_attr, recording, shapes, str_attr, Traced, SERVER_PORT};
 use crate::protocol::sql::QueryText;
 use crate::protocol::Role;
 use crate::Config;
@@ -222,7 +222,7 @@ fn requests_cut_by_lost_events_or_out_of_step_are_counted() {
     // A response that answers nothing asked: what was in flight is given up.
     let mut c = Traced::new(Role::Client, true, Config::default());
     c.play(&segs[..n + 1], false);
-    let parse_complete = crate::protocol::sql::fixture::Segment { from_client: false, bytes: b"1\0\0\0\x04".to_vec() };
+    let parse_complete = crate::protocol::fixture::Segment { from_client: false, bytes: b"1\0\0\0\x04".to_vec() };
     c.play(&[parse_complete], false);
     assert_eq!(c.stats.requests_unmatched.load(Relaxed), 1);
     // Followed again from the next request after a ReadyForQuery.

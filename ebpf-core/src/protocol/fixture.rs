@@ -1,7 +1,8 @@
-//! Recorded connections (`tests/fixtures/{postgres,mysql}/`) for the SQL
-//! parsers' tests: `NAME.req.bin` (client bytes), `NAME.resp.bin` (server
-//! bytes) and `NAME.segments` (`> N` / `< N` per recv, in order), turned
-//! into the chunks the syscall probes would produce, from either side.
+//! Recorded connections (`tests/fixtures/<protocol>/`) for the parsers'
+//! tests: `NAME.req.bin` (client bytes), `NAME.resp.bin` (server bytes) and
+//! `NAME.segments` (`> N` / `< N` per recv, in order), turned into the
+//! chunks the probes would produce, from either side, split into syscalls
+//! at will and cut to a capture size.
 
 use std::sync::Arc;
 
@@ -16,7 +17,7 @@ use crate::conntrack::{ConnTracker, Exchange};
 use crate::events::{ConnOpen, DataEvent, Header, Transport};
 use crate::metrics::{Metrics, MetricsConfig};
 use crate::otlp::HostInfo;
-use crate::protocol::{Describer, Direction, Protocols, Role};
+use crate::protocol::{Chunk, Describer, Direction, Protocols, Role};
 use crate::spans::{to_span, IdGenerator};
 use crate::stats::Stats;
 use crate::Config;
@@ -55,10 +56,60 @@ pub(crate) fn direction(seg: &Segment, role: Role) -> Direction {
     }
 }
 
+/// Timestamps of replayed chunks are `CONN_NS * connection + SEG_NS *
+/// (segment + 1) + piece`, so any split keeps a chunk's connection and
+/// segment recognisable.
+pub(crate) const SEG_NS: u64 = 1_000_000;
+pub(crate) const CONN_NS: u64 = 1_000_000_000_000;
+
+/// Feeds connection number `conn` of a recording to `feed` as the probes
+/// would report it from `role`'s side: each segment split into syscalls of
+/// the lengths `split(segment, len)` gives, each cut to `capture` bytes.
+/// Returns the time just after the last segment (for the parser's close).
+pub(crate) fn feed_chunks(
+    segs: &[Segment],
+    conn: usize,
+    role: Role,
+    capture: usize,
+    split: &mut dyn FnMut(usize, usize) -> Vec<usize>,
+    feed: &mut dyn FnMut(&Chunk),
+) -> u64 {
+    let base = CONN_NS * conn as u64;
+    for (i, seg) in segs.iter().enumerate() {
+        let direction = direction(seg, role);
+        let mut at = 0;
+        for (k, len) in split(i, seg.bytes.len()).into_iter().enumerate() {
+            let piece = &seg.bytes[at..at + len];
+            at += len;
+            let data = &piece[..piece.len().min(capture)];
+            let ts_ns = base + SEG_NS * (i as u64 + 1) + k as u64;
+            feed(&Chunk { ts_ns, direction, data, total_len: len as u64 });
+        }
+    }
+    base + SEG_NS * (segs.len() as u64 + 1)
+}
+
+/// One syscall per segment.
+pub(crate) fn whole(_: usize, len: usize) -> Vec<usize> {
+    vec![len]
+}
+
+/// `len` bytes in syscalls of random lengths.
+pub(crate) fn random_split(rng: &mut fastrand::Rng, len: usize) -> Vec<usize> {
+    let mut parts = Vec::new();
+    let mut left = len;
+    while left > 0 {
+        let n = rng.usize(1..=left);
+        parts.push(n);
+        left -= n;
+    }
+    parts
+}
+
 /// Loads `tests/fixtures/<dir>/<name>.*` at compile time.
 macro_rules! recording {
     ($dir:literal, $name:literal) => {
-        $crate::protocol::sql::fixture::segments(
+        $crate::protocol::fixture::segments(
             include_bytes!(concat!("../../../../tests/fixtures/", $dir, "/", $name, ".req.bin")),
             include_bytes!(concat!("../../../../tests/fixtures/", $dir, "/", $name, ".resp.bin")),
             include_str!(concat!("../../../../tests/fixtures/", $dir, "/", $name, ".segments")),
