@@ -8,6 +8,7 @@
 //! connection's parser into a failed state.
 
 pub mod db;
+pub(crate) mod decoded;
 #[cfg(test)]
 mod example;
 #[cfg(test)]

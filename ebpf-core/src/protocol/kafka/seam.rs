@@ -17,7 +17,8 @@ use std::sync::Arc;
 
 use super::parser::request_start;
 use super::{KafkaOperation, KafkaParser, TopicNames};
-use crate::protocol::{Chunk, Direction, Hint, Parser, ParserContext, Progress, Recognition, Record, Role};
+use crate::protocol::decoded::{Decoded, Decoder};
+use crate::protocol::{Chunk, Direction, Hint, Parser, ParserContext, Recognition, Record, Role};
 
 /// Kafka's well-known port: a hint for connections joined mid-way.
 pub const PORT: u16 = 9092;
@@ -52,15 +53,25 @@ fn looks_like_response(b: &[u8]) -> bool {
 }
 
 /// The registry's constructor: the topic names come from the registry's
-/// shared state (one map per receiver).
+/// shared state (one map per receiver). The decoder follows the connection
+/// from its start when the kernel saw it open; joined mid-way, the port
+/// tells the role, else the direction of the request the recogniser found
+/// (a response can look like a request, so the port comes first).
 pub fn new_parser(ctx: &ParserContext) -> Box<dyn Parser> {
-    Box::new(KafkaConn {
-        names: ctx.shared::<TopicNames>().unwrap_or_default(),
-        role: ctx.role,
-        port_role: ctx.role_on_port(PORT),
-        parser: None,
-        ops: Vec::new(),
-        reported: 0,
+    let names = ctx.shared::<TopicNames>().unwrap_or_default();
+    let (role, port_role) = (ctx.role, ctx.role_on_port(PORT));
+    Decoded::boxed(move |chunk| match role {
+        Some(_) => Some(KafkaParser::new(names)),
+        None => {
+            let request = request_start(chunk.data, chunk.total_len) != Some(false);
+            let role = match (port_role, request, chunk.direction) {
+                (Some(role), ..) => role,
+                (None, true, Direction::Egress) => Role::Client,
+                (None, true, Direction::Ingress) => Role::Server,
+                (None, false, _) => return None,
+            };
+            Some(KafkaParser::joined(names, role))
+        }
     })
 }
 
@@ -69,82 +80,33 @@ pub fn shared() -> crate::protocol::SharedState {
     Arc::new(TopicNames::new())
 }
 
-/// One connection: the decoder, made on the first chunk (followed from its
-/// start when the kernel saw it open, else joined mid-way).
-#[derive(Debug)]
-struct KafkaConn {
-    names: Arc<TopicNames>,
-    role: Option<Role>,
-    /// The role the port tells, for a connection joined mid-way.
-    port_role: Option<Role>,
-    parser: Option<KafkaParser>,
-    ops: Vec<KafkaOperation>,
-    /// Unanswered requests already handed over by `dropped`.
-    reported: u64,
-}
+impl Decoder for KafkaParser {
+    type Op = KafkaOperation;
 
-impl KafkaConn {
-    fn emit(&mut self, out: &mut Vec<Record>) {
-        out.extend(self.ops.drain(..).map(Record::Kafka));
-    }
-}
-
-impl Parser for KafkaConn {
-    fn feed(&mut self, chunk: &Chunk<'_>, out: &mut Vec<Record>) -> Progress {
-        let parser = match &mut self.parser {
-            Some(p) => p,
-            None => {
-                let p = match self.role {
-                    Some(_) => KafkaParser::new(self.names.clone()),
-                    None => {
-                        // Older than the receiver: the port says the role,
-                        // else the direction of the request the recogniser
-                        // found (a response can look like a request, so
-                        // the port comes first).
-                        let request = request_start(chunk.data, chunk.total_len) != Some(false);
-                        let role = match (self.port_role, request, chunk.direction) {
-                            (Some(role), ..) => role,
-                            (None, true, Direction::Egress) => Role::Client,
-                            (None, true, Direction::Ingress) => Role::Server,
-                            (None, false, _) => return Progress::Failed,
-                        };
-                        KafkaParser::joined(self.names.clone(), role)
-                    }
-                };
-                self.parser.insert(p)
-            }
-        };
-        parser.feed(chunk, &mut self.ops);
-        let done = parser.is_done();
-        self.emit(out);
-        if done {
-            Progress::Failed
-        } else {
-            Progress::Continue
-        }
+    fn feed(&mut self, chunk: &Chunk<'_>, out: &mut Vec<KafkaOperation>) {
+        KafkaParser::feed(self, chunk, out)
     }
 
-    fn gap(&mut self, _out: &mut Vec<Record>) -> usize {
+    fn gap(&mut self) {
         // Requests in flight stay: a response names its request by id, so
         // one after the gap still finds it; those whose responses were lost
-        // are found out later and handed over by `dropped`.
-        if let Some(p) = &mut self.parser {
-            p.gap();
-        }
-        0
+        // are found out later.
+        KafkaParser::gap(self)
     }
 
-    fn close(&mut self, ts_ns: u64, out: &mut Vec<Record>) {
-        if let Some(p) = &mut self.parser {
-            p.close(ts_ns, &mut self.ops);
-        }
-        self.emit(out);
+    fn close(&mut self, ts_ns: u64, out: &mut Vec<KafkaOperation>) {
+        KafkaParser::close(self, ts_ns, out)
     }
 
-    fn dropped(&mut self) -> u64 {
-        let total = self.parser.as_ref().map_or(0, KafkaParser::unanswered);
-        let new = total - self.reported;
-        self.reported = total;
-        new
+    fn is_done(&self) -> bool {
+        KafkaParser::is_done(self)
+    }
+
+    fn given_up(&self) -> u64 {
+        self.unanswered()
+    }
+
+    fn record(op: KafkaOperation) -> Record {
+        Record::Kafka(op)
     }
 }

@@ -12,8 +12,9 @@
 
 use super::parser::{head, header_fields, request_start, MAX_MESSAGE};
 use super::{MongoOperation, MongoParser, OP_COMPRESSED, OP_MSG, OP_REPLY};
+use crate::protocol::decoded::{Decoded, Decoder};
 use crate::protocol::lenframe::Head;
-use crate::protocol::{Chunk, Direction, Hint, Parser, ParserContext, Progress, Recognition, Record, Role};
+use crate::protocol::{Chunk, Direction, Hint, Parser, ParserContext, Recognition, Record, Role};
 
 /// MongoDB's well-known port: a hint for connections joined mid-way.
 pub const PORT: u16 = 27017;
@@ -56,89 +57,52 @@ fn looks_like_reply(b: &[u8]) -> bool {
     response_to != 0 && matches!(op, OP_MSG | OP_REPLY | OP_COMPRESSED)
 }
 
-/// The registry's constructor.
+/// The registry's constructor: the decoder follows the connection from its
+/// start when the kernel saw it open; joined mid-way, a request tells the
+/// role by its direction, else the port does.
 pub fn new_parser(ctx: &ParserContext) -> Box<dyn Parser> {
-    Box::new(MongoConn {
-        role: ctx.role,
-        port_role: ctx.role_on_port(PORT),
-        parser: None,
-        ops: Vec::new(),
-        reported: 0,
+    let (role, port_role) = (ctx.role, ctx.role_on_port(PORT));
+    Decoded::boxed(move |chunk| match role {
+        Some(_) => Some(MongoParser::new()),
+        None => {
+            let request = start(chunk.data) != Some(false);
+            let role = match (request, chunk.direction) {
+                (true, Direction::Egress) => Role::Client,
+                (true, Direction::Ingress) => Role::Server,
+                (false, _) => port_role?,
+            };
+            Some(MongoParser::joined(role))
+        }
     })
 }
 
-/// One connection: the decoder, made on the first chunk (followed from its
-/// start when the kernel saw it open, else joined mid-way).
-#[derive(Debug)]
-struct MongoConn {
-    role: Option<Role>,
-    port_role: Option<Role>,
-    parser: Option<MongoParser>,
-    ops: Vec<MongoOperation>,
-    /// Unanswered requests already handed over by `dropped`.
-    reported: u64,
-}
+impl Decoder for MongoParser {
+    type Op = MongoOperation;
 
-impl MongoConn {
-    fn emit(&mut self, out: &mut Vec<Record>) {
-        out.extend(self.ops.drain(..).map(Record::Mongo));
-    }
-}
-
-impl Parser for MongoConn {
-    fn feed(&mut self, chunk: &Chunk<'_>, out: &mut Vec<Record>) -> Progress {
-        let parser = match &mut self.parser {
-            Some(p) => p,
-            None => {
-                let p = match self.role {
-                    Some(_) => MongoParser::new(),
-                    None => {
-                        let request = start(chunk.data) != Some(false);
-                        let role = match (request, chunk.direction) {
-                            (true, Direction::Egress) => Role::Client,
-                            (true, Direction::Ingress) => Role::Server,
-                            (false, _) => match self.port_role {
-                                Some(role) => role,
-                                None => return Progress::Failed,
-                            },
-                        };
-                        MongoParser::joined(role)
-                    }
-                };
-                self.parser.insert(p)
-            }
-        };
-        parser.feed(chunk, &mut self.ops);
-        let done = parser.is_done();
-        self.emit(out);
-        if done {
-            Progress::Failed
-        } else {
-            Progress::Continue
-        }
+    fn feed(&mut self, chunk: &Chunk<'_>, out: &mut Vec<MongoOperation>) {
+        MongoParser::feed(self, chunk, out)
     }
 
-    fn gap(&mut self, _out: &mut Vec<Record>) -> usize {
+    fn gap(&mut self) {
         // Requests in flight stay: a reply names its request, so one after
         // the gap still finds it; those whose replies were lost are found
-        // out later (or at close) and handed over by `dropped`.
-        if let Some(p) = &mut self.parser {
-            p.gap();
-        }
-        0
+        // out later (or at close).
+        MongoParser::gap(self)
     }
 
-    fn close(&mut self, ts_ns: u64, out: &mut Vec<Record>) {
-        if let Some(p) = &mut self.parser {
-            p.close(ts_ns, &mut self.ops);
-        }
-        self.emit(out);
+    fn close(&mut self, ts_ns: u64, out: &mut Vec<MongoOperation>) {
+        MongoParser::close(self, ts_ns, out)
     }
 
-    fn dropped(&mut self) -> u64 {
-        let total = self.parser.as_ref().map_or(0, MongoParser::unanswered);
-        let new = total - self.reported;
-        self.reported = total;
-        new
+    fn is_done(&self) -> bool {
+        MongoParser::is_done(self)
+    }
+
+    fn given_up(&self) -> u64 {
+        self.unanswered()
+    }
+
+    fn record(op: MongoOperation) -> Record {
+        Record::Mongo(op)
     }
 }

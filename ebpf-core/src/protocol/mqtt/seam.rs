@@ -13,8 +13,9 @@
 use super::packet::{head, CONNECT};
 use super::parser::frames_exactly;
 use super::{looks_like_connect, MqttOperation, MqttParser};
+use crate::protocol::decoded::{Decoded, Decoder};
 use crate::protocol::lenframe::Head;
-use crate::protocol::{Chunk, Hint, Parser, ParserContext, Progress, Recognition, Record, Role};
+use crate::protocol::{Chunk, Hint, Parser, ParserContext, Recognition, Record};
 
 /// MQTT's well-known port (plaintext): a hint for connections joined mid-way.
 pub const PORT: u16 = 1883;
@@ -67,75 +68,45 @@ fn connect_start(b: &[u8]) -> Option<bool> {
     }
 }
 
-/// The registry's constructor.
+/// The registry's constructor: the decoder follows the connection from its
+/// CONNECT when there is one; joined mid-way, the port tells the role.
 pub fn new_parser(ctx: &ParserContext) -> Box<dyn Parser> {
-    Box::new(MqttConn { role: ctx.role, port_role: ctx.role_on_port(PORT), parser: None, ops: Vec::new(), reported: 0 })
-}
-
-/// One connection: the decoder, made on the first chunk (from the CONNECT
-/// when there is one, else joined mid-way).
-#[derive(Debug)]
-struct MqttConn {
-    role: Option<Role>,
-    port_role: Option<Role>,
-    parser: Option<MqttParser>,
-    ops: Vec<MqttOperation>,
-    /// Unfinished flows already handed over by `dropped`.
-    reported: u64,
-}
-
-impl MqttConn {
-    fn emit(&mut self, out: &mut Vec<Record>) {
-        out.extend(self.ops.drain(..).map(Record::Mqtt));
-    }
-}
-
-impl Parser for MqttConn {
-    fn feed(&mut self, chunk: &Chunk<'_>, out: &mut Vec<Record>) -> Progress {
-        let parser = match &mut self.parser {
-            Some(p) => p,
-            None => {
-                let p = if self.role.is_some() || connect_start(chunk.data) != Some(false) {
-                    MqttParser::new()
-                } else {
-                    match self.port_role {
-                        Some(role) => MqttParser::joined(role),
-                        None => return Progress::Failed,
-                    }
-                };
-                self.parser.insert(p)
-            }
-        };
-        parser.feed(chunk, &mut self.ops);
-        let done = parser.is_done();
-        self.emit(out);
-        if done {
-            Progress::Failed
+    let (role, port_role) = (ctx.role, ctx.role_on_port(PORT));
+    Decoded::boxed(move |chunk| {
+        if role.is_some() || connect_start(chunk.data) != Some(false) {
+            Some(MqttParser::new())
         } else {
-            Progress::Continue
+            port_role.map(MqttParser::joined)
         }
+    })
+}
+
+impl Decoder for MqttParser {
+    type Op = MqttOperation;
+
+    fn feed(&mut self, chunk: &Chunk<'_>, out: &mut Vec<MqttOperation>) {
+        MqttParser::feed(self, chunk, out)
     }
 
-    fn gap(&mut self, _out: &mut Vec<Record>) -> usize {
-        // The decoder forgets the flows in progress (a packet identifier may
-        // have been reused meanwhile): handed over by `dropped`.
-        if let Some(p) = &mut self.parser {
-            p.gap();
-        }
-        0
+    fn gap(&mut self) {
+        // The flows in progress are forgotten (a packet identifier may have
+        // been reused meanwhile), and given up.
+        MqttParser::gap(self)
     }
 
-    fn close(&mut self, ts_ns: u64, out: &mut Vec<Record>) {
-        if let Some(p) = &mut self.parser {
-            p.close(ts_ns, &mut self.ops);
-        }
-        self.emit(out);
+    fn close(&mut self, ts_ns: u64, out: &mut Vec<MqttOperation>) {
+        MqttParser::close(self, ts_ns, out)
     }
 
-    fn dropped(&mut self) -> u64 {
-        let total = self.parser.as_ref().map_or(0, MqttParser::unfinished);
-        let new = total - self.reported;
-        self.reported = total;
-        new
+    fn is_done(&self) -> bool {
+        MqttParser::is_done(self)
+    }
+
+    fn given_up(&self) -> u64 {
+        self.unfinished()
+    }
+
+    fn record(op: MqttOperation) -> Record {
+        Record::Mqtt(op)
     }
 }
