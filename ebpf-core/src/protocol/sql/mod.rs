@@ -16,6 +16,8 @@ mod summary;
 mod telemetry;
 
 #[cfg(test)]
+pub(crate) mod checks;
+#[cfg(test)]
 mod tests;
 
 pub use config::{QueryText, SqlProtocolConfig};

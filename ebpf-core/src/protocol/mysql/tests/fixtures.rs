@@ -3,8 +3,7 @@
 //! sizes, from both sides, and with segments lost.
 
 use super::*;
-use crate::protocol::fixture::{direction, random_split, recording};
-use crate::protocol::Chunk;
+use crate::protocol::fixture::recording;
 
 fn all() -> Vec<(&'static str, Vec<Segment>)> {
     vec![
@@ -111,88 +110,15 @@ fn compressed_tls_and_failed_login_give_nothing() {
 /// split into syscalls.
 #[test]
 fn any_split_and_either_side_give_the_same_operations() {
-    for (name, segs) in all() {
-        let (want, _) = play(&segs, Role::Client, usize::MAX, &mut whole);
-        let (server, _) = play(&segs, Role::Server, usize::MAX, &mut whole);
-        assert_eq!(descriptions(&server), descriptions(&want), "{name} from the server");
-        assert!(server.iter().all(|o| o.role == Role::Server));
-        let (bytewise, _) = play(&segs, Role::Client, usize::MAX, &mut |_, len| vec![1; len]);
-        assert_eq!(descriptions(&bytewise), descriptions(&want), "{name} byte by byte");
-        let mut rng = fastrand::Rng::with_seed(7);
-        for _ in 0..20 {
-            let (random, _) = play(&segs, Role::Client, usize::MAX, &mut |_, len| random_split(&mut rng, len));
-            assert_eq!(descriptions(&random), descriptions(&want), "{name} split at random");
-        }
-    }
-}
-
-/// An operation emitted under adverse conditions must be one of those of the
-/// clean run, in order: same request segment, same command, same text (or
-/// a cut prefix of it), same status (or Unknown), never invented.
-fn assert_subsequence(name: &str, got: &[DbOperation], want: &[DbOperation]) {
-    let mut w = want.iter();
-    for g in got {
-        let found = w.by_ref().find(|c| {
-            c.start_ns / SEG_NS == g.start_ns / SEG_NS
-                && c.command == g.command
-                && match (&g.query, &c.query) {
-                    (Some(gq), Some(cq)) => gq.text == cq.text || (gq.truncated && cq.text.starts_with(&*gq.text)),
-                    (None, _) => true,
-                    _ => false,
-                }
-                && (g.status == c.status
-                    || g.status == DbStatus::Unknown
-                    // An error whose SQLSTATE was past the capture.
-                    || matches!((&g.status, &c.status), (DbStatus::Error(ge), DbStatus::Error(_)) if ge.code == "_OTHER"))
-        });
-        assert!(found.is_some(), "{name}: {} is not among the clean run's operations", describe(g));
-    }
+    checks::same_from_either_side_and_any_split::<MysqlParser>(&all(), describe);
 }
 
 #[test]
 fn truncated_captures_never_invent_operations() {
-    for (name, segs) in all() {
-        let (want, _) = play(&segs, Role::Client, usize::MAX, &mut whole);
-        for capture in [0, 1, 5, 16, 64, 100, 256, 1024] {
-            let (got, _) = play(&segs, Role::Client, capture, &mut whole);
-            assert_subsequence(&format!("{name} capture {capture}"), &got, &want);
-            if capture >= 1024 {
-                assert_eq!(got.len(), want.len(), "{name}: all operations at capture {capture}");
-            }
-        }
-    }
+    checks::truncation_invents_nothing::<MysqlParser>(&all(), describe);
 }
 
 #[test]
 fn lost_segments_never_invent_operations_and_recover() {
-    for (name, segs) in all() {
-        let (want, _) = play(&segs, Role::Client, usize::MAX, &mut whole);
-        for lost in 0..segs.len() {
-            let mut p = MysqlParser::new(SqlOptions::default());
-            let mut got = Vec::new();
-            for (i, seg) in segs.iter().enumerate() {
-                if i == lost {
-                    p.gap();
-                    continue;
-                }
-                let data = &seg.bytes;
-                p.feed(
-                    &Chunk {
-                        ts_ns: SEG_NS * (i as u64 + 1),
-                        direction: direction(seg, Role::Client),
-                        data,
-                        total_len: data.len() as u64,
-                    },
-                    &mut got,
-                );
-            }
-            p.close(&mut got);
-            assert_subsequence(&format!("{name} without segment {lost}"), &got, &want);
-            // A gap well before the end is recovered from: the last
-            // operations still come out.
-            if want.len() > 50 && lost + 20 < segs.len() && lost > 8 {
-                assert_eq!(got.last().map(describe), want.last().map(describe), "{name} after losing {lost}");
-            }
-        }
-    }
+    checks::lost_segments_invent_nothing_and_recover::<MysqlParser>(&all(), describe);
 }

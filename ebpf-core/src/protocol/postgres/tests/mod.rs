@@ -1,12 +1,31 @@
 mod fixtures;
 mod seam;
 
-use crate::protocol::fixture::{feed_chunks, Segment};
-pub(super) use crate::protocol::fixture::{whole, SEG_NS};
+pub(super) use crate::protocol::fixture::whole;
+use crate::protocol::fixture::Segment;
+use crate::protocol::sql::checks::{self, SqlWire};
 use crate::protocol::sql::{DbCommand, DbOperation, DbStatus, SqlOptions};
-use crate::protocol::Role;
+use crate::protocol::{Chunk, Role};
 
 use super::PgParser;
+
+impl SqlWire for PgParser {
+    fn fresh() -> Self {
+        PgParser::new(SqlOptions::default())
+    }
+
+    fn feed(&mut self, chunk: &Chunk<'_>, out: &mut Vec<DbOperation>) {
+        PgParser::feed(self, chunk, out)
+    }
+
+    fn gap(&mut self) {
+        PgParser::gap(self)
+    }
+
+    fn close(&mut self, out: &mut Vec<DbOperation>) {
+        PgParser::close(self, out)
+    }
+}
 
 /// Plays segments as chunks from `role`'s side, each split by `split` into
 /// pieces and truncated to `capture` bytes (total length kept).
@@ -16,11 +35,7 @@ pub(super) fn play(
     capture: usize,
     split: &mut dyn FnMut(usize, usize) -> Vec<usize>,
 ) -> (Vec<DbOperation>, PgParser) {
-    let mut p = PgParser::new(SqlOptions::default());
-    let mut out = Vec::new();
-    feed_chunks(segs, 0, role, capture, split, &mut |chunk| p.feed(chunk, &mut out));
-    p.close(&mut out);
-    (out, p)
+    checks::play(segs, role, capture, split)
 }
 
 /// A short description of an operation for assertions.
