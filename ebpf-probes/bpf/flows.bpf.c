@@ -57,6 +57,117 @@ static __always_inline void flow_addr(__u8 dst[16], __be32 v4, const struct in6_
 	}
 }
 
+/* The iterator's tcp_sock counters in two copies rather than seven reads.
+ * Since 6.8 the kernel groups them by cache line (on 6.18 segs_out to
+ * segs_in lie within 228 bytes, bytes_retrans and total_retrans within
+ * 12): one bpf_probe_read_kernel per group is one helper call, and the CPU
+ * fetches the group's lines together. Offsets are the running kernel's
+ * (CO-RE); a group spread wider than its buffer (older layouts) is read
+ * field by field. */
+struct tcp_counters {
+	__u64 bytes_sent;     /* raw: first transmissions and retransmissions */
+	__u64 bytes_retrans;
+	__u64 bytes_received; /* raw: a received FIN included */
+	__u32 segs_in;
+	__u32 segs_out;
+	__u32 total_retrans;
+	__u32 srtt_us;        /* the kernel's: microseconds << 3 */
+};
+
+#define TP_OFF(f) ((__u32)bpf_core_field_offset(struct tcp_sock, f))
+#define TP_END(f) (TP_OFF(f) + (__u32)bpf_core_field_size(struct tcp_sock, f))
+#define SPAN_A 256
+#define SPAN_B 32
+
+static __always_inline __u32 min_u32(__u32 a, __u32 b)
+{
+	return a < b ? a : b;
+}
+
+static __always_inline __u32 max_u32(__u32 a, __u32 b)
+{
+	return a > b ? a : b;
+}
+
+/* The field's index in the copy, computed as a number first: the verifier
+ * refuses a stack pointer less a register, which is what the compiler makes
+ * of `buf + off - lo` otherwise. */
+static __always_inline __u32 span_index(__u32 off, __u32 lo)
+{
+	__u32 i = off - lo;
+	asm volatile("" : "+r"(i));
+	return i;
+}
+
+#define SPAN_GET(type, buf, lo, f) (*(const type *)((buf) + span_index(TP_OFF(f), (lo))))
+
+static __always_inline void read_tcp_counters(const struct tcp_sock *tp, struct tcp_counters *c)
+{
+	const __u8 *base = (const __u8 *)tp;
+	__u32 lo = min_u32(min_u32(TP_OFF(segs_out), TP_OFF(bytes_sent)),
+			   min_u32(min_u32(TP_OFF(srtt_us), TP_OFF(bytes_received)), TP_OFF(segs_in))) & ~7u;
+	__u32 hi = max_u32(max_u32(TP_END(segs_out), TP_END(bytes_sent)),
+			   max_u32(max_u32(TP_END(srtt_us), TP_END(bytes_received)), TP_END(segs_in)));
+	if (hi - lo <= SPAN_A) {
+		__u8 buf[SPAN_A];
+		bpf_probe_read_kernel(buf, hi - lo, base + lo);
+		c->segs_out = SPAN_GET(__u32, buf, lo, segs_out);
+		c->bytes_sent = SPAN_GET(__u64, buf, lo, bytes_sent);
+		c->srtt_us = SPAN_GET(__u32, buf, lo, srtt_us);
+		c->bytes_received = SPAN_GET(__u64, buf, lo, bytes_received);
+		c->segs_in = SPAN_GET(__u32, buf, lo, segs_in);
+	} else {
+		c->segs_out = BPF_CORE_READ(tp, segs_out);
+		c->bytes_sent = BPF_CORE_READ(tp, bytes_sent);
+		c->srtt_us = BPF_CORE_READ(tp, srtt_us);
+		c->bytes_received = BPF_CORE_READ(tp, bytes_received);
+		c->segs_in = BPF_CORE_READ(tp, segs_in);
+	}
+	lo = min_u32(TP_OFF(bytes_retrans), TP_OFF(total_retrans)) & ~7u;
+	hi = max_u32(TP_END(bytes_retrans), TP_END(total_retrans));
+	if (hi - lo <= SPAN_B) {
+		__u8 buf[SPAN_B];
+		bpf_probe_read_kernel(buf, hi - lo, base + lo);
+		c->bytes_retrans = SPAN_GET(__u64, buf, lo, bytes_retrans);
+		c->total_retrans = SPAN_GET(__u32, buf, lo, total_retrans);
+	} else {
+		c->bytes_retrans = BPF_CORE_READ(tp, bytes_retrans);
+		c->total_retrans = BPF_CORE_READ(tp, total_retrans);
+	}
+}
+
+/* An address of the iterator's socket, read directly (the socket pointer
+ * is typed: its sock_common fields need no helper call). */
+static __always_inline void iter_addr(__u8 dst[16], __be32 v4, const struct in6_addr *v6, __u16 family)
+{
+	__u32 *d = (__u32 *)dst;
+	if (family == AF_INET) {
+		d[0] = 0;
+		d[1] = 0;
+		d[2] = bpf_htonl(0xffff);
+		d[3] = v4;
+	} else {
+		d[0] = v6->in6_u.u6_addr32[0];
+		d[1] = v6->in6_u.u6_addr32[1];
+		d[2] = v6->in6_u.u6_addr32[2];
+		d[3] = v6->in6_u.u6_addr32[3];
+	}
+}
+
+/* A TCP socket's proto is tcp_prot ("TCP") or tcpv6_prot ("TCPv6"), one
+ * struct for all of them and so always in cache, where sk_protocol sits on a
+ * cache line of its own that the pass would read for nothing else.
+ * (MPTCP, SCTP and UDP sockets have other protos.) */
+static __always_inline int is_tcp_proto(const struct proto *prot)
+{
+	if (!prot)
+		return 0;
+	__u32 head = *(const __u32 *)prot->name;
+	if (head == 0x00504354) /* "TCP\0" */
+		return 1;
+	return head == 0x76504354 /* "TCPv" */ && prot->name[4] == '6' && prot->name[5] == 0;
+}
+
 SEC("iter/task_file")
 int oe_flows_task_file(struct bpf_iter__task_file *ctx)
 {
@@ -75,43 +186,49 @@ int oe_flows_task_file(struct bpf_iter__task_file *ctx)
 	if (!sk)
 		return 0;
 	__u16 family = sk->__sk_common.skc_family;
-	if ((family != AF_INET && family != AF_INET6) || sk->sk_protocol != IPPROTO_TCP_NUM)
+	if ((family != AF_INET && family != AF_INET6) || !is_tcp_proto(sk->__sk_common.skc_prot))
 		return 0;
 	__u8 state = sk->__sk_common.skc_state;
 	/* Not connected yet: nothing to count. */
 	if (state == TCP_SYN_SENT)
 		return 0;
 	/* `sk` is an untrusted pointer here (read from the file's socket):
-	 * helpers that take a socket refuse it, so its fields are read with
-	 * CO-RE reads. A TCP socket of an inet family is a tcp_sock. */
-	const struct tcp_sock *tp = (const struct tcp_sock *)sk;
+	 * helpers that take a socket refuse it, and a cast to tcp_sock loses
+	 * its type, so the tcp_sock counters are copied with CO-RE offsets. A
+	 * TCP socket of an inet family is a tcp_sock. */
+	struct tcp_counters c = {};
+	if (state != TCP_LISTEN)
+		read_tcp_counters((const struct tcp_sock *)sk, &c);
 	/* Closed (a reset, or never connected) but still held: reported while
 	 * it has counters, so that its destruction is matched with this pass
 	 * rather than counted again in full. */
-	if (state == TCP_CLOSE && BPF_CORE_READ(tp, bytes_sent) == 0 && BPF_CORE_READ(tp, bytes_received) == 0)
+	if (state == TCP_CLOSE && c.bytes_sent == 0 && c.bytes_received == 0)
 		return 0;
 	struct oe_flow_sock rec = {};
 	/* Zero when nothing asked for it yet (a socket older than the probes
 	 * that none of ours has touched): userspace then keys it by its
 	 * addresses. bpf_get_socket_cookie would make one, but refuses an
 	 * untrusted pointer. */
-	rec.cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
+	rec.cookie = sk->__sk_common.skc_cookie.counter;
 	rec.tgid = tgid;
-	rec.netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	rec.netns = sk->__sk_common.skc_net.net->ns.inum;
 	rec.family = family;
 	rec.state = state;
 	rec.protocol = OE_FLOW_TCP;
 	rec.local_port = sk->__sk_common.skc_num;
 	rec.peer_port = bpf_ntohs(sk->__sk_common.skc_dport);
-	flow_addr(rec.local_addr, sk->__sk_common.skc_rcv_saddr, &sk->__sk_common.skc_v6_rcv_saddr, family);
-	flow_addr(rec.peer_addr, sk->__sk_common.skc_daddr, &sk->__sk_common.skc_v6_daddr, family);
+	iter_addr(rec.local_addr, sk->__sk_common.skc_rcv_saddr, &sk->__sk_common.skc_v6_rcv_saddr, family);
+	iter_addr(rec.peer_addr, sk->__sk_common.skc_daddr, &sk->__sk_common.skc_v6_daddr, family);
 	if (state != TCP_LISTEN) {
-		rec.bytes_sent = payload_sent(tp);
-		rec.bytes_received = payload_received(sk);
-		rec.segs_in = BPF_CORE_READ(tp, segs_in);
-		rec.segs_out = BPF_CORE_READ(tp, segs_out);
-		rec.total_retrans = BPF_CORE_READ(tp, total_retrans);
-		rec.srtt_us = BPF_CORE_READ(tp, srtt_us) >> 3;
+		/* Payload only, as payload_sent/payload_received. */
+		rec.bytes_sent = c.bytes_sent - c.bytes_retrans;
+		rec.bytes_received = c.bytes_received;
+		if ((sk->__sk_common.skc_flags & (1UL << SOCK_DONE)) && c.bytes_received > 0)
+			rec.bytes_received -= 1;
+		rec.segs_in = c.segs_in;
+		rec.segs_out = c.segs_out;
+		rec.total_retrans = c.total_retrans;
+		rec.srtt_us = c.srtt_us >> 3;
 	}
 	bpf_seq_write(ctx->meta->seq, &rec, sizeof(rec));
 	return 0;
