@@ -6,7 +6,9 @@ demo server with no sleep), runs interleaved rounds of four modes — no
 receiver, receiver (traces), receiver with every signal, receiver (traces) with
 the load generator excluded so that only the server side is traced — and
 reports medians (a fifth mode, *idle*, attaches the probes but selects no
-process: the cost of being attached before any work):
+process: the cost of being attached before any work; a sixth, *noflows*,
+is the defaults less network flows, so that *all* against it is what flows
+cost a server):
 throughput ratio, p50/p99 latency ratio, and the receiver's CPU per 1,000
 requests, split into kernel-side BPF run time (kernel.bpf_stats_enabled) and
 userspace CPU of the host process (/proc/<pid>/stat), with BPF program runs
@@ -61,6 +63,9 @@ BASE_MODES = {
     # the workload before any work is done: the floor under the other modes.
     "idle": '{"metrics": {"enabled": false}, "tls": {"enabled": false}, '
             '"selection": {"include": {"exe_paths": ["/nonexistent/*"]}}}',
+    # The defaults less network flows: against *all* (flows on, the default),
+    # what flows cost a server (target: throughput ratio >= 0.99).
+    "noflows": '{"flows": {"enabled": false}}',
 }
 
 
@@ -75,7 +80,7 @@ MODES.update({m: with_data_path(c, "socket") for m, c in BASE_MODES.items()})
 MODES.update({f"{m}-syscall": with_data_path(c, "syscall") for m, c in BASE_MODES.items()})
 # What `make bench` runs: both paths' floor and server-side cost, the
 # socket path's full modes.
-DEFAULT_MODES = ["idle", "idle-syscall", "server", "server-syscall", "traces", "all"]
+DEFAULT_MODES = ["idle", "idle-syscall", "server", "server-syscall", "traces", "all", "noflows"]
 
 
 def start_host(mode, args):
@@ -225,7 +230,8 @@ def main():
     finally:
         subprocess.run(["sysctl", "-qw", "kernel.bpf_stats_enabled=0"])
         shutil.rmtree(work, ignore_errors=True)
-    report = render_paths(results) + "\n" + render(results, args) + "\n" + render_half(half, args)
+    report = render_paths(results) + "\n" + render_flows(results) + render(results, args) + "\n" + \
+        render_half(half, args)
     print(report)
     if args.out:
         with open(args.out, "w") as f:
@@ -296,6 +302,29 @@ def render_paths(results):
                 cells += ["—"] * 4
             lines.append(f"| {server} | {path} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def render_flows(results):
+    """Network flows on (*all*, the defaults) against off (*noflows*, the
+    defaults less flows), everything else the same: target >= 0.99."""
+    lines = ["Network flows on vs off (all vs noflows; target: throughput ratio >= 0.99):", ""]
+    lines.append("| server | flows on req/s | flows off req/s | throughput ratio | p99 ratio | "
+                 "BPF ns/req on | BPF ns/req off |")
+    lines.append("|---|---|---|---|---|---|---|")
+    found = False
+    for server, runs in results.items():
+        on, off = runs.get("all"), runs.get("noflows")
+        if not on or not off:
+            continue
+        found = True
+
+        def per_req(rs):
+            return sum(r["bpf_ns"] for r in rs) / max(1, sum(r["requests"] for r in rs))
+
+        lines.append(f"| {server} | {med(on, 'rps'):.0f} | {med(off, 'rps'):.0f} | "
+                     f"{med(on, 'rps') / med(off, 'rps'):.3f} | {med(on, 'p99_us') / med(off, 'p99_us'):.2f} | "
+                     f"{per_req(on):.0f} | {per_req(off):.0f} |")
+    return "\n".join(lines) + "\n\n" if found else ""
 
 
 def render_half(half, args):
