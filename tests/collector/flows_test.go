@@ -347,8 +347,11 @@ func TestFlowsTransferAndRefusal(t *testing.T) {
 	assert.Equal(t, 1.0, lastValue(c, "tcp.new_sockets", clientSide), "client tcp.new_sockets:%s", mine())
 	assert.Equal(t, 1.0, lastValue(s, "tcp.new_sockets", serverSide), "server tcp.new_sockets:%s", mine())
 	assert.Equal(t, 1.0, lastValue(c, "tcp.handshake.duration", clientSide), "client handshakes:%s", mine())
-	// The refused attempt is no connection.
-	assert.LessOrEqual(t, lastValue(c, "tcp.new_sockets", map[string]string{"server.port": closed}), 0.0, "%s", mine())
+	// The refused attempt is no connection: its series has no bytes,
+	// packets or socket counts, not even zeros.
+	for _, name := range []string{"tcp.bytes", "tcp.packets", "tcp.new_sockets", "tcp.active"} {
+		assert.Equal(t, -1.0, lastValue(c, name, map[string]string{"server.port": closed}), "%s of the refused attempt:%s", name, mine())
+	}
 	assert.Equal(t, 0.0, lastValue(s, "tcp.retrans", serverSide), "a clean link")
 	assert.Greater(t, lastValue(c, "tcp.rtt.average", clientSide), 0.0, "client RTT")
 

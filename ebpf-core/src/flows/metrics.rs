@@ -212,6 +212,10 @@ struct TcpSeries {
     handshake: NetHistogram,
     /// Something was recorded since the previous export.
     touched: bool,
+    /// A connection of this series was seen (by a pass or at its close):
+    /// bytes, packets and socket counts are exported. A series of failed
+    /// attempts alone has none, rather than zeros.
+    connected: bool,
 }
 
 impl TcpSeries {
@@ -231,13 +235,15 @@ impl TcpSeries {
             rtt: NetHistogram::new(),
             handshake: NetHistogram::new(),
             touched: false,
+            connected: false,
         }
     }
 
     fn reset_counts(&mut self) {
-        let (start_ns, active) = (self.start_ns, self.active);
+        let (start_ns, active, connected) = (self.start_ns, self.active, self.connected);
         *self = Self::new(start_ns);
         self.active = active;
+        self.connected = connected;
     }
 }
 
@@ -442,6 +448,7 @@ impl FlowMetrics {
             s.rtt.record(u64::from(rtt) * 1000);
         }
         s.touched = true;
+        s.connected = true;
         self.overflowed = overflowed;
     }
 
@@ -739,14 +746,16 @@ fn encode_process(p: &ProcessFlows, temporality: Temporality, interval_start: u6
             a.extend(extra);
             a
         };
-        for (dir, name) in [(TRANSMIT, "transmit"), (RECEIVE, "receive")] {
-            let d = Some(str_attr("network.io.direction", name));
-            points[0].numbers.push(number(with(d.clone()), start, now, int(s.bytes[dir])));
-            points[1].numbers.push(number(with(d), start, now, int(s.segs[dir])));
+        if s.connected {
+            for (dir, name) in [(TRANSMIT, "transmit"), (RECEIVE, "receive")] {
+                let d = Some(str_attr("network.io.direction", name));
+                points[0].numbers.push(number(with(d.clone()), start, now, int(s.bytes[dir])));
+                points[1].numbers.push(number(with(d), start, now, int(s.segs[dir])));
+            }
+            points[2].numbers.push(number(with(None), start, now, int(s.retrans)));
+            points[3].numbers.push(number(with(None), start, now, int(s.new_sockets)));
+            points[4].numbers.push(number(with(None), 0, now, int(s.active)));
         }
-        points[2].numbers.push(number(with(None), start, now, int(s.retrans)));
-        points[3].numbers.push(number(with(None), start, now, int(s.new_sockets)));
-        points[4].numbers.push(number(with(None), 0, now, int(s.active)));
         if s.rtt_samples > 0 {
             let mean_s = s.rtt_sum_us as f64 / s.rtt_samples as f64 / 1e6;
             points[5].numbers.push(number(with(None), 0, now, number_data_point::Value::AsDouble(mean_s)));

@@ -349,3 +349,22 @@ fn failures_handshakes_resets_and_udp_have_their_names() {
         rms[0].scope_metrics[0].metrics.iter().map(|m: &Metric| (m.name.as_str(), m.unit.as_str())).collect();
     assert!(units.contains(&("tcp.handshake.duration", "s")));
 }
+
+#[test]
+fn failed_attempts_alone_export_no_zero_counts() {
+    let mut f = flows(Temporality::Cumulative, 100);
+    let mut ids = identities();
+    let p = ids(100).unwrap();
+    let key =
+        FlowKey { peer: ip("10.0.0.9"), server_port: 8080, role: Role::Client, peer_name: None, peer_service: None };
+    f.metrics_mut().record_failure(&p, &key, FailReason::from_errno(libc::ECONNREFUSED));
+    let host = crate::otlp::HostInfo::default();
+    for now in [10, 20] {
+        let rms = f.collect(now, &host);
+        let pts = points(&rms);
+        assert_eq!(value(&pts, 100, "tcp.connection.failures", &["error.type=connection_refused"]), [1.0]);
+        for name in ["tcp.bytes", "tcp.packets", "tcp.retrans", "tcp.new_sockets", "tcp.active"] {
+            assert!(value(&pts, 100, name, &[]).is_empty(), "{name} of a series that never connected");
+        }
+    }
+}
