@@ -52,48 +52,58 @@ var tcpFlowMetrics = map[string]string{
 	"tcp.connection.failures":  "{connection}",
 }
 
-// The server, in the namespace: one connection, reads `up` bytes, answers
-// `down` bytes, keeps the connection open. It prints its port and a port
-// nothing listens on.
+// The server, in the namespace: one IPv4 connection, then one IPv6
+// connection; on each it reads `up` bytes and answers `down` bytes, and
+// keeps it open. It prints its ports and a port nothing listens on.
 const flowServer = `
 import socket, sys
-up, down = int(sys.argv[1]), int(sys.argv[2])
+up, down, up6, down6 = map(int, sys.argv[1:5])
 closed = socket.socket(); closed.bind(("0.0.0.0", 0)); closed_port = closed.getsockname()[1]; closed.close()
 s = socket.socket(); s.bind(("0.0.0.0", 0)); s.listen(4)
-print(s.getsockname()[1], closed_port, flush=True)
-c, _ = s.accept()
-got = 0
-while got < up:
-    b = c.recv(65536)
-    if not b:
-        break
-    got += len(b)
-c.sendall(b"s" * down)
-print(got, flush=True)
+s6 = socket.socket(socket.AF_INET6); s6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+s6.bind(("::", 0)); s6.listen(4)
+print(s.getsockname()[1], closed_port, s6.getsockname()[1], flush=True)
+def serve(listener, up, down):
+    c, _ = listener.accept()
+    got = 0
+    while got < up:
+        b = c.recv(65536)
+        if not b:
+            break
+        got += len(b)
+    c.sendall(b"s" * down)
+    print(got, flush=True)
+    return c
+held = [serve(s, up, down), serve(s6, up6, down6)]
 sys.stdin.read()
 `
 
-// The client, on the host: a refused connection, then the transfer; prints
-// its ephemeral port and what it received, keeps the connection open.
+// The client, on the host: a refused connection, then the IPv4 transfer,
+// then the IPv6 one; prints its IPv4 ephemeral port and what it received on
+// each, keeps both connections open.
 const flowClient = `
 import socket, sys
-addr, port, closed, up, down = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+addr, port, closed, up, down, addr6, port6, up6, down6 = sys.argv[1:10]
 c = socket.socket()
 try:
-    c.connect((addr, closed))
+    c.connect((addr, int(closed)))
     sys.exit("connected to the closed port")
 except ConnectionRefusedError:
     c.close()
-c = socket.create_connection((addr, port))
-print(c.getsockname()[1], flush=True)
-c.sendall(b"c" * up)
-got = 0
-while got < down:
-    b = c.recv(65536)
-    if not b:
-        break
-    got += len(b)
-print(got, flush=True)
+def transfer(addr, port, up, down, show_port):
+    c = socket.create_connection((addr, int(port)))
+    if show_port:
+        print(c.getsockname()[1], flush=True)
+    c.sendall(b"c" * int(up))
+    got = 0
+    while got < int(down):
+        b = c.recv(65536)
+        if not b:
+            break
+        got += len(b)
+    print(got, flush=True)
+    return c
+held = [transfer(addr, port, up, down, True), transfer(addr6, port6, up6, down6, False)]
 sys.stdin.read()
 `
 
@@ -223,6 +233,7 @@ func describeFlowPoints(points []flowPoint) string {
 // netns is a network namespace joined to the host by a veth pair.
 type netns struct {
 	name, hostAddr, nsAddr string
+	hostAddr6, nsAddr6     string
 }
 
 func newNetns(t *testing.T) *netns {
@@ -232,6 +243,9 @@ func newNetns(t *testing.T) *netns {
 		name:     fmt.Sprintf("oe-e2e-flows-%d", os.Getpid()),
 		hostAddr: fmt.Sprintf("10.202.%d.1", n),
 		nsAddr:   fmt.Sprintf("10.202.%d.2", n),
+		// As the receiver writes them (Rust's canonical form).
+		hostAddr6: fmt.Sprintf("fd00:202:%x::1", n),
+		nsAddr6:   fmt.Sprintf("fd00:202:%x::2", n),
 	}
 	hostDev, nsDev := fmt.Sprintf("oegh%d", n), fmt.Sprintf("oegn%d", n)
 	ip := func(args ...string) {
@@ -249,6 +263,9 @@ func newNetns(t *testing.T) *netns {
 	ip("-n", ns.name, "addr", "add", ns.nsAddr+"/30", "dev", nsDev)
 	ip("-n", ns.name, "link", "set", nsDev, "up")
 	ip("-n", ns.name, "link", "set", "lo", "up")
+	// nodad: usable at once, not after duplicate address detection.
+	ip("-6", "addr", "add", ns.hostAddr6+"/64", "dev", hostDev, "nodad")
+	ip("-n", ns.name, "-6", "addr", "add", ns.nsAddr6+"/64", "dev", nsDev, "nodad")
 	return ns
 }
 
@@ -287,27 +304,32 @@ func (p *pyProc) line(t *testing.T) []string {
 }
 
 // TestFlowsTransferAndRefusal: bytes per direction within 1% of the
-// transfer on both ends, one new and one active connection each, the
+// transfers (IPv4 and IPv6) on both ends, one new and one active connection each, the
 // refused attempt counted by reason; each side's resource is its own
 // process, its peer the other end's address and the listening port (never
 // the client's ephemeral port); only documented names and units.
 func TestFlowsTransferAndRefusal(t *testing.T) {
 	requireRoot(t)
 	const up, down = 3 << 20, 5 << 20
+	const up6, down6 = 1 << 20, 1000
 	ns := newNetns(t)
 	_, dir := startCollectorWithConfig(t, flowsConfig)
 	metricsPath := filepath.Join(dir, "metrics.json")
 
 	server := startPython(t, "flow server", []string{"OTEL_SERVICE_NAME=flows-server"},
-		"ip", "netns", "exec", ns.name, "python3", "-c", flowServer, strconv.Itoa(up), strconv.Itoa(down))
+		"ip", "netns", "exec", ns.name, "python3", "-c", flowServer,
+		strconv.Itoa(up), strconv.Itoa(down), strconv.Itoa(up6), strconv.Itoa(down6))
 	ports := server.line(t)
-	require.Len(t, ports, 2)
-	port, closed := ports[0], ports[1]
+	require.Len(t, ports, 3)
+	port, closed, port6 := ports[0], ports[1], ports[2]
 	client := startPython(t, "flow client", []string{"OTEL_SERVICE_NAME=flows-client", "OTEL_RESOURCE_ATTRIBUTES=service.namespace=e2e"},
-		"python3", "-c", flowClient, ns.nsAddr, port, closed, strconv.Itoa(up), strconv.Itoa(down))
+		"python3", "-c", flowClient, ns.nsAddr, port, closed, strconv.Itoa(up), strconv.Itoa(down),
+		ns.nsAddr6, port6, strconv.Itoa(up6), strconv.Itoa(down6))
 	ephemeral := client.line(t)[0]
 	require.Equal(t, []string{strconv.Itoa(down)}, client.line(t), "client received")
 	require.Equal(t, []string{strconv.Itoa(up)}, server.line(t), "server received")
+	require.Equal(t, []string{strconv.Itoa(down6)}, client.line(t), "client received over IPv6")
+	require.Equal(t, []string{strconv.Itoa(up6)}, server.line(t), "server received over IPv6")
 	spid, cpid := server.cmd.Process.Pid, client.cmd.Process.Pid
 
 	clientSide := map[string]string{
@@ -317,6 +339,14 @@ func TestFlowsTransferAndRefusal(t *testing.T) {
 	serverSide := map[string]string{
 		"network.peer.address": ns.hostAddr, "server.port": port, "ebpf_receiver.flow.role": "server",
 		"network.transport": "tcp", "network.type": "ipv4",
+	}
+	clientSide6 := map[string]string{
+		"network.peer.address": ns.nsAddr6, "server.port": port6, "ebpf_receiver.flow.role": "client",
+		"network.transport": "tcp", "network.type": "ipv6",
+	}
+	serverSide6 := map[string]string{
+		"network.peer.address": ns.hostAddr6, "server.port": port6, "ebpf_receiver.flow.role": "server",
+		"network.transport": "tcp", "network.type": "ipv6",
 	}
 	dirn := func(side map[string]string, d string) map[string]string {
 		return labels(side, map[string]string{"network.io.direction": d})
@@ -332,7 +362,12 @@ func TestFlowsTransferAndRefusal(t *testing.T) {
 			within(lastValue(s, "tcp.bytes", dirn(serverSide, "receive")), up) &&
 			within(lastValue(s, "tcp.bytes", dirn(serverSide, "transmit")), down) &&
 			lastValue(c, "tcp.connection.failures", refused) == 1 &&
-			lastValue(c, "tcp.active", clientSide) == 1 && lastValue(s, "tcp.active", serverSide) == 1
+			lastValue(c, "tcp.active", clientSide) == 1 && lastValue(s, "tcp.active", serverSide) == 1 &&
+			within(lastValue(c, "tcp.bytes", dirn(clientSide6, "transmit")), up6) &&
+			within(lastValue(c, "tcp.bytes", dirn(clientSide6, "receive")), down6) &&
+			within(lastValue(s, "tcp.bytes", dirn(serverSide6, "receive")), up6) &&
+			within(lastValue(s, "tcp.bytes", dirn(serverSide6, "transmit")), down6) &&
+			lastValue(c, "tcp.active", clientSide6) == 1 && lastValue(s, "tcp.active", serverSide6) == 1
 	}
 	mine := func() string {
 		return describeFlowPoints(append(flowPointsOf(points, cpid), flowPointsOf(points, spid)...))
@@ -375,7 +410,7 @@ func TestFlowsTransferAndRefusal(t *testing.T) {
 	t.Run("peers and ports", func(t *testing.T) {
 		for _, p := range append(append([]flowPoint{}, c...), s...) {
 			require.NotEqual(t, ephemeral, p.attr("server.port"), "the client's ephemeral port as server.port: %s", p)
-			require.Contains(t, []string{port, closed}, p.attr("server.port"), "%s", p)
+			require.Contains(t, []string{port, closed, port6}, p.attr("server.port"), "%s", p)
 			require.Empty(t, p.attr("network.peer.port"), "no peer port on a flow: %s", p)
 		}
 		// The peer is a process on this host: its service.name names it.
