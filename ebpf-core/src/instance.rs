@@ -152,6 +152,7 @@ impl Instance {
             tls: self.config.tls.enabled,
             full_capture_prefixes: full_capture_prefixes(&self.config.genai),
             data_path: self.config.data_path,
+            udp_flows: self.config.metrics.enabled && self.config.flows.enabled && self.config.flows.udp,
         })?;
         let mut probes = probes;
         let tls = probes.tls_ready().then(|| {

@@ -198,6 +198,16 @@ counters! {
     /// CONTINUATION out of place): later fields referring to that
     /// direction's HPACK table are unknown until it is known again.
     http2_hpack_errors: Counter, "{block}", "ebpf_receiver.http2.hpack.errors";
+    /// UDP datagrams left out of `udp.*` because the kernel's table of UDP
+    /// sockets and peers was full (16,384 entries between two flows passes).
+    udp_flows_uncounted: Counter, "{datagram}", "ebpf_receiver.flows.udp.uncounted";
+    /// DNS messages on port 53 that did not parse (malformed, or cut by the capture).
+    dns_malformed: Counter, "{message}", "ebpf_receiver.dns.malformed";
+    /// DNS responses to no query seen (sent before the receiver started,
+    /// after their query timed out, or whose query was not captured).
+    dns_unmatched: Counter, "{response}", "ebpf_receiver.dns.responses.unmatched";
+    /// DNS queries not tracked because 65,536 were waiting for an answer.
+    dns_dropped: Counter, "{query}", "ebpf_receiver.dns.queries.dropped";
 }
 
 /// The counters shared between the worker thread and callers.

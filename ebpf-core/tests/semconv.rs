@@ -797,7 +797,6 @@ fn sample_flows() -> Flows {
         m.record_handshake(p, &key, 1_000_000);
         m.record_reset(p, &key);
         m.record_udp(p, &key, (1, 1), (2, 1));
-        m.set_udp_active(p, &key, 1);
         for rcode in [Some(0), Some(3), None] {
             let key = DnsKey {
                 role,

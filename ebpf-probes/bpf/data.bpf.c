@@ -14,6 +14,7 @@
  * Either way a call costs one program run, and one that moved nothing
  * (EAGAIN) returns at the first test. */
 #include "sock.h"
+#include "udp_flows.h"
 #include <bpf/bpf_tracing.h>
 
 #define MAX_IOV 32
@@ -647,6 +648,8 @@ static __always_inline int on_sock_data(void *ctx, struct sock *sk, int ret, int
 		return 0;
 	if (!is_inet(sk->__sk_common.skc_family))
 		return 0;
+	/* Every process's datagrams, before selection and muting. */
+	udp_flow_count(sk, ret, dir);
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	if (!is_traced(pid_tgid >> 32))
 		return 0;

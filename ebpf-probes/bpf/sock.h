@@ -23,6 +23,48 @@ struct {
 	__type(value, struct sock_facts);
 } facts_scratch SEC(".maps");
 
+/* The destination of the datagram an unconnected UDP socket is sending, as
+ * udp_flows.h read it from the call; written and read within one program
+ * run (per CPU). It names the socket's peer when the socket is announced:
+ * a resolver's sendto to port 53 is then DNS like a connected socket's. */
+struct datagram_peer {
+	__u64 cookie; /* 0: none */
+	__u8 addr[16];
+	__u16 port;
+	__u16 _pad[3];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct datagram_peer);
+} datagram_peers SEC(".maps");
+
+static __always_inline void set_datagram_peer(__u64 cookie, const __u8 addr[16], __u16 port)
+{
+	__u32 zero = 0;
+	struct datagram_peer *p = bpf_map_lookup_elem(&datagram_peers, &zero);
+	if (!p)
+		return;
+	p->cookie = cookie;
+	__builtin_memcpy(p->addr, addr, 16);
+	p->port = port;
+}
+
+/* An unconnected UDP socket's facts take the peer of the datagram at hand. */
+static __always_inline void use_datagram_peer(__u64 cookie, struct sock_facts *f)
+{
+	if (f->transport != OE_TRANSPORT_UDP || f->peer_port != 0)
+		return;
+	__u32 zero = 0;
+	struct datagram_peer *p = bpf_map_lookup_elem(&datagram_peers, &zero);
+	if (!p || p->cookie != cookie)
+		return;
+	__builtin_memcpy(f->peer_addr, p->addr, 16);
+	f->peer_port = p->port;
+}
+
 /* The struct sock behind fd in the current task, or NULL when fd is not a
  * socket. The fallback data path and the Go TLS probes, which know fds. */
 static __always_inline struct sock *fd_to_sock(__s32 fd)
@@ -194,6 +236,7 @@ static __always_inline struct oe_conn_info *conn_of(struct sock *sk, __u64 cooki
 	struct sock_facts *f = bpf_map_lookup_elem(&facts_scratch, &zero);
 	if (!f || !read_sock_facts(sk, f))
 		return NULL;
+	use_datagram_peer(cookie, f);
 	if (!oe_announce(cookie, pid_tgid, dir, image))
 		return NULL;
 	return bpf_map_lookup_elem(&conns, &cookie);

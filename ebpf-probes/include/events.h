@@ -83,6 +83,9 @@ typedef int64_t __s64;
  * thread, or inside io_uring_enter): the syscall's registers do not hold
  * their buffers, so they are not captured. */
 #define OE_CNT_IO_URING 5
+/* A UDP socket and peer whose datagrams could not be counted: the
+ * `udp_flows` table was full (flows.bpf.c's pass empties it of idle ones). */
+#define OE_CNT_UDP_FLOWS_FULL 6
 #define OE_CNT_MAX 8
 
 /* Common prefix of every ring-buffer record. */
@@ -266,6 +269,36 @@ struct oe_flow_event {
 	__s32 err;            /* errno (positive): ECONNREFUSED, ETIMEDOUT, ... ; 0 = none */
 	__u8 kind;            /* OE_FLOW_EV_* */
 	__u8 _pad[3];
+};
+
+/* ---- UDP flows (udp_flows.h, on the socket data path): counted in the kernel ----
+ *
+ * Every datagram a process sends or receives through an IP UDP socket adds
+ * to the entry of its socket, process and peer in the `udp_flows` hash map;
+ * nothing goes through a ring buffer. Cumulative over the entry's life:
+ * userspace reads the map at every flows pass, turns the counters into
+ * deltas and deletes the entries that stayed idle for a pass. The peer is
+ * the connected socket's, or a send's destination (msg_name); unknown (all
+ * zero) for what an unconnected socket receives and for sends whose
+ * destination the probes cannot read (sendmmsg, io_uring). */
+struct oe_udp_flow_key {
+	__u64 cookie;         /* the socket's cookie */
+	__u8 peer_addr[16];   /* IPv4 as IPv4-mapped IPv6; all zero: unknown */
+	__u32 tgid;           /* the process that sent or received */
+	__u16 peer_port;      /* host byte order; 0: unknown */
+	__u16 local_port;     /* host byte order */
+};
+
+struct oe_udp_flow {
+	__u64 bytes_sent;         /* UDP payload bytes */
+	__u64 bytes_received;
+	__u64 datagrams_sent;
+	__u64 datagrams_received;
+	__u64 first_ns;           /* bpf_ktime_get_ns() of the entry's first datagram */
+	__u32 netns;              /* inode number of the socket's network namespace */
+	__u16 first_dir;          /* OE_DIR_* of the entry's first datagram: the socket's earliest
+				   * entry tells a client (it sent first) from a server */
+	__u16 _pad;
 };
 
 #endif /* OTEL_EBPF_EVENTS_H */

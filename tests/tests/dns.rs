@@ -112,6 +112,25 @@ print("done", flush=True)
 time.sleep(60)
 "#;
 
+/// A Python client asking `resolver` over an unconnected UDP socket
+/// (sendto, recvfrom): web A, web AAAA, missing A; then 5 bytes that are no
+/// DNS message. Prints "done", then stays.
+const SENDTO_CLIENT: &str = r#"
+import socket, struct, sys, time
+resolver, zone = sys.argv[1], sys.argv[2]
+def query(qid, name, qtype):
+    labels = b"".join(bytes([len(l)]) + l.encode() for l in name.split("."))
+    return struct.pack(">HHHHHH", qid, 0x0100, 1, 0, 0, 0) + labels + b"\0" + struct.pack(">HH", qtype, 1)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for qid, (name, qtype) in enumerate([("web." + zone, 1), ("web." + zone, 28), ("missing." + zone, 1)], 2000):
+    s.sendto(query(qid, name, qtype), (resolver, 53))
+    answer, peer = s.recvfrom(512)
+    assert peer[0] == resolver and struct.unpack(">H", answer[:2])[0] == qid, (peer, answer)
+s.sendto(b"hello", (resolver, 53))
+print("done", flush=True)
+time.sleep(60)
+"#;
+
 /// A TCP server on `addr:port` that answers 100 bytes to each connection's first read.
 fn web_server(addr: Ipv4Addr, port: u16) -> Child {
     let script = format!(
@@ -210,6 +229,48 @@ fn queries_answers_and_nxdomain_from_a_real_resolver_name_the_flows() {
     assert_eq!(flow.expect("the client's flow to the web server").attr("server.address"), Some(name.as_str()));
     assert!(points(&rx, pid, "dns.timeouts").is_empty());
     stop_child(&mut client);
+
+    // An unconnected socket (sendto/recvfrom, as musl and dnspython ask):
+    // the kernel reads each query's destination from the call. And a
+    // datagram to port 53 that is no DNS message is counted as malformed.
+    let malformed_before = rx.counter("dns_malformed");
+    let mut unconnected = Command::new("python3")
+        .args(["-c", SENDTO_CLIENT, &resolver.to_string(), ZONE])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    wait_line(&mut unconnected, "done");
+    let upid = unconnected.id();
+    for (qname, qtype, rcode) in [(&name, "A", None), (&name, "AAAA", None), (&missing, "A", Some("nxdomain"))] {
+        let want =
+            [&base[..], &[("dns.question.name", qname.as_str()), ("ebpf_receiver.dns.question.type", qtype)]].concat();
+        let got = wait_until(Duration::from_secs(5), || last(&rx, upid, "dns.responses", &want));
+        let got = got.unwrap_or_else(|| panic!("no dns.responses from sendto {qtype} {qname}"));
+        assert_eq!((got.sum, got.attr("error.type")), (1.0, rcode), "sendto {qtype} {qname}");
+        assert_eq!(got.attr("ebpf_receiver.flow.role"), Some("client"));
+    }
+    let all: f64 = {
+        let mut series: std::collections::BTreeMap<_, f64> = Default::default();
+        for p in points(&rx, upid, "dns.responses") {
+            series.insert(p.attrs.clone(), p.sum);
+        }
+        series.values().sum()
+    };
+    assert_eq!(all, 3.0, "three answers in all");
+    let malformed = wait_until(Duration::from_secs(5), || {
+        let n = rx.counter("dns_malformed");
+        (n > malformed_before).then_some(n)
+    });
+    assert!(malformed.is_some(), "the non-DNS datagram to port 53 was not counted as malformed");
+    // Its UDP flow: three queries to the resolver's port 53, and the
+    // answers from its only peer.
+    let flow = [("network.peer.address", resolver_s.as_str()), ("server.port", "53"), ("network.transport", "udp")];
+    let sent = wait_until(Duration::from_secs(5), || {
+        let p = last(&rx, upid, "udp.packets", &[&flow[..], &[("network.io.direction", "transmit")]].concat())?;
+        (p.sum == 4.0).then_some(p)
+    });
+    assert!(sent.is_some(), "udp.packets to the resolver: {:?}", points(&rx, upid, "udp.packets"));
+    stop_child(&mut unconnected);
 
     // dig (BIND 9, libuv) sends each query with a one-message sendmmsg.
     for (qname, qtype, rcode) in [(&name, "A", None), (&name, "AAAA", None), (&missing, "A", Some("nxdomain"))] {

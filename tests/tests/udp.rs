@@ -11,10 +11,11 @@ use std::time::Duration;
 use ebpf_core::events::Transport;
 use ebpf_probes::abi;
 use integration_tests::bpf_links::kernel_has_socket_layer_tracepoints;
+use integration_tests::metric_points::metric_points;
 use integration_tests::receiver::test_data_path;
 use integration_tests::recording::Recording;
 use integration_tests::servers::python;
-use integration_tests::{require_root, unique_token, Receiver, TempDir};
+use integration_tests::{require_root, unique_token, wait_until, Receiver, TempDir};
 
 /// One exchange over two UDP sockets of one process: the client sends
 /// `payload_len` bytes starting with an HTTP request line, the server
@@ -90,4 +91,141 @@ fn udp_datagrams_are_captured_as_a_prefix_and_make_no_span() {
         assert_eq!(first.payload.len(), 256, "{side}: capture_size bytes");
         assert!(first.payload.starts_with(head.as_bytes()), "{side}: {:?}", String::from_utf8_lossy(&first.payload));
     }
+}
+
+/// UDP flows (`udp.bytes`, `udp.packets`): counted in the kernel for every
+/// process, per socket and peer, read at each flows pass. Socket path only.
+const FLOWS_CONFIG: &str =
+    r#"{"batch": {"timeout_ms": 200}, "metrics": {"interval_ms": 1000}, "flows": {"interval_ms": 1000}}"#;
+
+/// Two servers (unconnected sockets: recvfrom, answer with sendto) and two
+/// clients: a connected one (send/recv) to server A, five datagrams of
+/// 100..500 bytes, each answered with 10 bytes more; and an unconnected
+/// one (sendto/recvfrom) sending three datagrams of 11, 22, 33 bytes to A
+/// and two of 44, 55 bytes to B, each answered with 1 byte more. Prints
+/// "pid a_port b_port", then stays (its series live while it does).
+const UDP_FLOWS: &str = r#"
+import os, socket, threading, time
+def serve(s, extra):
+    while True:
+        data, peer = s.recvfrom(65536)
+        s.sendto(b"r" * (len(data) + extra), peer)
+a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); a.bind(("127.0.0.1", 0))
+b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); b.bind(("127.0.0.1", 0))
+conn = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); conn.connect(a.getsockname())
+# A's answers: 10 more bytes to the connected client, 1 more to the other.
+def serve_a():
+    while True:
+        data, peer = a.recvfrom(65536)
+        a.sendto(b"r" * (len(data) + (10 if peer == conn.getsockname() else 1)), peer)
+threading.Thread(target=serve_a, daemon=True).start()
+threading.Thread(target=serve, args=(b, 1), daemon=True).start()
+for n in (100, 200, 300, 400, 500):
+    conn.send(b"c" * n)
+    assert len(conn.recv(65536)) == n + 10
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+# All sent before any answer is read: a flows pass between the answers
+# would otherwise see one peer so far, and give it what came back.
+for n, to in ((11, a), (22, a), (33, a), (44, b), (55, b)):
+    u.sendto(b"u" * n, to.getsockname())
+assert sorted(len(u.recvfrom(65536)[0]) for _ in range(5)) == [12, 23, 34, 45, 56]
+print(os.getpid(), a.getsockname()[1], b.getsockname()[1], flush=True)
+time.sleep(60)
+"#;
+
+/// (metric, attributes (an empty value: the attribute is absent), value).
+type Expected<'a> = (&'a str, Vec<(&'a str, &'a str)>, f64);
+
+/// A child stopped when the test ends, failed or not.
+struct Stopped(std::process::Child);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        integration_tests::util::stop_child(&mut self.0);
+    }
+}
+
+#[test]
+fn udp_bytes_and_datagrams_per_peer_are_exact() {
+    if !require_root() {
+        return;
+    }
+    if test_data_path().as_deref() == Some("syscall") || !kernel_has_socket_layer_tracepoints() {
+        eprintln!("skipped: UDP flows need the socket data path");
+        return;
+    }
+    let rx = Receiver::start_with(FLOWS_CONFIG);
+    let mut child =
+        Command::new(python()).arg("-c").arg(UDP_FLOWS).stdout(std::process::Stdio::piped()).spawn().expect("python3");
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.as_mut().unwrap()), &mut line).unwrap();
+    let nums: Vec<u32> = line.split_whitespace().map(|n| n.parse().expect("pid and ports")).collect();
+    assert_eq!(nums.len(), 3, "{line}");
+    let (pid, a_port, b_port) = (nums[0], nums[1].to_string(), nums[2].to_string());
+    let _stop = Stopped(child);
+
+    let point = |name: &str, attrs: &[(&str, &str)]| {
+        metric_points(&rx)
+            .into_iter()
+            .rev()
+            .find(|p| {
+                p.pid == Some(pid)
+                    && p.name == name
+                    && attrs.iter().all(|(k, v)| if v.is_empty() { p.attr(k).is_none() } else { p.attr(k) == Some(v) })
+            })
+            .map(|p| p.sum)
+    };
+    let dump = || {
+        metric_points(&rx)
+            .into_iter()
+            .filter(|p| p.pid == Some(pid) && p.name.starts_with("udp."))
+            .map(|p| p.describe())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let local = ("network.peer.address", "127.0.0.1");
+    let udp = ("network.transport", "udp");
+    let (tx, rx_) = (("network.io.direction", "transmit"), ("network.io.direction", "receive"));
+    let (client, server) = (("ebpf_receiver.flow.role", "client"), ("ebpf_receiver.flow.role", "server"));
+    let (to_a, to_b) = (("server.port", a_port.as_str()), ("server.port", b_port.as_str()));
+    // (metric, attributes, value): the clients' series to A and B, the
+    // servers' (their own port), both directions.
+    let want: Vec<Expected> = vec![
+        // The connected client to A, and the unconnected one to A: one
+        // series (same process, peer, port, role): 1500 + 66 bytes out.
+        ("udp.bytes", vec![local, udp, client, to_a, tx], 1566.0),
+        ("udp.packets", vec![local, udp, client, to_a, tx], 8.0),
+        ("udp.bytes", vec![local, udp, client, to_b, tx], 99.0),
+        ("udp.packets", vec![local, udp, client, to_b, tx], 2.0),
+        // Answers sent by the servers, to the clients (known: sendto).
+        ("udp.bytes", vec![local, udp, server, to_a, tx], 1550.0 + 69.0),
+        ("udp.packets", vec![local, udp, server, to_a, tx], 8.0),
+        ("udp.bytes", vec![local, udp, server, to_b, tx], 101.0),
+        ("udp.packets", vec![local, udp, server, to_b, tx], 2.0),
+        // The connected client's answers from A (its peer).
+        ("udp.bytes", vec![local, udp, client, to_a, rx_], 1550.0),
+        ("udp.packets", vec![local, udp, client, to_a, rx_], 5.0),
+        // What unconnected sockets received (recvfrom): the sender is
+        // written to the caller after the probes ran, so the servers'
+        // requests have no peer address, on their own port...
+        ("udp.bytes", vec![("network.peer.address", ""), udp, server, to_a, rx_], 1566.0),
+        ("udp.packets", vec![("network.peer.address", ""), udp, server, to_a, rx_], 8.0),
+        ("udp.bytes", vec![("network.peer.address", ""), udp, server, to_b, rx_], 99.0),
+        // ...and the unconnected client, which talked to two peers, has
+        // its answers under no peer and no server port.
+        ("udp.bytes", vec![("network.peer.address", ""), ("server.port", ""), udp, client, rx_], 69.0 + 101.0),
+        ("udp.packets", vec![("network.peer.address", ""), ("server.port", ""), udp, client, rx_], 5.0),
+    ];
+    let all_there = wait_until(Duration::from_secs(15), || {
+        want.iter().all(|(name, attrs, v)| point(name, attrs) == Some(*v)).then_some(())
+    });
+    if all_there.is_none() {
+        let wrong: Vec<String> = want
+            .iter()
+            .filter(|(name, attrs, v)| point(name, attrs) != Some(*v))
+            .map(|(name, attrs, v)| format!("{name} {attrs:?}: want {v}, got {:?}", point(name, attrs)))
+            .collect();
+        panic!("UDP flows differ:\n{}\nall points:\n{}", wrong.join("\n"), dump());
+    }
+    assert_eq!(rx.counter("udp_flows_uncounted"), 0);
 }

@@ -156,13 +156,21 @@ pub struct FlowKey {
 
 impl FlowKey {
     fn attributes(&self, transport: Transport, out: &mut Vec<KeyValue>) {
-        out.push(str_attr("network.peer.address", self.peer.to_string()));
+        // Unspecified: a UDP peer the kernel could not tell (see `udp`).
+        let known = !self.peer.is_unspecified();
+        if known {
+            out.push(str_attr("network.peer.address", self.peer.to_string()));
+        }
         if let (Some(name), Role::Client) = (&self.peer_name, self.role) {
             out.push(str_attr("server.address", &**name));
         }
-        out.push(int_attr("server.port", i64::from(self.server_port)));
+        if self.server_port != 0 {
+            out.push(int_attr("server.port", i64::from(self.server_port)));
+        }
         out.push(str_attr("network.transport", transport.as_str()));
-        out.push(str_attr("network.type", if self.peer.is_ipv4() { "ipv4" } else { "ipv6" }));
+        if known {
+            out.push(str_attr("network.type", if self.peer.is_ipv4() { "ipv4" } else { "ipv6" }));
+        }
         out.push(str_attr(ROLE_ATTRIBUTE, role_str(self.role)));
         if let Some(service) = &self.peer_service {
             out.push(str_attr("service.peer.name", &**service));
@@ -481,7 +489,15 @@ impl FlowMetrics {
         self.overflowed = overflowed;
     }
 
-    /// Datagrams of one UDP socket to or from `key`'s peer.
+    /// A UDP pass begins: the sockets exchanging datagrams are counted anew.
+    pub fn begin_udp_pass(&mut self) {
+        for p in self.processes.values_mut().flatten() {
+            p.udp.all_mut().for_each(|s| s.active = 0);
+        }
+    }
+
+    /// What one UDP socket exchanged with `key`'s peer since the previous
+    /// pass: (bytes, datagrams) each way. The socket counts as active.
     pub fn record_udp(
         &mut self,
         process: &Arc<ProcessIdentity>,
@@ -496,16 +512,7 @@ impl FlowMetrics {
         s.datagrams[TRANSMIT] += sent.1;
         s.bytes[RECEIVE] += received.0;
         s.datagrams[RECEIVE] += received.1;
-        s.touched = true;
-        self.overflowed = overflowed;
-    }
-
-    /// UDP sockets open to `key`'s peer now.
-    pub fn set_udp_active(&mut self, process: &Arc<ProcessIdentity>, key: &FlowKey, active: u64) {
-        let (max, start) = (self.max_series, self.last_collect_ns);
-        let mut overflowed = self.overflowed;
-        let s = self.process(process).udp.get(key, max, || UdpSeries::new(start), &mut overflowed);
-        s.active = active;
+        s.active += 1;
         s.touched = true;
         self.overflowed = overflowed;
     }
@@ -639,7 +646,8 @@ const TCP_FAILURES: FlowMetricInfo =
     info!("tcp.connection.failures", "{connection}", "Connection attempts that failed, by reason (error.type).");
 const UDP_BYTES: FlowMetricInfo = info!("udp.bytes", "By", "UDP payload bytes sent or received.");
 const UDP_PACKETS: FlowMetricInfo = info!("udp.packets", "{datagram}", "UDP datagrams sent or received.");
-const UDP_ACTIVE: FlowMetricInfo = info!("udp.active", "{socket}", "UDP sockets exchanging datagrams with the peer.");
+const UDP_ACTIVE: FlowMetricInfo =
+    info!("udp.active", "{socket}", "UDP sockets that exchanged datagrams with the peer since the previous pass.");
 const DNS_RESPONSES: FlowMetricInfo =
     info!("dns.responses", "{response}", "DNS responses, by question and response code.");
 const DNS_TIMEOUTS: FlowMetricInfo = info!("dns.timeouts", "{query}", "DNS queries that got no response in time.");

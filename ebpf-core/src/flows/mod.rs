@@ -3,6 +3,7 @@
 //!
 //! - `records`: the kernel iterator's records (`oe_flow_sock`) decoded.
 //! - `sockets`: cumulative socket counters between passes → deltas.
+//! - `udp`: the kernel's UDP counters per socket and peer → deltas.
 //! - `dns`: queries and answers parsed, matched, timed; names of addresses.
 //! - `metrics`: series per local process × peer × port × transport × role,
 //!   bounded, encoded as OTLP.
@@ -17,6 +18,7 @@ pub mod records;
 pub mod sockets;
 #[cfg(test)]
 mod tests;
+pub mod udp;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -32,6 +34,7 @@ use crate::protocol::Role;
 
 pub use metrics::{FailReason, FlowKey, FlowMetrics, TcpActivity, Transport, FLOW_METRICS, REDUCER_METRIC_NAMES};
 pub use sockets::{Counters, SocketDelta, SocketSample, SocketTable};
+pub use udp::{UdpCounters, UdpDelta, UdpSample, UdpTable};
 
 /// `flows` section of the configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -107,6 +110,8 @@ impl<F: FnMut(u32) -> Option<Arc<ProcessIdentity>>> Identities for F {
 #[derive(Debug)]
 pub struct Flows {
     sockets: SocketTable,
+    udp: UdpTable,
+    udp_deltas: Vec<UdpDelta>,
     metrics: FlowMetrics,
     dns: Option<dns::DnsTracker>,
     names: dns::NameCache,
@@ -132,6 +137,8 @@ impl Flows {
     pub fn new(metrics: &MetricsConfig, dns: &DnsConfig, now_unix_ns: u64) -> Self {
         Self {
             sockets: SocketTable::new(),
+            udp: UdpTable::new(),
+            udp_deltas: Vec::new(),
             metrics: FlowMetrics::new(metrics.temporality, metrics.max_series_per_metric, now_unix_ns),
             dns: dns.enabled.then(|| dns::DnsTracker::new(dns.timeout_ms.saturating_mul(1_000_000), MAX_PENDING_DNS)),
             names: dns::NameCache::new(MAX_NAMES),
@@ -177,6 +184,30 @@ impl Flows {
         for pid in self.exited.drain(..) {
             self.metrics.forget_process(pid);
         }
+    }
+
+    /// The UDP flow table read from the kernel at this pass (after
+    /// `pass_samples`, which sets the time): deltas recorded; the indexes of
+    /// entries idle since the previous pass go to `idle`, for the caller to
+    /// delete from the kernel map.
+    pub fn udp_pass(&mut self, samples: &[UdpSample], idle: &mut Vec<usize>, identities: &mut impl Identities) {
+        let mut deltas = std::mem::take(&mut self.udp_deltas);
+        deltas.clear();
+        self.udp.pass(samples, &mut deltas, idle);
+        self.metrics.begin_udp_pass();
+        for d in &deltas {
+            let Some(process) = self.identity(d.tgid, identities) else { continue };
+            let peer = d.peer.unwrap_or(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED));
+            let key = self.key(peer, d.server_port, d.role, d.peer_tgid, identities);
+            let c = &d.delta;
+            self.metrics.record_udp(
+                &process,
+                &key,
+                (c.bytes_sent, c.datagrams_sent),
+                (c.bytes_received, c.datagrams_received),
+            );
+        }
+        self.udp_deltas = deltas;
     }
 
     /// A TCP socket's last counters, at its destruction.

@@ -334,7 +334,6 @@ fn failures_handshakes_resets_and_udp_have_their_names() {
     m.record_handshake(&p, &key, 25_000_000);
     m.record_reset(&p, &key);
     m.record_udp(&p, &key, (100, 2), (300, 3));
-    m.set_udp_active(&p, &key, 1);
     let rms = f.collect(10, &crate::otlp::HostInfo::default());
     let p = points(&rms);
     assert_eq!(value(&p, 100, "tcp.connection.failures", &["error.type=connection_refused"]), [1.0]);
@@ -367,4 +366,67 @@ fn failed_attempts_alone_export_no_zero_counts() {
             assert!(value(&pts, 100, name, &[]).is_empty(), "{name} of a series that never connected");
         }
     }
+}
+
+fn udp(cookie: u64, tgid: u32, peer: Option<(&str, u16)>, local_port: u16, c: [u64; 4], first_ns: u64) -> UdpSample {
+    UdpSample {
+        cookie,
+        tgid,
+        netns: 1,
+        peer: peer.map(|(a, p)| (ip(a), p)),
+        local_port,
+        counters: UdpCounters {
+            bytes_sent: c[0],
+            bytes_received: c[1],
+            datagrams_sent: c[2],
+            datagrams_received: c[3],
+        },
+        first_ns,
+        first_egress: c[2] > 0,
+    }
+}
+
+#[test]
+fn udp_flows_per_peer_with_the_server_port_and_an_unknown_peer_without_address() {
+    let mut f = flows(Temporality::Cumulative, 100);
+    let mut ids = identities();
+    f.pass_samples(&[], 1, &mut ids);
+    let samples = [
+        // pid 100: a client of two resolvers, one unconnected socket.
+        udp(1, 100, Some(("10.0.0.53", 53)), 40000, [120, 0, 3, 0], 10),
+        udp(1, 100, Some(("10.0.0.54", 53)), 40000, [80, 0, 2, 0], 11),
+        udp(1, 100, None, 40000, [0, 500, 0, 5], 12),
+        // pid 200: a server on 8125 that only receives, from unknown peers.
+        udp(2, 200, None, 8125, [0, 900, 0, 9], 5),
+        // pid 666: not traced.
+        udp(3, 666, Some(("10.0.0.53", 53)), 40001, [7, 0, 1, 0], 13),
+    ];
+    let mut idle = Vec::new();
+    f.udp_pass(&samples, &mut idle, &mut ids);
+    assert!(idle.is_empty());
+    let p = points(&f.collect(10, &crate::otlp::HostInfo::default()));
+    let tx = "network.io.direction=transmit";
+    let rx = "network.io.direction=receive";
+    let a = "network.peer.address=10.0.0.53";
+    let b = "network.peer.address=10.0.0.54";
+    assert_eq!(value(&p, 100, "udp.bytes", &[a, tx, "server.port=53", "ebpf_receiver.flow.role=client"]), [120.0]);
+    assert_eq!(value(&p, 100, "udp.packets", &[a, tx]), [3.0]);
+    assert_eq!(value(&p, 100, "udp.bytes", &[b, tx]), [80.0]);
+    assert_eq!(value(&p, 100, "udp.packets", &[b, tx]), [2.0]);
+    // Two peers: what came back has no peer address and no server port.
+    let unknown: Vec<_> =
+        p.iter().filter(|q| q.0 == 100 && q.1 == "udp.bytes" && q.2.contains(rx) && q.3 > 0.0).collect();
+    assert_eq!(unknown.len(), 1, "{unknown:?}");
+    assert!(!unknown[0].2.contains("network.peer.address") && !unknown[0].2.contains("server.port"), "{unknown:?}");
+    assert_eq!(unknown[0].3, 500.0);
+    assert_eq!(value(&p, 100, "udp.active", &[a]), [1.0]);
+    assert_eq!(value(&p, 200, "udp.bytes", &[rx, "server.port=8125", "ebpf_receiver.flow.role=server"]), [900.0]);
+    assert_eq!(value(&p, 200, "udp.packets", &[rx]), [9.0]);
+    assert!(p.iter().all(|q| q.0 != 666));
+    // Nothing new: the entries are idle, to delete; the sums stay.
+    f.udp_pass(&samples, &mut idle, &mut ids);
+    assert_eq!(idle, [0, 1, 2, 3, 4]);
+    let p = points(&f.collect(20, &crate::otlp::HostInfo::default()));
+    assert_eq!(value(&p, 100, "udp.bytes", &[a, tx]), [120.0]);
+    assert_eq!(value(&p, 100, "udp.active", &[a]), [0.0]);
 }

@@ -28,9 +28,16 @@ pub const SELF_METRIC_NAMES: [&str; COUNTERS.len()] = {
 };
 
 /// Counter values at the previous collection, for delta temporality.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct SelfTelemetry {
     previous: [u64; COUNTERS.len()],
+}
+
+// By hand: arrays derive Default only up to 32 elements.
+impl Default for SelfTelemetry {
+    fn default() -> Self {
+        Self { previous: [0; COUNTERS.len()] }
+    }
 }
 
 impl SelfTelemetry {

@@ -231,6 +231,12 @@ impl Processor {
         if let Some(metrics) = &self.metrics {
             self.stats.metric_overflows.store(metrics.overflowed(), Relaxed);
         }
+        if let Some(flows) = &self.flows {
+            let (malformed, unmatched, dropped) = flows.dns_counters();
+            self.stats.dns_malformed.store(malformed, Relaxed);
+            self.stats.dns_unmatched.store(unmatched, Relaxed);
+            self.stats.dns_dropped.store(dropped, Relaxed);
+        }
     }
 
     /// Periodic work: cut a batch that waited long enough, export metrics when
@@ -272,6 +278,21 @@ impl Processor {
         let mut identities = |pid: u32| traced(pid).then(|| conns.identity(pid));
         flows.pass(records, now_monotonic_ns, &mut identities);
         flows.tick(now_monotonic_ns, &mut identities);
+    }
+
+    /// The kernel's UDP flow table, read right after a `flow_pass`; the
+    /// indexes of entries idle since the previous read go to `idle` (the
+    /// caller deletes them from the kernel map). `traced` as for `flow_pass`.
+    pub fn udp_flow_pass(
+        &mut self,
+        samples: &[crate::flows::UdpSample],
+        idle: &mut Vec<usize>,
+        traced: &mut impl FnMut(u32) -> bool,
+    ) {
+        let Some(flows) = &mut self.flows else { return };
+        let conns = &mut self.conns;
+        let mut identities = |pid: u32| traced(pid).then(|| conns.identity(pid));
+        flows.udp_pass(samples, idle, &mut identities);
     }
 
     /// Connection events (handshakes, failures, resets, ends) read from

@@ -106,9 +106,11 @@ pub fn spawn_worker(
         let mut drained = Drained::Empty;
         let mut flow_selection = FlowSelection::default();
         let mut next_flow_pass = Instant::now();
+        let mut udp = UdpPass::default();
         if let Some(passes) = flow_passes.as_mut() {
             let traced = &mut |pid| flow_selection.traced(pid, selector.as_ref());
             processor.flow_pass(&passes.first, passes.first_ns, traced);
+            udp.run(&mut probes, &mut processor, traced);
             flow_selection.end_pass();
             passes.first = Vec::new();
             next_flow_pass += passes.interval;
@@ -166,6 +168,7 @@ pub fn spawn_worker(
                         );
                         let traced = &mut |pid| flow_selection.traced(pid, selector.as_ref());
                         processor.flow_pass(records, monotonic_now_ns(), traced);
+                        udp.run(&mut probes, &mut processor, traced);
                         flow_selection.end_pass();
                     }
                     Err(e) => log::warn!("flows: {e}"),
@@ -200,6 +203,7 @@ pub fn spawn_worker(
             stats.events_lost.store(counters.total_lost() + flow_lost, Relaxed);
             stats.tls_no_socket.store(counters.tls_no_socket, Relaxed);
             stats.io_uring_uncaptured.store(counters.io_uring, Relaxed);
+            stats.udp_flows_uncounted.store(counters.udp_flows_full, Relaxed);
             stats.requests_unseen.store(counters.requests_unseen(), Relaxed);
             // Connections the kernel forgot without a close event: when its
             // LRU table is nearly full (it pushes old ones out silently) or
@@ -232,6 +236,28 @@ pub fn spawn_worker(
         stats.requests_unseen.store(counters.requests_unseen(), Relaxed);
     })?;
     Ok(WorkerHandle { stop, thread })
+}
+
+/// The UDP half of a flows pass: the kernel's counters per socket and peer,
+/// read and recorded; entries idle since the previous pass deleted.
+#[derive(Default)]
+struct UdpPass {
+    samples: Vec<crate::flows::UdpSample>,
+    idle: Vec<usize>,
+}
+
+impl UdpPass {
+    fn run(&mut self, probes: &mut Probes, processor: &mut Processor, traced: &mut impl FnMut(u32) -> bool) {
+        probes.udp_flows.read(&mut self.samples);
+        self.idle.clear();
+        processor.udp_flow_pass(&self.samples, &mut self.idle, traced);
+        for &i in &self.idle {
+            probes.udp_flows.remove(&self.samples[i]);
+        }
+        if self.samples.capacity() > 4 * self.samples.len().max(1024) {
+            self.samples = Vec::new();
+        }
+    }
 }
 
 /// Which processes' flows are reported: the selection's decision, read

@@ -11,7 +11,7 @@ use ebpf_probes::abi;
 
 use crate::config::DataPathChoice;
 
-use super::kernel_maps::{CaptureRule, ConnTable, KernelCounters};
+use super::kernel_maps::{CaptureRule, ConnTable, KernelCounters, UdpFlowTable};
 use super::pid_bits::{pid_words, PidFilter};
 use super::ring_reader::{RingError, RingReader};
 use super::ring_set::RingSet;
@@ -123,7 +123,14 @@ pub struct ProbeSettings {
     /// APIs), at most `OE_MAX_CAPTURE_RULES`; longer ones are cut.
     pub full_capture_prefixes: Vec<Vec<u8>>,
     pub data_path: DataPathChoice,
+    /// Count UDP datagrams per socket and peer (`flows.enabled` and `flows.udp`).
+    pub udp_flows: bool,
 }
+
+/// Sockets × peers the kernel counts UDP datagrams for between two flows
+/// passes (`udp_flows`; each pass deletes the idle ones). Preallocated:
+/// about 2 MiB of kernel memory.
+const UDP_FLOW_ENTRIES: u32 = 16384;
 
 /// The OpenSSL uprobe programs of `tls.bpf.c`: (function, entry program).
 /// Each function's return gets `TLS_RETURN_PROGRAM`.
@@ -231,6 +238,9 @@ pub struct Probes {
     pub max_connections: u32,
     /// The data path attached.
     pub data_path: DataPath,
+    /// The kernel's UDP flow counters (socket path only: the syscall path
+    /// has no program that sees UDP).
+    pub udp_flows: UdpFlowTable,
     /// Where UDP sockets' ends are seen (the cgroup v2 root the release
     /// program is attached to); None: UDP connections end by idle expiry.
     pub udp_release_cgroup: Option<PathBuf>,
@@ -256,6 +266,8 @@ impl Probes {
             .collect();
         let btf = Btf::from_sys_fs().map_err(|e| ProbeError::Btf(Box::new(e)))?;
         let data_path = choose_data_path(settings.data_path, &btf)?;
+        // The syscall path has no program that sees UDP.
+        let udp_flows = settings.udp_flows && data_path == DataPath::Socket;
         let cpus = RingCpus::of_this_host()?;
         let ring_size = ring_size_per_cpu(settings.ring_buffer_size, cpus.online.len());
         let mut ebpf = EbpfLoader::new()
@@ -266,8 +278,10 @@ impl Probes {
             .override_global("wakeup_bytes", &(u64::from(ring_size) / 4), true)
             .override_global("tls_enabled", &u8::from(settings.tls), true)
             .override_global("capture_rule_count", &(rules.len() as u32), true)
+            .override_global("udp_flows_enabled", &u8::from(udp_flows), true)
             .map_max_entries("event_rings", cpus.possible)
             .map_max_entries("conns", settings.max_connections)
+            .map_max_entries("udp_flows", if udp_flows { UDP_FLOW_ENTRIES } else { 1 })
             // TLS off: its maps shrink to nothing.
             .map_max_entries("tls_socks", if settings.tls { settings.max_connections } else { 1 })
             .map_max_entries("tls_calls", if settings.tls { TLS_CALLS_IN_FLIGHT } else { 1 })
@@ -356,7 +370,9 @@ impl Probes {
 
         let counters = KernelCounters::new(take_map(&mut ebpf, "counters", TryFrom::try_from)?);
         let conns = ConnTable::new(take_map(&mut ebpf, "conns", TryFrom::try_from)?);
+        let udp_flows = UdpFlowTable::new(take_map(&mut ebpf, "udp_flows", TryFrom::try_from)?);
         Ok(Self {
+            udp_flows,
             ebpf: Some(ebpf),
             events,
             counters,

@@ -112,6 +112,8 @@ pub struct CounterSnapshot {
     pub request_starts_lost: u64,
     /// Socket reads and writes made through io_uring, not captured (`OE_CNT_IO_URING`).
     pub io_uring: u64,
+    /// UDP datagrams not counted: the UDP flow table was full (`OE_CNT_UDP_FLOWS_FULL`).
+    pub udp_flows_full: u64,
 }
 
 impl CounterSnapshot {
@@ -140,6 +142,57 @@ impl KernelCounters {
             tls_no_socket: sum(abi::OE_CNT_TLS_NO_SOCKET),
             request_starts_lost: sum(abi::OE_CNT_REQUEST_STARTS_LOST),
             io_uring: sum(abi::OE_CNT_IO_URING),
+            udp_flows_full: sum(abi::OE_CNT_UDP_FLOWS_FULL),
         }
+    }
+}
+
+/// `struct oe_udp_flow_key` as an aya map key.
+#[derive(Clone, Copy)]
+#[repr(transparent)]
+pub struct UdpFlowKey(pub abi::oe_udp_flow_key);
+
+/// `struct oe_udp_flow` as an aya map value.
+#[derive(Clone, Copy)]
+#[repr(transparent)]
+pub struct UdpFlowValue(pub abi::oe_udp_flow);
+
+// SAFETY: both wrap bindgen-generated #[repr(C)] structs of plain integers,
+// valid for any bit pattern, with no implicit padding (see events.h).
+unsafe impl aya::Pod for UdpFlowKey {}
+// SAFETY: as above.
+unsafe impl aya::Pod for UdpFlowValue {}
+
+/// The kernel's UDP flow counters (`udp_flows`, udp_flows.h): cumulative per
+/// socket, process and peer.
+pub struct UdpFlowTable {
+    map: HashMap<MapData, UdpFlowKey, UdpFlowValue>,
+    keys: Vec<UdpFlowKey>,
+}
+
+impl UdpFlowTable {
+    pub(crate) fn new(map: HashMap<MapData, UdpFlowKey, UdpFlowValue>) -> Self {
+        Self { map, keys: Vec::new() }
+    }
+
+    /// Every entry now, into `out` (cleared first). Keys are listed before
+    /// any value is read: entries the kernel adds meanwhile wait for the
+    /// next read.
+    pub fn read(&mut self, out: &mut Vec<crate::flows::UdpSample>) {
+        out.clear();
+        self.keys.clear();
+        self.keys.extend(self.map.keys().filter_map(Result::ok));
+        for k in &self.keys {
+            if let Ok(v) = self.map.get(k, 0) {
+                out.push(crate::flows::UdpSample::from_kernel(&k.0, &v.0));
+            }
+        }
+    }
+
+    /// Deletes the entry of `sample` (it stayed idle for a pass). A datagram
+    /// counted between the read and this delete is lost: the window is a
+    /// syscall, on an entry idle for a whole pass.
+    pub fn remove(&mut self, sample: &crate::flows::UdpSample) {
+        let _ = self.map.remove(&UdpFlowKey(sample.kernel_key()));
     }
 }
