@@ -102,8 +102,10 @@ const FLOWS_CONFIG: &str =
 /// clients: a connected one (send/recv) to server A, five datagrams of
 /// 100..500 bytes, each answered with 10 bytes more; and an unconnected
 /// one (sendto/recvfrom) sending three datagrams of 11, 22, 33 bytes to A
-/// and two of 44, 55 bytes to B, each answered with 1 byte more. Prints
-/// "pid a_port b_port", then stays (its series live while it does).
+/// and two of 44, 55 bytes to B, each answered with 1 byte more; and over
+/// IPv6, an unconnected client sending 7 and 8 bytes to C, answered in
+/// kind. Prints "pid a_port b_port c_port", then stays (its series live
+/// while it does).
 const UDP_FLOWS: &str = r#"
 import os, socket, threading, time
 def serve(s, extra):
@@ -129,7 +131,14 @@ u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 for n, to in ((11, a), (22, a), (33, a), (44, b), (55, b)):
     u.sendto(b"u" * n, to.getsockname())
 assert sorted(len(u.recvfrom(65536)[0]) for _ in range(5)) == [12, 23, 34, 45, 56]
-print(os.getpid(), a.getsockname()[1], b.getsockname()[1], flush=True)
+# IPv6: an unconnected client sends 7 and 8 bytes to C on ::1 (sockaddr_in6).
+c = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); c.bind(("::1", 0))
+threading.Thread(target=serve, args=(c, 0), daemon=True).start()
+v6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+for n in (7, 8):
+    v6.sendto(b"6" * n, c.getsockname())
+    v6.recvfrom(65536)
+print(os.getpid(), a.getsockname()[1], b.getsockname()[1], c.getsockname()[1], flush=True)
 time.sleep(60)
 "#;
 
@@ -160,8 +169,8 @@ fn udp_bytes_and_datagrams_per_peer_are_exact() {
     let mut line = String::new();
     std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.as_mut().unwrap()), &mut line).unwrap();
     let nums: Vec<u32> = line.split_whitespace().map(|n| n.parse().expect("pid and ports")).collect();
-    assert_eq!(nums.len(), 3, "{line}");
-    let (pid, a_port, b_port) = (nums[0], nums[1].to_string(), nums[2].to_string());
+    assert_eq!(nums.len(), 4, "{line}");
+    let (pid, a_port, b_port, c_port) = (nums[0], nums[1].to_string(), nums[2].to_string(), nums[3].to_string());
     let _stop = Stopped(child);
 
     let point = |name: &str, attrs: &[(&str, &str)]| {
@@ -188,6 +197,7 @@ fn udp_bytes_and_datagrams_per_peer_are_exact() {
     let (tx, rx_) = (("network.io.direction", "transmit"), ("network.io.direction", "receive"));
     let (client, server) = (("ebpf_receiver.flow.role", "client"), ("ebpf_receiver.flow.role", "server"));
     let (to_a, to_b) = (("server.port", a_port.as_str()), ("server.port", b_port.as_str()));
+    let (to_c, v6) = (("server.port", c_port.as_str()), ("network.peer.address", "::1"));
     // (metric, attributes, value): the clients' series to A and B, the
     // servers' (their own port), both directions.
     let want: Vec<Expected> = vec![
@@ -215,6 +225,12 @@ fn udp_bytes_and_datagrams_per_peer_are_exact() {
         // its answers under no peer and no server port.
         ("udp.bytes", vec![("network.peer.address", ""), ("server.port", ""), udp, client, rx_], 69.0 + 101.0),
         ("udp.packets", vec![("network.peer.address", ""), ("server.port", ""), udp, client, rx_], 5.0),
+        // IPv6: the destination read from a sockaddr_in6; the answers from
+        // the client's only peer.
+        ("udp.bytes", vec![v6, ("network.type", "ipv6"), client, to_c, tx], 15.0),
+        ("udp.packets", vec![v6, client, to_c, tx], 2.0),
+        ("udp.bytes", vec![v6, client, to_c, rx_], 15.0),
+        ("udp.bytes", vec![v6, server, to_c, tx], 15.0),
     ];
     let all_there = wait_until(Duration::from_secs(15), || {
         want.iter().all(|(name, attrs, v)| point(name, attrs) == Some(*v)).then_some(())
