@@ -245,3 +245,50 @@ fn udp_bytes_and_datagrams_per_peer_are_exact() {
     }
     assert_eq!(rx.counter("udp_flows_uncounted"), 0);
 }
+
+/// More sockets × peers between two passes than the kernel's table holds
+/// (16,384): one unconnected socket sends one datagram to each of 17,000
+/// ports. What does not fit is counted, never silently lost: the
+/// process's datagrams in `udp.packets` and the uncounted ones add up to at
+/// least what it sent (other processes of the host may fill the table too).
+#[test]
+fn udp_datagrams_that_do_not_fit_the_table_are_counted() {
+    if !require_root() {
+        return;
+    }
+    if test_data_path().as_deref() == Some("syscall") || !kernel_has_socket_layer_tracepoints() {
+        eprintln!("skipped: UDP flows need the socket data path");
+        return;
+    }
+    const SENT: u32 = 17_000;
+    let rx = Receiver::start_with(FLOWS_CONFIG);
+    let script = format!(
+        "import os, socket, time\n\
+         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+         for port in range(20000, 20000 + {SENT}):\n    s.sendto(b'x', ('127.0.0.1', port))\n\
+         print(os.getpid(), flush=True)\ntime.sleep(60)\n"
+    );
+    let mut child =
+        Command::new(python()).args(["-c", &script]).stdout(std::process::Stdio::piped()).spawn().expect("python3");
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.as_mut().unwrap()), &mut line).unwrap();
+    let pid: u32 = line.trim().parse().expect("pid");
+    let _stop = Stopped(child);
+    let counted = || -> u64 {
+        let mut series = std::collections::BTreeMap::new();
+        for p in metric_points(&rx) {
+            if p.pid == Some(pid) && p.name == "udp.packets" && p.attr("network.io.direction") == Some("transmit") {
+                series.insert(p.attrs.clone(), p.sum as u64);
+            }
+        }
+        series.values().sum()
+    };
+    let total = wait_until(Duration::from_secs(15), || {
+        let (counted, uncounted) = (counted(), rx.counter("udp_flows_uncounted"));
+        (uncounted > 0 && counted + uncounted >= u64::from(SENT)).then_some((counted, uncounted))
+    });
+    let (counted, uncounted) = total
+        .unwrap_or_else(|| panic!("counted {} + uncounted {} < {SENT}", counted(), rx.counter("udp_flows_uncounted")));
+    assert!(counted <= u64::from(SENT), "{counted}");
+    assert!(uncounted >= u64::from(SENT) - 16_384, "{uncounted}");
+}

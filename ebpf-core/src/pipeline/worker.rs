@@ -248,12 +248,21 @@ struct UdpPass {
 
 impl UdpPass {
     fn run(&mut self, probes: &mut Probes, processor: &mut Processor, traced: &mut impl FnMut(u32) -> bool) {
+        let started = Instant::now();
         probes.udp_flows.read(&mut self.samples);
+        let read = started.elapsed();
         self.idle.clear();
         processor.udp_flow_pass(&self.samples, &mut self.idle, traced);
         for &i in &self.idle {
             probes.udp_flows.remove(&self.samples[i]);
         }
+        log::debug!(
+            "flows: UDP table of {} entries read in {read:?}, {} idle deleted, {:?} in all",
+            self.samples.len(),
+            self.idle.len(),
+            started.elapsed()
+        );
+
         if self.samples.capacity() > 4 * self.samples.len().max(1024) {
             self.samples = Vec::new();
         }
