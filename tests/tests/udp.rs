@@ -248,7 +248,7 @@ fn udp_bytes_and_datagrams_per_peer_are_exact() {
 
 /// More sockets × peers between two passes than the kernel's table holds
 /// (16,384): one unconnected socket sends one datagram to each of 17,000
-/// ports. What does not fit is counted, never silently lost: the
+/// peers. What does not fit is counted, never silently lost: the
 /// process's datagrams in `udp.packets` and the uncounted ones add up to at
 /// least what it sent (other processes of the host may fill the table too).
 #[test]
@@ -262,10 +262,14 @@ fn udp_datagrams_that_do_not_fit_the_table_are_counted() {
     }
     const SENT: u32 = 17_000;
     let rx = Receiver::start_with(FLOWS_CONFIG);
+    // To 17,000 loopback addresses on the port of a socket of its own,
+    // bound to every address: no other process's socket gets a datagram.
     let script = format!(
         "import os, socket, time\n\
+         sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); sink.bind(('0.0.0.0', 0))\n\
+         port = sink.getsockname()[1]\n\
          s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
-         for port in range(20000, 20000 + {SENT}):\n    s.sendto(b'x', ('127.0.0.1', port))\n\
+         for i in range({SENT}):\n    s.sendto(b'x', ('127.88.%d.%d' % (i // 250, i % 250 + 1), port))\n\
          print(os.getpid(), flush=True)\ntime.sleep(60)\n"
     );
     let mut child =
