@@ -253,9 +253,7 @@ impl UdpPass {
         let read = started.elapsed();
         self.idle.clear();
         processor.udp_flow_pass(&self.samples, &mut self.idle, traced);
-        for &i in &self.idle {
-            probes.udp_flows.remove(&self.samples[i]);
-        }
+        probes.udp_flows.remove(self.idle.iter().map(|&i| &self.samples[i]));
         log::debug!(
             "flows: UDP table of {} entries read in {read:?}, {} idle deleted, {:?} in all",
             self.samples.len(),

@@ -370,7 +370,10 @@ impl Probes {
 
         let counters = KernelCounters::new(take_map(&mut ebpf, "counters", TryFrom::try_from)?);
         let conns = ConnTable::new(take_map(&mut ebpf, "conns", TryFrom::try_from)?);
-        let udp_flows = UdpFlowTable::new(take_map(&mut ebpf, "udp_flows", TryFrom::try_from)?);
+        let udp_flows = UdpFlowTable::new(take_map(&mut ebpf, "udp_flows", |m| match m {
+            aya::maps::Map::HashMap(data) => Ok(data),
+            _ => Err(aya::maps::MapError::InvalidMapType { map_type: 0 }),
+        })?);
         Ok(Self {
             udp_flows,
             ebpf: Some(ebpf),
