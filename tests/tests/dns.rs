@@ -65,7 +65,7 @@ fn dnsmasq(listen: Ipv4Addr, web_v4: Ipv4Addr) -> Dnsmasq {
         .stderr(Stdio::null())
         .spawn()
         .expect("dnsmasq (scripts/deps.sh installs dnsmasq-base)");
-    let up = wait_until(Duration::from_secs(5), || {
+    let up = wait_until(Duration::from_secs(15), || {
         std::net::UdpSocket::bind((listen, 0)).ok()?;
         let out = Command::new("dig")
             .args([&format!("@{listen}"), "+short", "+tries=1", "+time=1"])
@@ -181,7 +181,7 @@ fn queries_answers_and_nxdomain_from_a_real_resolver_name_the_flows() {
     let missing = format!("missing.{ZONE}");
     let base = [("network.peer.address", resolver_s.as_str()), ("network.transport", "udp")];
     let a = [&base[..], &[("dns.question.name", &name), ("ebpf_receiver.dns.question.type", "A")]].concat();
-    let got = wait_until(Duration::from_secs(10), || last(&rx, pid, "dns.responses", &a));
+    let got = wait_until(Duration::from_secs(15), || last(&rx, pid, "dns.responses", &a));
     let got = got.expect("no dns.responses for the A query");
     assert_eq!(got.sum, 1.0);
     assert_eq!(got.attr("error.type"), None);
@@ -207,7 +207,7 @@ fn queries_answers_and_nxdomain_from_a_real_resolver_name_the_flows() {
     assert!(avg.sum > 0.0 && avg.sum < 1.0, "{avg:?}");
     // The resolver's side: three queries answered, timed.
     let spid = server.child.id();
-    let served = wait_until(Duration::from_secs(5), || {
+    let served = wait_until(Duration::from_secs(15), || {
         let p = last(
             &rx,
             spid,
@@ -223,7 +223,7 @@ fn queries_answers_and_nxdomain_from_a_real_resolver_name_the_flows() {
     // The answered address is named on the client's flow to it.
     let port_s = port.to_string();
     let web_s = web.to_string();
-    let flow = wait_until(Duration::from_secs(5), || {
+    let flow = wait_until(Duration::from_secs(15), || {
         last(&rx, pid, "tcp.active", &[("network.peer.address", &web_s), ("server.port", &port_s)])
     });
     assert_eq!(flow.expect("the client's flow to the web server").attr("server.address"), Some(name.as_str()));
@@ -244,7 +244,7 @@ fn queries_answers_and_nxdomain_from_a_real_resolver_name_the_flows() {
     for (qname, qtype, rcode) in [(&name, "A", None), (&name, "AAAA", None), (&missing, "A", Some("nxdomain"))] {
         let want =
             [&base[..], &[("dns.question.name", qname.as_str()), ("ebpf_receiver.dns.question.type", qtype)]].concat();
-        let got = wait_until(Duration::from_secs(5), || last(&rx, upid, "dns.responses", &want));
+        let got = wait_until(Duration::from_secs(15), || last(&rx, upid, "dns.responses", &want));
         let got = got.unwrap_or_else(|| panic!("no dns.responses from sendto {qtype} {qname}"));
         assert_eq!((got.sum, got.attr("error.type")), (1.0, rcode), "sendto {qtype} {qname}");
         assert_eq!(got.attr("ebpf_receiver.flow.role"), Some("client"));
@@ -257,7 +257,7 @@ fn queries_answers_and_nxdomain_from_a_real_resolver_name_the_flows() {
         series.values().sum()
     };
     assert_eq!(all, 3.0, "three answers in all");
-    let malformed = wait_until(Duration::from_secs(5), || {
+    let malformed = wait_until(Duration::from_secs(15), || {
         let n = rx.counter("dns_malformed");
         (n > malformed_before).then_some(n)
     });
@@ -265,7 +265,7 @@ fn queries_answers_and_nxdomain_from_a_real_resolver_name_the_flows() {
     // Its UDP flow: three queries to the resolver's port 53, and the
     // answers from its only peer.
     let flow = [("network.peer.address", resolver_s.as_str()), ("server.port", "53"), ("network.transport", "udp")];
-    let sent = wait_until(Duration::from_secs(5), || {
+    let sent = wait_until(Duration::from_secs(15), || {
         let p = last(&rx, upid, "udp.packets", &[&flow[..], &[("network.io.direction", "transmit")]].concat())?;
         (p.sum == 4.0).then_some(p)
     });
@@ -285,7 +285,7 @@ fn queries_answers_and_nxdomain_from_a_real_resolver_name_the_flows() {
         assert!(out.contains(if rcode.is_some() { "NXDOMAIN" } else { "NOERROR" }), "{out}");
         let want =
             [&base[..], &[("dns.question.name", qname.as_str()), ("ebpf_receiver.dns.question.type", qtype)]].concat();
-        let got = wait_until(Duration::from_secs(5), || last(&rx, dig_pid, "dns.responses", &want));
+        let got = wait_until(Duration::from_secs(15), || last(&rx, dig_pid, "dns.responses", &want));
         let got = got.unwrap_or_else(|| panic!("no dns.responses from dig -t {qtype} {qname}"));
         assert_eq!((got.sum, got.attr("error.type")), (1.0, rcode), "dig -t {qtype} {qname}");
         assert!(points(&rx, dig_pid, "dns.lookup.duration").iter().all(|p| p.sum > 0.0));
@@ -323,11 +323,11 @@ fn queries_answers_and_nxdomain_from_a_real_resolver_name_the_flows() {
     ] {
         let want =
             [&base[..], &[("dns.question.name", qname.as_str()), ("ebpf_receiver.dns.question.type", qtype)]].concat();
-        let got = wait_until(Duration::from_secs(5), || last(&rx, gpid, "dns.responses", &want));
+        let got = wait_until(Duration::from_secs(15), || last(&rx, gpid, "dns.responses", &want));
         let got = got.unwrap_or_else(|| panic!("no dns.responses from getaddrinfo {qtype} {qname}"));
         assert_eq!((got.sum, got.attr("error.type")), (1.0, rcode), "getaddrinfo {qtype} {qname}");
     }
-    let flow = wait_until(Duration::from_secs(5), || {
+    let flow = wait_until(Duration::from_secs(15), || {
         last(&rx, gpid, "tcp.active", &[("network.peer.address", &web_s), ("server.port", &port_s)])
     });
     assert_eq!(flow.expect("getaddrinfo's client flow").attr("server.address"), Some(name.as_str()));
