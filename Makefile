@@ -59,8 +59,9 @@ fuzz-smoke: deps
 # parser on recorded connections, overhead on real servers under wrk (the
 # library alone, then through dist/otelcol-ebpf with its pipelines, against
 # the OpenTelemetry Go SDK), memory (RSS, BPF maps; the collector too), the
-# zero-loss request rate and one pass of the flows iterator over 10,000
-# connections. Results go to BENCHMARKS.md by hand, with the command.
+# zero-loss request rate, one pass of the flows iterator over 10,000
+# connections and what flows hold in memory per socket of the host (10,000
+# and 100,000 connections, both ends reported). Results go to BENCHMARKS.md by hand, with the command.
 bench: deps dist
 	$(CARGO) bench -p ebpf-core --bench pipeline
 	$(CARGO) bench -p ebpf-core --bench protocols
@@ -69,6 +70,8 @@ bench: deps dist
 	python3 bench/memory.py
 	python3 bench/loss.py
 	$(CARGO) run --release -q -p ebpf-core --example flow_pass -- 10000
+	$(CARGO) run --release -q -p ebpf-core --example flow_pass -- 10000 memory
+	$(CARGO) run --release -q -p ebpf-core --example flow_pass -- 100000 memory
 
 clean:
 	$(CARGO) clean

@@ -8,12 +8,27 @@
 //! runs 21 times; the median wall time and CPU time (of the reading thread,
 //! where the kernel runs the program) are printed with the records read.
 //! Other sockets of the host are walked too: the records say how many.
+//!
+//! With `memory`, the passes go through the library's flows state as the
+//! receiver's worker runs them (decode, per-socket table, metrics) and the
+//! process's RSS is printed before the iterator is loaded, after it is, after
+//! the first pass and after the sixth (steady state), with the bytes per
+//! reported socket that flows hold: what `flows.enabled` costs on a host
+//! with that many sockets. Both ends are Python processes of at most
+//! 12,500 connections each (RLIMIT_NOFILE), so 2 × N sockets are reported;
+//! client sockets come from 127.0.0.2..9, so more connections than one
+//! address has ephemeral ports can be made.
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
+use ebpf_core::flows::{DnsConfig, Flows};
+use ebpf_core::metrics::MetricsConfig;
 use ebpf_core::probes::FlowIter;
+use ebpf_core::process::ProcessIdentity;
 
 const SERVER: &str = r#"
 import socket, sys, resource
@@ -32,14 +47,18 @@ n, port = int(sys.argv[1]), int(sys.argv[2])
 resource.setrlimit(resource.RLIMIT_NOFILE, (n + 100, n + 100))
 conns = []
 for i in range(n):
-    c = socket.create_connection(("127.0.0.1", port)); c.send(b"x"); conns.append(c)
+    c = socket.socket(); c.bind((f"127.0.0.{2 + i % 8}", 0)); c.connect(("127.0.0.1", port))
+    c.send(b"x"); conns.append(c)
 print("ready", flush=True)
 sys.stdin.read()
 "#;
 
 fn main() {
     let n: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(10_000);
-    let both = std::env::args().nth(2).as_deref() == Some("both");
+    let both = std::env::args().skip(2).any(|a| a == "both");
+    if std::env::args().skip(2).any(|a| a == "memory") {
+        return memory(n);
+    }
     let limit = libc::rlimit { rlim_cur: n as u64 + 100, rlim_max: n as u64 + 100 };
     // SAFETY: a valid rlimit owned by this frame.
     unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) };
@@ -75,6 +94,16 @@ fn main() {
     if let Some(lines) = &mut lines {
         assert_eq!(lines.next().unwrap().unwrap(), "ready");
     }
+    time_passes(n, both);
+    drop(client.stdin.take());
+    let _ = client.wait();
+    if let Some(mut server) = server {
+        drop(server.stdin.take());
+        let _ = server.wait();
+    }
+}
+
+fn time_passes(n: usize, both: bool) {
     let mut iter = FlowIter::load(std::process::id()).expect("load the flows iterator");
     let mut runs = Vec::new();
     for _ in 0..21 {
@@ -94,10 +123,80 @@ fn main() {
         cpu.as_secs_f64() * 1e3,
         records as f64 / (wall.as_secs_f64() * 1e3)
     );
-    drop(client.stdin.take());
-    let _ = client.wait();
-    if let Some(mut server) = server {
-        drop(server.stdin.take());
-        let _ = server.wait();
+}
+
+/// Resident memory of this process, in bytes.
+fn rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kib = status.lines().find_map(|l| l.strip_prefix("VmRSS:")).unwrap();
+    kib.trim().trim_end_matches("kB").trim().parse::<u64>().unwrap() * 1024
+}
+
+/// Connections per Python process: RLIMIT_NOFILE may not be raisable.
+const PER_PROCESS: usize = 12_500;
+
+/// N connections between Python servers and clients, then the passes.
+fn memory(n: usize) {
+    let spawn = |script: &str, args: &[String]| {
+        let mut child = Command::new("python3")
+            .args(["-c", script])
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3");
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        (child, lines)
+    };
+    let mut children = Vec::new();
+    let mut left = n;
+    while left > 0 {
+        let k = left.min(PER_PROCESS);
+        left -= k;
+        let (server, mut server_lines) = spawn(SERVER, &[k.to_string()]);
+        let port = server_lines.next().unwrap().unwrap();
+        let (client, mut client_lines) = spawn(CLIENT, &[k.to_string(), port]);
+        assert_eq!(client_lines.next().unwrap().unwrap(), "ready");
+        assert_eq!(server_lines.next().unwrap().unwrap(), "ready");
+        children.extend([server, client]);
     }
+    memory_passes(2 * n);
+    for mut c in children {
+        drop(c.stdin.take());
+        let _ = c.wait();
+    }
+}
+
+fn memory_passes(sockets: usize) {
+    let before = rss();
+    let mut iter = FlowIter::load(std::process::id()).expect("load the flows iterator");
+    let mut flows = Flows::new(&MetricsConfig::default(), &DnsConfig::default(), 0);
+    let mut known: HashMap<u32, Arc<ProcessIdentity>> = HashMap::new();
+    let mut identities =
+        |pid: u32| Some(known.entry(pid).or_insert_with(|| Arc::new(ProcessIdentity::from_comm(pid, "bench"))).clone());
+    let loaded = rss();
+    let (mut first, mut records) = (0, 0);
+    for i in 1..=6u64 {
+        let (bytes, _) = iter.pass().expect("pass");
+        records = bytes.len() / 88;
+        flows.pass(bytes, i * 10_000_000_000, &mut identities);
+        iter.trim();
+        if i == 1 {
+            first = rss();
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let steady = rss();
+    let mib = |b: u64| b as f64 / (1 << 20) as f64;
+    let per = |b: u64| b.saturating_sub(loaded) as f64 / records.max(1) as f64;
+    println!(
+        "flows memory, {sockets} sockets reported ({records} records): RSS {:.1} MiB before, +{:.1} MiB iterator loaded, \
+         +{:.1} MiB after the first pass ({:.0} B/socket), +{:.1} MiB after six ({:.0} B/socket)",
+        mib(before),
+        mib(loaded.saturating_sub(before)),
+        mib(first.saturating_sub(loaded)),
+        per(first),
+        mib(steady.saturating_sub(loaded)),
+        per(steady)
+    );
 }
