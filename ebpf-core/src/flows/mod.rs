@@ -20,6 +20,7 @@ pub mod sockets;
 mod tests;
 pub mod udp;
 
+use std::borrow::Borrow;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -115,7 +116,6 @@ pub struct Flows {
     metrics: FlowMetrics,
     dns: Option<dns::DnsTracker>,
     names: dns::NameCache,
-    deltas: Vec<SocketDelta>,
     outcomes: Vec<dns::DnsOutcome>,
     events: Vec<records::FlowEvent>,
     /// Handshakes of connections no pass has seen yet.
@@ -142,7 +142,6 @@ impl Flows {
             metrics: FlowMetrics::new(metrics.temporality, metrics.max_series_per_metric, now_unix_ns),
             dns: dns.enabled.then(|| dns::DnsTracker::new(dns.timeout_ms.saturating_mul(1_000_000), MAX_PENDING_DNS)),
             names: dns::NameCache::new(MAX_NAMES),
-            deltas: Vec::new(),
             outcomes: Vec::new(),
             events: Vec::new(),
             handshakes: Vec::new(),
@@ -156,25 +155,29 @@ impl Flows {
 
     /// One iterator pass: `records` is what the iterator wrote.
     pub fn pass(&mut self, records: &[u8], now_ns: u64, identities: &mut impl Identities) {
-        let (samples, bad) = records::decode(records);
-        self.bad_records += bad;
-        self.pass_samples(&samples, now_ns, identities);
+        self.bad_records += records::bad_records(records);
+        self.pass_iter(records::samples(records), now_ns, identities);
     }
 
     pub fn pass_samples(&mut self, samples: &[SocketSample], now_ns: u64, identities: &mut impl Identities) {
+        self.pass_iter(samples.iter(), now_ns, identities);
+    }
+
+    fn pass_iter<I>(&mut self, samples: I, now_ns: u64, identities: &mut impl Identities)
+    where
+        I: IntoIterator<Item: Borrow<SocketSample>, IntoIter: Clone>,
+    {
         self.now_ns = now_ns;
         self.passes += 1;
         // Resolved afresh once per pass (an exec changes an identity), then
         // kept until the next one.
         self.known.clear();
-        let mut deltas = std::mem::take(&mut self.deltas);
-        deltas.clear();
-        self.sockets.pass(samples, &mut deltas);
         self.metrics.begin_pass();
-        for d in &deltas {
-            self.record_delta(d, identities);
-        }
-        self.deltas = deltas;
+        // Each delta recorded as the table makes it: a list of them would
+        // cost ~100 bytes per socket of the host.
+        let mut sockets = std::mem::take(&mut self.sockets);
+        sockets.pass(samples, |d| self.record_delta(&d, identities));
+        self.sockets = sockets;
         for (h, ns) in std::mem::take(&mut self.handshakes) {
             self.connection_event(&h, identities, |m, p, k| m.record_handshake(p, k, ns));
         }

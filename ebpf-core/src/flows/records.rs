@@ -17,21 +17,29 @@ const RECORD: usize = std::mem::size_of::<oe_flow_sock>();
 
 /// Every whole record of `bytes`, and how many could not be used (a cut
 /// tail, an unknown protocol).
+#[cfg(test)]
 pub fn decode(bytes: &[u8]) -> (Vec<SocketSample>, u64) {
-    let mut out = Vec::with_capacity(bytes.len() / RECORD);
-    let mut bad = u64::from(bytes.len() % RECORD != 0);
-    for chunk in bytes.chunks_exact(RECORD) {
-        let Ok(r) = oe_flow_sock::read_from_bytes(chunk) else {
-            bad += 1;
-            continue;
-        };
-        if u32::from(r.protocol) != OE_FLOW_TCP {
-            bad += 1;
-            continue;
-        }
-        out.push(sample(&r));
-    }
-    (out, bad)
+    (samples(bytes).collect(), bad_records(bytes))
+}
+
+/// Every usable record of `bytes`, decoded as it is read: a pass walks the
+/// records rather than a decoded copy of them (~100 bytes per socket of
+/// the host).
+pub fn samples(bytes: &[u8]) -> impl Iterator<Item = SocketSample> + Clone + '_ {
+    bytes.chunks_exact(RECORD).filter_map(|chunk| {
+        let r = oe_flow_sock::read_from_bytes(chunk).ok()?;
+        (u32::from(r.protocol) == OE_FLOW_TCP).then(|| sample(&r))
+    })
+}
+
+/// How many records of `bytes` could not be used (a cut tail, an unknown
+/// protocol).
+pub fn bad_records(bytes: &[u8]) -> u64 {
+    let unusable = bytes
+        .chunks_exact(RECORD)
+        .filter(|chunk| !oe_flow_sock::read_from_bytes(chunk).is_ok_and(|r| u32::from(r.protocol) == OE_FLOW_TCP))
+        .count();
+    unusable as u64 + u64::from(bytes.len() % RECORD != 0)
 }
 
 const EVENT: usize = std::mem::size_of::<oe_flow_event>();

@@ -21,6 +21,7 @@
 //!   passes. Its entry stays one more pass, for a destruction that is read
 //!   after the pass that no longer saw it.
 
+use std::borrow::Borrow;
 use std::net::IpAddr;
 
 use rustc_hash::FxHashMap;
@@ -75,36 +76,65 @@ impl Counters {
     }
 }
 
-/// What identifies a socket across passes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum SocketKey {
-    Cookie(u64),
-    Addresses { netns: u32, local: (IpAddr, u16), peer: (IpAddr, u16) },
+/// A 64-bit fingerprint of a connection's namespace and addresses: a
+/// socket's entry keeps this instead of its two endpoints (8 bytes instead
+/// of 40, on hosts with hundreds of thousands of sockets). Every word goes
+/// through a full avalanche (splitmix64's finaliser), so that structured
+/// inputs (neighbouring ports and addresses) collide no more than random
+/// ones: about 1 in 2^64 per pair.
+fn fingerprint(netns: u32, local: Endpoint, peer: Endpoint) -> u64 {
+    fn mix(h: u64, w: u64) -> u64 {
+        let mut z = (h ^ w).wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    let bits = |ip: IpAddr| match ip {
+        IpAddr::V4(a) => (u128::from(a.to_bits()), 4u64),
+        IpAddr::V6(a) => (a.to_bits(), 6u64),
+    };
+    let ((l, lv), (p, pv)) = (bits(local.0), bits(peer.0));
+    let ports = u64::from(netns) << 32 | u64::from(local.1) << 16 | u64::from(peer.1);
+    [l as u64, (l >> 64) as u64, p as u64, (p >> 64) as u64, ports, lv << 8 | pv].into_iter().fold(0, mix)
 }
 
-impl SocketKey {
-    fn of(s: &SocketSample) -> Self {
-        if s.cookie != 0 {
-            SocketKey::Cookie(s.cookie)
-        } else {
-            SocketKey::Addresses { netns: s.netns, local: s.local, peer: s.peer }
-        }
+/// What identifies a socket across passes: its cookie, or (the top bit
+/// set, which no cookie reaches) the fingerprint of its namespace and
+/// addresses.
+fn key_of(s: &SocketSample, tuple: u64) -> u64 {
+    if s.cookie != 0 {
+        s.cookie
+    } else {
+        addresses_key(tuple)
     }
 }
 
+fn addresses_key(tuple: u64) -> u64 {
+    tuple | 1 << 63
+}
+
+/// One socket between passes: fixed size (64 bytes), no endpoint, no
+/// string; the pass's sample gives the endpoints.
 #[derive(Debug, Clone)]
 struct Entry {
-    tgid: u32,
-    peer: (IpAddr, u16),
-    local: (IpAddr, u16),
-    role: Role,
+    /// `fingerprint` of its namespace and addresses: a different one under
+    /// the same cookie is a new connection.
+    tuple: u64,
     counters: Counters,
-    /// The process at the other end, once known: kept, so that the
-    /// connection's series does not change when the peer's socket leaves
-    /// the pass first (it closed first).
-    peer_tgid: Option<u32>,
+    tgid: u32,
+    /// The process at the other end, once known (0: not known): kept, so
+    /// that the connection's series does not change when the peer's socket
+    /// leaves the pass first (it closed first).
+    peer_tgid: u32,
     /// The pass that last saw it.
-    pass: u64,
+    pass: u32,
+    role: Role,
+}
+
+impl Entry {
+    fn peer_tgid(&self) -> Option<u32> {
+        (self.peer_tgid != 0).then_some(self.peer_tgid)
+    }
 }
 
 /// What one socket did since the previous pass, ready to aggregate.
@@ -130,13 +160,13 @@ pub struct SocketDelta {
 /// Every socket of the last pass, and the listening ports that decide roles.
 #[derive(Debug, Default)]
 pub struct SocketTable {
-    entries: FxHashMap<SocketKey, Entry>,
+    entries: FxHashMap<u64, Entry>,
     /// (network namespace, port) of every listening socket of the last
     /// pass, and the process listening (the first one seen).
     listening: FxHashMap<(u32, u16), u32>,
     /// The network namespace of each local address of the last pass.
     local_addrs: FxHashMap<IpAddr, u32>,
-    passes: u64,
+    passes: u32,
 }
 
 /// Who holds a connection reported by an event, and its series' shape.
@@ -179,9 +209,10 @@ impl SocketTable {
     /// that called connect()) for an active open, the listener for a passive
     /// one (the kernel reports it with tgid 0). None when neither is known.
     pub fn owner(&self, s: &SocketSample) -> Option<Owner> {
-        if let Some(e) = self.entries.get(&SocketKey::of(s)).filter(|e| e.peer == s.peer && e.local == s.local) {
+        let tuple = fingerprint(s.netns, s.local, s.peer);
+        if let Some(e) = self.entries.get(&key_of(s, tuple)).filter(|e| e.tuple == tuple) {
             let server_port = if e.role == Role::Server { s.local.1 } else { s.peer.1 };
-            return Some(Owner { tgid: e.tgid, role: e.role, server_port, peer_tgid: e.peer_tgid });
+            return Some(Owner { tgid: e.tgid, role: e.role, server_port, peer_tgid: e.peer_tgid() });
         }
         if s.tgid != 0 {
             let peer_tgid = self.peer_listener(s.netns, s.peer);
@@ -193,8 +224,14 @@ impl SocketTable {
 
     /// One pass: `samples` is every socket the iterator wrote (a socket held
     /// by several processes appears once per process; the one seen before
-    /// keeps it). Deltas go to `out`.
-    pub fn pass(&mut self, samples: &[SocketSample], out: &mut Vec<SocketDelta>) {
+    /// keeps it). Each socket's delta goes to `emit` as it is computed (none
+    /// is kept: on a host with many sockets a list of them would cost as
+    /// much as the table).
+    pub fn pass<I>(&mut self, samples: I, mut emit: impl FnMut(SocketDelta))
+    where
+        I: IntoIterator<Item: Borrow<SocketSample>, IntoIter: Clone>,
+    {
+        let samples = samples.into_iter();
         self.passes += 1;
         let pass = self.passes;
         let first = pass == 1;
@@ -206,13 +243,15 @@ impl SocketTable {
         // The process at the other end of a connection, when it is on this
         // host: the one holding the mirrored socket or, before the server
         // accepted it, the one listening on the peer's port in the
-        // namespace that has the peer's address.
-        let mut by_tuple: FxHashMap<(Endpoint, Endpoint), u32> = FxHashMap::default();
-        for s in samples {
+        // namespace that has the peer's address. Keyed by the fingerprint
+        // of both endpoints in any namespace (the mirror may be in another).
+        let mut by_tuple: FxHashMap<u64, u32> = FxHashMap::default();
+        for s in samples.clone() {
+            let s = s.borrow();
             if s.state == TCP_LISTEN {
                 self.listening.entry((s.netns, s.local.1)).or_insert(s.tgid);
             } else {
-                by_tuple.entry((s.local, s.peer)).or_insert(s.tgid);
+                by_tuple.entry(fingerprint(0, s.local, s.peer)).or_insert(s.tgid);
             }
             if !s.local.0.is_unspecified() && !s.local.0.is_loopback() {
                 self.local_addrs.entry(s.local.0).or_insert(s.netns);
@@ -220,34 +259,39 @@ impl SocketTable {
         }
         let (listening, local_addrs) = (&self.listening, &self.local_addrs);
         let peer_of = |s: &SocketSample| {
-            by_tuple.get(&(s.peer, s.local)).copied().or_else(|| {
+            by_tuple.get(&fingerprint(0, s.peer, s.local)).copied().or_else(|| {
                 let netns = if s.peer.0.is_loopback() { Some(s.netns) } else { local_addrs.get(&s.peer.0).copied() };
                 netns.and_then(|ns| listening.get(&(ns, s.peer.1)).copied())
             })
         };
-        let start = out.len();
-        for s in samples.iter().filter(|s| s.state != TCP_LISTEN) {
-            let key = SocketKey::of(s);
+        for s in samples {
+            let s = s.borrow();
+            if s.state == TCP_LISTEN {
+                continue;
+            }
+            let tuple = fingerprint(s.netns, s.local, s.peer);
+            let key = key_of(s, tuple);
             let role = || if listening.contains_key(&(s.netns, s.local.1)) { Role::Server } else { Role::Client };
             let found_peer = peer_of(s);
             let fresh = |role| Entry {
-                tgid: s.tgid,
-                peer: s.peer,
-                local: s.local,
-                role,
+                tuple,
                 counters: s.counters,
-                peer_tgid: found_peer,
+                tgid: s.tgid,
+                peer_tgid: found_peer.unwrap_or(0),
                 pass,
+                role,
             };
             let (delta, new, role, tgid, peer_tgid) = match self.entries.get_mut(&key) {
                 // Seen in this pass already: another process holding it.
                 Some(e) if e.pass == pass => continue,
-                Some(e) => match (e.peer == s.peer && e.local == s.local).then(|| s.counters.since(&e.counters)) {
+                Some(e) => match (e.tuple == tuple).then(|| s.counters.since(&e.counters)) {
                     Some(Some(delta)) => {
                         e.counters = s.counters;
                         e.pass = pass;
-                        e.peer_tgid = e.peer_tgid.or(found_peer);
-                        (delta, false, e.role, e.tgid, e.peer_tgid)
+                        if e.peer_tgid == 0 {
+                            e.peer_tgid = found_peer.unwrap_or(0);
+                        }
+                        (delta, false, e.role, e.tgid, e.peer_tgid())
                     }
                     // Reset, or connected anew: a new connection.
                     _ => {
@@ -270,7 +314,7 @@ impl SocketTable {
                 Role::Client => s.peer.1,
                 Role::Server => s.local.1,
             };
-            out.push(SocketDelta {
+            emit(SocketDelta {
                 tgid,
                 peer: s.peer.0,
                 server_port,
@@ -282,7 +326,6 @@ impl SocketTable {
                 peer_tgid,
             });
         }
-        debug_assert!(out[start..].iter().all(|d| d.live));
         // Missing from this pass: closed. Kept one more pass for its
         // destruction, which may be read after this pass.
         self.entries.retain(|_, e| e.pass + 1 >= pass);
@@ -299,15 +342,15 @@ impl SocketTable {
     /// connection older than the receiver that no pass saw).
     pub fn close(&mut self, closed: &SocketSample) -> Option<SocketDelta> {
         // The kernel may have made the cookie after the last pass read none.
-        let by_addresses = SocketKey::Addresses { netns: closed.netns, local: closed.local, peer: closed.peer };
-        let entry = [SocketKey::of(closed), by_addresses]
+        let tuple = fingerprint(closed.netns, closed.local, closed.peer);
+        let entry = [key_of(closed, tuple), addresses_key(tuple)]
             .into_iter()
             .find_map(|k| self.entries.remove(&k))
-            .filter(|e| e.peer == closed.peer && e.local == closed.local);
+            .filter(|e| e.tuple == tuple);
         let (delta, new, owner) = match entry {
             Some(e) => {
                 let server_port = if e.role == Role::Server { closed.local.1 } else { closed.peer.1 };
-                let owner = Owner { tgid: e.tgid, role: e.role, server_port, peer_tgid: e.peer_tgid };
+                let owner = Owner { tgid: e.tgid, role: e.role, server_port, peer_tgid: e.peer_tgid() };
                 match closed.counters.since(&e.counters) {
                     Some(delta) => (delta, false, owner),
                     None => (closed.counters, true, owner),
@@ -371,7 +414,7 @@ mod tests {
 
     fn pass(t: &mut SocketTable, samples: &[SocketSample]) -> Vec<SocketDelta> {
         let mut out = Vec::new();
-        t.pass(samples, &mut out);
+        t.pass(samples, |d| out.push(d));
         out
     }
 
@@ -499,6 +542,19 @@ mod tests {
         // Later the listener is gone: the connection keeps its peer.
         let d = pass(&mut t, &[other, client]);
         assert_eq!(d.iter().find(|d| d.tgid == 100).unwrap().peer_tgid, Some(200));
+    }
+
+    #[test]
+    fn an_entry_is_small_and_fingerprints_tell_neighbours_apart() {
+        assert_eq!(std::mem::size_of::<Entry>(), 64);
+        let mut seen = std::collections::HashSet::new();
+        for port in 0..=u16::MAX {
+            for peer in ["10.0.0.2", "10.0.0.3", "::ffff:10.0.0.2"] {
+                assert!(seen.insert(fingerprint(1, (ip("10.0.0.1"), port), (ip(peer), 80))));
+            }
+            assert!(seen.insert(fingerprint(2, (ip("10.0.0.1"), port), (ip("10.0.0.2"), 80))));
+            assert!(seen.insert(fingerprint(1, (ip("10.0.0.2"), 80), (ip("10.0.0.1"), port))));
+        }
     }
 
     #[test]
