@@ -14,7 +14,9 @@
 //! process's RSS is printed before the iterator is loaded, after it is, after
 //! the first pass and after the sixth (steady state), with the bytes per
 //! reported socket that flows hold: what `flows.enabled` costs on a host
-//! with that many sockets. Both ends are Python processes of at most
+//! with that many sockets; and the time the library spends on each pass's
+//! records (decode, table, metrics: the worker's share, beside the
+//! kernel's). Both ends are Python processes of at most
 //! 12,500 connections each (RLIMIT_NOFILE), so 2 × N sockets are reported;
 //! client sockets come from 127.0.0.2..9, so more connections than one
 //! address has ephemeral ports can be made.
@@ -176,10 +178,13 @@ fn memory_passes(sockets: usize) {
         |pid: u32| Some(known.entry(pid).or_insert_with(|| Arc::new(ProcessIdentity::from_comm(pid, "bench"))).clone());
     let loaded = rss();
     let (mut first, mut records) = (0, 0);
+    let mut userspace = Vec::new();
     for i in 1..=6u64 {
         let (bytes, _) = iter.pass().expect("pass");
         records = bytes.len() / 88;
+        let started = std::time::Instant::now();
         flows.pass(bytes, i * 10_000_000_000, &mut identities);
+        userspace.push(started.elapsed());
         iter.trim();
         if i == 1 {
             first = rss();
@@ -187,16 +192,22 @@ fn memory_passes(sockets: usize) {
         std::thread::sleep(Duration::from_millis(200));
     }
     let steady = rss();
+    // The first pass makes every entry; the others are the steady state.
+    let mut later = userspace[1..].to_vec();
+    later.sort();
     let mib = |b: u64| b as f64 / (1 << 20) as f64;
     let per = |b: u64| b.saturating_sub(loaded) as f64 / records.max(1) as f64;
     println!(
         "flows memory, {sockets} sockets reported ({records} records): RSS {:.1} MiB before, +{:.1} MiB iterator loaded, \
-         +{:.1} MiB after the first pass ({:.0} B/socket), +{:.1} MiB after six ({:.0} B/socket)",
+         +{:.1} MiB after the first pass ({:.0} B/socket), +{:.1} MiB after six ({:.0} B/socket); \
+         userspace {:.1} ms for the first pass, {:.1} ms median after",
         mib(before),
         mib(loaded.saturating_sub(before)),
         mib(first.saturating_sub(loaded)),
         per(first),
         mib(steady.saturating_sub(loaded)),
-        per(steady)
+        per(steady),
+        userspace[0].as_secs_f64() * 1e3,
+        later[later.len() / 2].as_secs_f64() * 1e3
     );
 }
