@@ -272,12 +272,13 @@ impl SocketTable {
             let tuple = fingerprint(s.netns, s.local, s.peer);
             let key = key_of(s, tuple);
             let role = || if listening.contains_key(&(s.netns, s.local.1)) { Role::Server } else { Role::Client };
-            let found_peer = peer_of(s);
+            // Looked up only for a socket whose peer is not known yet: a
+            // known one keeps it, and most sockets of a pass are known.
             let fresh = |role| Entry {
                 tuple,
                 counters: s.counters,
                 tgid: s.tgid,
-                peer_tgid: found_peer.unwrap_or(0),
+                peer_tgid: peer_of(s).unwrap_or(0),
                 pass,
                 role,
             };
@@ -289,24 +290,24 @@ impl SocketTable {
                         e.counters = s.counters;
                         e.pass = pass;
                         if e.peer_tgid == 0 {
-                            e.peer_tgid = found_peer.unwrap_or(0);
+                            e.peer_tgid = peer_of(s).unwrap_or(0);
                         }
                         (delta, false, e.role, e.tgid, e.peer_tgid())
                     }
                     // Reset, or connected anew: a new connection.
                     _ => {
                         *e = fresh(role());
-                        (s.counters, true, e.role, s.tgid, found_peer)
+                        (s.counters, true, e.role, s.tgid, e.peer_tgid())
                     }
                 },
                 None => {
                     let entry = fresh(role());
-                    let role = entry.role;
+                    let (role, peer_tgid) = (entry.role, entry.peer_tgid());
                     self.entries.insert(key, entry);
                     if first {
-                        (Counters::default(), false, role, s.tgid, found_peer)
+                        (Counters::default(), false, role, s.tgid, peer_tgid)
                     } else {
-                        (s.counters, true, role, s.tgid, found_peer)
+                        (s.counters, true, role, s.tgid, peer_tgid)
                     }
                 }
             };
