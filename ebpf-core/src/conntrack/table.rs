@@ -87,6 +87,8 @@ pub struct ConnTracker {
     /// Port-53 connections keep their payload coming: DNS is read from it
     /// (by flows, not by a protocol parser).
     dns: bool,
+    /// `take_dns_peer`'s answer for the last data event.
+    dns_peer: Option<(std::net::IpAddr, Transport)>,
 }
 
 impl ConnTracker {
@@ -106,22 +108,20 @@ impl ConnTracker {
         self
     }
 
-    /// Payloads of port-53 connections are wanted (`dns_peer`): they are
+    /// Payloads of port-53 connections are wanted (`take_dns_peer`): they are
     /// never muted.
     pub fn with_dns(mut self, dns: bool) -> Self {
         self.dns = dns;
         self
     }
 
-    /// The peer address and transport of a connection whose payloads are
-    /// DNS messages: port 53 on either side (a client's connected socket,
-    /// or a server's bound one), when DNS is wanted.
-    pub fn dns_peer(&self, conn_id: u64) -> Option<(std::net::IpAddr, Transport)> {
-        if !self.dns {
-            return None;
-        }
-        let conn = self.conns.get(&conn_id)?;
-        conn.endpoints.filter(on_port_53).map(|ep| (ep.peer.0, conn.transport))
+    /// The peer address and transport of the connection the last `data`
+    /// event was for, when its payloads are DNS messages: port 53 on either
+    /// side (a client's connected socket, or a server's bound one), and DNS
+    /// is wanted. Found by the lookup `data` makes anyway, so that traffic
+    /// on other ports pays nothing for DNS.
+    pub fn take_dns_peer(&mut self) -> Option<(std::net::IpAddr, Transport)> {
+        self.dns_peer.take()
     }
 
     pub fn len(&self) -> usize {
@@ -227,6 +227,8 @@ impl ConnTracker {
             next_seq: None,
         });
         conn.last_seen_ns = hdr.ts_ns;
+        self.dns_peer =
+            if self.dns { conn.endpoints.filter(on_port_53).map(|ep| (ep.peer.0, conn.transport)) } else { None };
         // A hole in the numbering: the kernel lost events of this connection
         // (ring buffer full). Drop half-known exchanges and resynchronise
         // rather than pair a request with the wrong response.
@@ -270,7 +272,7 @@ impl ConnTracker {
                 return;
             }
             // Datagrams: no protocol parser reads them (DNS is read beside
-            // them, through `dns_peer`, and keeps its payload coming).
+            // them, through `take_dns_peer`, and keeps its payload coming).
             if conn.transport == Transport::Udp {
                 if !(self.dns && conn.endpoints.is_some_and(|ep| on_port_53(&ep))) {
                     self.muted.push(mute);
@@ -648,18 +650,18 @@ mod tests {
             t.open(&hdr(1), &open);
             feed(&mut t, 2, Direction::Egress, &message, false, out);
             assert!(t.muted.is_empty(), "{transport:?} {local}->{peer}");
-            assert_eq!(t.dns_peer(CONN), Some(("10.0.0.53".parse().unwrap(), transport)));
+            assert_eq!(t.take_dns_peer(), Some(("10.0.0.53".parse().unwrap(), transport)));
             let mut off = ConnTracker::offline();
             off.open(&hdr(1), &open);
             feed(&mut off, 2, Direction::Egress, &message, false, out);
             assert_eq!(off.muted.len(), 1);
-            assert_eq!(off.dns_peer(CONN), None);
+            assert_eq!(off.take_dns_peer(), None);
         }
         let mut t = ConnTracker::offline().with_dns(true);
         t.open(&hdr(1), &announce(TGID, Transport::Udp));
         feed(&mut t, 2, Direction::Egress, REQUEST, false, out);
         assert_eq!(t.muted.len(), 1, "not port 53");
-        assert_eq!(t.dns_peer(CONN), None);
+        assert_eq!(t.take_dns_peer(), None);
         assert!(out.is_empty());
     }
 

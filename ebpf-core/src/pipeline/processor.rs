@@ -72,7 +72,7 @@ fn dns_payload(
     if data.tls || data.payload.is_empty() {
         return;
     }
-    let Some((peer, transport)) = conns.dns_peer(h.conn_id) else { return };
+    let Some((peer, transport)) = conns.take_dns_peer() else { return };
     let packet = crate::flows::dns::DnsPacket {
         conn_id: h.conn_id,
         tgid: h.tgid,
@@ -155,10 +155,10 @@ impl Processor {
         match event {
             Event::ConnOpen(h, open) => self.conns.open(&h, &open),
             Event::Data(h, data) => {
+                self.conns.data(&h, &data, out);
                 if let Some(flows) = &mut self.flows {
                     dns_payload(flows, &mut self.conns, &h, &data);
                 }
-                self.conns.data(&h, &data, out)
             }
             Event::ConnClose(h) => {
                 if let Some(flows) = &mut self.flows {
