@@ -140,44 +140,32 @@ func (p flowPoint) String() string {
 func readFlowPoints(t *testing.T, path string) []flowPoint {
 	t.Helper()
 	var points []flowPoint
-	var u pmetric.JSONUnmarshaler
-	eachExportLine(t, path, func(line []byte) {
-		md, err := u.UnmarshalMetrics(line)
-		require.NoError(t, err, "file exporter line: %s", line)
-		for i := 0; i < md.ResourceMetrics().Len(); i++ {
-			rm := md.ResourceMetrics().At(i)
-			for j := 0; j < rm.ScopeMetrics().Len(); j++ {
-				ms := rm.ScopeMetrics().At(j).Metrics()
-				for k := 0; k < ms.Len(); k++ {
-					m := ms.At(k)
-					if !strings.HasPrefix(m.Name(), "tcp.") {
-						continue
-					}
-					add := func(attrs pcommon.Map, v float64, hist bool) {
-						points = append(points, flowPoint{rm.Resource().Attributes(), m.Name(), m.Unit(), attrs, v, hist})
-					}
-					number := func(dps pmetric.NumberDataPointSlice) {
-						for d := 0; d < dps.Len(); d++ {
-							dp := dps.At(d)
-							v := dp.DoubleValue()
-							if dp.ValueType() == pmetric.NumberDataPointValueTypeInt {
-								v = float64(dp.IntValue())
-							}
-							add(dp.Attributes(), v, false)
-						}
-					}
-					switch m.Type() {
-					case pmetric.MetricTypeSum:
-						number(m.Sum().DataPoints())
-					case pmetric.MetricTypeGauge:
-						number(m.Gauge().DataPoints())
-					case pmetric.MetricTypeHistogram:
-						dps := m.Histogram().DataPoints()
-						for d := 0; d < dps.Len(); d++ {
-							add(dps.At(d).Attributes(), float64(dps.At(d).Count()), true)
-						}
-					}
+	eachExportedMetric(t, path, func(resource pcommon.Map, m pmetric.Metric) {
+		if !strings.HasPrefix(m.Name(), "tcp.") {
+			return
+		}
+		add := func(attrs pcommon.Map, v float64, hist bool) {
+			points = append(points, flowPoint{resource, m.Name(), m.Unit(), attrs, v, hist})
+		}
+		number := func(dps pmetric.NumberDataPointSlice) {
+			for d := 0; d < dps.Len(); d++ {
+				dp := dps.At(d)
+				v := dp.DoubleValue()
+				if dp.ValueType() == pmetric.NumberDataPointValueTypeInt {
+					v = float64(dp.IntValue())
 				}
+				add(dp.Attributes(), v, false)
+			}
+		}
+		switch m.Type() {
+		case pmetric.MetricTypeSum:
+			number(m.Sum().DataPoints())
+		case pmetric.MetricTypeGauge:
+			number(m.Gauge().DataPoints())
+		case pmetric.MetricTypeHistogram:
+			dps := m.Histogram().DataPoints()
+			for d := 0; d < dps.Len(); d++ {
+				add(dps.At(d).Attributes(), float64(dps.At(d).Count()), true)
 			}
 		}
 	})

@@ -370,10 +370,10 @@ func (p metricPoint) String() string {
 	return fmt.Sprintf("%s pid=%d %v count=%d", p.name, p.pid(), p.attrs.AsRaw(), p.count)
 }
 
-// readMetricPoints parses the file exporter's metrics output.
-func readMetricPoints(t *testing.T, path string) []metricPoint {
+// eachExportedMetric calls fn for every metric of the file exporter's
+// metrics output, in export order, with the resource it came under.
+func eachExportedMetric(t *testing.T, path string, fn func(resource pcommon.Map, m pmetric.Metric)) {
 	t.Helper()
-	var points []metricPoint
 	var u pmetric.JSONUnmarshaler
 	eachExportLine(t, path, func(line []byte) {
 		md, err := u.UnmarshalMetrics(line)
@@ -383,20 +383,28 @@ func readMetricPoints(t *testing.T, path string) []metricPoint {
 			for j := 0; j < rm.ScopeMetrics().Len(); j++ {
 				ms := rm.ScopeMetrics().At(j).Metrics()
 				for k := 0; k < ms.Len(); k++ {
-					m := ms.At(k)
-					switch m.Type() {
-					case pmetric.MetricTypeHistogram:
-						dps := m.Histogram().DataPoints()
-						for d := 0; d < dps.Len(); d++ {
-							points = append(points, metricPoint{rm.Resource().Attributes(), m.Name(), dps.At(d).Attributes(), dps.At(d).Count()})
-						}
-					case pmetric.MetricTypeSum:
-						dps := m.Sum().DataPoints()
-						for d := 0; d < dps.Len(); d++ {
-							points = append(points, metricPoint{rm.Resource().Attributes(), m.Name(), dps.At(d).Attributes(), uint64(dps.At(d).IntValue())})
-						}
-					}
+					fn(rm.Resource().Attributes(), ms.At(k))
 				}
+			}
+		}
+	})
+}
+
+// readMetricPoints parses the file exporter's metrics output.
+func readMetricPoints(t *testing.T, path string) []metricPoint {
+	t.Helper()
+	var points []metricPoint
+	eachExportedMetric(t, path, func(resource pcommon.Map, m pmetric.Metric) {
+		switch m.Type() {
+		case pmetric.MetricTypeHistogram:
+			dps := m.Histogram().DataPoints()
+			for d := 0; d < dps.Len(); d++ {
+				points = append(points, metricPoint{resource, m.Name(), dps.At(d).Attributes(), dps.At(d).Count()})
+			}
+		case pmetric.MetricTypeSum:
+			dps := m.Sum().DataPoints()
+			for d := 0; d < dps.Len(); d++ {
+				points = append(points, metricPoint{resource, m.Name(), dps.At(d).Attributes(), uint64(dps.At(d).IntValue())})
 			}
 		}
 	})
