@@ -369,21 +369,7 @@ fn failed_attempts_alone_export_no_zero_counts() {
 }
 
 fn udp(cookie: u64, tgid: u32, peer: Option<(&str, u16)>, local_port: u16, c: [u64; 4], first_ns: u64) -> UdpSample {
-    UdpSample {
-        cookie,
-        tgid,
-        netns: 1,
-        peer: peer.map(|(a, p)| (ip(a), p)),
-        local_port,
-        counters: UdpCounters {
-            bytes_sent: c[0],
-            bytes_received: c[1],
-            datagrams_sent: c[2],
-            datagrams_received: c[3],
-        },
-        first_ns,
-        first_egress: c[2] > 0,
-    }
+    UdpSample::for_test(cookie, tgid, peer, local_port, c, first_ns, c[2] > 0)
 }
 
 #[test]

@@ -71,6 +71,35 @@ pub struct UdpSample {
 }
 
 impl UdpSample {
+    /// A sample for tests: counters `[bytes sent, bytes received,
+    /// datagrams sent, datagrams received]`, namespace 1.
+    #[cfg(test)]
+    pub(crate) fn for_test(
+        cookie: u64,
+        tgid: u32,
+        peer: Option<(&str, u16)>,
+        local_port: u16,
+        c: [u64; 4],
+        first_ns: u64,
+        first_egress: bool,
+    ) -> Self {
+        Self {
+            cookie,
+            tgid,
+            netns: 1,
+            peer: peer.map(|(a, p)| (a.parse().expect("test address"), p)),
+            local_port,
+            counters: UdpCounters {
+                bytes_sent: c[0],
+                bytes_received: c[1],
+                datagrams_sent: c[2],
+                datagrams_received: c[3],
+            },
+            first_ns,
+            first_egress,
+        }
+    }
+
     pub fn from_kernel(k: &abi::oe_udp_flow_key, v: &abi::oe_udp_flow) -> Self {
         let unknown = k.peer_port == 0 && k.peer_addr == [0; 16];
         Self {
@@ -241,21 +270,7 @@ mod tests {
     }
 
     fn sample(cookie: u64, peer: Option<(&str, u16)>, local_port: u16, c: [u64; 4], first_egress: bool) -> UdpSample {
-        UdpSample {
-            cookie,
-            tgid: 100,
-            netns: 1,
-            peer: peer.map(|(a, p)| (ip(a), p)),
-            local_port,
-            counters: UdpCounters {
-                bytes_sent: c[0],
-                bytes_received: c[1],
-                datagrams_sent: c[2],
-                datagrams_received: c[3],
-            },
-            first_ns: 1000 + cookie,
-            first_egress,
-        }
+        UdpSample::for_test(cookie, 100, peer, local_port, c, 1000 + cookie, first_egress)
     }
 
     fn pass(t: &mut UdpTable, samples: &[UdpSample]) -> (Vec<UdpDelta>, Vec<usize>) {
