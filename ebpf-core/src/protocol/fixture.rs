@@ -185,6 +185,7 @@ impl Traced {
                 payload: &seg.bytes,
                 seq: Some(self.seq),
                 tls,
+                overlap: false,
             };
             self.seq += 1;
             let hdr = self.header();

@@ -13,9 +13,11 @@ pub(crate) mod decoded;
 mod example;
 #[cfg(test)]
 pub(crate) mod fixture;
+pub(crate) mod follow;
 pub mod genai;
 pub mod http1;
 pub mod http2;
+pub(crate) mod inflight;
 pub mod kafka;
 pub(crate) mod kv;
 pub(crate) mod lenframe;
@@ -68,6 +70,16 @@ pub enum Direction {
     Egress,
 }
 
+impl Direction {
+    /// The other way: where answers go when requests come this way.
+    pub(crate) fn opposite(self) -> Direction {
+        match self {
+            Direction::Ingress => Direction::Egress,
+            Direction::Egress => Direction::Ingress,
+        }
+    }
+}
+
 /// One syscall's worth of bytes on a connection.
 #[derive(Debug, Clone, Copy)]
 pub struct Chunk<'a> {
@@ -89,4 +101,26 @@ pub enum Role {
     Server,
     /// The request was written by the process: it made it.
     Client,
+}
+
+// Every parser maps roles to directions the same way: defined once here so
+// that no protocol can get a side of it backwards.
+impl Role {
+    /// The direction requests travel for the traced process in this role:
+    /// a server reads them, a client writes them.
+    pub(crate) fn request_direction(self) -> Direction {
+        match self {
+            Role::Server => Direction::Ingress,
+            Role::Client => Direction::Egress,
+        }
+    }
+
+    /// The role of a process that moved a request (`request`), or an
+    /// answer, in `direction`.
+    pub(crate) fn of(direction: Direction, request: bool) -> Role {
+        match (direction, request) {
+            (Direction::Ingress, true) | (Direction::Egress, false) => Role::Server,
+            (Direction::Egress, true) | (Direction::Ingress, false) => Role::Client,
+        }
+    }
 }

@@ -153,7 +153,14 @@ pub(crate) fn through_seam(
     }
     let mut last = 1;
     for (seq, &(direction, ts, payload, total_len)) in steps.iter().enumerate() {
-        let data = DataEvent { direction, total_len: total_len as u32, payload, seq: Some(seq as u32), tls: false };
+        let data = DataEvent {
+            direction,
+            total_len: total_len as u32,
+            payload,
+            seq: Some(seq as u32),
+            tls: false,
+            overlap: false,
+        };
         tracker.data(&hdr(ts), &data, &mut exchanges);
         last = ts;
     }

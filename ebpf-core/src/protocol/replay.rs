@@ -195,6 +195,7 @@ pub(crate) fn replay_with(
                     payload,
                     seq: Some(seq),
                     tls: false,
+                    overlap: false,
                 };
                 tracker.data(&hdr(CONN_NS * c as u64 + SEG_NS * (i as u64 + 1) + k as u64), &data, &mut out);
             }

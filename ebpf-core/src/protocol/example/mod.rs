@@ -89,14 +89,6 @@ impl Default for EchoParser {
 }
 
 impl EchoParser {
-    /// The direction requests travel for the traced process.
-    fn request_direction(role: Role) -> Direction {
-        match role {
-            Role::Server => Direction::Ingress,
-            Role::Client => Direction::Egress,
-        }
-    }
-
     /// One complete line: a request queues a call, an answer completes the oldest.
     fn line(&mut self, line: &[u8], request: bool, ts_ns: u64, out: &mut Vec<Record>) -> Progress {
         let role = self.role.unwrap_or(Role::Server);
@@ -133,12 +125,9 @@ impl EchoParser {
 
 impl Parser for EchoParser {
     fn feed(&mut self, chunk: &Chunk<'_>, out: &mut Vec<Record>) -> Progress {
-        let role = *self.role.get_or_insert(match chunk.direction {
-            // The first bytes are a request: whoever sent them is the client.
-            Direction::Egress => Role::Client,
-            Direction::Ingress => Role::Server,
-        });
-        let request = chunk.direction == Self::request_direction(role);
+        // The first bytes are a request: whoever sent them is the client.
+        let role = *self.role.get_or_insert(Role::of(chunk.direction, true));
+        let request = chunk.direction == role.request_direction();
         if self.lost {
             // Resynchronise at the next message boundary: a chunk that starts a request.
             if !(request && chunk.data.starts_with(b"ECHO ")) {

@@ -53,7 +53,8 @@ fn tracker(n: u64, port: u16, echo_enabled: bool) -> (ConnTracker, Vec<Exchange>
 }
 
 fn feed(t: &mut ConnTracker, n: u64, ts: u64, seq: u32, direction: Direction, payload: &[u8], out: &mut Vec<Exchange>) {
-    let data = DataEvent { direction, total_len: payload.len() as u32, payload, seq: Some(seq), tls: false };
+    let data =
+        DataEvent { direction, total_len: payload.len() as u32, payload, seq: Some(seq), tls: false, overlap: false };
     t.data(&hdr(n, ts), &data, out);
 }
 

@@ -35,7 +35,7 @@ use std::sync::Arc;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 
 use crate::metrics::instruments::{genai_client, genai_server, GENAI_CLIENT, GENAI_SERVER};
-use crate::protocol::http1::telemetry::{client_server, path_of, split_host, ServerAddress, ERROR_NO_RESPONSE};
+use crate::protocol::http1::telemetry::{client_server, host_name, path_of, ServerAddress, ERROR_NO_RESPONSE};
 use crate::protocol::http1::{BodyPolicy, HttpExchange, KeptBody};
 use crate::protocol::{ConnFacts, MetricFeed, Operation, Role, SpanName, Value};
 use crate::stats::Stats;
@@ -133,7 +133,7 @@ pub fn genai_server<'a>(ex: &'a HttpExchange, facts: &ConnFacts) -> (Option<Valu
             (address, port)
         }
         Role::Server => {
-            let host = ex.host.as_deref().map(split_host).map(|(name, _)| Value::Str(name));
+            let host = ex.host.as_deref().map(host_name).map(Value::Str);
             let address = host.or_else(|| facts.endpoints.map(|ep| Value::Ip(ep.local.0)));
             (address, facts.endpoints.map(|ep| ep.local.1))
         }

@@ -206,9 +206,20 @@ struct RequestFacts {
 }
 
 impl RequestFacts {
+    /// By the name's length first: most headers are none of those wanted,
+    /// and their length alone says so, in the line loop, without a call
+    /// (the lengths of the names `wanted_header` reads).
+    #[inline(always)]
     fn header(&mut self, name: &[u8], value: &[u8]) {
-        if name.eq_ignore_ascii_case(b"host") {
-            if self.host.is_none() {
+        if matches!(name.len(), 4 | 16 | FRAMING_LENGTH | FRAMING_CODING | H2cAsk::UPGRADE) {
+            self.wanted_header(name, value);
+        }
+    }
+
+    fn wanted_header(&mut self, name: &[u8], value: &[u8]) {
+        match name.len() {
+            // The first Host header counts.
+            4 if self.host.is_none() && name_is(name, b"host") => {
                 let value = cap_bytes(value, MAX_HOST_BYTES);
                 // compact_str's own lossy conversion goes char by char (a tenth of the pipeline's time).
                 self.host = Some(match std::str::from_utf8(value) {
@@ -216,12 +227,15 @@ impl RequestFacts {
                     Err(_) => CompactString::from(String::from_utf8_lossy(value)),
                 });
             }
-        } else if name.eq_ignore_ascii_case(b"content-encoding") {
-            self.content_encoding = ShortValue::new(value);
-        } else if let Err(e) = self.framing.observe(name, value, MessageKind::Request) {
-            self.error.get_or_insert(e);
-        } else {
-            self.h2c.field(name, value);
+            16 if name_is(name, b"content-encoding") => self.content_encoding = ShortValue::new(value),
+            FRAMING_LENGTH | FRAMING_CODING => {
+                if let Err(e) = self.framing.observe(name, value, MessageKind::Request) {
+                    self.error.get_or_insert(e);
+                }
+                self.h2c.field(name, value);
+            }
+            H2cAsk::UPGRADE => self.h2c.field(name, value),
+            _ => {}
         }
     }
 
@@ -257,15 +271,26 @@ struct ResponseFacts {
 }
 
 impl ResponseFacts {
+    /// By the name's length first, as `RequestFacts::header`.
+    #[inline(always)]
     fn header(&mut self, name: &[u8], value: &[u8]) {
-        if name.eq_ignore_ascii_case(b"content-type") {
-            self.content_type = ShortValue::new(value);
-        } else if name.eq_ignore_ascii_case(b"content-encoding") {
-            self.content_encoding = ShortValue::new(value);
-        } else if let Err(e) = self.framing.observe(name, value, MessageKind::Response) {
-            self.error.get_or_insert(e);
-        } else {
-            self.h2c.field(name, value);
+        if matches!(name.len(), 12 | 16 | FRAMING_LENGTH | FRAMING_CODING | H2cAsk::UPGRADE) {
+            self.wanted_header(name, value);
+        }
+    }
+
+    fn wanted_header(&mut self, name: &[u8], value: &[u8]) {
+        match name.len() {
+            12 if name_is(name, b"content-type") => self.content_type = ShortValue::new(value),
+            16 if name_is(name, b"content-encoding") => self.content_encoding = ShortValue::new(value),
+            FRAMING_LENGTH | FRAMING_CODING => {
+                if let Err(e) = self.framing.observe(name, value, MessageKind::Response) {
+                    self.error.get_or_insert(e);
+                }
+                self.h2c.field(name, value);
+            }
+            H2cAsk::UPGRADE => self.h2c.field(name, value),
+            _ => {}
         }
     }
 
@@ -311,6 +336,11 @@ fn parse_complete_lines<T>(
     Ok(parse(&head)?.map(|(_, head)| head))
 }
 
+/// The lengths of the names `Framing::observe` reads: `Content-Length`
+/// (as long as `HTTP2-Settings`, which `H2cAsk` reads) and `Transfer-Encoding`.
+const FRAMING_LENGTH: usize = b"content-length".len();
+const FRAMING_CODING: usize = b"transfer-encoding".len();
+
 impl Default for Framing {
     fn default() -> Self {
         Framing { content_length: None, transfer: TransferCoding::Absent }
@@ -319,13 +349,13 @@ impl Default for Framing {
 
 impl Framing {
     fn observe(&mut self, name: &[u8], value: &[u8], message: MessageKind) -> Result<(), ParseError> {
-        if name.eq_ignore_ascii_case(b"content-length") {
+        if name_is(name, b"content-length") {
             let n = parse_content_length(value).ok_or(ParseError::InvalidContentLength { message })?;
             match self.content_length {
                 Some(prev) if prev != n => return Err(ParseError::InvalidContentLength { message }),
                 _ => self.content_length = Some(n),
             }
-        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+        } else if name_is(name, b"transfer-encoding") {
             // The last coding of the last Transfer-Encoding line is the one
             // that frames the message.
             let last = value.split(|&b| b == b',').map(trim).rfind(|coding| !coding.is_empty());
@@ -341,9 +371,36 @@ impl Framing {
     }
 }
 
+/// `name.eq_ignore_ascii_case(lower)` for a `lower` of lowercase letters,
+/// digits and `-`, eight bytes at a time: the bytewise comparison was most
+/// of the header dispatch. Only letters compare without case (bit 5 set in
+/// both), every other byte exactly, as `eq_ignore_ascii_case`.
+#[inline(always)]
+fn name_is(name: &[u8], lower: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    fn word(bytes: &[u8]) -> u64 {
+        let mut w = [0u8; 8];
+        w[..bytes.len()].copy_from_slice(bytes);
+        u64::from_le_bytes(w)
+    }
+    debug_assert!(lower.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-'));
+    name.len() == lower.len()
+        && name.chunks(8).zip(lower.chunks(8)).all(|(n, l)| {
+            let l = word(l);
+            // 0x20 where `lower` holds a letter (bytes from 0x61 up).
+            let letters = (l.wrapping_add(ONES * 0x1f) & HIGH) >> 2;
+            word(n) | letters == l
+        })
+}
+
 /// Accepts "N" and the list form "N, N" some proxies produce; anything else
 /// (signs, spaces inside, differing values) is unusable for framing.
 fn parse_content_length(value: &[u8]) -> Option<u64> {
+    // Nearly always one number alone: the list's path gives the same.
+    if (1..=19).contains(&value.len()) && value.iter().all(u8::is_ascii_digit) {
+        return Some(value.iter().fold(0u64, |acc, &d| acc * 10 + u64::from(d - b'0')));
+    }
     let mut result = None;
     for part in value.split(|&b| b == b',').map(trim) {
         if part.is_empty() || part.len() > 19 || !part.iter().all(u8::is_ascii_digit) {
@@ -421,6 +478,9 @@ impl HeadBuffer {
         (std::mem::take(&mut self.buf), self.start_ns)
     }
 
+    /// Inlined into its two callers, with `parse` known there: a head
+    /// passed back by value through calls was copied at each.
+    #[inline(always)]
     pub(super) fn step<T>(
         &mut self,
         data: &[u8],
@@ -516,6 +576,31 @@ mod tests {
             }
         }
         assert!(checked > 3000, "{checked}");
+    }
+
+    #[test]
+    fn name_is_eq_ignore_ascii_case() {
+        let names: [&[u8]; 6] =
+            [b"host", b"content-type", b"content-length", b"content-encoding", b"transfer-encoding", b"http2-settings"];
+        for lower in names {
+            for len in 0..=lower.len() + 1 {
+                for b in 0..=255u8 {
+                    for at in 0..len {
+                        let mut name: Vec<u8> = lower.iter().copied().chain(*b"xy").take(len).collect();
+                        let upper = name.to_ascii_uppercase();
+                        name[at] = b;
+                        assert_eq!(
+                            name_is(&name, lower),
+                            name.eq_ignore_ascii_case(lower),
+                            "{:?}",
+                            name.escape_ascii().to_string()
+                        );
+                        assert!(!name_is(&name, lower) || name.len() == lower.len());
+                        assert_eq!(name_is(&upper, lower), upper.eq_ignore_ascii_case(lower));
+                    }
+                }
+            }
+        }
     }
 
     #[test]

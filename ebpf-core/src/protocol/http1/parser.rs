@@ -48,38 +48,9 @@ use super::kept::{BodyPolicy, KeptBodies, KeptBody};
 use super::sniff::skip_line_breaks;
 use super::telemetry::path_of;
 use super::{sniff, MAX_PIPELINED};
+use crate::protocol::follow::{self, State, Sync};
 use crate::protocol::http2::H2cUpgrade;
 use crate::protocol::{Chunk, Direction, Role};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    Open,
-    /// Framing was lost; nothing more can be trusted.
-    Failed,
-    /// The connection now carries another protocol (WebSocket, a tunnel).
-    Switched,
-    /// `close` was called.
-    Closed,
-    /// `gap` was called: chunks are ignored until one starts a request.
-    Lost,
-}
-
-/// How a direction's message boundaries are known.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-enum Sync {
-    /// From the framing of each message.
-    #[default]
-    Framed,
-    /// The current message's end was not captured: every chunk this way
-    /// belongs to it until the other direction starts a message.
-    Unframed,
-    /// An unframed message just ended: the next chunk this way must start a
-    /// new message, or the parser fails.
-    Resync,
-    /// After lost events: chunks this way are ignored until one starts a
-    /// message.
-    Skip,
-}
 
 /// Turns one connection's chunks into completed exchanges. Memory per
 /// connection is bounded: at most one partial head per direction
@@ -285,7 +256,7 @@ impl Http1Parser {
         let role = self.role?;
         let p = self.pending.remove(switch.index)?;
         let upgrade = H2cUpgrade {
-            request_direction: request_direction(role),
+            request_direction: role.request_direction(),
             method: p.method,
             path: path_of(&p.target).into(),
             authority: p.host,
@@ -332,7 +303,7 @@ impl Http1Parser {
     fn rejoin(&mut self, chunk: &Chunk<'_>) {
         let data = skip_line_breaks(chunk.data);
         let resumes = match self.role {
-            Some(role) => chunk.direction == request_direction(role) && sniff::starts_message(true, data),
+            Some(role) => chunk.direction == role.request_direction() && sniff::starts_message(true, data),
             None => sniff::looks_like_http(data),
         };
         if resumes {
@@ -344,20 +315,9 @@ impl Http1Parser {
     }
 
     fn feed_open(&mut self, chunk: &Chunk<'_>) -> Result<(), ParseError> {
-        let data = chunk.data;
-        let uncaptured = chunk.total_len.saturating_sub(data.len() as u64);
-        if data.is_empty() && uncaptured == 0 {
-            return Ok(());
-        }
-        let role = match self.role {
-            Some(role) => role,
-            // Bytes we cannot see cannot tell us which way requests go.
-            None if data.is_empty() => return Ok(()),
-            None => *self.role.insert(infer_role(chunk.direction, data)),
-        };
-        let kind =
-            if chunk.direction == request_direction(role) { MessageKind::Request } else { MessageKind::Response };
-        self.feed_stream(kind, chunk.ts_ns, data, uncaptured)
+        let Some(side) = follow::side(&mut self.role, chunk, infer_role) else { return Ok(()) };
+        let kind = if side.request { MessageKind::Request } else { MessageKind::Response };
+        self.feed_stream(kind, chunk.ts_ns, chunk.data, side.uncaptured)
     }
 
     fn stream(&mut self, kind: MessageKind) -> &mut Stream {
@@ -408,7 +368,8 @@ impl Http1Parser {
         }
         stream.last_ts = ts;
         while !data.is_empty() && self.state == State::Open {
-            let keep_at = self.keeping(kind);
+            // Only a body is kept: no looking for its exchange while a head is read.
+            let keep_at = if self.stream(kind).body.is_some() { self.keeping(kind) } else { None };
             let (stream, pending) = match kind {
                 MessageKind::Request => (&mut self.requests, &mut self.pending),
                 MessageKind::Response => (&mut self.responses, &mut self.pending),
@@ -701,24 +662,13 @@ impl Http1Parser {
     }
 }
 
-/// The direction a request travels for the traced process in `role`.
-fn request_direction(role: Role) -> Direction {
-    match role {
-        Role::Server => Direction::Ingress,
-        Role::Client => Direction::Egress,
-    }
-}
-
 /// Before any request is seen, the first bytes decide: a status line means we
 /// joined mid-connection and this is a response; anything else must be a
 /// request. A first chunk too short to tell ("H") is taken as a request,
 /// since connections start with one.
 fn infer_role(direction: Direction, data: &[u8]) -> Role {
     let response = data.starts_with(b"HTTP/");
-    match (direction, response) {
-        (Direction::Ingress, false) | (Direction::Egress, true) => Role::Server,
-        (Direction::Egress, false) | (Direction::Ingress, true) => Role::Client,
-    }
+    Role::of(direction, !response)
 }
 
 impl Pending {

@@ -124,6 +124,10 @@ pub struct H2cAsk {
 }
 
 impl H2cAsk {
+    /// The length of `Upgrade`; the other name it reads, `HTTP2-Settings`,
+    /// is as long as `Content-Length`.
+    pub const UPGRADE: usize = b"upgrade".len();
+
     /// Cheap for the fields that are neither: two length-first comparisons.
     #[inline]
     pub fn field(&mut self, name: &[u8], value: &[u8]) {

@@ -162,13 +162,6 @@ fn side_of(d: Direction) -> usize {
     }
 }
 
-fn other(d: Direction) -> Direction {
-    match d {
-        Direction::Ingress => Direction::Egress,
-        Direction::Egress => Direction::Ingress,
-    }
-}
-
 fn direction_of(side: usize) -> Direction {
     if side == 0 {
         Direction::Ingress
@@ -309,10 +302,7 @@ impl Http2Parser {
 
     /// Which side the traced process is on, once known.
     pub fn role(&self) -> Option<Role> {
-        self.client.map(|c| match c {
-            Direction::Egress => Role::Client,
-            Direction::Ingress => Role::Server,
-        })
+        self.client.map(|c| Role::of(c, true))
     }
 
     /// The connection turned out not to be HTTP/2 (its first bytes were
@@ -380,7 +370,7 @@ impl Http2Parser {
         ids.sort_unstable();
         // The server's direction, if it skipped chunks while a stream was
         // open, may have carried its response: lost, not missing.
-        let server = self.client.map(|c| side_of(other(c)));
+        let server = self.client.map(|c| side_of(c.opposite()));
         for id in ids {
             let end = match self.streams.get(&id) {
                 Some(s) if s.response.ended_ns.is_some() => StreamEnd::Complete,
@@ -513,13 +503,13 @@ impl Http2Parser {
             && data.get(3) == Some(&frame::SETTINGS)
         {
             // The server's SETTINGS came first.
-            other(d)
+            d.opposite()
         } else {
             return Err(Http2Error::BadPreface);
         };
         self.client = Some(client);
         self.sides[side_of(client)].sync = Sync::Preface(0);
-        self.sides[side_of(other(client))].sync = Sync::Frames;
+        self.sides[side_of(client.opposite())].sync = Sync::Frames;
         Ok(())
     }
 
@@ -741,7 +731,7 @@ impl Http2Parser {
             if fields.is_request() {
                 self.client = Some(d);
             } else if fields.status.is_some() {
-                self.client = Some(other(d));
+                self.client = Some(d.opposite());
             }
         }
         let Some(client) = self.client else {
@@ -866,10 +856,7 @@ impl Http2Parser {
 
     fn finish(&mut self, id: u32, end: StreamEnd, ts: u64, out: &mut Vec<Http2Stream>) {
         let (Some(client), Some(s)) = (self.client, self.streams.remove(&id)) else { return };
-        let role = match client {
-            Direction::Egress => Role::Client,
-            Direction::Ingress => Role::Server,
-        };
+        let role = Role::of(client, true);
         let grpc = s.grpc.then(|| GrpcCall {
             method: s.path.as_deref().and_then(grpc::method_of),
             status: s.grpc_status,

@@ -23,7 +23,7 @@ use super::grpc::status_name;
 use super::{GrpcCall, Http2Stream, StreamEnd};
 use crate::metrics::instruments::{DURATION, RPC_CLIENT, RPC_SERVER};
 use crate::protocol::http1::telemetry::{
-    client_server_of, split_host, HttpCall, HttpLayers, ERROR_NO_RESPONSE, HEADERS_INCOMPLETE,
+    client_server_of, host_name, HttpCall, HttpLayers, ERROR_NO_RESPONSE, HEADERS_INCOMPLETE,
 };
 use crate::protocol::{ConnFacts, MetricFeed, Operation, Role, SpanName, Value};
 
@@ -182,8 +182,8 @@ pub fn rpc_operation<'a>(op: &mut Operation<'a>, s: &'a Http2Stream, call: &'a G
     match s.role {
         Role::Server => {
             if let Some(ep) = &facts.endpoints {
-                match s.authority.as_deref().map(split_host) {
-                    Some((name, _)) => op.attr("server.address", name),
+                match s.authority.as_deref().map(host_name) {
+                    Some(name) => op.attr("server.address", name),
                     None => op.attr("server.address", ep.local.0),
                 }
                 op.attr("server.port", i64::from(ep.local.1));

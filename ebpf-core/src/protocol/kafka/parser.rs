@@ -163,10 +163,7 @@ impl KafkaParser {
 
     fn set_role(&mut self, role: Role) {
         self.conn.role = role;
-        self.requests = Some(match role {
-            Role::Client => Direction::Egress,
-            Role::Server => Direction::Ingress,
-        });
+        self.requests = Some(role.request_direction());
     }
 
     /// Requests whose responses never came (lost events, closed early).

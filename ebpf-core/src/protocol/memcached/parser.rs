@@ -18,37 +18,18 @@
 //! seen (a multi-key `get` counts the keys and hits seen), and the direction
 //! resynchronises at the next request chunk that starts with a command.
 
-use std::collections::VecDeque;
-
 use compact_str::CompactString;
 
 use super::command::{Command, CommandFramer, Flags, KeyHash, Kind, Step as CommandStep};
 use super::operation::{Code, MemcachedCounters, MemcachedOperation, Outcome};
 use super::reply::{Line, Loss as ReplyLoss, ReplyFramer, Step as ReplyStep};
 use super::{sniff, MemcachedError, MAX_PENDING};
+use crate::protocol::follow::{self, State, Sync};
+use crate::protocol::inflight::{self, Entry, InFlight};
 use crate::protocol::prefix::Prefix;
 use crate::protocol::{Chunk, Direction, Role};
 
 const END_LINE: &[u8] = b"END\r\n";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    Open,
-    Failed,
-    /// `watch`: the connection became a log stream.
-    Switched,
-    Closed,
-    Lost,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-enum Sync {
-    #[default]
-    Framed,
-    Unframed,
-    Resync,
-    Skip,
-}
 
 #[derive(Debug)]
 struct Pending {
@@ -63,6 +44,22 @@ struct Pending {
     /// or theirs: it takes none, and ends with an unknown outcome.
     uncertain: bool,
     done: bool,
+}
+
+impl inflight::Command for Pending {
+    type Op = MemcachedOperation;
+
+    fn awaits_reply(&self) -> bool {
+        !self.done
+    }
+
+    fn is_done(&self) -> bool {
+        self.done
+    }
+
+    fn into_op(self) -> MemcachedOperation {
+        self.op
+    }
 }
 
 impl Pending {
@@ -124,13 +121,6 @@ impl Pending {
     }
 }
 
-#[derive(Debug)]
-enum Entry {
-    Op(Pending),
-    Skipped(u64),
-    Unknown,
-}
-
 /// Turns one connection's chunks into completed memcached operations.
 /// Memory per connection is bounded like `RedisParser`'s.
 #[derive(Debug)]
@@ -141,9 +131,7 @@ pub struct MemcachedParser {
     replies: ReplyFramer,
     request_sync: Sync,
     reply_sync: Sync,
-    queue: VecDeque<Entry>,
-    /// Index in `queue` of the oldest entry awaiting a reply.
-    awaiting: usize,
+    queue: InFlight<Pending>,
     /// The awaiting command's multi-line reply (VALUEs, STATs) has begun.
     in_reply: bool,
     cut_line: Option<Line>,
@@ -167,8 +155,7 @@ impl MemcachedParser {
             replies: ReplyFramer::default(),
             request_sync: Sync::Framed,
             reply_sync: Sync::Framed,
-            queue: VecDeque::new(),
-            awaiting: 0,
+            queue: InFlight::new(MAX_PENDING),
             in_reply: false,
             cut_line: None,
             framed_any: false,
@@ -212,21 +199,13 @@ impl MemcachedParser {
         if self.state != State::Open {
             return Ok(());
         }
-        let uncaptured = chunk.total_len.saturating_sub(chunk.data.len() as u64);
-        if chunk.data.is_empty() && uncaptured == 0 {
-            return Ok(());
-        }
-        let role = match self.role {
-            Some(role) => role,
-            None if chunk.data.is_empty() => return Ok(()),
-            None => *self.role.insert(infer_role(chunk.direction, chunk.data)),
-        };
-        let result = if chunk.direction == request_direction(role) {
-            self.feed_requests(chunk.ts_ns, chunk.data, uncaptured)
+        let Some(side) = follow::side(&mut self.role, chunk, infer_role) else { return Ok(()) };
+        let result = if side.request {
+            self.feed_requests(chunk.ts_ns, chunk.data, side.uncaptured)
         } else {
-            self.feed_replies(chunk.ts_ns, chunk.data, uncaptured)
+            self.feed_replies(chunk.ts_ns, chunk.data, side.uncaptured)
         };
-        self.drain(out);
+        self.queue.drain(out);
         if result.is_err() {
             if self.framed_any {
                 self.counters.resyncs += 1;
@@ -246,17 +225,9 @@ impl MemcachedParser {
         if !matches!(self.state, State::Open | State::Lost) {
             return 0;
         }
-        self.drain(out);
-        let mut dropped = 0;
-        for entry in self.queue.drain(..) {
-            match entry {
-                // Complete behind one in flight (noreply): still reported.
-                Entry::Op(p) if p.done => out.push(p.op),
-                Entry::Op(_) => dropped += 1,
-                Entry::Skipped(n) => dropped += n,
-                Entry::Unknown => {}
-            }
-        }
+        self.queue.drain(out);
+        // Complete behind one in flight (noreply): still reported.
+        let dropped = self.queue.drop_all(out);
         self.counters.dropped_operations += dropped;
         self.clear_in_flight();
         self.request_sync = Sync::Skip;
@@ -277,7 +248,7 @@ impl MemcachedParser {
         let partial = self.replies.in_progress_start();
         let in_reply = self.in_reply;
         let mut first = true;
-        for entry in self.queue.iter_mut().skip(self.awaiting) {
+        for entry in self.queue.entries.iter_mut().skip(self.queue.awaiting) {
             let Entry::Op(p) = entry else { continue };
             if p.done {
                 continue;
@@ -299,9 +270,8 @@ impl MemcachedParser {
             p.op.response_end_ns = ts_ns;
             p.done = true;
         }
-        self.queue.retain(|e| matches!(e, Entry::Op(_)));
-        self.awaiting = self.queue.len();
-        self.drain(out);
+        self.queue.close_all();
+        self.queue.drain(out);
         self.shut(State::Closed);
     }
 
@@ -311,8 +281,7 @@ impl MemcachedParser {
     }
 
     fn clear_in_flight(&mut self) {
-        self.queue = VecDeque::new();
-        self.awaiting = 0;
+        self.queue.clear();
         self.in_reply = false;
         self.cut_line = None;
         self.commands.reset();
@@ -321,7 +290,7 @@ impl MemcachedParser {
 
     fn rejoin(&mut self, chunk: &Chunk<'_>) {
         let starts = match self.role {
-            Some(role) => chunk.direction == request_direction(role) && sniff::starts_command(chunk.data),
+            Some(role) => chunk.direction == role.request_direction() && sniff::starts_command(chunk.data),
             None => sniff::looks_like_command(chunk.data),
         };
         if starts {
@@ -344,12 +313,12 @@ impl MemcachedParser {
                 if !(may && sniff::starts_command(data)) {
                     self.counters.skipped_chunks += 1;
                     if self.request_sync == Sync::Resync {
-                        self.push(Entry::Unknown);
+                        self.queue.push_unknown();
                     }
                     return Ok(());
                 }
                 self.request_sync = Sync::Framed;
-                self.remove_unknown();
+                self.queue.remove_unknown();
             }
         }
         while !data.is_empty() {
@@ -367,7 +336,7 @@ impl MemcachedParser {
         }
         if loss.unframed {
             self.counters.resyncs += 1;
-            self.push(Entry::Unknown);
+            self.queue.push_unknown();
             self.request_sync = Sync::Resync;
         }
         Ok(())
@@ -462,45 +431,13 @@ impl MemcachedParser {
                 || matches!(cmd.kind, Kind::Store | Kind::Delete | Kind::Arith | Kind::Touch | Kind::Simple));
         let pending =
             Pending { op, kind: cmd.kind, flags: cmd.flags, opaque: cmd.opaque, key: cmd.key, uncertain, done };
-        self.push(Entry::Op(pending));
-    }
-
-    fn push(&mut self, entry: Entry) {
-        if matches!(entry, Entry::Unknown) {
-            if !matches!(self.queue.back(), Some(Entry::Unknown)) {
-                self.queue.push_back(entry);
-            }
-            return;
-        }
-        if self.queue.len() >= MAX_PENDING {
-            if matches!(&entry, Entry::Op(p) if p.done) {
-                self.counters.dropped_operations += 1;
-                return;
-            }
-            self.counters.dropped_operations += 1;
-            match self.queue.back_mut() {
-                Some(Entry::Skipped(m)) => *m += 1,
-                _ => self.queue.push_back(Entry::Skipped(1)),
-            }
-        } else {
-            self.queue.push_back(entry);
-        }
-        self.settle();
-    }
-
-    fn settle(&mut self) {
-        while let Some(Entry::Op(p)) = self.queue.get(self.awaiting) {
-            if !p.done {
-                break;
-            }
-            self.awaiting += 1;
-        }
+        self.counters.dropped_operations += self.queue.push(pending);
     }
 
     /// A command seen before a loss still awaits a reply it must get (quiet
     /// commands may never get one).
     fn awaits_known_reply(&self) -> bool {
-        for entry in self.queue.iter().skip(self.awaiting) {
+        for entry in self.queue.entries.iter().skip(self.queue.awaiting) {
             match entry {
                 Entry::Op(p) if !p.done && !p.quiet() => return true,
                 Entry::Skipped(_) => return true,
@@ -511,15 +448,6 @@ impl MemcachedParser {
         false
     }
 
-    fn remove_unknown(&mut self) {
-        let before = self.queue.len();
-        self.queue.retain(|e| !matches!(e, Entry::Unknown));
-        if self.queue.len() != before {
-            self.awaiting = self.awaiting.min(self.queue.len());
-            self.settle();
-        }
-    }
-
     fn on_line(&mut self, line: Line) -> Result<(), MemcachedError> {
         if self.in_reply {
             self.continue_reply(&line)?;
@@ -527,7 +455,7 @@ impl MemcachedParser {
         }
         // Which entry this line answers: see the module documentation.
         let mut target = None;
-        for (i, entry) in self.queue.iter().enumerate().skip(self.awaiting) {
+        for (i, entry) in self.queue.entries.iter().enumerate().skip(self.queue.awaiting) {
             match entry {
                 Entry::Op(p) if p.done => continue,
                 Entry::Op(p) => {
@@ -547,7 +475,7 @@ impl MemcachedParser {
         }
         let Some(target) = target else {
             self.counters.unmatched_replies += 1;
-            if !self.framed_any || self.queue.len() == self.awaiting {
+            if !self.framed_any || self.queue.entries.len() == self.queue.awaiting {
                 // Nothing awaits: a reply to a command sent before we
                 // joined, or an error a noreply command got after all.
                 return Ok(());
@@ -555,8 +483,8 @@ impl MemcachedParser {
             return Err(MemcachedError::Desynchronized("a reply answers none of the commands awaiting one"));
         };
         // The quiet commands passed over were answered by silence.
-        for i in self.awaiting..target {
-            if let Some(Entry::Op(p)) = self.queue.get_mut(i) {
+        for i in self.queue.awaiting..target {
+            if let Some(Entry::Op(p)) = self.queue.entries.get_mut(i) {
                 if !p.done {
                     p.op.outcome = p.silent_outcome();
                     if p.kind == Kind::MetaGet {
@@ -567,8 +495,8 @@ impl MemcachedParser {
                 }
             }
         }
-        self.awaiting = target;
-        match &mut self.queue[target] {
+        self.queue.awaiting = target;
+        match &mut self.queue.entries[target] {
             Entry::Unknown => {
                 self.counters.unmatched_replies += 1;
                 return Ok(());
@@ -576,14 +504,13 @@ impl MemcachedParser {
             Entry::Skipped(n) => {
                 *n -= 1;
                 if *n == 0 {
-                    self.awaiting += 1;
-                    self.settle();
+                    self.queue.answered();
                 }
                 return Ok(());
             }
             Entry::Op(_) => {}
         }
-        let Some(Entry::Op(p)) = self.queue.get_mut(target) else { return Ok(()) };
+        let Some(Entry::Op(p)) = self.queue.entries.get_mut(target) else { return Ok(()) };
         p.op.response_start_ns = Some(line.start_ns);
         p.op.response_end_ns = line.end_ns;
         p.op.response_bytes += line.bytes;
@@ -607,8 +534,7 @@ impl MemcachedParser {
         let watch = p.kind == Kind::Watch && code == Code::Ok;
         p.op.outcome = Outcome::Reply(code);
         p.done = true;
-        self.awaiting += 1;
-        self.settle();
+        self.queue.answered();
         if watch {
             self.state = State::Switched;
         }
@@ -617,7 +543,7 @@ impl MemcachedParser {
 
     /// A line of the awaiting command's multi-line reply.
     fn continue_reply(&mut self, line: &Line) -> Result<(), MemcachedError> {
-        let Some(Entry::Op(p)) = self.queue.get_mut(self.awaiting) else {
+        let Some(Entry::Op(p)) = self.queue.entries.get_mut(self.queue.awaiting) else {
             self.in_reply = false;
             return Ok(());
         };
@@ -647,8 +573,7 @@ impl MemcachedParser {
             p.op.outcome = Outcome::Reply(code);
             p.done = true;
             self.in_reply = false;
-            self.awaiting += 1;
-            self.settle();
+            self.queue.answered();
         }
         Ok(())
     }
@@ -656,7 +581,7 @@ impl MemcachedParser {
     /// A retrieval's reply is in progress (VALUEs seen, END not yet).
     fn in_retrieval(&self) -> bool {
         self.in_reply
-            && matches!(self.queue.get(self.awaiting), Some(Entry::Op(p)) if matches!(p.kind, Kind::Get { .. }))
+            && matches!(self.queue.entries.get(self.queue.awaiting), Some(Entry::Op(p)) if matches!(p.kind, Kind::Get { .. }))
     }
 
     fn go_unframed(&mut self, cut: Option<Line>) {
@@ -672,7 +597,7 @@ impl MemcachedParser {
         let cut = self.cut_line.take();
         let in_reply = std::mem::replace(&mut self.in_reply, false);
         let mut first = true;
-        for entry in self.queue.iter_mut().skip(self.awaiting) {
+        for entry in self.queue.entries.iter_mut().skip(self.queue.awaiting) {
             match entry {
                 Entry::Op(p) if !p.done => {
                     if first && in_reply {
@@ -714,31 +639,9 @@ impl MemcachedParser {
                 _ => {}
             }
         }
-        self.queue.retain(|e| !matches!(e, Entry::Unknown | Entry::Skipped(0)));
-        self.awaiting = self.queue.len();
+        self.queue.end_unframed();
         self.replies.reset();
         self.reply_sync = Sync::Resync;
-    }
-
-    fn drain(&mut self, out: &mut Vec<MemcachedOperation>) {
-        while let Some(front) = self.queue.front() {
-            match front {
-                Entry::Op(p) if p.done => {}
-                Entry::Skipped(0) => {}
-                _ => break,
-            }
-            if let Some(Entry::Op(p)) = self.queue.pop_front() {
-                out.push(p.op);
-            }
-            self.awaiting = self.awaiting.saturating_sub(1);
-        }
-    }
-}
-
-fn request_direction(role: Role) -> Direction {
-    match role {
-        Role::Server => Direction::Ingress,
-        Role::Client => Direction::Egress,
     }
 }
 
@@ -746,8 +649,5 @@ fn request_direction(role: Role) -> Direction {
 /// case: a first chunk that is plainly a reply means we joined late.
 fn infer_role(direction: Direction, data: &[u8]) -> Role {
     let reply = data.first().is_some_and(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
-    match (direction, reply) {
-        (Direction::Ingress, false) | (Direction::Egress, true) => Role::Server,
-        (Direction::Egress, false) | (Direction::Ingress, true) => Role::Client,
-    }
+    Role::of(direction, !reply)
 }

@@ -150,10 +150,7 @@ impl MongoParser {
 
     fn set_role(&mut self, role: Role) {
         self.conn.role = role;
-        self.requests = Some(match role {
-            Role::Client => Direction::Egress,
-            Role::Server => Direction::Ingress,
-        });
+        self.requests = Some(role.request_direction());
     }
 
     /// Requests whose replies never came (lost events, closed early).

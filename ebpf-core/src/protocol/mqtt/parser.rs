@@ -142,10 +142,7 @@ impl MqttParser {
 
     fn set_role(&mut self, role: Role) {
         self.conn.role = role;
-        self.client_dir = Some(match role {
-            Role::Client => Direction::Egress,
-            Role::Server => Direction::Ingress,
-        });
+        self.client_dir = Some(role.request_direction());
     }
 
     /// Flows that never completed (lost events, closed early).

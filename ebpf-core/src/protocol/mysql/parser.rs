@@ -39,6 +39,7 @@ use compact_str::CompactString;
 
 use super::framer::{ends_response, starts_command, Framer, Outcome, Packet};
 use super::{command_name, MAX_IN_FLIGHT, MAX_STATEMENTS, MORE_RESULTS};
+use crate::protocol::sql::first::{FirstBytes, Gathered};
 use crate::protocol::sql::{
     DbCommand, DbError, DbOperation, DbStatus, Dialect, QueryInfo, SqlOptions, MAX_QUERY_BYTES,
 };
@@ -164,8 +165,7 @@ pub struct MysqlParser {
     compressed_chunks: u64,
     dropped: u64,
     /// The first bytes, while too few to recognise (a greeting or login).
-    first: Vec<u8>,
-    first_ts: u64,
+    first: FirstBytes,
     /// Timestamp of the last server chunk.
     last_server_ts: u64,
 }
@@ -192,8 +192,7 @@ impl MysqlParser {
             scratch: Vec::new(),
             compressed_chunks: 0,
             dropped: 0,
-            first: Vec::new(),
-            first_ts: 0,
+            first: FirstBytes::default(),
             last_server_ts: 0,
         }
     }
@@ -203,10 +202,7 @@ impl MysqlParser {
     /// is assumed, CLIENT_DEPRECATE_EOF is not.
     pub fn joined(opts: SqlOptions, role: Role) -> Self {
         let mut p = Self::new(opts);
-        p.client_dir = Some(match role {
-            Role::Client => Direction::Egress,
-            Role::Server => Direction::Ingress,
-        });
+        p.client_dir = Some(role.request_direction());
         p.caps = CLIENT_PROTOCOL_41 | CLIENT_SECURE_CONNECTION;
         p.phase = Phase::Lost;
         p
@@ -260,10 +256,7 @@ impl MysqlParser {
     }
 
     fn role(&self) -> Role {
-        match self.client_dir {
-            Some(Direction::Ingress) => Role::Server,
-            _ => Role::Client,
-        }
+        self.client_dir.map_or(Role::Client, |d| Role::of(d, true))
     }
 
     pub fn feed(&mut self, chunk: &Chunk<'_>, out: &mut Vec<DbOperation>) {
@@ -280,7 +273,7 @@ impl MysqlParser {
             None if chunk.data.len() < 8 || !self.first.is_empty() => return self.first_bytes(chunk, out),
             None => {
                 if looks_like_greeting(chunk.data) {
-                    self.client_dir = Some(opposite(chunk.direction));
+                    self.client_dir = Some(chunk.direction.opposite());
                     false
                 } else if looks_like_login(chunk.data) {
                     // The plaintext of a TLS connection starts here.
@@ -312,21 +305,14 @@ impl MysqlParser {
 
     /// The connection's first bytes came in pieces too small to recognise.
     fn first_bytes(&mut self, chunk: &Chunk<'_>, out: &mut Vec<DbOperation>) {
-        if chunk.data.len() as u64 != chunk.total_len || self.first.len() + chunk.data.len() > 4096 {
-            self.phase = Phase::Done;
-            return;
+        match self.first.gather(chunk, 4096) {
+            Gathered::More => {}
+            Gathered::Refused => self.phase = Phase::Done,
+            Gathered::Whole { bytes, ts_ns } => {
+                let whole = Chunk { ts_ns, direction: chunk.direction, data: &bytes, total_len: bytes.len() as u64 };
+                self.feed(&whole, out);
+            }
         }
-        if self.first.is_empty() {
-            self.first_ts = chunk.ts_ns;
-        }
-        self.first.extend_from_slice(chunk.data);
-        if self.first.len() < 8 {
-            return;
-        }
-        let first = std::mem::take(&mut self.first);
-        let whole =
-            Chunk { ts_ns: self.first_ts, direction: chunk.direction, data: &first, total_len: first.len() as u64 };
-        self.feed(&whole, out);
     }
 
     pub fn gap(&mut self) {
@@ -794,13 +780,6 @@ impl MysqlParser {
             namespace: self.namespace.clone(),
             role: self.role(),
         });
-    }
-}
-
-fn opposite(d: Direction) -> Direction {
-    match d {
-        Direction::Ingress => Direction::Egress,
-        Direction::Egress => Direction::Ingress,
     }
 }
 

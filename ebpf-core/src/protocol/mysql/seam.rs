@@ -16,11 +16,11 @@
 //! `mariadb`, from the greeting), so spans over TLS are told apart too.
 
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::Arc;
 
 use super::{looks_like_greeting, looks_like_login, MysqlParser};
+use crate::protocol::sql::seam::{SqlParser, SqlStream};
 use crate::protocol::sql::{DbOperation, SqlOptions};
-use crate::protocol::{Chunk, Direction, Hint, Parser, ParserContext, Progress, Recognition, Record, Role};
+use crate::protocol::{Chunk, Direction, Hint, Parser, ParserContext, Recognition, Role};
 use crate::stats::Stats;
 
 /// The well-known port: a hint only.
@@ -48,10 +48,7 @@ pub fn recognise(hint: &Hint<'_>) -> Recognition {
 /// The traced process's role if the first chunk came from the client
 /// (`from_client`) or the server, when the kernel's role agrees.
 fn role_of(hint: &Hint<'_>, from_client: bool) -> Option<Role> {
-    let role = match (hint.direction, from_client) {
-        (Direction::Egress, true) | (Direction::Ingress, false) => Role::Client,
-        _ => Role::Server,
-    };
+    let role = Role::of(hint.direction, from_client);
     hint.role.is_none_or(|r| r == role).then_some(role)
 }
 
@@ -115,97 +112,52 @@ fn looks_like_response(data: &[u8]) -> bool {
 
 /// The registry's constructor.
 pub fn new_parser(ctx: &ParserContext) -> Box<dyn Parser> {
-    Box::new(MyStream::new(ctx.config.mysql.parser_options(), ctx.role, ctx.stats.clone()))
+    Box::new(SqlStream::<MysqlParser>::new(ctx.config.mysql.parser_options(), ctx.role, ctx.stats.clone()))
 }
 
-/// `MysqlParser` behind the seam, created at the first chunk: from the
-/// start of the connection (greeting, or login over TLS), or joined on a
-/// connection already open.
-#[derive(Debug)]
-struct MyStream {
-    opts: SqlOptions,
-    /// The kernel's, when it saw the connection open.
-    role: Option<Role>,
-    parser: Option<MysqlParser>,
-    ops: Vec<DbOperation>,
-    /// How many of the parser's dropped operations were counted.
-    dropped: u64,
-    stats: Arc<Stats>,
-}
-
-impl MyStream {
-    fn new(opts: SqlOptions, role: Option<Role>, stats: Arc<Stats>) -> Self {
-        Self { opts, role, parser: None, ops: Vec::new(), dropped: 0, stats }
-    }
-
-    fn start(&self, chunk: &Chunk<'_>) -> MysqlParser {
+/// Made at the first chunk: from the start of the connection (greeting, or
+/// login over TLS), or joined on a connection already open.
+impl SqlParser for MysqlParser {
+    fn start(opts: SqlOptions, role: Option<Role>, chunk: &Chunk<'_>) -> Self {
         let from_client = looks_like_command(chunk.data);
         let joined = !looks_like_greeting(chunk.data)
             && !looks_like_login(chunk.data)
             && (from_client || looks_like_response(chunk.data));
         if !joined {
-            return MysqlParser::new(self.opts);
+            return MysqlParser::new(opts);
         }
-        let role = self.role.unwrap_or(match (chunk.direction, from_client) {
-            (Direction::Egress, true) | (Direction::Ingress, false) => Role::Client,
-            _ => Role::Server,
-        });
-        MysqlParser::joined(self.opts, role)
+        let role = role.unwrap_or(Role::of(chunk.direction, from_client));
+        MysqlParser::joined(opts, role)
     }
 
-    /// Records for the completed operations; the newly dropped ones counted
-    /// (`requests_unmatched`) unless `gap` reports them; their number.
-    fn flush(&mut self, out: &mut Vec<Record>, counted: bool) -> u64 {
-        out.extend(self.ops.drain(..).map(Record::Sql));
-        let total = self.parser.as_ref().map_or(0, MysqlParser::dropped);
-        let new = total - self.dropped;
-        self.dropped = total;
-        if counted && new > 0 {
-            self.stats.requests_unmatched.fetch_add(new, Relaxed);
-        }
-        new
+    fn feed(&mut self, chunk: &Chunk<'_>, out: &mut Vec<DbOperation>) {
+        MysqlParser::feed(self, chunk, out);
     }
-}
 
-impl Parser for MyStream {
-    fn feed(&mut self, chunk: &Chunk<'_>, out: &mut Vec<Record>) -> Progress {
-        if self.parser.is_none() {
-            self.parser = Some(self.start(chunk));
-        }
-        let Some(p) = self.parser.as_mut() else { return Progress::Failed };
-        p.feed(chunk, &mut self.ops);
-        let compressed = p.is_compressed();
-        // TLS (handed over: `over_tls`), compressed, quit or not MySQL:
-        // nothing more to copy.
-        let done = p.is_tls() || p.is_done() || compressed;
-        self.flush(out, true);
-        if compressed {
-            self.stats.mysql_compressed.fetch_add(1, Relaxed);
-        }
-        if done {
-            Progress::Done
-        } else {
-            Progress::Continue
+    fn gap(&mut self) {
+        MysqlParser::gap(self);
+    }
+
+    fn close(&mut self, out: &mut Vec<DbOperation>) {
+        MysqlParser::close(self, out);
+    }
+
+    fn dropped(&self) -> u64 {
+        MysqlParser::dropped(self)
+    }
+
+    /// TLS (handed over: `after_tls`), compressed, quit or not MySQL.
+    fn finished(&self) -> bool {
+        self.is_tls() || self.is_done() || self.is_compressed()
+    }
+
+    fn count_finish(&self, stats: &Stats) {
+        if self.is_compressed() {
+            stats.mysql_compressed.fetch_add(1, Relaxed);
         }
     }
 
-    fn gap(&mut self, out: &mut Vec<Record>) -> usize {
-        let Some(p) = self.parser.as_mut() else { return 0 };
-        p.gap();
-        self.flush(out, false) as usize
-    }
-
-    fn close(&mut self, _ts_ns: u64, out: &mut Vec<Record>) {
-        if let Some(p) = self.parser.as_mut() {
-            p.close(&mut self.ops);
-        }
-        self.flush(out, true);
-    }
-
-    fn over_tls(&mut self) -> Option<Box<dyn Parser>> {
-        let next = self.parser.as_ref()?.after_tls()?;
-        let mut stream = MyStream::new(self.opts, self.role, self.stats.clone());
-        stream.parser = Some(next);
-        Some(Box::new(stream))
+    fn after_tls(&self) -> Option<Self> {
+        MysqlParser::after_tls(self)
     }
 }

@@ -45,6 +45,7 @@ use compact_str::CompactString;
 
 use super::framer::{ends_with_ready, frames_cleanly, Framer, Msg, Next, Outcome};
 use super::{MAX_IN_FLIGHT, MAX_PORTALS, MAX_STATEMENTS};
+use crate::protocol::sql::first::{FirstBytes, Gathered};
 use crate::protocol::sql::{DbCommand, DbError, DbOperation, DbStatus, Dialect, QueryInfo, SqlOptions};
 use crate::protocol::{Chunk, Direction, Role};
 
@@ -163,8 +164,7 @@ pub struct PgParser {
     scratch: Vec<u8>,
     /// The first bytes of the connection, while too few to tell a startup
     /// packet (8 bytes) apart.
-    first: Vec<u8>,
-    first_ts: u64,
+    first: FirstBytes,
     tls: bool,
     /// Timestamp of the last backend chunk.
     last_back_ts: u64,
@@ -194,8 +194,7 @@ impl PgParser {
             lost_front_seen: false,
             msgs: Vec::new(),
             scratch: Vec::new(),
-            first: Vec::new(),
-            first_ts: 0,
+            first: FirstBytes::default(),
             tls: false,
             last_back_ts: 0,
             dropped: 0,
@@ -207,10 +206,7 @@ impl PgParser {
     /// `new` for that). `role` says which way the frontend's bytes go.
     pub fn joined(opts: SqlOptions, role: Role) -> Self {
         let mut p = Self::new(opts);
-        p.frontend_dir = Some(match role {
-            Role::Client => Direction::Egress,
-            Role::Server => Direction::Ingress,
-        });
+        p.frontend_dir = Some(role.request_direction());
         p.enter_lost();
         // A connection found open is taken to be idle.
         p.lost_back_ready = true;
@@ -239,10 +235,7 @@ impl PgParser {
     }
 
     fn role(&self) -> Role {
-        match self.frontend_dir {
-            Some(Direction::Ingress) => Role::Server,
-            _ => Role::Client,
-        }
+        self.frontend_dir.map_or(Role::Client, |d| Role::of(d, true))
     }
 
     /// Feed one chunk; push every operation it completes onto `out`.
@@ -271,32 +264,26 @@ impl PgParser {
         if self.state != State::Startup {
             return;
         }
-        let complete = chunk.data.len() as u64 == chunk.total_len;
         if self.first.is_empty() && looks_like_startup(chunk.data) {
             self.frontend_dir = Some(chunk.direction);
             self.front.next = Next::Untyped;
             return self.feed(chunk, out);
         }
-        if !complete || self.first.len() + chunk.data.len() > 8 * 1024 {
-            self.state = State::Done;
-            return;
-        }
-        if self.first.is_empty() {
-            self.first_ts = chunk.ts_ns;
-        }
-        self.first.extend_from_slice(chunk.data);
-        if self.first.len() < 8 {
-            return;
-        }
-        let first = std::mem::take(&mut self.first);
+        let (first, ts_ns) = match self.first.gather(chunk, 8 * 1024) {
+            Gathered::More => return,
+            Gathered::Refused => {
+                self.state = State::Done;
+                return;
+            }
+            Gathered::Whole { bytes, ts_ns } => (bytes, ts_ns),
+        };
         if !looks_like_startup(&first) {
             self.state = State::Done;
             return;
         }
         self.frontend_dir = Some(chunk.direction);
         self.front.next = Next::Untyped;
-        let whole =
-            Chunk { ts_ns: self.first_ts, direction: chunk.direction, data: &first, total_len: first.len() as u64 };
+        let whole = Chunk { ts_ns, direction: chunk.direction, data: &first, total_len: first.len() as u64 };
         self.feed(&whole, out);
     }
 

@@ -10,14 +10,11 @@
 //! port 5432). Text protocols never pass: a letter followed by ASCII text
 //! reads as a message longer than 1 GiB.
 
-use std::sync::atomic::Ordering::Relaxed;
-use std::sync::Arc;
-
 use super::framer::{ends_with_ready, frames_cleanly, known_type, MAX_MESSAGE_LEN};
 use super::{looks_like_startup, PgParser};
+use crate::protocol::sql::seam::{SqlParser, SqlStream};
 use crate::protocol::sql::{DbOperation, SqlOptions};
-use crate::protocol::{Chunk, Direction, Hint, Parser, ParserContext, Progress, Recognition, Record, Role};
-use crate::stats::Stats;
+use crate::protocol::{Chunk, Hint, Parser, ParserContext, Recognition, Role};
 
 /// The well-known port: a hint only.
 const PORT: u16 = 5432;
@@ -46,10 +43,7 @@ pub fn recognise(hint: &Hint<'_>) -> Recognition {
 /// (`frontend`) or the backend, and the kernel's role (when it saw the
 /// connection open) agrees with the direction.
 fn frontend_role(hint: &Hint<'_>, frontend: bool) -> Option<Role> {
-    let role = match (hint.direction, frontend) {
-        (Direction::Egress, true) | (Direction::Ingress, false) => Role::Client,
-        _ => Role::Server,
-    };
+    let role = Role::of(hint.direction, frontend);
     hint.role.is_none_or(|r| r == role).then_some(role)
 }
 
@@ -82,87 +76,41 @@ fn looks_like_frontend(data: &[u8]) -> bool {
 
 /// The registry's constructor.
 pub fn new_parser(ctx: &ParserContext) -> Box<dyn Parser> {
-    Box::new(PgStream {
-        opts: ctx.config.postgresql.parser_options(),
-        role: ctx.role,
-        parser: None,
-        ops: Vec::new(),
-        dropped: 0,
-        stats: ctx.stats.clone(),
-    })
+    Box::new(SqlStream::<PgParser>::new(ctx.config.postgresql.parser_options(), ctx.role, ctx.stats.clone()))
 }
 
-/// `PgParser` behind the seam, created at the first chunk: from the start
-/// of the connection, or joined on a connection already open.
-#[derive(Debug)]
-struct PgStream {
-    opts: SqlOptions,
-    /// The kernel's, when it saw the connection open.
-    role: Option<Role>,
-    parser: Option<PgParser>,
-    /// Operations completed by one call, before they become records.
-    ops: Vec<DbOperation>,
-    /// How many of the parser's dropped operations were counted.
-    dropped: u64,
-    stats: Arc<Stats>,
-}
-
-impl PgStream {
-    fn start(&self, chunk: &Chunk<'_>) -> PgParser {
+/// Made at the first chunk: from the start of the connection, or joined on
+/// a connection already open.
+impl SqlParser for PgParser {
+    fn start(opts: SqlOptions, role: Option<Role>, chunk: &Chunk<'_>) -> Self {
         if looks_like_startup(chunk.data) {
-            return PgParser::new(self.opts);
+            return PgParser::new(opts);
         }
         // Joined mid-way: a frontend chunk comes from the client's side.
         let frontend = looks_like_frontend(chunk.data);
-        let role = self.role.unwrap_or(match (chunk.direction, frontend) {
-            (Direction::Egress, true) | (Direction::Ingress, false) => Role::Client,
-            _ => Role::Server,
-        });
-        PgParser::joined(self.opts, role)
+        let role = role.unwrap_or(Role::of(chunk.direction, frontend));
+        PgParser::joined(opts, role)
     }
 
-    /// Records for the completed operations; the newly dropped ones counted
-    /// (`requests_unmatched`) unless `gap` reports them; their number.
-    fn flush(&mut self, out: &mut Vec<Record>, counted: bool) -> u64 {
-        out.extend(self.ops.drain(..).map(Record::Sql));
-        let total = self.parser.as_ref().map_or(0, PgParser::dropped);
-        let new = total - self.dropped;
-        self.dropped = total;
-        if counted && new > 0 {
-            self.stats.requests_unmatched.fetch_add(new, Relaxed);
-        }
-        new
-    }
-}
-
-impl Parser for PgStream {
-    fn feed(&mut self, chunk: &Chunk<'_>, out: &mut Vec<Record>) -> Progress {
-        if self.parser.is_none() {
-            self.parser = Some(self.start(chunk));
-        }
-        let Some(p) = self.parser.as_mut() else { return Progress::Failed };
-        p.feed(chunk, &mut self.ops);
-        // TLS (the plaintext comes from the TLS probes, from its startup),
-        // terminated, or not PostgreSQL after all: nothing more to copy.
-        let done = p.is_tls() || p.is_done();
-        self.flush(out, true);
-        if done {
-            Progress::Done
-        } else {
-            Progress::Continue
-        }
+    fn feed(&mut self, chunk: &Chunk<'_>, out: &mut Vec<DbOperation>) {
+        PgParser::feed(self, chunk, out);
     }
 
-    fn gap(&mut self, out: &mut Vec<Record>) -> usize {
-        let Some(p) = self.parser.as_mut() else { return 0 };
-        p.gap();
-        self.flush(out, false) as usize
+    fn gap(&mut self) {
+        PgParser::gap(self);
     }
 
-    fn close(&mut self, _ts_ns: u64, out: &mut Vec<Record>) {
-        if let Some(p) = self.parser.as_mut() {
-            p.close(&mut self.ops);
-        }
-        self.flush(out, true);
+    fn close(&mut self, out: &mut Vec<DbOperation>) {
+        PgParser::close(self, out);
+    }
+
+    fn dropped(&self) -> u64 {
+        PgParser::dropped(self)
+    }
+
+    /// TLS (the plaintext comes from the TLS probes, from its startup),
+    /// terminated, or not PostgreSQL after all.
+    fn finished(&self) -> bool {
+        self.is_tls() || self.is_done()
     }
 }

@@ -47,44 +47,16 @@
 //! parser then drops what is in flight (counted) and waits, as after lost
 //! events (`gap`), for a chunk that starts a command.
 
-use std::collections::VecDeque;
-
 use compact_str::CompactString;
 
 use super::command::{Command, CommandFramer, Step as CommandStep};
 use super::operation::{Outcome, RedisCounters, RedisOperation, Transaction};
 use super::reply::{Element, Loss as ReplyLoss, Reply, ReplyFramer, ReplyKind, Step as ReplyStep};
 use super::{sniff, RedisError, MAX_PENDING};
+use crate::protocol::follow::{self, State, Sync};
+use crate::protocol::inflight::{self, Entry, InFlight};
 use crate::protocol::prefix::Prefix;
 use crate::protocol::{Chunk, Direction, Role};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    Open,
-    /// The stream is not Redis (garbage before any command was framed).
-    Failed,
-    /// `MONITOR` or replication: no longer request/response.
-    Switched,
-    Closed,
-    /// After lost events or a desynchronisation: waiting for a request
-    /// chunk that starts a command.
-    Lost,
-}
-
-/// How a direction's message boundaries are known.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-enum Sync {
-    #[default]
-    Framed,
-    /// Replies only: bytes past the capture hid where replies end; every
-    /// reply chunk belongs to the lost stretch until the next request chunk.
-    Unframed,
-    /// After a loss: the next chunk must start a message (requests: when
-    /// allowed, see the module documentation).
-    Resync,
-    /// After lost events: chunks are ignored until one starts a message.
-    Skip,
-}
 
 /// The pub/sub command families whose replies are confirmations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,13 +154,20 @@ struct Pending {
     progress: Progress,
 }
 
-#[derive(Debug)]
-enum Entry {
-    Op(Pending),
-    /// Commands counted but not kept (past `MAX_PENDING`): each takes a reply.
-    Skipped(u64),
-    /// An unknown number of commands in bytes past the capture.
-    Unknown,
+impl inflight::Command for Pending {
+    type Op = RedisOperation;
+
+    fn awaits_reply(&self) -> bool {
+        self.progress == Progress::Awaiting
+    }
+
+    fn is_done(&self) -> bool {
+        self.progress == Progress::Done
+    }
+
+    fn into_op(self) -> RedisOperation {
+        self.op
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -217,9 +196,7 @@ pub struct RedisParser {
     request_sync: Sync,
     reply_sync: Sync,
     /// Commands in order until their operations are complete and handed out.
-    queue: VecDeque<Entry>,
-    /// Index in `queue` of the oldest entry awaiting a reply.
-    awaiting: usize,
+    queue: InFlight<Pending>,
     /// Index in `queue` from which `EXEC`'s elements go to queued commands.
     tx_cursor: usize,
     /// The database index when EXEC's reply started (its elements may SELECT).
@@ -264,8 +241,7 @@ impl RedisParser {
             replies: ReplyFramer::default(),
             request_sync: Sync::Framed,
             reply_sync: Sync::Framed,
-            queue: VecDeque::new(),
-            awaiting: 0,
+            queue: InFlight::new(MAX_PENDING),
             tx_cursor: 0,
             exec_db: None,
             cut_reply: None,
@@ -326,20 +302,11 @@ impl RedisParser {
         if self.state != State::Open {
             return Ok(());
         }
-        let uncaptured = chunk.total_len.saturating_sub(chunk.data.len() as u64);
-        if chunk.data.is_empty() && uncaptured == 0 {
-            return Ok(());
-        }
-        let role = match self.role {
-            Some(role) => role,
-            // Bytes we cannot see cannot tell us which way commands go.
-            None if chunk.data.is_empty() => return Ok(()),
-            None => *self.role.insert(infer_role(chunk.direction, chunk.data)),
-        };
-        let result = if chunk.direction == request_direction(role) {
-            self.feed_requests(chunk.ts_ns, chunk.data, uncaptured)
+        let Some(side) = follow::side(&mut self.role, chunk, infer_role) else { return Ok(()) };
+        let result = if side.request {
+            self.feed_requests(chunk.ts_ns, chunk.data, side.uncaptured)
         } else {
-            self.feed_replies(chunk.ts_ns, chunk.data, uncaptured)
+            self.feed_replies(chunk.ts_ns, chunk.data, side.uncaptured)
         };
         self.drain(out);
         if result.is_err() {
@@ -382,13 +349,13 @@ impl RedisParser {
         if let Some(i) = self.awaiting_op() {
             if let Some(start) = self.replies.in_progress_start() {
                 // A reply the close cut short.
-                if let Entry::Op(p) = &mut self.queue[i] {
+                if let Entry::Op(p) = &mut self.queue.entries[i] {
                     p.op.response_start_ns.get_or_insert(start);
                     p.op.cut = true;
                 }
             }
         }
-        for entry in &mut self.queue {
+        for entry in &mut self.queue.entries {
             let Entry::Op(p) = entry else { continue };
             match p.progress {
                 Progress::Done => {}
@@ -406,16 +373,14 @@ impl RedisParser {
                 }
             }
         }
-        self.queue.retain(|e| matches!(e, Entry::Op(_)));
-        self.awaiting = self.queue.len();
+        self.queue.close_all();
         self.drain(out);
         self.shut(State::Closed);
     }
 
     fn shut(&mut self, state: State) {
         self.state = state;
-        self.queue = VecDeque::new();
-        self.awaiting = 0;
+        self.queue.clear();
         self.tx_cursor = 0;
         self.cut_reply = None;
         self.commands.reset();
@@ -426,17 +391,8 @@ impl RedisParser {
     /// Operations already complete behind them (commands that asked for no
     /// reply) still go to `out`.
     fn drop_in_flight(&mut self, out: &mut Vec<RedisOperation>) -> u64 {
-        let mut dropped = 0;
-        for entry in self.queue.drain(..) {
-            match entry {
-                Entry::Op(p) if p.progress == Progress::Done => out.push(p.op),
-                Entry::Op(_) => dropped += 1,
-                Entry::Skipped(n) => dropped += n,
-                Entry::Unknown => {}
-            }
-        }
+        let dropped = self.queue.drop_all(out);
         self.counters.dropped_operations += dropped;
-        self.awaiting = 0;
         self.tx_cursor = 0;
         self.cut_reply = None;
         self.commands.reset();
@@ -455,7 +411,7 @@ impl RedisParser {
 
     fn rejoin(&mut self, chunk: &Chunk<'_>) {
         let starts = match self.role {
-            Some(role) => chunk.direction == request_direction(role) && sniff::starts_command(chunk.data, self.inline),
+            Some(role) => chunk.direction == role.request_direction() && sniff::starts_command(chunk.data, self.inline),
             None => sniff::looks_like_command(chunk.data),
         };
         if starts {
@@ -480,7 +436,7 @@ impl RedisParser {
                     self.counters.skipped_chunks += 1;
                     if self.request_sync == Sync::Resync {
                         // Commands we do not see: their replies are not for later ones.
-                        self.push_entry(Entry::Unknown);
+                        self.queue.push_unknown();
                     }
                     return Ok(());
                 }
@@ -507,7 +463,7 @@ impl RedisParser {
         }
         if loss.unframed {
             self.counters.resyncs += 1;
-            self.push_entry(Entry::Unknown);
+            self.queue.push_unknown();
             self.request_sync = Sync::Resync;
             self.forget_request_state();
         }
@@ -653,7 +609,7 @@ impl RedisParser {
         if in_multi {
             pending.op.transaction = Some(Transaction::Unknown);
         }
-        self.push_entry(Entry::Op(pending));
+        self.counters.dropped_operations += self.queue.push(pending);
         if replication {
             // A replica's stream: an RDB payload, then commands the other way.
             self.shut_switched();
@@ -680,54 +636,11 @@ impl RedisParser {
         self.state = State::Switched;
     }
 
-    fn push_entry(&mut self, entry: Entry) {
-        if self.queue.len() >= MAX_PENDING {
-            if let Entry::Op(p) = &entry {
-                if p.progress == Progress::Done {
-                    // Needs no reply: nothing to keep a place for.
-                    self.counters.dropped_operations += 1;
-                    return;
-                }
-            }
-            let n = match entry {
-                Entry::Op(_) => 1,
-                Entry::Skipped(n) => n,
-                Entry::Unknown => {
-                    if !matches!(self.queue.back(), Some(Entry::Unknown)) {
-                        self.queue.push_back(Entry::Unknown);
-                    }
-                    return;
-                }
-            };
-            self.counters.dropped_operations += n;
-            match self.queue.back_mut() {
-                Some(Entry::Skipped(m)) => *m += n,
-                _ => self.queue.push_back(Entry::Skipped(n)),
-            }
-        } else {
-            if matches!(entry, Entry::Unknown) && matches!(self.queue.back(), Some(Entry::Unknown)) {
-                return;
-            }
-            self.queue.push_back(entry);
-        }
-        self.settle();
-    }
-
-    /// Moves `awaiting` past entries that need no reply.
-    fn settle(&mut self) {
-        while let Some(Entry::Op(p)) = self.queue.get(self.awaiting) {
-            if p.progress == Progress::Awaiting {
-                break;
-            }
-            self.awaiting += 1;
-        }
-    }
-
     /// The awaiting entry, if it is a kept command.
     fn awaiting_op(&self) -> Option<usize> {
-        let mut i = self.awaiting;
+        let mut i = self.queue.awaiting;
         // Entries past an Unknown may await too, but cannot be answered first.
-        while let Some(entry) = self.queue.get(i) {
+        while let Some(entry) = self.queue.entries.get(i) {
             match entry {
                 Entry::Op(p) if p.progress == Progress::Awaiting => return Some(i),
                 Entry::Op(_) => i += 1,
@@ -739,19 +652,15 @@ impl RedisParser {
     }
 
     fn awaiting_special(&self) -> Option<Special> {
-        match self.queue.get(self.awaiting) {
+        match self.queue.entries.get(self.queue.awaiting) {
             Some(Entry::Op(p)) => Some(p.special),
             _ => None,
         }
     }
 
     fn remove_unknown(&mut self) {
-        let before = self.queue.len();
-        self.queue.retain(|e| !matches!(e, Entry::Unknown));
-        if self.queue.len() != before {
+        if self.queue.remove_unknown() {
             self.lost_commands_ran();
-            self.awaiting = self.awaiting.min(self.queue.len());
-            self.settle();
         }
     }
 
@@ -797,7 +706,7 @@ impl RedisParser {
             Class::Absorbed => return Ok(()),
         }
         self.linger = None;
-        let Some(entry) = self.queue.get_mut(self.awaiting) else {
+        let Some(entry) = self.queue.entries.get_mut(self.queue.awaiting) else {
             self.counters.unmatched_replies += 1;
             if !self.framed_any {
                 // Replies to commands sent before we joined.
@@ -814,8 +723,7 @@ impl RedisParser {
             Entry::Skipped(n) => {
                 *n -= 1;
                 if *n == 0 {
-                    self.awaiting += 1;
-                    self.settle();
+                    self.queue.answered();
                 }
                 return Ok(());
             }
@@ -835,8 +743,7 @@ impl RedisParser {
                 p.op.transaction = Some(Transaction::Rejected);
                 p.progress = Progress::Done;
             }
-            self.awaiting += 1;
-            self.settle();
+            self.queue.answered();
             return Ok(());
         }
         p.op.database = match p.special {
@@ -876,9 +783,8 @@ impl RedisParser {
         }
         p.op.outcome = outcome_of(&reply);
         p.progress = Progress::Done;
-        let exec_at = self.awaiting;
-        self.awaiting += 1;
-        self.settle();
+        let exec_at = self.queue.awaiting;
+        self.queue.answered();
         if let Some(tx) = tx_end {
             self.end_transaction(exec_at, tx);
         }
@@ -887,11 +793,11 @@ impl RedisParser {
 
     /// An element of EXEC's reply: the outcome of the next queued command.
     fn on_element(&mut self, element: Element) {
-        let Some(Entry::Op(exec)) = self.queue.get(self.awaiting) else { return };
+        let Some(Entry::Op(exec)) = self.queue.entries.get(self.queue.awaiting) else { return };
         let tx = exec.tx;
         self.exec_db.get_or_insert(self.db);
-        while self.tx_cursor < self.awaiting {
-            if let Some(Entry::Op(p)) = self.queue.get_mut(self.tx_cursor) {
+        while self.tx_cursor < self.queue.awaiting {
+            if let Some(Entry::Op(p)) = self.queue.entries.get_mut(self.tx_cursor) {
                 self.tx_cursor += 1;
                 if p.progress != Progress::Queued || p.tx != tx {
                     continue;
@@ -917,9 +823,9 @@ impl RedisParser {
     /// transaction that no element reached end with `outcome`, and commands
     /// of earlier transactions whose EXEC was lost with `Unknown`.
     fn end_transaction(&mut self, exec_at: usize, outcome: Transaction) {
-        let Some(Entry::Op(exec)) = self.queue.get(exec_at) else { return };
+        let Some(Entry::Op(exec)) = self.queue.entries.get(exec_at) else { return };
         let tx = exec.tx;
-        for entry in self.queue.iter_mut().take(exec_at) {
+        for entry in self.queue.entries.iter_mut().take(exec_at) {
             if let Entry::Op(p) = entry {
                 if p.progress == Progress::Queued {
                     let ours = p.tx == tx && outcome != Transaction::Executed;
@@ -950,9 +856,9 @@ impl RedisParser {
             |r: &Reply| r.kind == ReplyKind::Push || (r.kind == ReplyKind::Array && self.pubsub && !self.resp3);
         let cut = self.cut_reply.take().filter(|r| !maybe_message(r));
         let mut first = true;
-        let mut i = self.awaiting;
-        while i < self.queue.len() {
-            match &mut self.queue[i] {
+        let mut i = self.queue.awaiting;
+        while i < self.queue.entries.len() {
+            match &mut self.queue.entries[i] {
                 Entry::Op(p) if p.progress == Progress::Awaiting => {
                     match (&cut, first) {
                         (Some(reply), true) => {
@@ -982,35 +888,24 @@ impl RedisParser {
                 Entry::Skipped(n) => *n = 0,
                 _ => {}
             }
-            if !matches!(&self.queue[i], Entry::Op(p) if p.progress == Progress::Done && p.op.outcome == Outcome::NoReply)
+            if !matches!(&self.queue.entries[i], Entry::Op(p) if p.progress == Progress::Done && p.op.outcome == Outcome::NoReply)
             {
                 first = false;
             }
             i += 1;
         }
-        if self.queue.iter().any(|e| matches!(e, Entry::Unknown)) {
+        if self.queue.entries.iter().any(|e| matches!(e, Entry::Unknown)) {
             self.lost_commands_ran();
         }
-        self.queue.retain(|e| !matches!(e, Entry::Unknown | Entry::Skipped(0)));
-        self.awaiting = self.queue.len();
+        self.queue.end_unframed();
         self.tx_cursor = 0;
         self.replies.reset();
         self.reply_sync = Sync::Resync;
     }
 
     fn drain(&mut self, out: &mut Vec<RedisOperation>) {
-        while let Some(front) = self.queue.front() {
-            match front {
-                Entry::Op(p) if p.progress == Progress::Done => {}
-                Entry::Skipped(0) => {}
-                _ => break,
-            }
-            if let Some(Entry::Op(p)) = self.queue.pop_front() {
-                out.push(p.op);
-            }
-            self.awaiting = self.awaiting.saturating_sub(1);
-            self.tx_cursor = self.tx_cursor.saturating_sub(1);
-        }
+        let left = self.queue.drain(out);
+        self.tx_cursor = self.tx_cursor.saturating_sub(left);
     }
 }
 
@@ -1101,20 +996,9 @@ fn error_code(error: &Prefix<{ super::reply::PEEK }>) -> Option<CompactString> {
     valid.then(|| CompactString::from_utf8_lossy(word))
 }
 
-/// The direction commands travel for the traced process in `role`.
-fn request_direction(role: Role) -> Direction {
-    match role {
-        Role::Server => Direction::Ingress,
-        Role::Client => Direction::Egress,
-    }
-}
-
 /// Clients speak first, so the first chunk is a command, unless it is
 /// plainly a reply (we joined mid-connection): then the other way round.
 fn infer_role(direction: Direction, data: &[u8]) -> Role {
     let reply = data.first().is_some_and(|b| b"+-:$_#,(!=%~>|".contains(b));
-    match (direction, reply) {
-        (Direction::Ingress, false) | (Direction::Egress, true) => Role::Server,
-        (Direction::Egress, false) | (Direction::Ingress, true) => Role::Client,
-    }
+    Role::of(direction, !reply)
 }

@@ -4,15 +4,14 @@
 //! events never invent an operation, and a parser recovers after a gap.
 
 use crate::protocol::fixture::{direction, feed_chunks, random_split, whole, Segment, SEG_NS};
+use crate::protocol::sql::seam::SqlParser;
 use crate::protocol::sql::{DbOperation, DbStatus};
 use crate::protocol::{Chunk, Role};
 
-/// A SQL parser as the checks drive it.
-pub(crate) trait SqlWire: Sized {
+/// A SQL parser as the checks drive it: as the seam does, from the
+/// connection's first byte.
+pub(crate) trait SqlWire: SqlParser {
     fn fresh() -> Self;
-    fn feed(&mut self, chunk: &Chunk<'_>, out: &mut Vec<DbOperation>);
-    fn gap(&mut self);
-    fn close(&mut self, out: &mut Vec<DbOperation>);
 }
 
 /// Plays one recorded connection from `role`'s side, each segment split by

@@ -8,10 +8,12 @@
 //! every byte. Measured in `benches` / the module tests: see `NOTES.md`.
 
 mod config;
+pub(crate) mod first;
 mod lexer;
 mod operation;
 mod query;
 mod sanitize;
+pub(crate) mod seam;
 mod summary;
 mod telemetry;
 

@@ -253,10 +253,43 @@ fn paths_and_hosts() {
     assert_eq!(path_of("http://h:1/p/q?x"), "/p/q");
     assert_eq!(path_of("http://h"), "/");
     assert_eq!(path_of("*"), "*");
+    assert_eq!(path_of("/0123456789abcdef/é?x#y"), "/0123456789abcdef/é");
+    assert_eq!(path_of("/0123456#89?x"), "/0123456");
     assert_eq!(split_host("h:8080"), ("h", Some(8080)));
     assert_eq!(split_host("[::1]:80"), ("::1", Some(80)));
     assert_eq!(split_host("::1"), ("::1", None));
     assert_eq!(split_host("h"), ("h", None));
+    assert_eq!(split_host("h:"), ("h", None));
+    assert_eq!(split_host("h:port"), ("h", None));
+    assert_eq!(split_host("[::1]"), ("::1", None));
+    for host in ["h:8080", "[::1]:80", "::1", "h", "h:", "[::1]", "[::1", "a:b:c", ""] {
+        assert_eq!(host_name(host), split_host(host).0, "{host}");
+    }
+}
+
+#[test]
+fn query_start_matches_the_byte_loop() {
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    for _ in 0..20_000 {
+        let len = (state % 40) as usize;
+        let target: Vec<u8> = (0..len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                // Mostly path bytes, with '?', '#', their neighbours and high bytes mixed in.
+                match state % 16 {
+                    0 => b'?',
+                    1 => b'#',
+                    2 => b"\x22\x24\x3e\x40"[(state >> 8) as usize % 4],
+                    3 => 0x80 | (state >> 8) as u8,
+                    _ => b'a' + (state >> 8) as u8 % 26,
+                }
+            })
+            .collect();
+        let expected = target.iter().position(|&c| c == b'?' || c == b'#').unwrap_or(len);
+        assert_eq!(query_start(&target), expected, "{:?}", target.escape_ascii().to_string());
+    }
 }
 
 /// An `error.type` value as the text it is exported as.

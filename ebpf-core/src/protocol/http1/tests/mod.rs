@@ -39,17 +39,11 @@ pub(super) fn run<'a>(steps: impl IntoIterator<Item = (Direction, u64, &'a [u8],
 
 /// The direction a request travels for the traced process in `role`.
 pub(super) fn request_dir(role: Role) -> Direction {
-    match role {
-        Role::Server => Direction::Ingress,
-        Role::Client => Direction::Egress,
-    }
+    role.request_direction()
 }
 
 pub(super) fn response_dir(role: Role) -> Direction {
-    match role {
-        Role::Server => Direction::Egress,
-        Role::Client => Direction::Ingress,
-    }
+    role.request_direction().opposite()
 }
 
 /// What the registry's recogniser says of first payloads.

@@ -63,6 +63,7 @@ fn track(segs: &[Segment], run: Run, protocols: Protocols) -> (ConnTracker, Vec<
             payload,
             seq: Some(i as u32),
             tls: run.tls,
+            overlap: false,
         };
         t.data(&hdr(SEG_NS * (i as u64 + 1)), &data, &mut out);
     }
@@ -223,6 +224,7 @@ fn drops_are_counted_into_the_receivers_counters() {
             payload: seg.data,
             seq: Some(seq),
             tls: false,
+            overlap: false,
         };
         t.data(&hdr(SEG_NS * (i as u64 + 1)), &data, &mut out);
     }

@@ -6,25 +6,13 @@ pub(super) use crate::protocol::fixture::whole;
 use crate::protocol::fixture::Segment;
 use crate::protocol::sql::checks::{self, SqlWire};
 use crate::protocol::sql::{DbCommand, DbOperation, DbStatus, SqlOptions};
-use crate::protocol::{Chunk, Role};
+use crate::protocol::Role;
 
 use super::MysqlParser;
 
 impl SqlWire for MysqlParser {
     fn fresh() -> Self {
         MysqlParser::new(SqlOptions::default())
-    }
-
-    fn feed(&mut self, chunk: &Chunk<'_>, out: &mut Vec<DbOperation>) {
-        MysqlParser::feed(self, chunk, out)
-    }
-
-    fn gap(&mut self) {
-        MysqlParser::gap(self)
-    }
-
-    fn close(&mut self, out: &mut Vec<DbOperation>) {
-        MysqlParser::close(self, out)
     }
 }
 

@@ -5,25 +5,13 @@ pub(super) use crate::protocol::fixture::whole;
 use crate::protocol::fixture::Segment;
 use crate::protocol::sql::checks::{self, SqlWire};
 use crate::protocol::sql::{DbCommand, DbOperation, DbStatus, SqlOptions};
-use crate::protocol::{Chunk, Role};
+use crate::protocol::Role;
 
 use super::PgParser;
 
 impl SqlWire for PgParser {
     fn fresh() -> Self {
         PgParser::new(SqlOptions::default())
-    }
-
-    fn feed(&mut self, chunk: &Chunk<'_>, out: &mut Vec<DbOperation>) {
-        PgParser::feed(self, chunk, out)
-    }
-
-    fn gap(&mut self) {
-        PgParser::gap(self)
-    }
-
-    fn close(&mut self, out: &mut Vec<DbOperation>) {
-        PgParser::close(self, out)
     }
 }
 
