@@ -69,6 +69,8 @@ python3 -c 'import mysql.connector' 2>/dev/null || py_need+=(mysql-connector-pyt
 python3 -c 'import paho.mqtt' 2>/dev/null || py_need+=(paho-mqtt)
 python3 -c 'import pymongo' 2>/dev/null || py_need+=(pymongo)
 python3 -c 'import kafka' 2>/dev/null || py_need+=(kafka-python)
+# The gRPC suite's Python server and client (tests/grpc/greeter.py).
+python3 -c 'import grpc' 2>/dev/null || py_need+=(grpcio)
 # The kv suite asserts each client's exact commands (redis-py 8.2 opens a
 # connection with CLIENT SETINFO; pymemcache 4 stores with noreply): pinned.
 python3 -c 'import redis, sys; sys.exit(redis.__version__ != "8.2.0")' 2>/dev/null || py_need+=(redis==8.2.0)

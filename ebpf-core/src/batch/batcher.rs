@@ -22,8 +22,12 @@ const SPARE_MAX_BYTES: usize = 512 << 10;
 #[derive(Debug)]
 struct Group {
     process: Arc<ProcessIdentity>,
-    /// `ScopeSpans.spans` fields: key, length, `Span` message, one after another.
+    /// Room for the request's head (`TracesEncoder::group_head`), then
+    /// `ScopeSpans.spans` fields: key, length, `Span` message, one after
+    /// another. A batch of this group alone whose head is exactly `head`
+    /// bytes long is cut in place, its spans never copied.
     spans: Vec<u8>,
+    head: usize,
 }
 
 #[derive(Debug)]
@@ -36,12 +40,20 @@ pub struct SpanBatcher {
     groups: Vec<Group>,
     spare: Vec<Vec<u8>>,
     encoder: TracesEncoder,
-    /// The span being written, then framed into its group.
-    span: Vec<u8>,
+    /// The length prefix of a span whose length is not two varint bytes.
+    prefix: Vec<u8>,
     /// Formatted attribute values of the span being written.
     scratch: String,
     count: usize,
     oldest: Option<Instant>,
+    /// The head of the last batch of one group: the room a new group leaves
+    /// (the head's length changes only with its varints' sizes).
+    expected_head: usize,
+    /// What a new batch's first group reserves: the last batch cut in
+    /// place, and an eighth more, so that it grows without moving.
+    expected_bytes: usize,
+    /// The head of a batch being cut.
+    head: Vec<u8>,
 }
 
 impl SpanBatcher {
@@ -54,10 +66,13 @@ impl SpanBatcher {
             groups: Vec::new(),
             spare: Vec::new(),
             encoder: TracesEncoder::new(),
-            span: Vec::new(),
+            prefix: Vec::new(),
             scratch: String::new(),
             count: 0,
             oldest: None,
+            expected_head: 0,
+            expected_bytes: 0,
+            head: Vec::new(),
         }
     }
 
@@ -67,34 +82,48 @@ impl SpanBatcher {
     }
 
     /// Adds the span `write` encodes (the fields of a `Span` message, e.g.
-    /// `crate::spans::write_http_span`; the `String` is scratch space for it);
-    /// returns a batch when this one filled it.
+    /// `crate::spans::write_http_span`, appended to the buffer it is given;
+    /// the `String` is scratch space for it); returns a batch when this one
+    /// filled it.
     pub fn push_with(
         &mut self,
         process: &Arc<ProcessIdentity>,
         now: Instant,
         write: impl FnOnce(&mut Vec<u8>, &mut String),
     ) -> Option<Batch> {
-        self.span.clear();
-        write(&mut self.span, &mut self.scratch);
         let group = match self.index.entry(process.pid) {
             // The same pid after an exec() is another program with an
             // identity of its own: its spans start a group (a resource) of
             // their own rather than joining the old program's.
             Entry::Occupied(mut e) if !Arc::ptr_eq(&self.groups[*e.get()].process, process) => {
-                let spans = self.spare.pop().unwrap_or_default();
-                self.groups.push(Group { process: process.clone(), spans });
+                self.groups.push(new_group(process, &mut self.spare, self.expected_head, 0));
                 e.insert(self.groups.len() - 1);
                 self.groups.len() - 1
             }
             Entry::Occupied(e) => *e.get(),
             Entry::Vacant(e) => {
-                let spans = self.spare.pop().unwrap_or_default();
-                self.groups.push(Group { process: process.clone(), spans });
+                // Only a batch's first group can be cut in place: only it
+                // reserves the room a whole batch takes.
+                let reserve = if self.groups.is_empty() { self.expected_bytes } else { 0 };
+                self.groups.push(new_group(process, &mut self.spare, self.expected_head, reserve));
                 *e.insert(self.groups.len() - 1)
             }
         };
-        wire::len_field(&mut self.groups[group].spans, 2, &self.span);
+        // Written in place after its key and a two-byte length, filled in
+        // once it is known: a span is 128 bytes to 16 KiB long nearly always.
+        let spans = &mut self.groups[group].spans;
+        let start = spans.len();
+        spans.extend_from_slice(&[2 << 3 | 2, 0x80, 0]);
+        write(spans, &mut self.scratch);
+        let len = spans.len() - start - 3;
+        if (0x80..0x4000).contains(&len) {
+            spans[start + 1] = (len as u8) | 0x80;
+            spans[start + 2] = (len >> 7) as u8;
+        } else {
+            self.prefix.clear();
+            wire::len_prefix(&mut self.prefix, 2, len);
+            spans.splice(start..start + 3, self.prefix.iter().copied());
+        }
         self.count += 1;
         self.oldest.get_or_insert(now);
         (self.count >= self.max_spans).then(|| self.flush()).flatten()
@@ -120,24 +149,56 @@ impl SpanBatcher {
         }
         let items = std::mem::take(&mut self.count);
         self.oldest = None;
-        let data = self.encoder.encode(self.groups.iter().map(|g| (&*g.process, g.spans.as_slice())), &self.host);
+        let data = match self.in_place() {
+            Some(data) => data,
+            None => self.encoder.encode(self.groups.iter().map(|g| (&*g.process, &g.spans[g.head..])), &self.host),
+        };
         self.index.clear();
         for Group { mut spans, .. } in self.groups.drain(..) {
-            if self.spare.len() < SPARE_BUFFERS && spans.capacity() <= SPARE_MAX_BYTES {
+            // (A buffer cut in place left as the batch: nothing to keep.)
+            if self.spare.len() < SPARE_BUFFERS && spans.capacity() <= SPARE_MAX_BYTES && spans.capacity() > 0 {
                 spans.clear();
                 self.spare.push(spans);
             }
         }
-        if self.span.capacity() > SPARE_MAX_BYTES {
-            self.span = Vec::new();
-        }
         Some(Batch { signal: Signal::Traces, data, items })
     }
+
+    /// The request of a batch of one group, written into its room (when its
+    /// head fits it exactly): the group's buffer becomes the batch.
+    fn in_place(&mut self) -> Option<Vec<u8>> {
+        let [group] = self.groups.as_mut_slice() else { return None };
+        self.head.clear();
+        self.encoder.group_head(&group.process, &self.host, group.spans.len() - group.head, &mut self.head);
+        self.expected_head = self.head.len();
+        if self.head.len() != group.head {
+            return None;
+        }
+        group.spans[..group.head].copy_from_slice(&self.head);
+        let mut data = std::mem::take(&mut group.spans);
+        self.expected_bytes = data.len() + data.len() / 8;
+        // A batch much smaller than the one before: its room is not held
+        // while the batch waits for the host.
+        if data.capacity() > 2 * data.len() {
+            data.shrink_to_fit();
+        }
+        Some(data)
+    }
+}
+
+/// A group for `process`'s spans, with `head` bytes of room in front and
+/// room for `reserve` bytes in all.
+fn new_group(process: &Arc<ProcessIdentity>, spare: &mut Vec<Vec<u8>>, head: usize, reserve: usize) -> Group {
+    let mut spans = spare.pop().unwrap_or_default();
+    spans.reserve(reserve.max(head));
+    spans.resize(head, 0);
+    Group { process: process.clone(), spans, head }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::otlp::encode_traces;
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
     use opentelemetry_proto::tonic::common::v1::any_value::Value;
     use prost::Message;
@@ -202,7 +263,6 @@ mod tests {
     /// Spans encoded on the way in give the bytes `encode_traces` gives.
     #[test]
     fn same_bytes_as_encode_traces() {
-        use crate::otlp::encode_traces;
         use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, KeyValue};
         let span = |n: u8| Span {
             name: format!("GET /{n}"),
@@ -234,6 +294,52 @@ mod tests {
         b.push(&p1, span(7), now);
         let expected = encode_traces([(&*p1, vec![span(7)])], &host());
         assert_eq!(b.flush().unwrap().data, expected);
+        // Spans whose length is not two varint bytes: under 128, over 16 KiB.
+        let huge = Span {
+            name: "big".into(),
+            attributes: vec![crate::spans::str_attr("k", "v".repeat(20_000))],
+            ..Default::default()
+        };
+        for spans in [vec![Span::default(), huge.clone(), span(0)], vec![huge.clone()], vec![Span::default()]] {
+            for s in &spans {
+                b.push(&p1, s.clone(), now);
+            }
+            assert_eq!(b.flush().unwrap().data, encode_traces([(&*p1, spans)], &host()));
+        }
+    }
+
+    /// Batches of one process are cut in their group's buffer, as long as
+    /// their head fits its room; the bytes are `encode_traces`' either way,
+    /// across the sizes where the head's lengths gain a varint byte.
+    #[test]
+    fn cut_in_place_gives_the_same_bytes() {
+        let span = |n: usize| Span {
+            name: "GET".into(),
+            trace_id: vec![1; 16],
+            span_id: vec![2; 8],
+            attributes: vec![crate::spans::str_attr("k", "v".repeat(n % 7 * 10))],
+            ..Default::default()
+        };
+        let mut b = SpanBatcher::new(10_000, Duration::from_secs(60), host());
+        let now = Instant::now();
+        let p = proc(1);
+        let mut in_place = 0;
+        for count in [1, 1, 2, 40, 40, 300, 300, 2, 2, 20_000, 1, 1] {
+            let spans: Vec<Span> = (0..count).map(span).collect();
+            let mut cut = Vec::new();
+            for s in &spans {
+                cut.extend(b.push(&p, s.clone(), now));
+            }
+            let buffer = b.groups.first().map(|g| g.spans.as_ptr());
+            cut.extend(b.flush());
+            let mut expected = Vec::new();
+            for chunk in spans.chunks(10_000) {
+                expected.push(encode_traces([(&*p, chunk.to_vec())], &host()));
+            }
+            assert_eq!(cut.iter().map(|b| &b.data).collect::<Vec<_>>(), expected.iter().collect::<Vec<_>>());
+            in_place += usize::from(buffer == cut.last().map(|b| b.data.as_ptr()));
+        }
+        assert!(in_place >= 5, "{in_place}");
     }
 
     #[test]

@@ -366,7 +366,7 @@ impl Metrics {
                 // The series' attributes, encoded once for the instruments
                 // that take them as they are (most).
                 attrs.clear();
-                let mut sink = AttrEncoder { buf: attrs, tag: 9, scratch: text };
+                let mut sink = AttrEncoder::new(attrs, 9, text);
                 match key {
                     Some(k) => k.write_attributes(&[], &[], &mut sink),
                     None => write_overflow_attributes(&[], &mut sink),
@@ -379,7 +379,7 @@ impl Metrics {
                     let own = tag != 9 || !instrument.omit.is_empty() || !instrument.extra.is_empty();
                     if own {
                         own_attrs.clear();
-                        let mut sink = AttrEncoder { buf: own_attrs, tag, scratch: text };
+                        let mut sink = AttrEncoder::new(own_attrs, tag, text);
                         match key {
                             Some(k) => k.write_attributes(instrument.omit, instrument.extra, &mut sink),
                             None => write_overflow_attributes(instrument.extra, &mut sink),

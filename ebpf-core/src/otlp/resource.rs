@@ -24,7 +24,7 @@ pub fn process_resource(p: &ProcessIdentity, host: &HostInfo) -> Resource {
 /// `process_resource(p, host)` encoded straight into `buf` (its fields: the
 /// bytes `prost` writes for it); `scratch` holds formatted values.
 pub fn write_process_resource(p: &ProcessIdentity, host: &HostInfo, buf: &mut Vec<u8>, scratch: &mut String) {
-    resource_attributes(p, host, &mut AttrEncoder { buf, tag: 1, scratch });
+    resource_attributes(p, host, &mut AttrEncoder::new(buf, 1, scratch));
 }
 
 fn resource_attributes(p: &ProcessIdentity, host: &HostInfo, attributes: &mut impl AttrSink) {

@@ -38,30 +38,41 @@ impl TracesEncoder {
         groups: impl IntoIterator<Item = (&'a ProcessIdentity, &'a [u8])>,
         host: &HostInfo,
     ) -> Vec<u8> {
-        // Sized first: one allocation for the whole request.
+        // Heads first: one allocation for the whole request.
+        let mut heads = Vec::new();
         let groups: Vec<_> = groups
             .into_iter()
             .map(|(process, spans)| {
-                let resource = process_resource(process, host);
-                let resource_len = resource.encoded_len();
-                let scope_spans_len = wire::len_field_len(1, self.scope.len()) + spans.len();
-                let resource_spans_len = wire::len_field_len(1, resource_len) + wire::len_field_len(2, scope_spans_len);
-                (resource, resource_len, scope_spans_len, resource_spans_len, spans)
+                let start = heads.len();
+                self.group_head(process, host, spans.len(), &mut heads);
+                (start..heads.len(), spans)
             })
             .collect();
-        let mut out = Vec::with_capacity(groups.iter().map(|g| wire::len_field_len(1, g.3)).sum());
-        for (resource, resource_len, scope_spans_len, resource_spans_len, spans) in groups {
-            // ExportTraceServiceRequest.resource_spans (1)
-            wire::len_prefix(&mut out, 1, resource_spans_len);
-            // ResourceSpans.resource (1), .scope_spans (2)
-            wire::len_prefix(&mut out, 1, resource_len);
-            resource.encode_raw(&mut out);
-            wire::len_prefix(&mut out, 2, scope_spans_len);
-            // ScopeSpans.scope (1), .spans (2) already framed
-            wire::len_field(&mut out, 1, &self.scope);
+        let mut out = Vec::with_capacity(heads.len() + groups.iter().map(|(_, spans)| spans.len()).sum::<usize>());
+        for (head, spans) in groups {
+            out.extend_from_slice(&heads[head]);
             out.extend_from_slice(spans);
         }
         out
+    }
+
+    /// What precedes a group's `spans_len` bytes of spans in a request: the
+    /// `ResourceSpans` key and length, its resource, the `ScopeSpans` key
+    /// and length, and the scope. A request of one group is this head, then
+    /// the spans.
+    pub fn group_head(&self, process: &ProcessIdentity, host: &HostInfo, spans_len: usize, out: &mut Vec<u8>) {
+        let resource = process_resource(process, host);
+        let resource_len = resource.encoded_len();
+        let scope_spans_len = wire::len_field_len(1, self.scope.len()) + spans_len;
+        let resource_spans_len = wire::len_field_len(1, resource_len) + wire::len_field_len(2, scope_spans_len);
+        // ExportTraceServiceRequest.resource_spans (1)
+        wire::len_prefix(out, 1, resource_spans_len);
+        // ResourceSpans.resource (1), .scope_spans (2)
+        wire::len_prefix(out, 1, resource_len);
+        resource.encode_raw(out);
+        wire::len_prefix(out, 2, scope_spans_len);
+        // ScopeSpans.scope (1); .spans (2) follow, already framed
+        wire::len_field(out, 1, &self.scope);
     }
 }
 

@@ -188,7 +188,18 @@ impl AttrSink for Vec<KeyValue> {
 pub struct AttrEncoder<'a> {
     pub buf: &'a mut Vec<u8>,
     pub tag: u32,
-    pub scratch: &'a mut String,
+    /// Formatted values; private: `ip_in_scratch` says what it holds.
+    scratch: &'a mut String,
+    /// The address whose text `scratch` holds: `client.address` and
+    /// `network.peer.address` name the same peer one after the other, and
+    /// it is formatted once.
+    ip_in_scratch: Option<IpAddr>,
+}
+
+impl<'a> AttrEncoder<'a> {
+    pub fn new(buf: &'a mut Vec<u8>, tag: u32, scratch: &'a mut String) -> Self {
+        Self { buf, tag, scratch, ip_in_scratch: None }
+    }
 }
 
 /// Appends to a `Vec<u8>` whose room was reserved beforehand in one step, so
@@ -366,8 +377,19 @@ impl AttrSink for AttrEncoder<'_> {
     #[inline]
     fn str_with(&mut self, key: &str, build: impl FnOnce(&mut String)) {
         self.scratch.clear();
+        self.ip_in_scratch = None;
         build(self.scratch);
         str_kv(self.buf, self.tag, key, self.scratch);
+    }
+
+    #[inline]
+    fn ip(&mut self, key: &str, ip: IpAddr) {
+        if self.ip_in_scratch != Some(ip) {
+            self.str_with(key, |s| write_ip(s, ip));
+            self.ip_in_scratch = Some(ip);
+        } else {
+            str_kv(self.buf, self.tag, key, self.scratch);
+        }
     }
 }
 
@@ -430,7 +452,7 @@ mod tests {
         }
         let mut sink = Vec::new();
         let mut scratch = String::new();
-        let mut enc = AttrEncoder { buf: &mut sink, tag: 9, scratch: &mut scratch };
+        let mut enc = AttrEncoder::new(&mut sink, 9, &mut scratch);
         enc.str_with("a", |s| {
             s.push_str("h:");
             push_u16(s, 1);

@@ -67,7 +67,7 @@ pub fn write_span_with(
     let (start, end) = span_times(op, clock);
     wire::fixed64_field(buf, 7, start);
     wire::fixed64_field(buf, 8, end);
-    let mut attrs = AttrEncoder { buf, tag: 9, scratch };
+    let mut attrs = AttrEncoder::new(buf, 9, scratch);
     for a in &op.attributes {
         write_attr(&mut attrs, a);
     }
@@ -166,7 +166,11 @@ mod tests {
             op.attr("flag", true);
             op.attr("ratio", 0.25);
             op.attr("network.peer.address", "2001:db8::7".parse::<std::net::IpAddr>().unwrap());
+            op.attr("client.address", "10.0.0.7".parse::<std::net::IpAddr>().unwrap());
+            // The same address again (its text reused), then after another value.
             op.attr("network.peer.address", "10.0.0.7".parse::<std::net::IpAddr>().unwrap());
+            op.attr("error.type", Value::IntStr(7));
+            op.attr("network.local.address", "10.0.0.7".parse::<std::net::IpAddr>().unwrap());
             op.attr("url.full", Value::Text(&joined));
             op.attr("gen_ai.request.stop_sequences", Value::Strs(&stops));
             op.attr("empty", "");
