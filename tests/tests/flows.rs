@@ -75,7 +75,11 @@ fn a_delayed_link_gives_its_rtt_and_exact_bytes_on_both_sides() {
     let received = last(&rx, client, "tcp.bytes", &[&client_side[..], &[("network.io.direction", "receive")]].concat());
     let received =
         received.unwrap_or_else(|| panic!("no client tcp.bytes:\n{}", describe_points(mine.iter().copied())));
-    assert!((received - bytes as f64).abs() <= bytes as f64 * 0.01, "client received {received} of {bytes}");
+    assert!(
+        (received - bytes as f64).abs() <= bytes as f64 * 0.01,
+        "client received {received} of {bytes}:\n{}",
+        describe_points(mine.iter().copied())
+    );
     // The server's process names the peer from the first pass on (its
     // listener, before the accept), so the connection is one series.
     let series: std::collections::BTreeSet<_> =
@@ -124,7 +128,11 @@ fn loss_gives_retransmissions_and_the_bytes_stay_exact() {
     assert!(retrans > 0.0, "no retransmission counted:\n{}", describe_points(&points_of(&rx, server, "tcp.retrans")));
     let received =
         last(&rx, client, "tcp.bytes", &[("server.port", &port_s), ("network.io.direction", "receive")]).unwrap();
-    assert!((received - bytes as f64).abs() <= bytes as f64 * 0.01, "client received {received} of {bytes}");
+    assert!(
+        (received - bytes as f64).abs() <= bytes as f64 * 0.01,
+        "client received {received} of {bytes}:\n{}",
+        describe_points(&points_of(&rx, client, "tcp.bytes"))
+    );
 }
 
 #[test]

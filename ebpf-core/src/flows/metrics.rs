@@ -415,20 +415,25 @@ impl FlowMetrics {
     }
 
     fn process(&mut self, identity: &Arc<ProcessIdentity>) -> &mut ProcessFlows {
-        let states = self.processes.entry(identity.pid).or_default();
         let same = |s: &ProcessFlows| Arc::ptr_eq(&s.identity, identity) || *s.identity == **identity;
-        let index = match states.iter().position(same) {
-            Some(i) => i,
-            None => {
-                states.push(ProcessFlows {
-                    identity: identity.clone(),
-                    tcp: Family::default(),
-                    udp: Family::default(),
-                    dns: Family::default(),
-                });
-                states.len() - 1
+        let live = self.processes.get(&identity.pid).and_then(|states| states.iter().position(same));
+        // An exited process's series, retired but not yet exported once
+        // more: the end of one of its connections joins them.
+        if live.is_none() {
+            if let Some(i) = self.retired.iter().position(same) {
+                return &mut self.retired[i];
             }
-        };
+        }
+        let states = self.processes.entry(identity.pid).or_default();
+        let index = live.unwrap_or_else(|| {
+            states.push(ProcessFlows {
+                identity: identity.clone(),
+                tcp: Family::default(),
+                udp: Family::default(),
+                dns: Family::default(),
+            });
+            states.len() - 1
+        });
         &mut states[index]
     }
 
@@ -534,6 +539,17 @@ impl FlowMetrics {
         }
         s.touched = true;
         self.overflowed = overflowed;
+    }
+
+    /// The identity of `pid`'s latest series, retired ones included, when
+    /// the process exited (`exit_seen`, or its series were retired): it
+    /// keeps it for the ends of its connections. None for a live process.
+    pub fn identity_after_exit(&self, pid: u32, exit_seen: bool) -> Option<Arc<ProcessIdentity>> {
+        let retired = self.retired.iter().rev().find(|s| s.identity.pid == pid).map(|s| s.identity.clone());
+        if !exit_seen && retired.is_none() {
+            return None;
+        }
+        self.processes.get(&pid).and_then(|states| states.last()).map(|s| s.identity.clone()).or(retired)
     }
 
     /// The process exited: its series are exported once more, then dropped.

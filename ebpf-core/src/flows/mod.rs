@@ -179,6 +179,10 @@ impl Flows {
         sockets.pass(samples, |d| self.record_delta(&d, identities));
         self.sockets = sockets;
         for (h, ns) in std::mem::take(&mut self.handshakes) {
+            if self.sockets.unreported(&h) {
+                self.handshakes.push((h, ns));
+                continue;
+            }
             self.connection_event(&h, identities, |m, p, k| m.record_handshake(p, k, ns));
         }
         // Processes that exited before this pass: the ends of their
@@ -284,7 +288,17 @@ impl Flows {
     }
 
     fn identity(&mut self, pid: u32, identities: &mut impl Identities) -> Option<Arc<ProcessIdentity>> {
-        self.known.entry(pid).or_insert_with(|| identities.identity(pid)).clone()
+        if let Some(known) = self.known.get(&pid) {
+            return known.clone();
+        }
+        // A process that exited: the ends of its connections (read after
+        // its exit, often after a pass that no longer listed them) go to
+        // the series it had. Read again now, it would be another identity
+        // (its /proc entry gone), and its connection two series.
+        let kept = self.metrics.identity_after_exit(pid, self.exited.contains(&pid));
+        let identity = kept.or_else(|| identities.identity(pid));
+        self.known.insert(pid, identity.clone());
+        identity
     }
 
     fn key(

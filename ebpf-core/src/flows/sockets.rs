@@ -24,7 +24,7 @@
 use std::borrow::Borrow;
 use std::net::IpAddr;
 
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::protocol::Role;
 
@@ -129,6 +129,9 @@ struct Entry {
     /// The pass that last saw it.
     pass: u32,
     role: Role,
+    /// Seen by a pass, not reported yet (its counters are still zero): a
+    /// client whose peer may be a process here that has not accepted it.
+    unreported: bool,
 }
 
 impl Entry {
@@ -166,6 +169,8 @@ pub struct SocketTable {
     listening: FxHashMap<(u32, u16), u32>,
     /// The network namespace of each local address of the last pass.
     local_addrs: FxHashMap<IpAddr, u32>,
+    /// Every port listened on at the last pass, in any namespace.
+    listened_ports: FxHashSet<u16>,
     passes: u32,
 }
 
@@ -222,6 +227,13 @@ impl SocketTable {
         Some(Owner { tgid, role: Role::Server, server_port: s.local.1, peer_tgid: None })
     }
 
+    /// A socket the last pass saw and left for the next one to report
+    /// (see `pass`): what happened to it (its handshake) waits as well.
+    pub fn unreported(&self, s: &SocketSample) -> bool {
+        let tuple = fingerprint(s.netns, s.local, s.peer);
+        self.entries.get(&key_of(s, tuple)).is_some_and(|e| e.tuple == tuple && e.unreported)
+    }
+
     /// One pass: `samples` is every socket the iterator wrote (a socket held
     /// by several processes appears once per process; the one seen before
     /// keeps it). Each socket's delta goes to `emit` as it is computed (none
@@ -240,6 +252,7 @@ impl SocketTable {
         // stops making servers.
         self.listening.clear();
         self.local_addrs.clear();
+        self.listened_ports.clear();
         // The process at the other end of a connection, when it is on this
         // host: the one holding the mirrored socket or, before the server
         // accepted it, the one listening on the peer's port in the
@@ -250,6 +263,7 @@ impl SocketTable {
             let s = s.borrow();
             if s.state == TCP_LISTEN {
                 self.listening.entry((s.netns, s.local.1)).or_insert(s.tgid);
+                self.listened_ports.insert(s.local.1);
             } else {
                 by_tuple.entry(fingerprint(0, s.local, s.peer)).or_insert(s.tgid);
             }
@@ -257,7 +271,7 @@ impl SocketTable {
                 self.local_addrs.entry(s.local.0).or_insert(s.netns);
             }
         }
-        let (listening, local_addrs) = (&self.listening, &self.local_addrs);
+        let (listening, local_addrs, listened_ports) = (&self.listening, &self.local_addrs, &self.listened_ports);
         let peer_of = |s: &SocketSample| {
             by_tuple.get(&fingerprint(0, s.peer, s.local)).copied().or_else(|| {
                 let netns = if s.peer.0.is_loopback() { Some(s.netns) } else { local_addrs.get(&s.peer.0).copied() };
@@ -281,6 +295,7 @@ impl SocketTable {
                 peer_tgid: peer_of(s).unwrap_or(0),
                 pass,
                 role,
+                unreported: false,
             };
             let (delta, new, role, tgid, peer_tgid) = match self.entries.get_mut(&key) {
                 // Seen in this pass already: another process holding it.
@@ -292,7 +307,8 @@ impl SocketTable {
                         if e.peer_tgid == 0 {
                             e.peer_tgid = peer_of(s).unwrap_or(0);
                         }
-                        (delta, false, e.role, e.tgid, e.peer_tgid())
+                        let new = std::mem::take(&mut e.unreported);
+                        (delta, new, e.role, e.tgid, e.peer_tgid())
                     }
                     // Reset, or connected anew: a new connection.
                     _ => {
@@ -301,9 +317,23 @@ impl SocketTable {
                     }
                 },
                 None => {
-                    let entry = fresh(role());
+                    let mut entry = fresh(role());
                     let (role, peer_tgid) = (entry.role, entry.peer_tgid());
+                    // A new client with no peer named while its server port
+                    // is listened on here: the server may not have accepted
+                    // it yet (its socket is in no file, so no pass lists
+                    // it). Reported at the next pass, in full, with the
+                    // name that pass finds: a connection is one series.
+                    let wait =
+                        !first && role == Role::Client && peer_tgid.is_none() && listened_ports.contains(&s.peer.1);
+                    if wait {
+                        entry.counters = Counters::default();
+                        entry.unreported = true;
+                    }
                     self.entries.insert(key, entry);
+                    if wait {
+                        continue;
+                    }
                     if first {
                         (Counters::default(), false, role, s.tgid, peer_tgid)
                     } else {
@@ -353,7 +383,7 @@ impl SocketTable {
                 let server_port = if e.role == Role::Server { closed.local.1 } else { closed.peer.1 };
                 let owner = Owner { tgid: e.tgid, role: e.role, server_port, peer_tgid: e.peer_tgid() };
                 match closed.counters.since(&e.counters) {
-                    Some(delta) => (delta, false, owner),
+                    Some(delta) => (delta, e.unreported, owner),
                     None => (closed.counters, true, owner),
                 }
             }
@@ -543,6 +573,34 @@ mod tests {
         // Later the listener is gone: the connection keeps its peer.
         let d = pass(&mut t, &[other, client]);
         assert_eq!(d.iter().find(|d| d.tgid == 100).unwrap().peer_tgid, Some(200));
+    }
+
+    #[test]
+    fn a_client_its_listening_peer_has_not_accepted_yet_waits_one_pass_for_the_name() {
+        let mut t = SocketTable::new();
+        // The server's namespace (2) has only its listener (on 0.0.0.0):
+        // nothing tells that 10.0.0.2 is there until it accepts.
+        let listen = SocketSample { netns: 2, ..listener(8080) };
+        pass(&mut t, std::slice::from_ref(&listen));
+        let client = sock(1, 40000, 8080, 0, 0);
+        assert!(pass(&mut t, &[listen.clone(), client.clone()]).is_empty());
+        assert!(t.unreported(&client));
+        let accepted =
+            SocketSample { cookie: 2, tgid: 200, netns: 2, local: client.peer, peer: client.local, ..client };
+        let client = sock(1, 40000, 8080, 10, 4000);
+        let d = pass(&mut t, &[listen.clone(), client.clone(), accepted.clone()]);
+        let c = d.iter().find(|d| d.tgid == 100).unwrap();
+        assert_eq!((c.delta.bytes_sent, c.delta.bytes_received, c.new, c.peer_tgid), (10, 4000, true, Some(200)));
+        assert!(!t.unreported(&client));
+        // Closed before the next pass: all of it, as a new connection.
+        let early = sock(3, 40001, 8080, 0, 0);
+        pass(&mut t, &[listen.clone(), early]);
+        let d = t.close(&sock(3, 40001, 8080, 5, 7)).unwrap();
+        assert_eq!((d.delta.bytes_sent, d.delta.bytes_received, d.new), (5, 7, true));
+        // No listener on its port here: reported at once, without a peer.
+        let remote = sock(4, 40002, 443, 1, 2);
+        let d = pass(&mut t, &[listen, remote]);
+        assert_eq!((d[0].delta.bytes_sent, d[0].new, d[0].peer_tgid), (1, true, None));
     }
 
     #[test]

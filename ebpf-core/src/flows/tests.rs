@@ -155,6 +155,28 @@ fn a_client_and_a_server_on_this_host_see_each_other() {
 }
 
 #[test]
+fn a_connection_a_pass_sees_before_its_server_accepts_is_one_named_series() {
+    let mut f = flows(Temporality::Cumulative, 100);
+    let mut ids = identities();
+    // The server in namespace 2, listening on 0.0.0.0: until it accepts,
+    // nothing tells that 10.0.0.2 is its address.
+    let listen = SocketSample { state: TCP_LISTEN, netns: 2, ..sock(1, 200, ("0.0.0.0", 8080), ("0.0.0.0", 0), 0, 0) };
+    f.pass_samples(std::slice::from_ref(&listen), 1, &mut ids);
+    let client = sock(10, 100, ("10.0.0.1", 50000), ("10.0.0.2", 8080), 0, 0);
+    f.handshakes.push((client.clone(), 20_000_000));
+    f.pass_samples(&[listen.clone(), client], 2, &mut ids);
+    let client = sock(10, 100, ("10.0.0.1", 50000), ("10.0.0.2", 8080), 1000, 5000);
+    let server = SocketSample { netns: 2, ..sock(11, 200, ("10.0.0.2", 8080), ("10.0.0.1", 50000), 5000, 1000) };
+    f.pass_samples(&[listen, client, server], 3, &mut ids);
+    let p = points(&f.collect(10, &crate::otlp::HostInfo::default()));
+    let mine: Vec<_> = p.iter().filter(|p| p.0 == 100).collect();
+    assert!(mine.iter().all(|p| p.2.contains("service.peer.name=svc-200")), "{mine:?}");
+    assert_eq!(value(&p, 100, "tcp.bytes", &["network.io.direction=receive"]), [5000.0]);
+    assert_eq!(value(&p, 100, "tcp.new_sockets", &[]), [1.0]);
+    assert_eq!(value(&p, 100, "tcp.handshake.duration", &[]), [1.0]);
+}
+
+#[test]
 fn a_name_resolved_on_this_host_names_the_flows_to_its_address() {
     let mut f = flows(Temporality::Cumulative, 100);
     let mut ids = identities();
@@ -319,6 +341,45 @@ fn untraced_processes_and_exited_ones() {
     let rms = f.collect(10, &host);
     assert_eq!(rms.len(), 1, "pid 666 is not traced");
     assert!(f.collect(20, &host).is_empty(), "an exited process is exported once more, then dropped");
+}
+
+#[test]
+fn the_end_of_a_connection_read_after_its_process_exited_joins_its_series() {
+    let host = crate::otlp::HostInfo::default();
+    for pass_between in [false, true] {
+        let mut f = flows(Temporality::Cumulative, 100);
+        // Read again after its exit, pid 100 is another identity (its /proc
+        // entry is gone): what the ProcessTable would make of it.
+        let exited = std::cell::Cell::new(false);
+        let alive = Arc::new(ProcessIdentity { service_name: "client".into(), ..ProcessIdentity::from_comm(100, "x") });
+        let mut ids = |pid: u32| {
+            Some(if exited.get() {
+                Arc::new(ProcessIdentity { service_name: "client".into(), ..ProcessIdentity::from_comm(pid, "") })
+            } else {
+                alive.clone()
+            })
+        };
+        f.pass_samples(&[], 1, &mut ids);
+        let open = sock(1, 100, ("10.0.0.1", 40000), ("10.0.0.2", 80), 10, 4000);
+        f.pass_samples(std::slice::from_ref(&open), 2, &mut ids);
+        // Closed by the process, which then exits; the next pass (before
+        // or after the exit is read) lists neither, and the socket's end
+        // comes after it.
+        if !pass_between {
+            f.pass_samples(&[], 3, &mut ids);
+        }
+        exited.set(true);
+        f.forget_process(100);
+        if pass_between {
+            f.pass_samples(&[], 3, &mut ids);
+        }
+        f.close(&sock(1, 100, ("10.0.0.1", 40000), ("10.0.0.2", 80), 11, 4001), &mut ids);
+        let rms = f.collect(10, &host);
+        assert_eq!(rms.len(), 1, "one resource for pid 100 (pass between: {pass_between})");
+        let p = points(&rms);
+        assert_eq!(value(&p, 100, "tcp.bytes", &["network.io.direction=receive"]), [4001.0]);
+        assert_eq!(value(&p, 100, "tcp.bytes", &["network.io.direction=transmit"]), [11.0]);
+    }
 }
 
 #[test]
