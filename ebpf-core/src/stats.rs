@@ -208,6 +208,9 @@ counters! {
     dns_unmatched: Counter, "{response}", "ebpf_receiver.dns.responses.unmatched";
     /// DNS queries not tracked because 65,536 were waiting for an answer.
     dns_dropped: Counter, "{query}", "ebpf_receiver.dns.queries.dropped";
+    /// Sends put back before the receives that overtook them: a reply read
+    /// while its request's send was still in the kernel (socket path, TCP).
+    sends_reordered: Counter, "{send}", "ebpf_receiver.sends.reordered";
 }
 
 /// The counters shared between the worker thread and callers.

@@ -544,6 +544,40 @@ static __always_inline void mmsg_message(struct pt_regs *regs, struct io_args *a
 	}
 }
 
+/* OE_DATA_F_OVERLAP for a TCP socket-path event that moved `moved` bytes
+ * (see events.h): a data event is stamped when its call completes, so a
+ * reply read while the send it answers is still in the kernel (a blocked
+ * upload, or a writer preempted after loopback delivered its bytes) would
+ * otherwise come first. Costs one read of tcp_sock.write_seq per event. */
+static __always_inline __u16 overlap_mark(struct sock *sk, struct oe_conn_info *ci, __u16 dir, __u64 moved)
+{
+	struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
+	if (!tp)
+		return 0;
+	__u32 write_seq = tp->write_seq;
+	if (!(ci->flags & OE_CONN_F_SEQ_KNOWN)) {
+		/* First event: write_seq when nothing was written yet, from the
+		 * bytes acknowledged (a client's count includes its SYN; where
+		 * it does not, this is one past, and only a 1-byte send in
+		 * flight goes unseen). */
+		ci->sent_seq = tp->snd_una - tp->bytes_acked + 1;
+		ci->held_seq = 0;
+		ci->flags |= OE_CONN_F_SEQ_KNOWN;
+	}
+	if (dir == OE_DIR_EGRESS) {
+		__u32 start = write_seq - (__u32)moved;
+		__u16 mark = ci->held_seq && (__s32)(ci->held_seq - start) > 0 ? OE_DATA_F_OVERLAP : 0;
+		ci->held_seq = 0;
+		ci->sent_seq = write_seq;
+		return mark;
+	}
+	if ((__s32)(write_seq - ci->sent_seq) <= 0)
+		return 0;
+	if (!ci->held_seq)
+		ci->held_seq = write_seq;
+	return OE_DATA_F_OVERLAP;
+}
+
 /* The work of both data paths once the socket and the call are known:
  * `dir` is the way the bytes moved, `nr` the syscall they moved in. */
 static __always_inline int capture(void *ctx, int rest, struct sock *sk, __u64 cookie, __u64 pid_tgid,
@@ -579,6 +613,8 @@ static __always_inline int capture(void *ctx, int rest, struct sock *sk, __u64 c
 		return 0;
 	if (rest == REST_BTF && (nr == NR_SENDMMSG || nr == NR_RECVMMSG))
 		mmsg_message(regs, a, ret);
+	if (rest == REST_BTF)
+		a->sys |= overlap_mark(sk, conn, dir, (__u64)ret);
 	emit_data(ctx, rest, pid_tgid, a, (__u64)ret, conn);
 	return 0;
 }

@@ -127,6 +127,14 @@ struct oe_data_meta {
 	__u32 seq;          /* per connection, +1 per data event: a jump means events were lost */
 };
 
+/* oe_data_meta.syscall's high bit (socket path, TCP): the event overlapped a
+ * send of the connection still in the kernel. On a receive: the socket's
+ * write_seq moved since the last send event (bytes queued by a send whose
+ * event is still to come, or by a writer not traced). On a send: its bytes
+ * began before the write_seq such a receive saw, so it is the send that
+ * receive overlapped and came first. Userspace orders the two back. */
+#define OE_DATA_F_OVERLAP 0x8000
+
 /* oe_data_meta.seq when the connection left the table before the event was built. */
 #define OE_SEQ_UNKNOWN 0xffffffff
 
@@ -182,6 +190,7 @@ struct oe_proc_exec {
 #define OE_CONN_F_SKIP 128    /* kernel only: not traced (port selection, or neither TCP nor UDP) */
 #define OE_CONN_F_WIDE 256    /* userspace: its parser wants more than capture_size of each read/write
 			       * (HTTP/2 frames): up to OE_MAX_CAPTURE bytes are captured */
+#define OE_CONN_F_SEQ_KNOWN 512 /* kernel only: sent_seq holds a write_seq (OE_DATA_F_OVERLAP) */
 
 /* Value of the connection table, keyed by socket cookie (__u64). Userspace
  * sets `flags` on live entries and deletes entries it forgot. */
@@ -195,6 +204,11 @@ struct oe_conn_info {
 	 * userspace attributes what follows to who does it. */
 	__u32 owner_tgid;
 	__u32 owner_image;
+	/* Socket path, TCP (OE_DATA_F_OVERLAP): the socket's write_seq as of
+	 * the last send event, and the one a receive that found it moved saw
+	 * (0: none since the last send). */
+	__u32 sent_seq;
+	__u32 held_seq;
 };
 
 /* Full capture (OE_CONN_F_FULL): a syscall is split into OE_MAX_CAPTURE-byte

@@ -2,6 +2,7 @@
 //! and the protocol parser following its byte stream.
 
 mod connection;
+mod overlap;
 mod table;
 
 pub use connection::{Connection, Endpoints, StreamState};

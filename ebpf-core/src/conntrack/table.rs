@@ -9,9 +9,10 @@ use rustc_hash::FxHashMap;
 
 use crate::events::{ConnOpen, DataEvent, Header, Transport};
 use crate::process::{IdentityConfig, ProcessIdentity, ProcessTable, TaskHint};
-use crate::protocol::{Capture, Chunk, ConnFacts, Hint, Progress, Protocols, Record, Role, Verdict};
+use crate::protocol::{Capture, Chunk, ConnFacts, Direction, Hint, Progress, Protocols, Record, Role, Verdict};
 
 use super::connection::{Connection, Endpoints, Sniff, StreamState};
+use super::overlap::{Held, HeldEvent, HOLD_MAX_NS};
 
 /// Most bytes of a stream's first chunks gathered while a recogniser needs
 /// more to tell (`Recognition::NeedMore`): a Kafka or MongoDB server reads
@@ -89,6 +90,11 @@ pub struct ConnTracker {
     dns: bool,
     /// `take_dns_peer`'s answer for the last data event.
     dns_peer: Option<(std::net::IpAddr, Transport)>,
+    /// Receives waiting for the send they overlapped (`overlap`), by
+    /// connection id; empty nearly always.
+    held: FxHashMap<u64, Held>,
+    /// Sends put back before receives that overtook them, since start.
+    pub reordered: u64,
 }
 
 impl ConnTracker {
@@ -211,6 +217,88 @@ impl ConnTracker {
     }
 
     pub fn data(&mut self, hdr: &Header, data: &DataEvent<'_>, out: &mut Vec<Exchange>) {
+        if data.overlap || !self.held.is_empty() {
+            self.ordered(hdr, data, out);
+        } else {
+            self.feed(hdr, data, out);
+        }
+    }
+
+    /// A data event when receives may wait for a send (`overlap`).
+    fn ordered(&mut self, hdr: &Header, data: &DataEvent<'_>, out: &mut Vec<Exchange>) {
+        let id = hdr.conn_id;
+        let holding = self.held.contains_key(&id);
+        let starts = data.overlap && data.direction == Direction::Ingress;
+        if !holding && !starts {
+            return self.feed(hdr, data, out);
+        }
+        // Numbered as it comes, so that a send put first is no hole.
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return self.feed(hdr, data, out);
+        };
+        conn.last_seen_ns = hdr.ts_ns;
+        check_seq(conn, data.seq, &mut self.scratch, &mut self.gaps, &mut self.requests_lost);
+        let unnumbered = DataEvent { seq: None, overlap: false, ..*data };
+        if data.direction == Direction::Ingress {
+            self.dns_peer = None;
+            match self.held.get_mut(&id) {
+                None => {
+                    self.held.insert(id, Held::new(HeldEvent::new(hdr, data)));
+                }
+                Some(held) if !held.is_full() => held.events.push(HeldEvent::new(hdr, data)),
+                Some(_) => {
+                    self.release(id, out);
+                    self.feed(hdr, &unnumbered, out);
+                }
+            }
+            return;
+        }
+        let since = self.held.get(&id).map_or(hdr.ts_ns, Held::since_ns);
+        if data.overlap {
+            // The send the held receives overtook: first, stamped just
+            // before them (it was in the kernel by then).
+            self.reordered += 1;
+            let before = Header { ts_ns: hdr.ts_ns.min(since.saturating_sub(1)), ..*hdr };
+            self.feed(&before, &unnumbered, out);
+            self.release(id, out);
+        } else {
+            // A later send: what moved the socket's write_seq was not
+            // traced; the held receives go first, as they came.
+            self.release(id, out);
+            self.feed(hdr, &unnumbered, out);
+        }
+    }
+
+    /// Connection `id`'s held receives, in the order they came.
+    fn release(&mut self, id: u64, out: &mut Vec<Exchange>) {
+        if let Some(held) = self.held.remove(&id) {
+            for e in &held.events {
+                self.feed(&e.hdr, &e.event(), out);
+            }
+        }
+    }
+
+    /// Receives held longer than `HOLD_MAX_NS` at `now_ns` go on without
+    /// their send.
+    pub fn release_overdue(&mut self, now_ns: u64, out: &mut Vec<Exchange>) {
+        if !self.held.is_empty() {
+            self.release_where(|h| now_ns.saturating_sub(h.since_ns()) > HOLD_MAX_NS, out);
+        }
+    }
+
+    /// Every held receive, now (the receiver stops).
+    pub fn release_all(&mut self, out: &mut Vec<Exchange>) {
+        self.release_where(|_| true, out);
+    }
+
+    fn release_where(&mut self, pick: impl Fn(&Held) -> bool, out: &mut Vec<Exchange>) {
+        let ids: Vec<u64> = self.held.iter().filter(|(_, h)| pick(h)).map(|(id, _)| *id).collect();
+        for id in ids {
+            self.release(id, out);
+        }
+    }
+
+    fn feed(&mut self, hdr: &Header, data: &DataEvent<'_>, out: &mut Vec<Exchange>) {
         let processes = &mut self.processes;
         // The open event was lost (ring buffer full): what the data event
         // says is all there is.
@@ -229,25 +317,7 @@ impl ConnTracker {
         conn.last_seen_ns = hdr.ts_ns;
         self.dns_peer =
             if self.dns { conn.endpoints.filter(on_port_53).map(|ep| (ep.peer.0, conn.transport)) } else { None };
-        // A hole in the numbering: the kernel lost events of this connection
-        // (ring buffer full). Drop half-known exchanges and resynchronise
-        // rather than pair a request with the wrong response.
-        if let Some(seq) = data.seq {
-            if conn.next_seq.is_some_and(|expected| expected != seq) {
-                self.gaps += 1;
-                match &mut conn.stream {
-                    StreamState::Parsed(_, parser) => {
-                        self.scratch.clear();
-                        self.requests_lost += parser.gap(&mut self.scratch) as u64 + parser.dropped();
-                        self.scratch.clear();
-                    }
-                    // What was gathered does not continue into what comes next.
-                    StreamState::Sniffing(_) => conn.stream = StreamState::Unclassified,
-                    _ => {}
-                }
-            }
-            conn.next_seq = Some(seq.wrapping_add(1));
-        }
+        check_seq(conn, data.seq, &mut self.scratch, &mut self.gaps, &mut self.requests_lost);
         let mute = Mute { conn_id: hdr.conn_id, tls: data.tls };
         if data.tls != conn.tls {
             if !data.tls {
@@ -414,6 +484,7 @@ impl ConnTracker {
 
     /// Connection `hdr.conn_id` ended at `hdr.ts_ns` (its socket did).
     pub fn close(&mut self, hdr: &Header, out: &mut Vec<Exchange>) {
+        self.release(hdr.conn_id, out);
         if let Some(conn) = self.conns.remove(&hdr.conn_id) {
             self.finish(conn, hdr.ts_ns, out);
             self.maybe_shrink();
@@ -455,6 +526,7 @@ impl ConnTracker {
     ) -> Vec<u64> {
         let gone: Vec<u64> = self.conns.values().filter(|c| pred(c)).map(|c| c.conn_id).collect();
         for id in &gone {
+            self.release(*id, out);
             if let Some(conn) = self.conns.remove(id) {
                 let ts = at_ns.unwrap_or(conn.last_seen_ns);
                 self.finish(conn, ts, out);
@@ -479,6 +551,33 @@ impl ConnTracker {
             }));
         }
     }
+}
+
+/// A hole in a connection's event numbering: the kernel lost events of it
+/// (ring buffer full). Half-known exchanges are dropped and the parser
+/// resynchronises rather than pair a request with the wrong response.
+fn check_seq(
+    conn: &mut Connection,
+    seq: Option<u32>,
+    scratch: &mut Vec<Record>,
+    gaps: &mut u64,
+    requests_lost: &mut u64,
+) {
+    let Some(seq) = seq else { return };
+    if conn.next_seq.is_some_and(|expected| expected != seq) {
+        *gaps += 1;
+        match &mut conn.stream {
+            StreamState::Parsed(_, parser) => {
+                scratch.clear();
+                *requests_lost += parser.gap(scratch) as u64 + parser.dropped();
+                scratch.clear();
+            }
+            // What was gathered does not continue into what comes next.
+            StreamState::Sniffing(_) => conn.stream = StreamState::Unclassified,
+            _ => {}
+        }
+    }
+    conn.next_seq = Some(seq.wrapping_add(1));
 }
 
 /// A TLS record header: content type (change_cipher_spec, alert, handshake,
@@ -521,7 +620,7 @@ mod tests {
     }
 
     fn feed(t: &mut ConnTracker, ts: u64, direction: Direction, payload: &[u8], tls: bool, out: &mut Vec<Exchange>) {
-        let data = DataEvent { direction, total_len: payload.len() as u32, payload, seq: None, tls };
+        let data = DataEvent { direction, total_len: payload.len() as u32, payload, seq: None, tls, overlap: false };
         t.data(&hdr(ts), &data, out);
     }
 
@@ -617,6 +716,90 @@ mod tests {
         assert!(t.tls_suspects.is_empty(), "not a TLS record");
     }
 
+    fn client(t: &mut ConnTracker) {
+        t.open(&hdr(1), &ConnOpen { role: 2, ..announce(TGID, Transport::Tcp) });
+    }
+
+    /// A data event as the socket path numbers and marks it.
+    fn mark(
+        t: &mut ConnTracker,
+        ts: u64,
+        seq: u32,
+        direction: Direction,
+        payload: &[u8],
+        overlap: bool,
+    ) -> Vec<Exchange> {
+        let mut out = Vec::new();
+        let data =
+            DataEvent { direction, total_len: payload.len() as u32, payload, seq: Some(seq), tls: false, overlap };
+        t.data(&hdr(ts), &data, &mut out);
+        out
+    }
+
+    const UPLOAD: &[u8] = b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n";
+
+    #[test]
+    fn a_reply_read_while_its_request_was_still_being_sent_waits_for_it() {
+        let mut t = ConnTracker::offline();
+        client(&mut t);
+        // The reply's receive completed (ts 10) before the upload's send
+        // (ts 50); the kernel marked both.
+        assert!(mark(&mut t, 10, 0, Direction::Ingress, RESPONSE, true).is_empty(), "held");
+        let out = mark(&mut t, 50, 1, Direction::Egress, UPLOAD, true);
+        assert_eq!(out.len(), 1);
+        let http = out[0].record.http1().expect("an HTTP/1 record");
+        assert_eq!((http.role, http.method.as_str(), http.status), (Role::Client, "POST", Some(200)));
+        assert_eq!((http.request_start_ns, http.response_start_ns), (9, Some(10)), "the send goes just before");
+        assert_eq!((t.reordered, t.gaps), (1, 0), "numbered as they came: no hole");
+        // The next exchange, in order, is not held.
+        assert!(mark(&mut t, 60, 2, Direction::Egress, REQUEST, false).is_empty());
+        let out = mark(&mut t, 70, 3, Direction::Ingress, RESPONSE, false);
+        assert_eq!(out[0].record.http1().unwrap().target.as_str(), "/secure?x=1");
+        assert!(t.held.is_empty());
+    }
+
+    #[test]
+    fn held_receives_go_in_arrival_order_when_their_send_never_comes() {
+        let mut t = ConnTracker::offline();
+        client(&mut t);
+        mark(&mut t, 2, 0, Direction::Egress, REQUEST, false);
+        // write_seq moved by a writer nothing traced: a later send is not
+        // marked, and the held reply goes before it.
+        assert!(mark(&mut t, 10, 1, Direction::Ingress, RESPONSE, true).is_empty());
+        let out = mark(&mut t, 20, 2, Direction::Egress, REQUEST, false);
+        assert_eq!(out.len(), 1, "the held reply answered the first request");
+        assert_eq!(out[0].record.http1().unwrap().status, Some(200));
+        // Held past the deadline: released by the tick.
+        assert!(mark(&mut t, 1_000, 3, Direction::Ingress, RESPONSE, true).is_empty());
+        let mut out = Vec::new();
+        t.release_overdue(1_000 + HOLD_MAX_NS, &mut out);
+        assert!(out.is_empty() && !t.held.is_empty(), "not yet");
+        t.release_overdue(1_001 + HOLD_MAX_NS, &mut out);
+        assert_eq!(out.len(), 1);
+        assert!(t.held.is_empty());
+        // A close lets what is held go first.
+        mark(&mut t, 3_000_000_000, 4, Direction::Egress, REQUEST, false);
+        mark(&mut t, 3_000_000_010, 5, Direction::Ingress, RESPONSE, true);
+        let mut out = Vec::new();
+        t.close(&hdr(3_000_000_020), &mut out);
+        let http = out[0].record.http1().unwrap();
+        assert_eq!((out.len(), http.status), (1, Some(200)));
+        assert!(t.held.is_empty());
+    }
+
+    #[test]
+    fn a_connection_holds_a_bounded_number_of_receives() {
+        let mut t = ConnTracker::offline();
+        client(&mut t);
+        mark(&mut t, 1, 0, Direction::Egress, b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n", false);
+        mark(&mut t, 2, 1, Direction::Ingress, b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n", true);
+        for i in 0..super::super::overlap::HOLD_MAX_EVENTS as u32 + 1 {
+            mark(&mut t, 3 + u64::from(i), 2 + i, Direction::Ingress, b"x", false);
+        }
+        assert!(t.held.is_empty(), "full: released");
+        assert_eq!(t.gaps, 0);
+    }
+
     /// Datagrams, even ones that read like HTTP, make no exchange: the
     /// connection is muted after its first payload.
     #[test]
@@ -681,6 +864,7 @@ mod tests {
             payload: RESPONSE,
             seq: Some(7),
             tls: false,
+            overlap: false,
         };
         t.data(&Header { ts_ns: 4, ..child }, &data, out);
         assert_eq!(out.len(), 1, "request and response pair across the two processes");
@@ -713,7 +897,14 @@ mod tests {
 
     /// The first bytes of a request, as one ingress event.
     fn request_head(payload: &'static [u8]) -> DataEvent<'static> {
-        DataEvent { direction: Direction::Ingress, total_len: payload.len() as u32, payload, seq: None, tls: false }
+        DataEvent {
+            direction: Direction::Ingress,
+            total_len: payload.len() as u32,
+            payload,
+            seq: None,
+            tls: false,
+            overlap: false,
+        }
     }
 
     fn conn_hdr(id: u64, ts_ns: u64) -> Header {

@@ -59,6 +59,10 @@ pub struct DataEvent<'a> {
     /// bytes seen at the socket (plaintext, or ciphertext of a TLS connection
     /// not yet known as such).
     pub tls: bool,
+    /// It overlapped a send of its connection still in the kernel
+    /// (`OE_DATA_F_OVERLAP`): a receive that may have to wait for that send,
+    /// or that send (`conntrack` orders them back).
+    pub overlap: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,9 +152,12 @@ pub fn decode(bytes: &[u8]) -> Result<Event<'_>, DecodeError> {
             let payload = rest
                 .get(..m.captured_len as usize)
                 .ok_or(DecodeError::BadCapturedLen { captured: m.captured_len, available: rest.len() })?;
-            let tls = matches!(u32::from(m.syscall), abi::OE_SYS_SSL_READ | abi::OE_SYS_SSL_WRITE);
+            let syscall = u32::from(m.syscall);
+            let tls = matches!(syscall & !abi::OE_DATA_F_OVERLAP, abi::OE_SYS_SSL_READ | abi::OE_SYS_SSL_WRITE);
+            let overlap = syscall & abi::OE_DATA_F_OVERLAP != 0;
             let seq = (m.seq != abi::OE_SEQ_UNKNOWN).then_some(m.seq);
-            Ok(Event::Data(hdr, DataEvent { direction, total_len: m.total_len.max(m.captured_len), payload, seq, tls }))
+            let total_len = m.total_len.max(m.captured_len);
+            Ok(Event::Data(hdr, DataEvent { direction, total_len, payload, seq, tls, overlap }))
         }
         abi::OE_EV_CONN_CLOSE => Ok(Event::ConnClose(hdr)),
         abi::OE_EV_PROC_EXIT => Ok(Event::ProcessExit(hdr)),

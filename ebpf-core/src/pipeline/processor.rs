@@ -225,6 +225,7 @@ impl Processor {
         self.stats.spans_sampled_out.store(self.sampled_out, Relaxed);
         self.stats.parse_errors.store(self.conns.parse_errors, Relaxed);
         self.stats.stream_gaps.store(self.conns.gaps, Relaxed);
+        self.stats.sends_reordered.store(self.conns.reordered, Relaxed);
         self.stats.requests_lost.store(self.conns.requests_lost, Relaxed);
         self.stats.connections.store(self.conns.len() as u64, Relaxed);
         self.stats.processes.store(self.conns.process_count() as u64, Relaxed);
@@ -243,6 +244,7 @@ impl Processor {
     /// due, expire idle connections, follow wall-clock steps.
     pub fn tick(&mut self, now: Instant, now_monotonic_ns: u64, emit: &mut impl FnMut(Batch)) {
         self.clock = WallClock::new();
+        self.conns.release_overdue(now_monotonic_ns, &mut self.exchanges);
         // A scan of every connection: once a second is plenty for a timeout
         // of at least a second (5 minutes by default).
         if now_monotonic_ns >= self.next_expiry_ns {
@@ -373,6 +375,8 @@ impl Processor {
 
     /// Everything pending, at shutdown: the last spans and a final metrics export.
     pub fn flush(&mut self, emit: &mut impl FnMut(Batch)) {
+        self.conns.release_all(&mut self.exchanges);
+        self.drain_exchanges(Instant::now(), emit);
         if let Some(batch) = self.batcher.as_mut().and_then(|b| b.flush()) {
             emit(batch);
         }
