@@ -131,7 +131,7 @@ pub fn redis_cli(port: u16, args: &[&str], stdin: Option<&[u8]>) -> ClientRun {
 }
 
 /// A Python client: `script` run by python3 with `args` (sys.argv[1:]).
-/// redis-py and pymemcache come from `make deps`.
+/// Any script; the kv suite's redis-py and pymemcache come from `make deps`.
 pub fn python_client(script: &str, args: &[String]) -> ClientRun {
     let mut cmd = Command::new(python());
     cmd.arg("-c").arg(script).args(args);
