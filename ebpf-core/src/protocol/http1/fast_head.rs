@@ -246,21 +246,16 @@ mod tests {
 
     #[test]
     fn value_end_matches_the_byte_table() {
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rng = fastrand::Rng::with_seed(0x9e37_79b9_7f4a_7c15);
         for _ in 0..20_000 {
-            let len = (state % 40) as usize;
+            let len = rng.usize(..40);
             let buf: Vec<u8> = (0..len)
-                .map(|_| {
-                    state ^= state << 13;
-                    state ^= state >> 7;
-                    state ^= state << 17;
-                    // Mostly printable, with controls, tabs, DEL and obs-text mixed in.
-                    match state % 16 {
-                        0 => (state >> 8) as u8 % 0x20,
-                        1 => 0x7f,
-                        2 => 0x80 | (state >> 8) as u8,
-                        _ => b' ' + ((state >> 8) as u8 % 0x5f),
-                    }
+                // Mostly printable, with controls, tabs, DEL and obs-text mixed in.
+                .map(|_| match rng.u8(..16) {
+                    0 => rng.u8(..0x20),
+                    1 => 0x7f,
+                    2 => rng.u8(0x80..),
+                    _ => rng.u8(b' '..=b'~'),
                 })
                 .collect();
             for start in 0..=len {
@@ -272,20 +267,15 @@ mod tests {
 
     #[test]
     fn name_end_stops_only_past_letters_digits_and_dashes() {
-        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut rng = fastrand::Rng::with_seed(0x2545_f491_4f6c_dd1d);
         for _ in 0..20_000 {
-            let len = (state % 40) as usize;
+            let len = rng.usize(..40);
             let buf: Vec<u8> = (0..len)
-                .map(|_| {
-                    state ^= state << 13;
-                    state ^= state >> 7;
-                    state ^= state << 17;
-                    // Mostly name bytes, with every other byte mixed in.
-                    match state % 8 {
-                        0 => (state >> 8) as u8,
-                        1 => b"-:_!~ @[`{/"[(state >> 8) as usize % 11],
-                        _ => b"AZaz09mQ-"[(state >> 8) as usize % 9],
-                    }
+                // Mostly name bytes, with every other byte mixed in.
+                .map(|_| match rng.u8(..8) {
+                    0 => rng.u8(..),
+                    1 => b"-:_!~ @[`{/"[rng.usize(..11)],
+                    _ => b"AZaz09mQ-"[rng.usize(..9)],
                 })
                 .collect();
             for start in 0..=len {
