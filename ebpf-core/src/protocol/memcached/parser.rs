@@ -225,8 +225,8 @@ impl MemcachedParser {
         if !matches!(self.state, State::Open | State::Lost) {
             return 0;
         }
-        self.queue.drain(out);
-        // Complete behind one in flight (noreply): still reported.
+        // Complete ones, at the front or behind one in flight (noreply),
+        // still reported, in order.
         let dropped = self.queue.drop_all(out);
         self.counters.dropped_operations += dropped;
         self.clear_in_flight();
