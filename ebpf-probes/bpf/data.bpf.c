@@ -611,10 +611,11 @@ static __always_inline int capture(void *ctx, int rest, struct sock *sk, __u64 c
 	a->dir = dir;
 	if (!syscall_args(nr, regs, a))
 		return 0;
-	if (rest == REST_BTF && (nr == NR_SENDMMSG || nr == NR_RECVMMSG))
-		mmsg_message(regs, a, ret);
-	if (rest == REST_BTF)
+	if (rest == REST_BTF) {
+		if (nr == NR_SENDMMSG || nr == NR_RECVMMSG)
+			mmsg_message(regs, a, ret);
 		a->sys |= overlap_mark(sk, conn, dir, (__u64)ret);
+	}
 	emit_data(ctx, rest, pid_tgid, a, (__u64)ret, conn);
 	return 0;
 }
